@@ -1,0 +1,102 @@
+"""Every exception the project raises, in one place.
+
+Errors are named by the state they report: closed by you (``ActorStoppedError``),
+timed out (``AskTimeoutError``), crashed (``ActorCrashedError``, with the original exception
+as ``__cause__``).
+Where a trio exception already carries the meaning, ours inherits from it too, so code written
+against trio's channels keeps working.
+"""
+
+from __future__ import annotations
+
+import trio
+
+__all__ = [
+    "ActorCrashedError",
+    "ActorShutdown",
+    "ActorStartError",
+    "ActorStoppedError",
+    "ActorsError",
+    "AskTimeoutError",
+    "ChildAlreadyExistsError",
+    "ChildNotFoundError",
+    "InvalidSpecError",
+    "LinkedActorCrashedError",
+    "MailboxFullError",
+    "MailboxOverflowError",
+    "NameTakenError",
+    "RestartIntensityError",
+    "SelfAskError",
+    "SupervisorError",
+]
+
+
+class ActorsError(Exception):
+    """Base class of every error raised by ``actors``."""
+
+
+class ActorStoppedError(ActorsError, trio.ClosedResourceError):
+    """The actor has stopped for good: it takes no more messages and answers no more asks."""
+
+
+class AskTimeoutError(ActorsError, trio.TooSlowError):
+    """An ask got no reply before its deadline."""
+
+
+class SelfAskError(ActorsError):
+    """An actor asked itself, which could only ever time out: it is busy running the ask."""
+
+
+class ActorCrashedError(ActorsError):
+    """The actor crashed while it held an ask; the original exception is the ``__cause__``."""
+
+
+class MailboxFullError(ActorsError):
+    """The mailbox is full and its overflow policy is to fail the sender."""
+
+
+class MailboxOverflowError(ActorsError):
+    """The actor was stopped because its mailbox overflowed (the ``stop`` overflow policy)."""
+
+
+class NameTakenError(ActorsError, ValueError):
+    """Another live actor in the same system already holds this name."""
+
+
+class LinkedActorCrashedError(ActorsError):
+    """A linked actor terminated abnormally, so this actor was crashed too."""
+
+
+class ActorShutdown(ActorsError):
+    """Raise inside an actor to end it with the ``shutdown`` exit reason.
+
+    A transient child that ends this way is not restarted, exactly like OTP's ``{shutdown, Term}``.
+    """
+
+    def __init__(self, detail: object = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class SupervisorError(ActorsError):
+    """Base class of the errors a supervisor reports."""
+
+
+class InvalidSpecError(SupervisorError, ValueError):
+    """A child specification or supervisor setting is invalid."""
+
+
+class RestartIntensityError(SupervisorError):
+    """A supervisor gave up: more restarts than ``max_restarts`` within ``within`` seconds."""
+
+
+class ActorStartError(ActorsError):
+    """An actor failed while starting (in ``__init__`` or ``started``); see ``__cause__``."""
+
+
+class ChildNotFoundError(SupervisorError, LookupError):
+    """No child with that id or ref exists under this supervisor."""
+
+
+class ChildAlreadyExistsError(SupervisorError):
+    """A child with that id is already running, or its spec is already present."""

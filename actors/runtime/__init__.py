@@ -1,0 +1,53 @@
+"""The actor runtime: actors, refs, mailboxes, monitors, links and the actor system.
+
+Nothing here knows about Redis or Pub/Sub.
+"""
+
+from __future__ import annotations
+
+from actors.runtime._actor import Actor, ActorFunction
+from actors.runtime._ask import Ask
+from actors.runtime._context import ActorContext
+from actors.runtime._exit import Crashed, Down, ExitReason, Killed, Normal, Shutdown, is_abnormal
+from actors.runtime._mailbox import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_MAILBOX_CAPACITY,
+    MailboxConfig,
+    MailboxStatistics,
+    Overflow,
+)
+from actors.runtime._ref import (
+    DEFAULT_ASK_TIMEOUT,
+    DEFAULT_SHUTDOWN_GRACE,
+    ActorRef,
+    ActorState,
+    ActorStatistics,
+)
+from actors.runtime._system import ActorSystem, SystemStatistics, open_actor_system
+
+__all__ = [
+    "DEFAULT_ASK_TIMEOUT",
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_MAILBOX_CAPACITY",
+    "DEFAULT_SHUTDOWN_GRACE",
+    "Actor",
+    "ActorContext",
+    "ActorFunction",
+    "ActorRef",
+    "ActorState",
+    "ActorStatistics",
+    "ActorSystem",
+    "Ask",
+    "Crashed",
+    "Down",
+    "ExitReason",
+    "Killed",
+    "MailboxConfig",
+    "MailboxStatistics",
+    "Normal",
+    "Overflow",
+    "Shutdown",
+    "SystemStatistics",
+    "is_abnormal",
+    "open_actor_system",
+]

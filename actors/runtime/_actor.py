@@ -1,0 +1,186 @@
+"""The two ways to write an actor: a subclass of ``Actor``, or a plain async function."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import trio
+
+from actors._errors import ActorCrashedError, ActorShutdown, ActorStoppedError
+from actors.runtime._ask import Ask
+from actors.runtime._exit import NORMAL, Crashed, ExitReason, Shutdown
+from actors.runtime._ref import SELF_STOP, StopRequest
+
+if TYPE_CHECKING:
+    from actors.runtime._context import ActorContext
+    from actors.runtime._runner import Behavior
+
+
+class Actor:
+    """Base class for class-based actors.
+
+    The runtime creates a fresh instance for every start and restart, so the state an actor keeps
+    in ``self`` is rebuilt from scratch after a crash. Messages are handled one at a time by
+    ``receive``; for a message sent with ``ask``, the value ``receive`` returns is the reply.
+
+    Hooks run in this order: ``restarted`` (only after a restart), ``started``, then ``receive``
+    for each message, then ``stopping`` when the actor stops or crashes (not when it is
+    cancelled). ``self.context`` is set before ``restarted`` and ``started`` run.
+
+    Example:
+        class Counter(Actor):
+            def __init__(self, start: int = 0) -> None:
+                self.count = start
+
+            async def receive(self, message: object) -> object:
+                match message:
+                    case Increment(by=amount):
+                        self.count += amount
+                    case Get():
+                        return self.count
+                return None
+    """
+
+    context: ActorContext
+
+    async def started(self) -> None:
+        """Called once the actor is ready, before its first message."""
+
+    async def receive(self, message: Any) -> Any:
+        """Handle one message; the return value answers an ``ask``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement receive()")
+
+    async def stopping(self, reason: ExitReason) -> None:
+        """Called when the actor stops on request, stops itself, or crashes."""
+
+    async def restarted(self, reason: ExitReason) -> None:
+        """Called on the fresh instance after a supervisor restarts the actor."""
+
+
+ActorFunction: TypeAlias = Callable[..., Awaitable[None]]
+"""An async function taking an ``ActorContext`` (and the spawn arguments) as an actor."""
+
+
+class ClassBehavior:
+    """Runs an ``Actor`` subclass: a new instance per incarnation, messages taken in batches."""
+
+    __slots__ = ("actor_class", "args")
+    graceful = True
+    is_supervisor = False
+
+    def __init__(self, actor_class: type[Actor], args: tuple[object, ...]) -> None:
+        self.actor_class = actor_class
+        self.args = args
+
+    def describe(self) -> str:
+        return self.actor_class.__qualname__
+
+    async def run_actor(self, context: ActorContext, previous: ExitReason | None) -> ExitReason:
+        ref = context.ref
+        actor = self.actor_class(*self.args)
+        actor.context = context
+        ref._instance = actor
+        if previous is not None:
+            await actor.restarted(previous)
+        await actor.started()
+        ref._mark_started()
+        try:
+            reason = await _message_loop(actor, context)
+        except ActorShutdown as stop:
+            reason = Shutdown(stop.detail)
+        except Exception as error:
+            await actor.stopping(Crashed(error))
+            raise
+        await actor.stopping(reason)
+        return reason
+
+
+async def _message_loop(actor: Actor, context: ActorContext) -> ExitReason:
+    mailbox = context.ref._mailbox
+    receive = actor.receive
+    batch_size = mailbox.batch_size
+    while True:
+        control = mailbox.take_control()
+        if control is not None:
+            if isinstance(control, StopRequest):
+                return NORMAL if control is SELF_STOP else Shutdown(control.detail)
+            await receive(control)  # a Down notification
+            continue
+        batch = mailbox.take_batch(batch_size)
+        if not batch:
+            await mailbox.wait()
+            continue
+        done = 0
+        try:
+            for message in batch:
+                done += 1
+                if type(message) is Ask:
+                    await _answer(receive, message, context)
+                else:
+                    await receive(message)
+        finally:
+            if done < len(batch):
+                # Crashed or cancelled mid-batch: the messages not yet handled go back to the
+                # front of the mailbox for the next incarnation. Only the failing one is lost.
+                mailbox.return_unhandled(batch[done:])
+        # One checkpoint per batch, not per message: fair to other tasks, cheap at high rates.
+        await trio.lowlevel.checkpoint()
+
+
+async def _answer(
+    receive: Callable[[Any], Awaitable[Any]], request: Ask, context: ActorContext
+) -> None:
+    """Handle an ask: the return value is the reply; a crash is reported to the asker too."""
+    try:
+        reply = await receive(request.message)
+    except ActorShutdown:
+        request.fail(ActorStoppedError("the actor shut down while handling this ask"))
+        raise
+    except Exception as error:
+        crashed = ActorCrashedError(
+            f"{context.ref._label()} crashed handling {type(request.message).__name__}"
+        )
+        crashed.__cause__ = error
+        request.fail(crashed)
+        raise
+    request.reply(reply)
+
+
+class FunctionBehavior:
+    """Runs an async function ``fn(context, *args)``; stopping it cancels it."""
+
+    __slots__ = ("args", "function")
+    graceful = False
+    is_supervisor = False
+
+    def __init__(self, function: ActorFunction, args: tuple[object, ...]) -> None:
+        self.function = function
+        self.args = args
+
+    def describe(self) -> str:
+        return getattr(self.function, "__qualname__", repr(self.function))
+
+    async def run_actor(self, context: ActorContext, previous: ExitReason | None) -> ExitReason:
+        context.ref._mark_started()
+        await self.function(context, *self.args)
+        return NORMAL
+
+
+def behavior_for(target: object, args: tuple[object, ...]) -> Behavior:
+    """Turn what a user spawns (a class, a function, or a ready behavior) into a Behavior."""
+    if isinstance(target, type) and issubclass(target, Actor):
+        return ClassBehavior(target, args)
+    if hasattr(target, "run_actor") and not isinstance(target, type):
+        if args:
+            raise TypeError(f"{target!r} takes no spawn arguments")
+        return target  # type: ignore[return-value]
+    if inspect.iscoroutinefunction(target) or (
+        callable(target) and inspect.iscoroutinefunction(target.__call__)
+    ):
+        return FunctionBehavior(target, args)  # type: ignore[arg-type]
+    raise TypeError(
+        f"cannot run {target!r} as an actor: pass an Actor subclass, an async function "
+        "taking an ActorContext, or a supervisor spec"
+    )

@@ -1,0 +1,141 @@
+"""ActorContext: what an actor knows about itself and can do to the runtime."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import trio
+
+from actors._errors import ActorStoppedError
+from actors.runtime._exit import Down
+from actors.runtime._ref import SELF_STOP, ActorRef, StopRequest
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from actors.runtime._system import ActorSystem
+
+
+class ActorContext:
+    """Handed to function actors as their first argument, and set as ``Actor.context``.
+
+    Function actors read their mailbox through it: ``receive``, ``receive_batch``,
+    ``receive_nowait``, or ``async for message in context``. Requests sent with ``ask`` arrive
+    as ``Ask`` objects that must be answered with ``Ask.reply``. ``Down`` notifications from
+    watched actors arrive ahead of user messages.
+    """
+
+    __slots__ = ("ref",)
+
+    def __init__(self, ref: ActorRef) -> None:
+        self.ref = ref
+
+    @property
+    def system(self) -> ActorSystem:
+        """The actor system this actor lives in."""
+        return self.ref._system
+
+    @property
+    def name(self) -> str | None:
+        """The actor's registered name, if any."""
+        return self.ref.name
+
+    def watch(self, other: ActorRef) -> None:
+        """Get a ``Down`` message when ``other`` stops for good (at once if it already has)."""
+        other._add_watcher(self.ref)
+
+    def unwatch(self, other: ActorRef) -> None:
+        """Stop watching ``other``. A ``Down`` already queued stays queued."""
+        other._remove_watcher(self.ref)
+
+    def link(self, other: ActorRef) -> None:
+        """Tie two lives together: when either ends abnormally, the other crashes too.
+
+        The crash is a ``LinkedActorCrashedError`` whose ``__cause__`` is the original error.
+        Linking to an actor that already ended abnormally crashes this actor at once.
+        """
+        from actors.runtime._runner import link
+
+        link(self.ref, other)
+
+    def unlink(self, other: ActorRef) -> None:
+        """Undo ``link``."""
+        from actors.runtime._runner import unlink
+
+        unlink(self.ref, other)
+
+    def stop(self) -> None:
+        """Stop this actor with the ``normal`` exit reason after the current batch of messages."""
+        self.ref._mailbox.put_control(SELF_STOP)
+
+    # -- reading the mailbox (function actors) ---------------------------------------------------
+
+    def _take_control(self) -> Down | None:
+        mailbox = self.ref._mailbox
+        while mailbox.has_control():
+            control = mailbox.take_control()
+            if isinstance(control, Down):
+                return control
+            # A StopRequest only means something to class-based actors; function actors are
+            # stopped by cancellation, so they never need to see one.
+            assert isinstance(control, StopRequest)
+        return None
+
+    def receive_nowait(self) -> object:
+        """Return the next message without waiting.
+
+        Raises:
+            trio.WouldBlock: Nothing is waiting.
+        """
+        down = self._take_control()
+        if down is not None:
+            return down
+        batch = self.ref._mailbox.take_batch(1)
+        if batch:
+            return batch[0]
+        if self.ref._mailbox.closed:
+            raise ActorStoppedError(f"{self.ref._label()} has stopped")
+        raise trio.WouldBlock
+
+    async def receive(self) -> object:
+        """Wait for the next message and return it."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            try:
+                message = self.receive_nowait()
+            except trio.WouldBlock:
+                await self.ref._mailbox.wait()
+                continue
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return message
+
+    async def receive_batch(self, max_messages: int | None = None) -> list[object]:
+        """Wait until at least one message is ready, then take up to ``max_messages`` of them.
+
+        ``max_messages`` defaults to the mailbox's ``batch_size``. Taking many messages per
+        wake-up is how an actor keeps up with a fast producer.
+        """
+        mailbox = self.ref._mailbox
+        limit = max_messages if max_messages is not None else mailbox.batch_size
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            batch: list[object] = []
+            while len(batch) < limit:
+                down = self._take_control()
+                if down is None:
+                    break
+                batch.append(down)
+            batch.extend(mailbox.take_batch(limit - len(batch)))
+            if batch:
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return batch
+            if mailbox.closed:
+                raise ActorStoppedError(f"{self.ref._label()} has stopped")
+            await mailbox.wait()
+
+    def __aiter__(self) -> AsyncIterator[object]:
+        return self._messages()
+
+    async def _messages(self) -> AsyncIterator[object]:
+        while True:
+            yield await self.receive()

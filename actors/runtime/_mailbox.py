@@ -1,0 +1,343 @@
+"""A bounded mailbox with overflow policies and a separate lane for control messages.
+
+The mailbox is a deque guarded by trio's low-level parking primitives rather than a memory channel,
+for two reasons: the ``drop_oldest`` policy needs to evict from the front of the buffer, and the
+receiver takes a whole batch of ready messages per wake-up, which is where throughput comes from.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections import deque
+from typing import TYPE_CHECKING, Final
+
+import attrs
+import trio
+
+from actors._errors import ActorStoppedError, MailboxFullError
+from actors.runtime._ask import Ask
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+DEFAULT_MAILBOX_CAPACITY: Final = 1000  # messages; the buffer size our users asked for
+DEFAULT_BATCH_SIZE: Final = 128  # messages taken per wake-up of the receiver
+
+
+class Overflow(enum.Enum):
+    """What happens when a message arrives at a full mailbox."""
+
+    BLOCK = "block"
+    """``tell`` waits for room (backpressure); ``tell_nowait`` raises ``trio.WouldBlock``."""
+    DROP_OLDEST = "drop_oldest"
+    """The oldest queued message is discarded to make room."""
+    DROP_NEWEST = "drop_newest"
+    """The arriving message is discarded."""
+    FAIL = "fail"
+    """The sender gets ``MailboxFullError``."""
+    STOP = "stop"
+    """The arriving message is discarded and the receiver crashes with ``MailboxOverflowError``."""
+
+
+@attrs.frozen
+class MailboxConfig:
+    """How big a mailbox is and what it does when full.
+
+    Attributes:
+        capacity: Messages the mailbox holds; ``math.inf`` only when you mean it.
+        overflow: The policy applied when a message arrives at a full mailbox.
+        batch_size: The most messages the receiver takes per wake-up.
+    """
+
+    capacity: float = attrs.field(default=DEFAULT_MAILBOX_CAPACITY)
+    overflow: Overflow = Overflow.BLOCK
+    batch_size: int = attrs.field(default=DEFAULT_BATCH_SIZE)
+
+    @capacity.validator
+    def _check_capacity(self, _: object, value: float) -> None:
+        if value != math.inf and (value < 1 or int(value) != value):
+            raise ValueError(
+                f"mailbox capacity must be a positive whole number or math.inf: {value}"
+            )
+
+    @batch_size.validator
+    def _check_batch_size(self, _: object, value: int) -> None:
+        if value < 1:
+            raise ValueError(f"batch_size must be at least 1: {value}")
+
+
+DEFAULT_MAILBOX: Final = MailboxConfig()
+
+
+@attrs.frozen(kw_only=True)
+class MailboxStatistics:
+    """A snapshot of a mailbox's counters."""
+
+    capacity: float
+    """The most user messages the mailbox holds."""
+    overflow: Overflow
+    """The overflow policy."""
+    size: int
+    """User messages waiting now."""
+    control_size: int
+    """Control messages (stop, down notifications) waiting now."""
+    high_water: int
+    """The most user messages that were ever waiting at once."""
+    enqueued: int
+    """User messages accepted into the mailbox."""
+    taken: int
+    """User messages the receiver has taken out."""
+    dropped_oldest: int
+    """Queued messages evicted by ``drop_oldest``."""
+    dropped_newest: int
+    """Arriving messages discarded by ``drop_newest`` or ``stop``."""
+    rejected: int
+    """Arriving messages refused with ``MailboxFullError`` (the ``fail`` policy)."""
+    overflow_stops: int
+    """Times the ``stop`` policy crashed the receiver."""
+    blocked_senders: int
+    """Senders waiting for room now (the ``block`` policy)."""
+    closed: bool
+    """Whether the mailbox is closed because its actor stopped for good."""
+
+    @property
+    def dropped(self) -> int:
+        """Every message lost to the overflow policy, whatever the policy."""
+        return self.dropped_oldest + self.dropped_newest + self.rejected
+
+
+class Mailbox:
+    """A bounded message queue with one receiver and a control lane that never fills up.
+
+    Args:
+        config: Capacity, overflow policy and batch size.
+        owner: A name for error messages.
+        on_drop: Called with every message the overflow policy discards or refuses.
+        on_overflow_stop: Called when the ``stop`` policy fires; it should crash the receiver.
+    """
+
+    __slots__ = (
+        "_buffer",
+        "_capacity",
+        "_closed",
+        "_control",
+        "_counters",
+        "_high_water",
+        "_on_drop",
+        "_on_overflow_stop",
+        "_owner",
+        "_policy",
+        "_senders",
+        "_waiter",
+        "batch_size",
+    )
+
+    def __init__(
+        self,
+        config: MailboxConfig = DEFAULT_MAILBOX,
+        *,
+        owner: str = "actor",
+        on_drop: Callable[[object, Overflow], None] | None = None,
+        on_overflow_stop: Callable[[], None] | None = None,
+    ) -> None:
+        self._buffer: deque[object] = deque()
+        self._control: deque[object] | None = None
+        self._capacity = config.capacity
+        self._policy = config.overflow
+        self.batch_size = config.batch_size
+        self._owner = owner
+        self._on_drop = on_drop
+        self._on_overflow_stop = on_overflow_stop
+        self._waiter: trio.lowlevel.Task | None = None
+        self._senders: trio.lowlevel.ParkingLot | None = None
+        self._closed = False
+        self._high_water = 0
+        # enqueued, taken, dropped_oldest, dropped_newest, rejected, overflow_stops
+        self._counters = [0, 0, 0, 0, 0, 0]
+
+    # -- sending ---------------------------------------------------------------------------------
+
+    def put_nowait(self, message: object) -> None:
+        """Queue a message now, applying the overflow policy if the mailbox is full.
+
+        Raises:
+            trio.WouldBlock: Full, and the policy is ``block``.
+            MailboxFullError: Full, and the policy is ``fail``.
+            ActorStoppedError: The mailbox is closed.
+        """
+        if self._closed:
+            raise ActorStoppedError(f"{self._owner} has stopped")
+        buffer = self._buffer
+        if len(buffer) < self._capacity:
+            buffer.append(message)
+            self._counters[0] += 1
+            if len(buffer) > self._high_water:
+                self._high_water = len(buffer)
+            if self._waiter is not None:
+                self._wake_receiver()
+            return
+        self._overflow(message)
+
+    async def put(self, message: object) -> None:
+        """Queue a message, waiting for room when the policy is ``block``. Always a checkpoint."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        try:
+            self.put_nowait(message)
+        except trio.WouldBlock:
+            pass
+        else:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return
+        while True:
+            if self._senders is None:
+                self._senders = trio.lowlevel.ParkingLot()
+            await self._senders.park()
+            try:
+                self.put_nowait(message)
+            except trio.WouldBlock:
+                continue
+            return
+
+    def put_control(self, message: object) -> None:
+        """Queue a control message ahead of every user message; never blocks, never drops."""
+        if self._closed:
+            return
+        if self._control is None:
+            self._control = deque()
+        self._control.append(message)
+        if self._waiter is not None:
+            self._wake_receiver()
+
+    def _overflow(self, message: object) -> None:
+        policy = self._policy
+        counters = self._counters
+        if policy is Overflow.BLOCK:
+            raise trio.WouldBlock
+        if policy is Overflow.DROP_OLDEST:
+            evicted = self._buffer.popleft()
+            self._buffer.append(message)
+            counters[0] += 1
+            counters[2] += 1
+            self._dropped(evicted, policy)
+            return
+        if policy is Overflow.FAIL:
+            counters[4] += 1
+            if self._on_drop is not None:
+                self._on_drop(message, policy)
+            raise MailboxFullError(f"mailbox of {self._owner} is full ({self._capacity} messages)")
+        counters[3] += 1
+        self._dropped(message, policy)
+        if policy is Overflow.STOP:
+            counters[5] += 1
+            if self._on_overflow_stop is not None:
+                self._on_overflow_stop()
+
+    def _dropped(self, message: object, policy: Overflow) -> None:
+        if type(message) is Ask:
+            message.fail(MailboxFullError(f"mailbox of {self._owner} overflowed ({policy.value})"))
+        if self._on_drop is not None:
+            self._on_drop(message, policy)
+
+    # -- receiving -------------------------------------------------------------------------------
+
+    def take_control(self) -> object | None:
+        """Return the oldest control message, or None."""
+        control = self._control
+        if control:
+            return control.popleft()
+        return None
+
+    def take_batch(self, limit: int) -> list[object]:
+        """Take up to ``limit`` user messages (possibly none) and wake senders waiting for room."""
+        buffer = self._buffer
+        count = min(limit, len(buffer))
+        if count == 0:
+            return []
+        if count == len(buffer):
+            batch = list(buffer)
+            buffer.clear()
+        else:
+            popleft = buffer.popleft
+            batch = [popleft() for _ in range(count)]
+        self._counters[1] += count
+        if self._senders is not None and self._senders.statistics().tasks_waiting:
+            self._senders.unpark(count=count)
+        return batch
+
+    def return_unhandled(self, messages: list[object]) -> None:
+        """Put taken but unhandled messages back at the front, in order (after a crash)."""
+        if self._closed:
+            for message in messages:
+                if type(message) is Ask:
+                    message.fail(ActorStoppedError(f"{self._owner} has stopped"))
+            return
+        self._buffer.extendleft(reversed(messages))
+        self._counters[1] -= len(messages)
+
+    def has_control(self) -> bool:
+        return bool(self._control)
+
+    def __len__(self) -> int:
+        return len(self._buffer)
+
+    async def wait(self) -> None:
+        """Wait until a user or control message is ready or the mailbox closes.
+
+        Returns at once (after a checkpoint) if something is ready already.
+        """
+        if self._buffer or self._control or self._closed:
+            await trio.lowlevel.checkpoint()
+            return
+        self._waiter = trio.lowlevel.current_task()
+
+        def abort(_: object) -> trio.lowlevel.Abort:
+            self._waiter = None
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
+
+    def _wake_receiver(self) -> None:
+        task = self._waiter
+        assert task is not None
+        self._waiter = None
+        trio.lowlevel.reschedule(task)
+
+    # -- closing ---------------------------------------------------------------------------------
+
+    def close(self) -> list[object]:
+        """Close for good: refuse new messages, wake everyone waiting, return what was queued."""
+        self._closed = True
+        leftovers = list(self._buffer)
+        if self._control:
+            leftovers.extend(self._control)
+        self._buffer.clear()
+        self._control = None
+        if self._waiter is not None:
+            self._wake_receiver()
+        if self._senders is not None:
+            self._senders.unpark_all()
+        return leftovers
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def statistics(self) -> MailboxStatistics:
+        """Return the mailbox's counters as they are now."""
+        enqueued, taken, oldest, newest, rejected, stops = self._counters
+        return MailboxStatistics(
+            capacity=self._capacity,
+            overflow=self._policy,
+            size=len(self._buffer),
+            control_size=len(self._control) if self._control else 0,
+            high_water=self._high_water,
+            enqueued=enqueued,
+            taken=taken,
+            dropped_oldest=oldest,
+            dropped_newest=newest,
+            rejected=rejected,
+            overflow_stops=stops,
+            blocked_senders=self._senders.statistics().tasks_waiting if self._senders else 0,
+            closed=self._closed,
+        )

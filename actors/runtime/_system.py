@@ -1,0 +1,178 @@
+"""The actor system: the nursery every top-level actor runs in, and the registry of names."""
+
+from __future__ import annotations
+
+import math
+import random as random_module
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+import attrs
+import trio
+
+from actors._errors import NameTakenError
+from actors.runtime._actor import behavior_for
+from actors.runtime._context import ActorContext
+from actors.runtime._exit import Shutdown
+from actors.runtime._mailbox import DEFAULT_MAILBOX, MailboxConfig
+from actors.runtime._ref import DEFAULT_SHUTDOWN_GRACE, ActorRef
+from actors.runtime._runner import Behavior, finalize, log_exit, run_incarnation
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterable
+
+    from actors.observability._instrument import Instrument
+
+
+@attrs.frozen(kw_only=True)
+class SystemStatistics:
+    """A snapshot of an actor system."""
+
+    top_level_actors: int
+    """Actors spawned directly on the system that are still alive (supervisors included)."""
+    registered_names: int
+    """Names held by live actors."""
+
+
+class ActorSystem:
+    """Owns the top-level actors and the registry of names. Open one with ``open_actor_system``.
+
+    Top-level actors are not supervised: when one ends, for any reason, it stays ended and its
+    watchers are told. Put actors that should be restarted under a supervisor (see
+    ``actors.supervision``), and spawn the supervisor here.
+    """
+
+    def __init__(
+        self,
+        nursery: trio.Nursery,
+        *,
+        name: str,
+        instruments: tuple[Instrument, ...],
+        random: random_module.Random,
+    ) -> None:
+        self.name = name
+        self.random = random
+        """The random source for backoff jitter; seed it to make runs repeatable."""
+        self._nursery = nursery
+        self._instruments = instruments
+        self._names: dict[str, ActorRef] = {}
+        self._top_level: dict[ActorRef, None] = {}
+        self._closing = False
+
+    async def spawn(
+        self,
+        target: object,
+        *args: object,
+        name: str | None = None,
+        mailbox: MailboxConfig = DEFAULT_MAILBOX,
+        shutdown: float | None = None,
+    ) -> ActorRef:
+        """Start a top-level actor and return its ref once it has started.
+
+        Args:
+            target: An ``Actor`` subclass, an async function ``fn(context, *args)``, or a
+                supervisor spec.
+            args: Passed to the class's constructor or to the function after the context.
+            name: A name unique within this system, released when the actor stops for good.
+            mailbox: Mailbox capacity, overflow policy and batch size.
+            shutdown: Seconds the actor gets to stop before it is cancelled; default 5 s for
+                workers and ``math.inf`` for supervisors.
+
+        Raises:
+            NameTakenError: ``name`` belongs to a live actor.
+            ActorStartError: The actor failed in its constructor or ``started`` hook.
+        """
+        behavior = behavior_for(target, args)
+        ref = self.new_ref(behavior, name=name, mailbox=mailbox, shutdown=shutdown)
+        self._top_level[ref] = None
+        self._nursery.start_soon(self._run_top_level, ref, behavior, name=ref._label())
+        await ref._wait_started()
+        return ref
+
+    def lookup(self, name: str) -> ActorRef | None:
+        """Return the live actor registered under ``name``, or None."""
+        return self._names.get(name)
+
+    def statistics(self) -> SystemStatistics:
+        """Return counts of top-level actors and registered names."""
+        return SystemStatistics(
+            top_level_actors=len(self._top_level), registered_names=len(self._names)
+        )
+
+    def new_ref(
+        self,
+        behavior: Behavior,
+        *,
+        name: str | None,
+        mailbox: MailboxConfig,
+        shutdown: float | None,
+    ) -> ActorRef:
+        """Create the ref of a new actor and register its name. For owners such as supervisors."""
+        if name is not None:
+            if not name:
+                raise ValueError("an actor name must not be empty")
+            holder = self._names.get(name)
+            if holder is not None:
+                raise NameTakenError(f"the name {name!r} belongs to {holder!r}")
+        if shutdown is None:
+            shutdown = math.inf if behavior.is_supervisor else DEFAULT_SHUTDOWN_GRACE
+        if shutdown < 0:
+            raise ValueError(f"shutdown grace must not be negative: {shutdown}")
+        ref = ActorRef(self, name=name, mailbox=mailbox, grace=shutdown, graceful=behavior.graceful)
+        ref._context = ActorContext(ref)
+        if name is not None:
+            self._names[name] = ref
+        return ref
+
+    def _release(self, ref: ActorRef) -> None:
+        if ref.name is not None and self._names.get(ref.name) is ref:
+            del self._names[ref.name]
+
+    async def _run_top_level(self, ref: ActorRef, behavior: Behavior) -> None:
+        try:
+            reason = await run_incarnation(ref, behavior)
+        except BaseException:
+            finalize(ref, Shutdown("cancelled"))
+            self._top_level.pop(ref, None)
+            raise
+        log_exit(ref, reason, "it is not supervised, so it stays stopped")
+        finalize(ref, reason)
+        self._top_level.pop(ref, None)
+
+    async def _shutdown(self) -> None:
+        """Stop every top-level actor, newest first, each within its own grace period."""
+        self._closing = True
+        for ref in reversed(list(self._top_level)):
+            await ref.stop("system shutdown")
+
+
+@asynccontextmanager
+async def open_actor_system(
+    *,
+    name: str = "system",
+    instruments: Iterable[Instrument] = (),
+    random: random_module.Random | None = None,
+) -> AsyncIterator[ActorSystem]:
+    """Open an actor system; leaving the block stops every actor in reverse start order.
+
+    The orderly shutdown also runs when the block raises or is cancelled: it is shielded, and
+    bounded by each actor's own shutdown grace period. Exceptions from the block propagate.
+
+    Args:
+        name: A label for logs.
+        instruments: Hooks called on actor life-cycle events.
+        random: The random source for backoff jitter (default: a fresh ``random.Random()``).
+    """
+    async with trio.open_nursery() as nursery:
+        system = ActorSystem(
+            nursery,
+            name=name,
+            instruments=tuple(instruments),
+            random=random if random is not None else random_module.Random(),
+        )
+        try:
+            yield system
+        finally:
+            with trio.CancelScope(shield=True):
+                await system._shutdown()
+            nursery.cancel_scope.cancel(reason="actor system closed")

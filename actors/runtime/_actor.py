@@ -179,7 +179,7 @@ def behavior_for(target: object, args: tuple[object, ...]) -> Behavior:
     if inspect.iscoroutinefunction(target) or (
         callable(target) and inspect.iscoroutinefunction(target.__call__)
     ):
-        return FunctionBehavior(target, args)  # type: ignore[arg-type]
+        return FunctionBehavior(target, args)
     raise TypeError(
         f"cannot run {target!r} as an actor: pass an Actor subclass, an async function "
         "taking an ActorContext, or a supervisor spec"

@@ -14,6 +14,7 @@ from actors.runtime._mailbox import DEFAULT_MAILBOX, MailboxConfig
 
 if TYPE_CHECKING:
     import random
+    from collections.abc import Iterable
 
     from actors.runtime._context import ActorContext
     from actors.runtime._exit import ExitReason
@@ -147,6 +148,10 @@ class ChildSpec:
         return isinstance(self.start, SupervisorSpec)
 
 
+def _child_specs(children: Iterable[ChildSpec]) -> tuple[ChildSpec, ...]:
+    return tuple(children)
+
+
 @attrs.frozen(kw_only=True)
 class SupervisorSpec:
     """A supervisor: its strategy, its children and its restart intensity.
@@ -163,7 +168,7 @@ class SupervisorSpec:
     """
 
     strategy: Strategy = Strategy.ONE_FOR_ONE
-    children: tuple[ChildSpec, ...] = attrs.field(default=(), converter=tuple)
+    children: tuple[ChildSpec, ...] = attrs.field(default=(), converter=_child_specs)
     max_restarts: int = attrs.field(default=DEFAULT_MAX_RESTARTS)
     within: float = attrs.field(default=DEFAULT_RESTART_WINDOW)
 

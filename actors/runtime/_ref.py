@@ -131,7 +131,7 @@ class ActorRef:
         self._context: Any = None
         self._instance: object = None
         self._stop_requested = False
-        self._terminating: object = None
+        self._terminating: StopRequest | None = None
         self._pending_crash: BaseException | None = None
         self._restarts = 0
         self._start_waiter: trio.lowlevel.Task | None = None
@@ -262,7 +262,7 @@ class ActorRef:
         if grace is None:
             grace = self._grace
         if self._terminating is None:
-            self._terminating = detail if detail is not None else "stop"
+            self._terminating = StopRequest(detail)
         scope = self._scope
         if scope is None:
             return  # not running: the runner checks _terminating before it starts the body

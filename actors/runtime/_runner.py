@@ -89,7 +89,7 @@ async def run_incarnation(
     """
     if ref._terminating is not None:
         # Asked to stop before this incarnation could run.
-        reason: ExitReason = Shutdown(ref._terminating)
+        reason: ExitReason = Shutdown(ref._terminating.detail)
         if ref._state is ActorState.STARTING:
             ref._fail_start(ActorStoppedError(f"{ref._label()} was stopped before it started"))
         return reason
@@ -111,7 +111,7 @@ async def run_incarnation(
         elif ref._graceful:
             outcome = KILLED  # it did not stop within its grace period
         else:
-            outcome = Shutdown(ref._terminating)
+            outcome = Shutdown(ref._terminating.detail if ref._terminating else None)
     assert outcome is not None
     if isinstance(outcome, Crashed):
         for instrument in ref._system._instruments:

@@ -155,24 +155,40 @@ async def open_actor_system(
 ) -> AsyncIterator[ActorSystem]:
     """Open an actor system; leaving the block stops every actor in reverse start order.
 
-    The orderly shutdown also runs when the block raises or is cancelled: it is shielded, and
-    bounded by each actor's own shutdown grace period. Exceptions from the block propagate.
+    The orderly shutdown also runs when the block raises (KeyboardInterrupt included): it is
+    shielded, and bounded by each actor's own shutdown grace period. When the block is cancelled
+    from outside, trio cancels every actor's task at once: their exit reason is ``Shutdown``,
+    but no ``stopping`` hook runs and there is no order. An exception raised by the block
+    propagates as it is, not wrapped in an exception group. Top-level actors' crashes never
+    propagate: they are logged and reported to watchers.
 
     Args:
         name: A label for logs.
         instruments: Hooks called on actor life-cycle events.
         random: The random source for backoff jitter (default: a fresh ``random.Random()``).
     """
-    async with trio.open_nursery() as nursery:
-        system = ActorSystem(
-            nursery,
-            name=name,
-            instruments=tuple(instruments),
-            random=random if random is not None else random_module.Random(),
-        )
-        try:
-            yield system
-        finally:
-            with trio.CancelScope(shield=True):
-                await system._shutdown()
-            nursery.cancel_scope.cancel(reason="actor system closed")
+    body_error: BaseException | None = None
+    try:
+        async with trio.open_nursery() as nursery:
+            system = ActorSystem(
+                nursery,
+                name=name,
+                instruments=tuple(instruments),
+                random=random if random is not None else random_module.Random(),
+            )
+            try:
+                yield system
+            except BaseException as error:
+                body_error = error
+                raise
+            finally:
+                with trio.CancelScope(shield=True):
+                    await system._shutdown()
+                nursery.cancel_scope.cancel(reason="actor system closed")
+    except BaseExceptionGroup as group:
+        # The block's own exception reaches the caller as it is, not wrapped in the group
+        # that the system's nursery adds around it.
+        if body_error is None or list(group.exceptions) != [body_error]:
+            raise
+    if body_error is not None:
+        raise body_error

@@ -15,6 +15,7 @@ from actors.runtime._ref import SELF_STOP, StopRequest
 
 if TYPE_CHECKING:
     from actors.runtime._context import ActorContext
+    from actors.runtime._mailbox import Mailbox
     from actors.runtime._runner import Behavior
 
 
@@ -87,7 +88,7 @@ class ClassBehavior:
         await actor.started()
         ref._mark_started()
         try:
-            reason = await _message_loop(actor, context)
+            reason = await _message_loop(actor, context, ref._mailbox)
         except ActorShutdown as stop:
             reason = Shutdown(stop.detail)
         except Exception as error:
@@ -97,10 +98,15 @@ class ClassBehavior:
         return reason
 
 
-async def _message_loop(actor: Actor, context: ActorContext) -> ExitReason:
-    mailbox = context.ref._mailbox
+async def _message_loop(actor: Actor, context: ActorContext, mailbox: Mailbox) -> ExitReason:
+    """Take control messages first, then batches of user messages, until asked to stop.
+
+    This is the hot path of every class-based actor. It parks on the mailbox itself rather than
+    awaiting ``Mailbox.wait``, so an idle actor holds one coroutine frame fewer.
+    """
     receive = actor.receive
     batch_size = mailbox.batch_size
+    wait = trio.lowlevel.wait_task_rescheduled
     while True:
         control = mailbox.take_control()
         if control is not None:
@@ -108,10 +114,10 @@ async def _message_loop(actor: Actor, context: ActorContext) -> ExitReason:
                 return NORMAL if control is SELF_STOP else Shutdown(control.detail)
             await receive(control)  # a Down notification
             continue
-        batch = mailbox.take_batch(batch_size)
-        if not batch:
-            await mailbox.wait()
+        if not len(mailbox):
+            await wait(mailbox.park())
             continue
+        batch = mailbox.take_batch(batch_size)
         done = 0
         try:
             for message in batch:
@@ -125,6 +131,7 @@ async def _message_loop(actor: Actor, context: ActorContext) -> ExitReason:
                 # Crashed or cancelled mid-batch: the messages not yet handled go back to the
                 # front of the mailbox for the next incarnation. Only the failing one is lost.
                 mailbox.return_unhandled(batch[done:])
+        del batch  # an idle actor must not keep its last batch of messages alive
         # One checkpoint per batch, not per message: fair to other tasks, cheap at high rates.
         await trio.lowlevel.checkpoint()
 

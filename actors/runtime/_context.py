@@ -11,8 +11,6 @@ from actors.runtime._exit import Down
 from actors.runtime._ref import SELF_STOP, ActorRef, StopRequest
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-
     from actors.runtime._system import ActorSystem
 
 
@@ -133,9 +131,10 @@ class ActorContext:
                 raise ActorStoppedError(f"{self.ref._label()} has stopped")
             await mailbox.wait()
 
-    def __aiter__(self) -> AsyncIterator[object]:
-        return self._messages()
+    def __aiter__(self) -> ActorContext:
+        return self
 
-    async def _messages(self) -> AsyncIterator[object]:
-        while True:
-            yield await self.receive()
+    async def __anext__(self) -> object:
+        # A plain iterator rather than an async generator: a function actor that leaves its
+        # ``async for`` early must not leave a generator behind for trio to finalize.
+        return await self.receive()

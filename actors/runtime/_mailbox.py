@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import math
 from collections import deque
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 import attrs
 import trio
@@ -107,28 +107,45 @@ class MailboxStatistics:
         return self.dropped_oldest + self.dropped_newest + self.rejected
 
 
+class MailboxOwner(Protocol):
+    """What a mailbox reports to: the actor it belongs to."""
+
+    def _label(self) -> str: ...
+
+    def _on_drop(self, message: object, policy: Overflow) -> None: ...
+
+    def _on_overflow_stop(self) -> None: ...
+
+
 class Mailbox:
     """A bounded message queue with one receiver and a control lane that never fills up.
 
     Args:
         config: Capacity, overflow policy and batch size.
-        owner: A name for error messages.
-        on_drop: Called with every message the overflow policy discards or refuses.
-        on_overflow_stop: Called when the ``stop`` policy fires; it should crash the receiver.
+        owner: The actor the mailbox belongs to: named in errors, told about drops and about
+            the ``stop`` policy firing (it should crash the receiver then).
+        report_drops: Whether to tell the owner about every dropped message.
     """
 
+    # Counters are plain int slots, not a list: a list would be one more object per actor for
+    # the garbage collector to visit, and 100,000 actors make that visible.
     __slots__ = (
+        "_abort",
         "_buffer",
         "_capacity",
         "_closed",
         "_control",
-        "_counters",
+        "_dropped_newest",
+        "_dropped_oldest",
+        "_enqueued",
         "_high_water",
-        "_on_drop",
-        "_on_overflow_stop",
+        "_overflow_stops",
         "_owner",
         "_policy",
+        "_rejected",
+        "_report_drops",
         "_senders",
+        "_taken",
         "_waiter",
         "batch_size",
     )
@@ -137,9 +154,8 @@ class Mailbox:
         self,
         config: MailboxConfig = DEFAULT_MAILBOX,
         *,
-        owner: str = "actor",
-        on_drop: Callable[[object, Overflow], None] | None = None,
-        on_overflow_stop: Callable[[], None] | None = None,
+        owner: MailboxOwner | None = None,
+        report_drops: bool = False,
     ) -> None:
         self._buffer: deque[object] = deque()
         self._control: deque[object] | None = None
@@ -147,14 +163,21 @@ class Mailbox:
         self._policy = config.overflow
         self.batch_size = config.batch_size
         self._owner = owner
-        self._on_drop = on_drop
-        self._on_overflow_stop = on_overflow_stop
+        self._report_drops = report_drops and owner is not None
         self._waiter: trio.lowlevel.Task | None = None
+        self._abort: Callable[[object], trio.lowlevel.Abort] | None = None
         self._senders: trio.lowlevel.ParkingLot | None = None
         self._closed = False
         self._high_water = 0
-        # enqueued, taken, dropped_oldest, dropped_newest, rejected, overflow_stops
-        self._counters = [0, 0, 0, 0, 0, 0]
+        self._enqueued = 0
+        self._taken = 0
+        self._dropped_oldest = 0
+        self._dropped_newest = 0
+        self._rejected = 0
+        self._overflow_stops = 0
+
+    def _label(self) -> str:
+        return self._owner._label() if self._owner is not None else "mailbox"
 
     # -- sending ---------------------------------------------------------------------------------
 
@@ -167,11 +190,11 @@ class Mailbox:
             ActorStoppedError: The mailbox is closed.
         """
         if self._closed:
-            raise ActorStoppedError(f"{self._owner} has stopped")
+            raise ActorStoppedError(f"{self._label()} has stopped")
         buffer = self._buffer
         if len(buffer) < self._capacity:
             buffer.append(message)
-            self._counters[0] += 1
+            self._enqueued += 1
             if len(buffer) > self._high_water:
                 self._high_water = len(buffer)
             if self._waiter is not None:
@@ -211,33 +234,38 @@ class Mailbox:
 
     def _overflow(self, message: object) -> None:
         policy = self._policy
-        counters = self._counters
         if policy is Overflow.BLOCK:
             raise trio.WouldBlock
         if policy is Overflow.DROP_OLDEST:
             evicted = self._buffer.popleft()
             self._buffer.append(message)
-            counters[0] += 1
-            counters[2] += 1
+            self._enqueued += 1
+            self._dropped_oldest += 1
             self._dropped(evicted, policy)
             return
         if policy is Overflow.FAIL:
-            counters[4] += 1
-            if self._on_drop is not None:
-                self._on_drop(message, policy)
-            raise MailboxFullError(f"mailbox of {self._owner} is full ({self._capacity} messages)")
-        counters[3] += 1
+            self._rejected += 1
+            if self._report_drops:
+                assert self._owner is not None
+                self._owner._on_drop(message, policy)
+            raise MailboxFullError(
+                f"mailbox of {self._label()} is full ({self._capacity} messages)"
+            )
+        self._dropped_newest += 1
         self._dropped(message, policy)
         if policy is Overflow.STOP:
-            counters[5] += 1
-            if self._on_overflow_stop is not None:
-                self._on_overflow_stop()
+            self._overflow_stops += 1
+            if self._owner is not None:
+                self._owner._on_overflow_stop()
 
     def _dropped(self, message: object, policy: Overflow) -> None:
         if type(message) is Ask:
-            message.fail(MailboxFullError(f"mailbox of {self._owner} overflowed ({policy.value})"))
-        if self._on_drop is not None:
-            self._on_drop(message, policy)
+            message.fail(
+                MailboxFullError(f"mailbox of {self._label()} overflowed ({policy.value})")
+            )
+        if self._report_drops:
+            assert self._owner is not None
+            self._owner._on_drop(message, policy)
 
     # -- receiving -------------------------------------------------------------------------------
 
@@ -260,7 +288,7 @@ class Mailbox:
         else:
             popleft = buffer.popleft
             batch = [popleft() for _ in range(count)]
-        self._counters[1] += count
+        self._taken += count
         if self._senders is not None and self._senders.statistics().tasks_waiting:
             self._senders.unpark(count=count)
         return batch
@@ -270,10 +298,10 @@ class Mailbox:
         if self._closed:
             for message in messages:
                 if type(message) is Ask:
-                    message.fail(ActorStoppedError(f"{self._owner} has stopped"))
+                    message.fail(ActorStoppedError(f"{self._label()} has stopped"))
             return
         self._buffer.extendleft(reversed(messages))
-        self._counters[1] -= len(messages)
+        self._taken -= len(messages)
 
     def has_control(self) -> bool:
         return bool(self._control)
@@ -289,13 +317,21 @@ class Mailbox:
         if self._buffer or self._control or self._closed:
             await trio.lowlevel.checkpoint()
             return
+        await trio.lowlevel.wait_task_rescheduled(self.park())
+
+    def park(self) -> Callable[[object], trio.lowlevel.Abort]:
+        """Register the current task as the receiver to wake; returns the abort function to pass
+        to ``trio.lowlevel.wait_task_rescheduled``. For receive loops that inline ``wait``.
+        """
         self._waiter = trio.lowlevel.current_task()
+        if self._abort is None:
+            # Kept for the mailbox's life: one object per actor instead of a new closure per wait.
+            self._abort = self._abort_wait
+        return self._abort
 
-        def abort(_: object) -> trio.lowlevel.Abort:
-            self._waiter = None
-            return trio.lowlevel.Abort.SUCCEEDED
-
-        await trio.lowlevel.wait_task_rescheduled(abort)
+    def _abort_wait(self, _: object) -> trio.lowlevel.Abort:
+        self._waiter = None
+        return trio.lowlevel.Abort.SUCCEEDED
 
     def _wake_receiver(self) -> None:
         task = self._waiter
@@ -325,19 +361,18 @@ class Mailbox:
 
     def statistics(self) -> MailboxStatistics:
         """Return the mailbox's counters as they are now."""
-        enqueued, taken, oldest, newest, rejected, stops = self._counters
         return MailboxStatistics(
             capacity=self._capacity,
             overflow=self._policy,
             size=len(self._buffer),
             control_size=len(self._control) if self._control else 0,
             high_water=self._high_water,
-            enqueued=enqueued,
-            taken=taken,
-            dropped_oldest=oldest,
-            dropped_newest=newest,
-            rejected=rejected,
-            overflow_stops=stops,
+            enqueued=self._enqueued,
+            taken=self._taken,
+            dropped_oldest=self._dropped_oldest,
+            dropped_newest=self._dropped_newest,
+            rejected=self._rejected,
+            overflow_stops=self._overflow_stops,
             blocked_senders=self._senders.statistics().tasks_waiting if self._senders else 0,
             closed=self._closed,
         )

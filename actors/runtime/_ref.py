@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import itertools
 import math
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import attrs
 import trio
@@ -21,14 +21,18 @@ from actors.runtime._exit import Down, ExitReason
 from actors.runtime._mailbox import Mailbox, MailboxConfig, MailboxStatistics, Overflow
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from actors.runtime._system import ActorSystem
 
 DEFAULT_ASK_TIMEOUT: Final = 5.0  # seconds, like OTP's gen_server:call
 DEFAULT_SHUTDOWN_GRACE: Final = 5.0  # seconds an actor gets to stop before it is cancelled
 
 _actor_ids = itertools.count(1)
+
+
+class StopListener(Protocol):
+    """The owner of an actor (its supervisor), told when someone asks the actor to stop."""
+
+    def child_stop_requested(self, ref: ActorRef) -> None: ...
 
 
 class ActorState(enum.Enum):
@@ -84,7 +88,7 @@ class ActorRef:
         "_instance",
         "_links",
         "_mailbox",
-        "_on_stop_requested",
+        "_owner",
         "_pending_crash",
         "_restarts",
         "_scope",
@@ -113,12 +117,7 @@ class ActorRef:
         self.actor_id = next(_actor_ids)
         self.name = name
         self._system = system
-        self._mailbox = Mailbox(
-            mailbox,
-            owner=self._label(),
-            on_drop=self._on_drop if system._instruments else None,
-            on_overflow_stop=self._on_overflow_stop,
-        )
+        self._mailbox = Mailbox(mailbox, owner=self, report_drops=bool(system._instruments))
         self._grace = grace
         self._graceful = graceful
         self._state = ActorState.STARTING
@@ -136,7 +135,7 @@ class ActorRef:
         self._restarts = 0
         self._start_waiter: trio.lowlevel.Task | None = None
         self._start_error: BaseException | None = None
-        self._on_stop_requested: Callable[[ActorRef], None] | None = None
+        self._owner: StopListener | None = None
 
     # -- messaging -------------------------------------------------------------------------------
 
@@ -200,8 +199,8 @@ class ActorRef:
         if self._stop_requested or self._exit_reason is not None:
             return
         self._stop_requested = True
-        if self._on_stop_requested is not None:
-            self._on_stop_requested(self)
+        if self._owner is not None:
+            self._owner.child_stop_requested(self)
         self._terminate(detail)
 
     async def stop(self, detail: object = None) -> ExitReason:

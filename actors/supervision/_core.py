@@ -29,7 +29,7 @@ from actors.runtime._actor import behavior_for
 from actors.runtime._ask import Ask
 from actors.runtime._exit import NORMAL, ExitReason, Shutdown, is_abnormal
 from actors.runtime._ref import SELF_STOP, ActorRef, ActorState, StopRequest
-from actors.runtime._runner import finalize, log_exit, run_incarnation
+from actors.runtime._runner import Behavior, finalize, log_exit, run_incarnation
 from actors.supervision._child import Child, ChildExited, ChildStatus
 from actors.supervision._spec import ChildSpec, Restart, Strategy, SupervisorSpec
 
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("actors.supervision")
 
 _sequence = itertools.count()
+CANCELLED = Shutdown("cancelled")
 
 
 def should_restart(restart: Restart, reason: ExitReason) -> bool:
@@ -66,6 +67,7 @@ class SupervisorCore:
         self.closing = False
         # (due time, tie-breaker, children to restart in start order)
         self._due: list[tuple[float, int, list[Child]]] = []
+        self._behaviors: dict[str, Behavior] = {}
 
     @property
     def label(self) -> str:
@@ -74,9 +76,15 @@ class SupervisorCore:
     # -- starting --------------------------------------------------------------------------------
 
     def _new_child(self, spec: ChildSpec, args: tuple[object, ...], name: str | None) -> Child:
-        behavior = behavior_for(spec.start, args)
+        if args is spec.args:
+            # Behaviors are immutable: children made from the same spec and arguments share one.
+            behavior = self._behaviors.get(spec.id)
+            if behavior is None:
+                behavior = self._behaviors[spec.id] = behavior_for(spec.start, args)
+        else:
+            behavior = behavior_for(spec.start, args)
         ref = self.system.new_ref(behavior, name=name, mailbox=spec.mailbox, shutdown=spec.shutdown)
-        ref._on_stop_requested = self._child_stop_requested
+        ref._owner = self
         key: object = ref if self.spec.strategy is Strategy.SIMPLE_ONE_FOR_ONE else spec.id
         return Child(key, spec, behavior, ref)
 
@@ -125,7 +133,7 @@ class SupervisorCore:
         return True
 
     async def _run_child(self, child: Child, incarnation: int, previous: ExitReason | None) -> None:
-        reason: ExitReason = Shutdown("cancelled")
+        reason: ExitReason = CANCELLED
         try:
             reason = await run_incarnation(child.ref, child.behavior, previous)
         finally:
@@ -288,7 +296,8 @@ class SupervisorCore:
         self.children.pop(child.key, None)
         self.by_ref.pop(child.ref, None)
 
-    def _child_stop_requested(self, ref: ActorRef) -> None:
+    def child_stop_requested(self, ref: ActorRef) -> None:
+        """Someone asked a child to stop for good; a child waiting to restart stops at once."""
         child = self.by_ref.get(ref)
         if child is not None and child.status is ChildStatus.RESTARTING:
             self._retire(child, child.last_exit or Shutdown("stopped while restarting"))
@@ -341,7 +350,9 @@ class SupervisorCore:
         if self.spec.strategy is not Strategy.SIMPLE_ONE_FOR_ONE:
             raise SupervisorError("spawn() is for simple_one_for_one supervisors; use start_child")
         template = self.spec.children[0]
-        child = await self.start_new(template, template.args + args, name)
+        child = await self.start_new(
+            template, template.args + args if args else template.args, name
+        )
         return child.ref
 
     async def terminate_child(self, key: str | ActorRef) -> None:

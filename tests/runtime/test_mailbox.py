@@ -319,7 +319,7 @@ async def test_ask_left_in_mailbox_fails_when_the_actor_stops(system: ActorSyste
 
 
 def test_mailbox_leftovers_are_returned_on_close() -> None:
-    mailbox = Mailbox(MailboxConfig(capacity=4), owner="test")
+    mailbox = Mailbox(MailboxConfig(capacity=4))
     mailbox.put_nowait("a")
     request = Ask("b")
     mailbox.put_nowait(request)

@@ -135,9 +135,9 @@ class Mailbox:
         "_capacity",
         "_closed",
         "_control",
+        "_discarded",
         "_dropped_newest",
         "_dropped_oldest",
-        "_enqueued",
         "_high_water",
         "_overflow_stops",
         "_owner",
@@ -169,7 +169,7 @@ class Mailbox:
         self._senders: trio.lowlevel.ParkingLot | None = None
         self._closed = False
         self._high_water = 0
-        self._enqueued = 0
+        self._discarded = 0
         self._taken = 0
         self._dropped_oldest = 0
         self._dropped_newest = 0
@@ -193,10 +193,9 @@ class Mailbox:
             raise ActorStoppedError(f"{self._label()} has stopped")
         buffer = self._buffer
         if len(buffer) < self._capacity:
+            # The hot path: no counter here. ``enqueued`` and ``high_water`` are derived where
+            # the buffer shrinks (see take_batch and statistics).
             buffer.append(message)
-            self._enqueued += 1
-            if len(buffer) > self._high_water:
-                self._high_water = len(buffer)
             if self._waiter is not None:
                 self._wake_receiver()
             return
@@ -239,8 +238,8 @@ class Mailbox:
         if policy is Overflow.DROP_OLDEST:
             evicted = self._buffer.popleft()
             self._buffer.append(message)
-            self._enqueued += 1
             self._dropped_oldest += 1
+            self._high_water = max(self._high_water, len(self._buffer))
             self._dropped(evicted, policy)
             return
         if policy is Overflow.FAIL:
@@ -279,7 +278,10 @@ class Mailbox:
     def take_batch(self, limit: int) -> list[object]:
         """Take up to ``limit`` user messages (possibly none) and wake senders waiting for room."""
         buffer = self._buffer
-        count = min(limit, len(buffer))
+        size = len(buffer)
+        if size > self._high_water:
+            self._high_water = size  # the buffer only grows between takes, so this is its peak
+        count = min(limit, size)
         if count == 0:
             return []
         if count == len(buffer):
@@ -344,6 +346,8 @@ class Mailbox:
     def close(self) -> list[object]:
         """Close for good: refuse new messages, wake everyone waiting, return what was queued."""
         self._closed = True
+        self._high_water = max(self._high_water, len(self._buffer))
+        self._discarded = len(self._buffer)
         leftovers = list(self._buffer)
         if self._control:
             leftovers.extend(self._control)
@@ -366,8 +370,10 @@ class Mailbox:
             overflow=self._policy,
             size=len(self._buffer),
             control_size=len(self._control) if self._control else 0,
-            high_water=self._high_water,
-            enqueued=self._enqueued,
+            high_water=max(self._high_water, len(self._buffer)),
+            # Every accepted message is still queued, was taken, was evicted, or was discarded
+            # when the mailbox closed.
+            enqueued=self._taken + len(self._buffer) + self._dropped_oldest + self._discarded,
             taken=self._taken,
             dropped_oldest=self._dropped_oldest,
             dropped_newest=self._dropped_newest,

@@ -104,6 +104,7 @@ async def test_block_policy_makes_tell_nowait_raise_and_tell_wait(system: ActorS
         assert ref.statistics().mailbox.blocked_senders == 1
         release.set()
     assert sent.is_set()
+    await trio.testing.wait_all_tasks_blocked()  # a stop request would skip what is queued
     await ref.stop()
     assert seen == [1, 2, 3]
     assert ref.statistics().mailbox.dropped == 0

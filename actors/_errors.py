@@ -25,6 +25,14 @@ __all__ = [
     "MailboxFullError",
     "MailboxOverflowError",
     "NameTakenError",
+    "RedisAuthenticationError",
+    "RedisConnectionError",
+    "RedisConnectionLostError",
+    "RedisError",
+    "RedisPermissionError",
+    "RedisProtocolError",
+    "RedisReplyError",
+    "RedisTimeoutError",
     "RestartIntensityError",
     "SelfAskError",
     "SupervisorError",
@@ -100,3 +108,45 @@ class ChildNotFoundError(SupervisorError, LookupError):
 
 class ChildAlreadyExistsError(SupervisorError):
     """A child with that id is already running, or its spec is already present."""
+
+
+class RedisError(ActorsError):
+    """Base class of the errors the Redis client raises."""
+
+
+class RedisConnectionError(RedisError, trio.BrokenResourceError):
+    """The connection to Redis could not be made, or broke."""
+
+
+class RedisConnectionLostError(RedisConnectionError):
+    """The connection broke while a command was pending: it may or may not have run."""
+
+
+class RedisTimeoutError(RedisError, trio.TooSlowError):
+    """Connecting, or an acknowledgement, took longer than its timeout."""
+
+
+class RedisProtocolError(RedisError):
+    """The server sent bytes that are not valid RESP; the connection cannot be trusted."""
+
+
+class RedisReplyError(RedisError):
+    """The server answered a command with an error reply.
+
+    Attributes:
+        code: The error's first word, such as ``ERR``, ``WRONGTYPE`` or ``NOPERM``.
+        message: The server's whole message.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = message.split(" ", 1)[0] if message else "ERR"
+
+
+class RedisPermissionError(RedisReplyError):
+    """The ACL user may not run this command or touch this key or channel (``NOPERM``)."""
+
+
+class RedisAuthenticationError(RedisReplyError):
+    """Authentication failed (``WRONGPASS``, ``NOAUTH``)."""

@@ -1,0 +1,124 @@
+"""The ``actors`` command line: ``python -m actors COMMAND ...`` or the ``actors`` console script.
+
+Each command has a ``_configure_<command>`` function that adds its arguments to the command's
+parser and sets ``handler``: the function that runs the command and returns its exit code.
+``build_parser`` adds one parser per command, so a new command is two functions and one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+from typing import Final
+
+from actors import __version__
+from actors._demo import DemoOptions, run_demo
+
+EXIT_INTERRUPTED: Final = 130  # what shells report for a process ended by SIGINT
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
+    return value
+
+
+DEMO_DESCRIPTION: Final = (
+    "Run a small supervision tree: a ticker, a worker that fails at random and is restarted with "
+    "exponential backoff, and a one_for_all subtree that exceeds its restart intensity and "
+    "escalates to the root. Shows a live view on a terminal and one line per event otherwise. "
+    "Stops after --duration seconds or on Ctrl-C, always in order."
+)
+
+
+def _configure_demo(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--duration",
+        type=_positive_seconds,
+        default=20.0,
+        metavar="SECONDS",
+        help="stop by itself after this long (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed for the failures and the backoff jitter (default: a fresh one, shown)",
+    )
+    parser.add_argument(
+        "--view",
+        choices=["auto", "live", "plain"],
+        default="auto",
+        help="live: redraw a screen; plain: one line per event; auto: live on a terminal",
+    )
+    parser.set_defaults(handler=_run_demo)
+
+
+def _run_demo(arguments: argparse.Namespace) -> int:
+    live = arguments.view == "live" or (arguments.view == "auto" and sys.stdout.isatty())
+    seed = arguments.seed if arguments.seed is not None else random.randrange(10_000)
+    options = DemoOptions(duration=arguments.duration, seed=seed, live=live)
+    try:
+        code = run_demo(options, sys.stdout)
+    except KeyboardInterrupt:
+        # Only when Ctrl-C came before the demo could catch it, or came twice.
+        print("demo interrupted before it could stop cleanly", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if _stdout_is_broken():
+        return 1
+    return code
+
+
+def _stdout_is_broken() -> bool:
+    """Whether the reader of stdout went away (``actors demo | head``).
+
+    If so, stdout is pointed at the null device, so that the interpreter's own flush at exit
+    does not complain about the broken pipe too.
+    """
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pass
+    else:
+        return False
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, sys.stdout.fileno())
+    os.close(null)
+    return True
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="actors", description="Supervised actors on trio: tools and a demo."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    _configure_demo(
+        commands.add_parser(
+            "demo",
+            help="run a supervision tree that fails on purpose, in a live view",
+            description=DEMO_DESCRIPTION,
+        )
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code.
+
+    Args:
+        argv: The arguments after the program name; default ``sys.argv[1:]``.
+
+    Raises:
+        SystemExit: From argparse, for ``--help``, ``--version`` and bad arguments.
+    """
+    arguments = build_parser().parse_args(argv)
+    code: int = arguments.handler(arguments)
+    return code

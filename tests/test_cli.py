@@ -1,0 +1,175 @@
+"""The command line, run the way users run it: ``python -m actors ...`` in a subprocess.
+
+Subprocess output is a pipe, not a terminal, so the demo prints one line per event; that is what
+these tests read. Every wait has a deadline, so a hung demo fails the test instead of the run.
+"""
+
+from __future__ import annotations
+
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO, Final
+
+import pytest
+
+from actors.cli import main
+
+ROOT: Final = Path(__file__).resolve().parent.parent
+DEMO: Final = [sys.executable, "-m", "actors", "demo"]
+TIMEOUT: Final = 30.0  # seconds; far above what any of these runs needs
+SHUTDOWN_TIMEOUT: Final = 5.0  # seconds from SIGINT to exit
+
+SUMMARY: Final = re.compile(
+    r"demo finished after \d+\.\d s: \d+ crash(es)?, \d+ restarts?, \d+ escalations?, "
+    r"stopped cleanly"
+)
+# After the demo's time is up, the tree stops in reverse start order.
+SHUTDOWN_ORDER: Final = ["sampler", "uplink", "pipeline", "flaky", "ticker", "root"]
+
+
+def stopped_at_the_end(output: str) -> list[str]:
+    """The actors that stopped once the demo began to shut down, in the order they stopped."""
+    _, found, shutdown = output.partition("stopping everything in reverse start order")
+    assert found, output
+    return re.findall(r"^ *\d+\.\d+s  (\w+) stopped \(shutdown", shutdown, flags=re.MULTILINE)
+
+
+class LineReader:
+    """Reads a pipe in a thread, so the test can wait for a line with a deadline."""
+
+    def __init__(self, pipe: IO[str]) -> None:
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[str] = []
+        self.thread = threading.Thread(target=self._read, args=(pipe,), daemon=True)
+        self.thread.start()
+
+    def _read(self, pipe: IO[str]) -> None:
+        for line in pipe:
+            self.lines.put(line)
+        self.lines.put(None)  # end of output
+
+    def wait_for(self, pattern: str, timeout: float) -> str:
+        """Return the first line that contains ``pattern``; fail at the deadline or at EOF."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                line = self.lines.get(timeout=max(remaining, 0))
+            except queue.Empty:
+                pytest.fail(f"no line with {pattern!r} within {timeout} s: {self.seen}")
+            if line is None:
+                pytest.fail(f"output ended without a line with {pattern!r}: {self.seen}")
+            self.seen.append(line)
+            if pattern in line:
+                return line
+
+    def rest(self, timeout: float) -> str:
+        """Everything up to the end of the output, which must come within ``timeout``."""
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the output did not end"
+        while (line := self.lines.get_nowait()) is not None:
+            self.seen.append(line)
+        return "".join(self.seen)
+
+
+def test_help_lists_the_demo_command() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "actors", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        cwd=ROOT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: actors")
+    assert "demo" in result.stdout
+
+
+def test_demo_shows_crash_backoff_escalation_and_orderly_shutdown() -> None:
+    result = subprocess.run(
+        [*DEMO, "--duration", "3", "--seed", "1"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        cwd=ROOT,
+        check=False,
+    )
+    output = result.stdout
+    assert result.returncode == 0, result.stderr + output
+    assert result.stderr == ""
+    assert "\x1b" not in output, "no escape codes when stdout is not a terminal"
+    crash = re.search(r"flaky crashed: RuntimeError\('.+'\); restarting in (\d+\.\d{3}) s", output)
+    assert crash is not None, output
+    # 100 ms for the first restart, doubling after that, with at most 25 % jitter either way.
+    assert 0.075 <= float(crash.group(1)) <= 2.0
+    assert "flaky restarted (restart 1)" in output
+    escalation = output.index(
+        "pipeline: restart intensity reached (more than 3 restarts within 2 s), escalating to root"
+    )
+    restart = re.compile(r"root: restarting pipeline in \d+\.\d{3} s").search(output, escalation)
+    assert restart is not None, output
+    assert "pipeline restarted (restart 1)" in output[restart.end() :]
+    assert stopped_at_the_end(output) == SHUTDOWN_ORDER
+    assert SUMMARY.fullmatch(output.splitlines()[-1]), output
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT cannot be sent to a child on Windows")
+def test_demo_stops_in_order_on_sigint() -> None:
+    process = subprocess.Popen(
+        [*DEMO, "--duration", "600", "--seed", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        reader = LineReader(process.stdout)
+        reader.wait_for("root started", TIMEOUT)
+        process.send_signal(signal.SIGINT)
+        code = process.wait(SHUTDOWN_TIMEOUT)
+        output = reader.rest(SHUTDOWN_TIMEOUT)
+        errors = process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
+    assert code == 0, errors + output
+    assert errors == ""
+    assert "interrupted: stopping everything in reverse start order" in output
+    assert stopped_at_the_end(output) == SHUTDOWN_ORDER
+    assert SUMMARY.fullmatch(output.splitlines()[-1]), output
+
+
+def test_main_runs_the_demo_in_process(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["demo", "--duration", "0.5", "--seed", "1", "--view", "plain"])
+    output = capsys.readouterr().out
+    assert code == 0, output
+    assert "flaky crashed" in output
+    assert SUMMARY.fullmatch(output.splitlines()[-1]), output
+
+
+@pytest.mark.parametrize("duration", ["0", "-1", "soon", "inf"])
+def test_demo_refuses_a_bad_duration(duration: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--duration", duration])
+    assert exit_info.value.code == 2
+    assert "--duration" in capsys.readouterr().err
+
+
+def test_main_needs_a_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([])
+    assert exit_info.value.code == 2
+    assert "COMMAND" in capsys.readouterr().err

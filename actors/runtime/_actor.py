@@ -146,13 +146,28 @@ async def _answer(
         request.fail(ActorStoppedError("the actor shut down while handling this ask"))
         raise
     except Exception as error:
-        crashed = ActorCrashedError(
-            f"{context.ref._label()} crashed handling {type(request.message).__name__}"
-        )
-        crashed.__cause__ = error
-        request.fail(crashed)
+        request.fail(_crashed_while_asked(context, request, error))
+        raise
+    except BaseException:
+        # Cancelled: killed after its grace period, crashed by a link or by its mailbox
+        # overflowing. The asker hears of it now instead of waiting out its deadline.
+        pending = context.ref._pending_crash
+        if pending is not None:
+            request.fail(_crashed_while_asked(context, request, pending))
+        else:
+            request.fail(ActorStoppedError("the actor was cancelled while handling this ask"))
         raise
     request.reply(reply)
+
+
+def _crashed_while_asked(
+    context: ActorContext, request: Ask, error: BaseException
+) -> ActorCrashedError:
+    crashed = ActorCrashedError(
+        f"{context.ref._label()} crashed handling {type(request.message).__name__}"
+    )
+    crashed.__cause__ = error
+    return crashed
 
 
 class FunctionBehavior:

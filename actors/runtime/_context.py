@@ -63,8 +63,17 @@ class ActorContext:
         unlink(self.ref, other)
 
     def stop(self) -> None:
-        """Stop this actor with the ``normal`` exit reason after the current batch of messages."""
-        self.ref._mailbox.put_control(SELF_STOP)
+        """Stop this actor with the ``normal`` exit reason.
+
+        A class-based actor stops after the current batch of messages; a function actor is
+        cancelled at its next checkpoint (returning from the function does the same).
+        """
+        ref = self.ref
+        if ref._graceful:
+            ref._mailbox.put_control(SELF_STOP)
+        elif ref._scope is not None:
+            ref._terminating = ref._terminating or SELF_STOP
+            ref._scope.cancel()
 
     # -- reading the mailbox (function actors) ---------------------------------------------------
 

@@ -96,6 +96,8 @@ class MailboxStatistics:
     """Arriving messages refused with ``MailboxFullError`` (the ``fail`` policy)."""
     overflow_stops: int
     """Times the ``stop`` policy crashed the receiver."""
+    discarded: int
+    """Messages still queued when the actor stopped for good: never handled."""
     blocked_senders: int
     """Senders waiting for room now (the ``block`` policy)."""
     closed: bool
@@ -379,6 +381,7 @@ class Mailbox:
             dropped_newest=self._dropped_newest,
             rejected=self._rejected,
             overflow_stops=self._overflow_stops,
+            discarded=self._discarded,
             blocked_senders=self._senders.statistics().tasks_waiting if self._senders else 0,
             closed=self._closed,
         )

@@ -101,6 +101,7 @@ class ActorRef:
         "_task",
         "_terminating",
         "_watchers",
+        "_watching",
         "actor_id",
         "name",
     )
@@ -124,6 +125,7 @@ class ActorRef:
         self._exit_reason: ExitReason | None = None
         self._stopped_event: trio.Event | None = None
         self._watchers: list[ActorRef] | None = None
+        self._watching: list[ActorRef] | None = None
         self._links: set[ActorRef] | None = None
         self._task: trio.lowlevel.Task | None = None
         self._scope: trio.CancelScope | None = None
@@ -275,7 +277,6 @@ class ActorRef:
     def _begin_incarnation(self, scope: trio.CancelScope) -> None:
         self._task = trio.lowlevel.current_task()
         self._scope = scope
-        self._pending_crash = None
 
     def _crash(self, error: BaseException) -> None:
         """Crash the running incarnation from outside: it is cancelled and exits with ``error``."""
@@ -329,7 +330,14 @@ class ActorRef:
         if self._watchers is None:
             self._watchers = []
         self._watchers.append(watcher)
+        # The watcher remembers what it watches, so that a watcher that stops first leaves
+        # nothing behind in a long-lived actor's list.
+        if watcher._watching is None:
+            watcher._watching = []
+        watcher._watching.append(self)
 
     def _remove_watcher(self, watcher: ActorRef) -> None:
         if self._watchers is not None and watcher in self._watchers:
             self._watchers.remove(watcher)
+        if watcher._watching is not None and self in watcher._watching:
+            watcher._watching.remove(self)

@@ -20,6 +20,7 @@ from actors._errors import (
 from actors.runtime._ask import Ask
 from actors.runtime._exit import (
     KILLED,
+    NORMAL,
     Crashed,
     Down,
     ExitReason,
@@ -27,7 +28,7 @@ from actors.runtime._exit import (
     Shutdown,
     is_abnormal,
 )
-from actors.runtime._ref import ActorRef, ActorState
+from actors.runtime._ref import SELF_STOP, ActorRef, ActorState
 
 if TYPE_CHECKING:
     from actors.runtime._context import ActorContext
@@ -87,9 +88,10 @@ async def run_incarnation(
     Exceptions raised by the actor become ``Crashed``; only cancellation from outside (and
     BaseExceptions such as KeyboardInterrupt) propagate.
     """
-    if ref._terminating is not None:
+    early_stop = ref._terminating
+    if early_stop is not None:
         # Asked to stop before this incarnation could run.
-        reason: ExitReason = Shutdown(ref._terminating.detail)
+        reason: ExitReason = Shutdown(early_stop.detail)
         if ref._state is ActorState.STARTING:
             ref._fail_start(ActorStoppedError(f"{ref._label()} was stopped before it started"))
         return reason
@@ -98,6 +100,10 @@ async def run_incarnation(
     outcome: ExitReason | None = None
     try:
         with scope:
+            if ref._pending_crash is not None:
+                # A linked actor ended abnormally while this one was waiting to restart.
+                scope.cancel()
+                await trio.lowlevel.checkpoint()
             outcome = await behavior.run_actor(ref._context, previous)
     except Exception as error:
         is_shutdown, detail = _shutdown_detail(error)
@@ -108,10 +114,13 @@ async def run_incarnation(
     if scope.cancelled_caught:
         if ref._pending_crash is not None:
             outcome = Crashed(ref._pending_crash)
+        elif ref._terminating is SELF_STOP:
+            outcome = NORMAL  # a function actor called context.stop()
         elif ref._graceful:
             outcome = KILLED  # it did not stop within its grace period
         else:
             outcome = Shutdown(ref._terminating.detail if ref._terminating else None)
+    ref._pending_crash = None
     assert outcome is not None
     if isinstance(outcome, Crashed):
         for instrument in ref._system._instruments:
@@ -145,6 +154,10 @@ def finalize(ref: ActorRef, reason: ExitReason) -> None:
             if is_abnormal(reason):
                 linked._crash(_linked_crash(ref, reason))
         ref._links = None
+    if ref._watching:
+        for watched in ref._watching:
+            watched._remove_watcher(ref)
+        ref._watching = None
     ref._instance = None
     if ref._stopped_event is not None:
         ref._stopped_event.set()

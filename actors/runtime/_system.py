@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import attrs
 import trio
 
-from actors._errors import NameTakenError
+from actors._errors import ActorStoppedError, NameTakenError
 from actors.runtime._actor import behavior_for
 from actors.runtime._context import ActorContext
 from actors.runtime._exit import Shutdown
@@ -82,6 +82,9 @@ class ActorSystem:
             NameTakenError: ``name`` belongs to a live actor.
             ActorStartError: The actor failed in its constructor or ``started`` hook.
         """
+        if self._closing:
+            await trio.lowlevel.checkpoint()
+            raise ActorStoppedError(f"actor system {self.name!r} is shutting down")
         behavior = behavior_for(target, args)
         ref = self.new_ref(behavior, name=name, mailbox=mailbox, shutdown=shutdown)
         self._top_level[ref] = None

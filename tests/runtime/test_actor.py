@@ -23,6 +23,7 @@ from actors import (
     Crashed,
     ExitReason,
     Killed,
+    MailboxConfig,
     Normal,
     SelfAskError,
     Shutdown,
@@ -343,3 +344,97 @@ async def test_unbounded_grace_waits_for_the_actor(
 async def test_negative_grace_is_refused(system: ActorSystem) -> None:
     with pytest.raises(ValueError, match="grace"):
         await system.spawn(Counter, shutdown=-1)
+
+
+async def test_function_actor_can_stop_itself_normally(system: ActorSystem) -> None:
+    async def quits(context: ActorContext) -> None:
+        await context.receive()
+        context.stop()
+        await trio.sleep_forever()
+
+    ref = await system.spawn(quits)
+    await ref.tell("quit")
+    assert isinstance(await ref.wait_stopped(), Normal)
+
+
+async def test_ask_held_by_an_actor_that_is_killed_fails_at_once(
+    system: ActorSystem, autojump_clock: trio.testing.MockClock
+) -> None:
+    class Stuck(Actor):
+        async def receive(self, message: object) -> object:
+            await trio.sleep_forever()
+
+    ref = await system.spawn(Stuck, shutdown=1.0)
+    start = trio.current_time()
+    async with trio.open_nursery() as nursery:
+
+        async def ask() -> None:
+            with pytest.raises(ActorStoppedError, match="cancelled while handling"):
+                await ref.ask("never answered", timeout=60)
+
+        nursery.start_soon(ask)
+        await trio.testing.wait_all_tasks_blocked()
+        ref.request_stop()
+    assert trio.current_time() - start == 1.0
+    assert isinstance(ref.exit_reason, Killed)
+
+
+async def test_ask_held_by_an_actor_crashed_from_outside_reports_the_crash(
+    system: ActorSystem,
+) -> None:
+    class Stuck(Actor):
+        async def receive(self, message: object) -> object:
+            await trio.sleep_forever()
+
+    ref = await system.spawn(Stuck)
+    async with trio.open_nursery() as nursery:
+
+        async def ask() -> None:
+            with pytest.raises(ActorCrashedError) as caught:
+                await ref.ask("never answered")
+            assert isinstance(caught.value.__cause__, KeyError)
+
+        nursery.start_soon(ask)
+        await trio.testing.wait_all_tasks_blocked()
+        ref._crash(KeyError("from outside"))
+
+
+async def test_spawn_is_refused_while_the_system_shuts_down() -> None:
+    from actors import open_actor_system
+
+    refused: list[BaseException] = []
+
+    class SpawnsWhileStopping(Actor):
+        async def receive(self, message: object) -> object:
+            return None
+
+        async def stopping(self, reason: ExitReason) -> None:
+            try:
+                await self.context.system.spawn(Counter)
+            except ActorStoppedError as error:
+                refused.append(error)
+
+    async with open_actor_system() as system:
+        await system.spawn(SpawnsWhileStopping)
+    assert len(refused) == 1
+
+
+async def test_messages_left_at_the_final_stop_are_counted_as_discarded(
+    system: ActorSystem,
+) -> None:
+    release = trio.Event()
+
+    class Parked(Actor):
+        async def receive(self, message: object) -> object:
+            await release.wait()
+            return None
+
+    ref = await system.spawn(Parked, mailbox=MailboxConfig(batch_size=1))
+    for number in range(4):
+        ref.tell_nowait(number)
+    await trio.testing.wait_all_tasks_blocked()
+    ref.request_stop()
+    release.set()
+    await ref.wait_stopped()
+    stats = ref.statistics().mailbox
+    assert (stats.taken, stats.discarded, stats.enqueued) == (1, 3, 4)

@@ -192,3 +192,12 @@ async def test_name_is_released_when_the_actor_crashes(system: ActorSystem) -> N
 async def test_empty_name_is_refused(system: ActorSystem) -> None:
     with pytest.raises(ValueError, match="empty"):
         await system.spawn(idle, name="")
+
+
+async def test_a_stopped_watcher_leaves_nothing_behind(system: ActorSystem) -> None:
+    target = await system.spawn(idle)
+    watcher = await system.spawn(Watcher, [])
+    await watcher.ask(("watch", target))
+    assert target._watchers == [watcher]
+    await watcher.stop()
+    assert not target._watchers

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+# docs: start hello
 import trio
 
 from actors import Actor, ChildSpec, SupervisorSpec, open_actor_system, open_supervisor
@@ -24,3 +25,4 @@ async def main() -> None:
 
 if __name__ == "__main__":
     trio.run(main)
+# docs: end hello

@@ -193,9 +193,11 @@ class SupervisorSpec:
     is_supervisor: ClassVar[bool] = True
 
     def describe(self) -> str:
+        """A short name for logs, such as ``supervisor(one_for_one)``."""
         return f"supervisor({self.strategy.value})"
 
     async def run_actor(self, context: ActorContext, previous: ExitReason | None) -> ExitReason:
+        """Run one supervisor incarnation (the runtime's Behavior protocol)."""
         from actors.supervision._core import run_supervisor
 
         return await run_supervisor(self, context)

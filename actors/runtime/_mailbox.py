@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 DEFAULT_MAILBOX_CAPACITY: Final = 1000  # messages; the buffer size our users asked for
-DEFAULT_BATCH_SIZE: Final = 128  # messages taken per wake-up of the receiver
+DEFAULT_BATCH_SIZE: Final = 512  # messages taken per wake-up of the receiver
 
 
 class Overflow(enum.Enum):
@@ -293,7 +293,7 @@ class Mailbox:
             popleft = buffer.popleft
             batch = [popleft() for _ in range(count)]
         self._taken += count
-        if self._senders is not None and self._senders.statistics().tasks_waiting:
+        if self._senders:
             self._senders.unpark(count=count)
         return batch
 

@@ -182,6 +182,9 @@ class ActorRef:
         if self._task is not None and trio.lowlevel.current_task() is self._task:
             raise SelfAskError(f"{self._label()} asked itself {type(message).__name__}")
         request = Ask(message)
+        if timeout == math.inf:
+            await self._mailbox.put(request)
+            return await request._wait()
         with trio.move_on_after(timeout):
             await self._mailbox.put(request)
             return await request._wait()

@@ -209,8 +209,10 @@ class SubscriptionTable:
                 return True
         elif kind_word == b"pmessage" and len(frame) == 4:
             pattern, channel, payload = frame[1], frame[2], frame[3]
-            if isinstance(pattern, bytes) and isinstance(channel, bytes) and isinstance(
-                payload, bytes
+            if (
+                isinstance(pattern, bytes)
+                and isinstance(channel, bytes)
+                and isinstance(payload, bytes)
             ):
                 message = RedisMessage(Kind.PATTERN, channel, payload, pattern)
                 self._deliver(Kind.PATTERN, pattern, message)

@@ -1,0 +1,49 @@
+"""A small trio-native Redis client: sans-IO RESP on hiredis, one pipelined connection.
+
+Usable on its own; it imports nothing from the rest of ``actors`` but its errors.
+
+    async with open_redis_connection("redis://localhost:6379/0") as redis:
+        receivers = await redis.publish("news", b"hello")
+"""
+
+from __future__ import annotations
+
+from actors.redis._commands import RedisCommands, Script, parse_info
+from actors.redis._config import DEFAULT_CONNECT_TIMEOUT, DEFAULT_PORT, RedisSettings
+from actors.redis._connection import (
+    PushHandler,
+    RedisConnection,
+    RedisConnectionState,
+    RedisConnectionStatistics,
+    open_redis_connection,
+)
+from actors.redis._resp import (
+    MAX_FEED_SIZE,
+    Argument,
+    Frame,
+    RespParser,
+    encode_command,
+    is_push,
+    reply_error,
+)
+
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_PORT",
+    "MAX_FEED_SIZE",
+    "Argument",
+    "Frame",
+    "PushHandler",
+    "RedisCommands",
+    "RedisConnection",
+    "RedisConnectionState",
+    "RedisConnectionStatistics",
+    "RedisSettings",
+    "RespParser",
+    "Script",
+    "encode_command",
+    "is_push",
+    "open_redis_connection",
+    "parse_info",
+    "reply_error",
+]

@@ -1,0 +1,242 @@
+"""Where and how to connect: ``RedisSettings`` and its URL form."""
+
+from __future__ import annotations
+
+import math
+from typing import Final, Literal
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import attrs
+
+__all__ = ["DEFAULT_CONNECT_TIMEOUT", "DEFAULT_PORT", "RedisSettings"]
+
+DEFAULT_PORT: Final = 6379
+DEFAULT_CONNECT_TIMEOUT: Final = 5.0  # seconds
+
+_SCHEMES: Final = ("redis", "rediss", "unix")
+_TRUE: Final = frozenset({"1", "true", "yes", "on"})
+_FALSE: Final = frozenset({"0", "false", "no", "off"})
+
+
+def _hide_secret(value: str | None) -> str:
+    return "None" if value is None else "'***'"
+
+
+def _check_port(instance: RedisSettings, attribute: attrs.Attribute[int], value: int) -> None:
+    if type(value) is not int or not 1 <= value <= 65535:
+        raise ValueError(f"Redis port must be an integer from 1 to 65535, not {value!r}")
+
+
+def _check_db(instance: RedisSettings, attribute: attrs.Attribute[int], value: int) -> None:
+    if type(value) is not int or value < 0:
+        raise ValueError(f"Redis db must be a non-negative integer, not {value!r}")
+
+
+def _check_protocol(instance: RedisSettings, attribute: attrs.Attribute[int], value: int) -> None:
+    if value not in (2, 3) or type(value) is not int:
+        raise ValueError(f"Redis protocol must be 2 or 3, not {value!r}")
+
+
+def _check_timeout(
+    instance: RedisSettings, attribute: attrs.Attribute[float], value: float
+) -> None:
+    if not isinstance(value, int | float) or not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"connect_timeout must be a positive number of seconds, not {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class RedisSettings:
+    """How to reach one Redis server and set up each connection to it.
+
+    Build one directly or from a URL with ``RedisSettings.from_url``. The password never appears in
+    ``repr`` or in ``describe()``, so settings are safe to log.
+    """
+
+    host: str = "localhost"
+    """Host name or IP address (ignored when ``unix_path`` is set)."""
+    port: int = attrs.field(default=DEFAULT_PORT, validator=_check_port)
+    """TCP port."""
+    unix_path: str | None = None
+    """Path of a Unix domain socket to connect to instead of TCP."""
+    tls: bool = False
+    """Whether to speak TLS (``rediss://``)."""
+    tls_ca_file: str | None = None
+    """PEM file of the certificate authorities to trust; the system's defaults when unset."""
+    tls_cert_file: str | None = None
+    """PEM client certificate, for servers that require one (``tls-auth-clients``)."""
+    tls_key_file: str | None = None
+    """PEM private key of the client certificate (when not inside ``tls_cert_file``)."""
+    tls_verify_hostname: bool = True
+    """Whether the server certificate must match ``host``."""
+    username: str | None = None
+    """ACL user name; ``None`` means the ``default`` user."""
+    password: str | None = attrs.field(default=None, repr=_hide_secret)
+    """Password of the user (``requirepass`` or an ACL user's)."""
+    db: int = attrs.field(default=0, validator=_check_db)
+    """Database number selected on each connection."""
+    client_name: str | None = None
+    """Name given to each connection with ``CLIENT SETNAME`` (shows in ``CLIENT LIST``)."""
+    protocol: Literal[2, 3] = attrs.field(default=3, validator=_check_protocol)
+    """RESP version to ask for: 3 (one connection for everything) or 2."""
+    connect_timeout: float = attrs.field(default=DEFAULT_CONNECT_TIMEOUT, validator=_check_timeout)
+    """Seconds allowed to connect, handshake TLS and authenticate."""
+    keepalive: bool = True
+    """Whether to turn on TCP keepalive probes."""
+
+    def __attrs_post_init__(self) -> None:
+        if self.unix_path is not None and self.tls:
+            raise ValueError("TLS over a Unix socket is not supported")
+        if self.tls_key_file is not None and self.tls_cert_file is None:
+            raise ValueError("tls_key_file needs tls_cert_file")
+        if self.username is not None and self.password is None:
+            raise ValueError("a Redis username needs a password")
+        if self.client_name is not None and (
+            not self.client_name or any(c.isspace() for c in self.client_name)
+        ):
+            raise ValueError(
+                f"Redis client names cannot be empty or hold spaces: {self.client_name!r}"
+            )
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisSettings:
+        """Parse a Redis URL.
+
+        Accepted forms::
+
+            redis://[[user]:password@]host[:port][/db][?option=value&...]
+            rediss://...                     (TLS)
+            unix://[[user]:password@]/path/to/socket[?db=N&...]
+
+        Options: ``db``, ``client_name``, ``protocol`` (2 or 3), ``connect_timeout`` (seconds),
+        ``keepalive``, ``tls_ca_file``, ``tls_cert_file``, ``tls_key_file`` and
+        ``tls_verify_hostname`` (booleans as ``true``/``false``/``1``/``0``). User name and password
+        are percent-decoded.
+
+        Args:
+            url: The URL.
+
+        Returns:
+            The settings it describes.
+
+        Raises:
+            ValueError: The URL is malformed, or an option is unknown, repeated or invalid.
+        """
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as exc:
+            raise ValueError(f"invalid Redis URL {_redact(url)!r}: {exc}") from None
+        scheme = parts.scheme.lower()
+        if scheme not in _SCHEMES:
+            raise ValueError(
+                f"invalid Redis URL {_redact(url)!r}: the scheme must be redis://, rediss:// or "
+                "unix://"
+            )
+        if parts.fragment:
+            raise ValueError(f"invalid Redis URL {_redact(url)!r}: fragments are not allowed")
+        options: dict[str, object] = {}
+        if parts.username:
+            options["username"] = unquote(parts.username)
+        if parts.password is not None:
+            options["password"] = unquote(parts.password)
+        if scheme == "unix":
+            if not parts.path or parts.path == "/":
+                raise ValueError(f"invalid Redis URL {_redact(url)!r}: no socket path")
+            if parts.hostname or port is not None:
+                raise ValueError(
+                    f"invalid Redis URL {_redact(url)!r}: a unix:// URL takes no host or port "
+                    "(write unix:///path/to/socket)"
+                )
+            options["unix_path"] = unquote(parts.path)
+        else:
+            options["tls"] = scheme == "rediss"
+            if parts.hostname:
+                options["host"] = unquote(parts.hostname)
+            if port is not None:
+                options["port"] = port
+            path = parts.path.strip("/")
+            if path:
+                options["db"] = _parse_int(url, "db", path)
+        for name, value in parse_qsl(parts.query, keep_blank_values=True, strict_parsing=False):
+            key = name.lower()
+            if key not in _QUERY_PARSERS:
+                known = ", ".join(sorted(_QUERY_PARSERS))
+                raise ValueError(
+                    f"invalid Redis URL {_redact(url)!r}: unknown option {name!r} (known: {known})"
+                )
+            if key in options and (key != "db" or "db" in options):
+                raise ValueError(f"invalid Redis URL {_redact(url)!r}: {name!r} given twice")
+            options[key] = _QUERY_PARSERS[key](url, key, value)
+        try:
+            return cls(**options)  # type: ignore[arg-type]
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"invalid Redis URL {_redact(url)!r}: {exc}") from None
+
+    def describe(self) -> str:
+        """Return where this connects, as a URL without the password, for logs and errors."""
+        user = f"{self.username}@" if self.username else ""
+        if self.unix_path is not None:
+            return f"unix://{user}{self.unix_path}?db={self.db}"
+        scheme = "rediss" if self.tls else "redis"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{user}{host}:{self.port}/{self.db}"
+
+
+def _redact(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "<unparsable URL>"
+    if password is None:
+        return url
+    netloc = parts.netloc.replace(f":{password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def _parse_int(url: str, key: str, value: str) -> int:
+    try:
+        return int(value, 10)
+    except ValueError:
+        raise ValueError(
+            f"invalid Redis URL {_redact(url)!r}: {key} must be an integer, not {value!r}"
+        ) from None
+
+
+def _parse_float(url: str, key: str, value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(
+            f"invalid Redis URL {_redact(url)!r}: {key} must be a number, not {value!r}"
+        ) from None
+
+
+def _parse_bool(url: str, key: str, value: str) -> bool:
+    lowered = value.lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError(
+        f"invalid Redis URL {_redact(url)!r}: {key} must be true or false, not {value!r}"
+    )
+
+
+def _parse_text(url: str, key: str, value: str) -> str:
+    if not value:
+        raise ValueError(f"invalid Redis URL {_redact(url)!r}: {key} is empty")
+    return value
+
+
+_QUERY_PARSERS: Final = {
+    "db": _parse_int,
+    "client_name": _parse_text,
+    "protocol": _parse_int,
+    "connect_timeout": _parse_float,
+    "keepalive": _parse_bool,
+    "tls_ca_file": _parse_text,
+    "tls_cert_file": _parse_text,
+    "tls_key_file": _parse_text,
+    "tls_verify_hostname": _parse_bool,
+}

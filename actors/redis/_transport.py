@@ -1,0 +1,128 @@
+"""Opening the byte stream to a server: TCP, TLS or a Unix socket."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+from typing import TYPE_CHECKING, Final
+
+import attrs
+import trio
+
+from actors._errors import RedisConnectionError
+
+if TYPE_CHECKING:
+    from actors.redis._config import RedisSettings
+
+__all__ = ["Transport", "open_transport"]
+
+logger = logging.getLogger(__name__)
+
+KEEPALIVE_IDLE: Final = 30  # seconds of silence before the first probe
+KEEPALIVE_INTERVAL: Final = 10  # seconds between probes
+KEEPALIVE_COUNT: Final = 3  # unanswered probes before the kernel drops the connection
+
+
+@attrs.frozen
+class Transport:
+    """An open connection to a server."""
+
+    stream: trio.SocketStream | trio.SSLStream[trio.SocketStream]
+    """The stream commands are written to."""
+    raw_socket: socket.socket | None
+    """The non-blocking stdlib socket under a plain stream, read directly in batches; ``None``
+    with TLS, where reads go through ``stream.receive_some``."""
+
+
+def _set_keepalive(sock: socket.socket) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (
+        ("TCP_KEEPIDLE", KEEPALIVE_IDLE),
+        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
+        ("TCP_KEEPCNT", KEEPALIVE_COUNT),
+    ):
+        option = getattr(socket, name, None)
+        if option is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, option, value)
+
+
+async def _connect_socket(settings: RedisSettings) -> tuple[socket.socket, trio.socket.SocketType]:
+    if settings.unix_path is not None:
+        targets: list[tuple[socket.AddressFamily, int, object]] = [
+            (socket.AF_UNIX, 0, settings.unix_path)
+        ]
+    else:
+        try:
+            infos = await trio.socket.getaddrinfo(
+                settings.host, settings.port, type=socket.SOCK_STREAM
+            )
+        except OSError as exc:
+            raise RedisConnectionError(
+                f"cannot resolve {settings.host!r} for {settings.describe()}: {exc}"
+            ) from exc
+        targets = [(family, proto, address) for family, _, proto, _, address in infos]
+    failures: list[OSError] = []
+    for family, proto, address in targets:
+        raw = socket.socket(family, socket.SOCK_STREAM, proto)
+        try:
+            sock = trio.socket.from_stdlib_socket(raw)
+            await sock.connect(address)
+            if family != socket.AF_UNIX:
+                raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if settings.keepalive:
+                    _set_keepalive(raw)
+        except OSError as exc:
+            raw.close()
+            failures.append(exc)
+            continue
+        except BaseException:
+            raw.close()
+            raise
+        return raw, sock
+    reasons = "; ".join(str(failure) for failure in failures) or "no address"
+    raise RedisConnectionError(f"cannot connect to {settings.describe()}: {reasons}") from (
+        failures[-1] if failures else None
+    )
+
+
+def _ssl_context(settings: RedisSettings) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=settings.tls_ca_file)
+    context.check_hostname = settings.tls_verify_hostname
+    if settings.tls_cert_file is not None:
+        context.load_cert_chain(settings.tls_cert_file, settings.tls_key_file)
+    return context
+
+
+async def open_transport(settings: RedisSettings) -> Transport:
+    """Connect to the server and finish the TLS handshake when TLS is on.
+
+    The caller applies the connect timeout.
+
+    Args:
+        settings: Where to connect and how.
+
+    Returns:
+        The open transport.
+
+    Raises:
+        RedisConnectionError: The server could not be reached, or the TLS handshake failed.
+    """
+    raw, sock = await _connect_socket(settings)
+    # The trio socket wraps the same stdlib socket object, so both share one file descriptor.
+    stream = trio.SocketStream(sock)
+    if not settings.tls:
+        return Transport(stream=stream, raw_socket=raw)
+    try:
+        context = _ssl_context(settings)
+        tls_stream = trio.SSLStream(stream, context, server_hostname=settings.host)
+        await tls_stream.do_handshake()
+    except (OSError, trio.BrokenResourceError) as exc:
+        await trio.aclose_forcefully(stream)
+        raise RedisConnectionError(
+            f"TLS handshake with {settings.describe()} failed: {exc}"
+        ) from exc
+    except BaseException:
+        await trio.aclose_forcefully(stream)
+        raise
+    return Transport(stream=tls_stream, raw_socket=None)

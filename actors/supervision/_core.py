@@ -235,6 +235,11 @@ class SupervisorCore:
                 exit_reason, on_its_own = await self._terminate(
                     member, f"restart: {self.spec.strategy.value}"
                 )
+                if member.ref._start_error is not None:
+                    # Fix: stopped during its first start (start_child/spawn still waiting for
+                    # it): that caller gets ActorStartError and forgets the child, so it must
+                    # not be restarted here behind a ref the caller finalizes.
+                    continue
                 if (
                     member.ref._stop_requested
                     or member.spec.restart is Restart.TEMPORARY  # bystanders are not restarted
@@ -243,6 +248,11 @@ class SupervisorCore:
                     self._retire(member, exit_reason)
                     continue
             elif member is not child and member.status is not ChildStatus.RESTARTING:
+                continue
+            if member.status is ChildStatus.STOPPED or not member.ref.alive:
+                # Fix: retired (terminate_child, or a stop through its ref) while this loop
+                # awaited a sibling's termination. Marking it RESTARTING anyway restarted an
+                # incarnation behind a finalized ref: a dead ref with a running task.
                 continue
             member.status = ChildStatus.RESTARTING
             member.ref._state = ActorState.RESTARTING
@@ -263,6 +273,14 @@ class SupervisorCore:
         for member in group:
             if member.status is not ChildStatus.RESTARTING:
                 continue  # stopped, retired or restarted in the meantime
+            if member.ref._stop_requested:
+                # Fix: its ref was stopped after its incarnation ended but before it was marked
+                # RESTARTING (e.g. while the supervisor was stopping its one_for_all siblings).
+                # _child_stop_requested only retires RESTARTING children, so the stop was lost:
+                # the child was restarted with _stop_requested already set, later stop() calls
+                # were no-ops and every ref.stop() waited for ever.
+                self._retire(member, member.last_exit or Shutdown("stopped while restarting"))
+                continue
             if not await self._start_incarnation(member, member.last_exit, initial=False):
                 return  # the failure's exit message decides what happens to the rest
 
@@ -278,7 +296,11 @@ class SupervisorCore:
             child.status = ChildStatus.TERMINATING
             child.ref._terminate(detail)
             if child.running:
-                child.exited = child.exited or trio.Event()
+                # Fix: was ``child.exited or trio.Event()``, but a trio.Event refuses to be used
+                # as a bool (NotImplementedError). Two tasks terminating the same child at once
+                # (terminate_child racing a group restart) hit it.
+                if child.exited is None:
+                    child.exited = trio.Event()
                 await child.exited.wait()
         if child.last_exit is None:  # never ran: stopped while waiting to restart
             child.last_exit = Shutdown(detail)
@@ -302,6 +324,15 @@ class SupervisorCore:
         if child is not None and child.status is ChildStatus.RESTARTING:
             self._retire(child, child.last_exit or Shutdown("stopped while restarting"))
 
+    def _finish_shutdown(self, child: Child) -> None:
+        # Fix: end each child's ref as soon as that child has stopped. Finalizing every ref only
+        # after the last sibling had stopped kept a stopped child looking alive (no Down for
+        # its watchers, its name still taken, wait_stopped still waiting) for as long as the
+        # siblings stopped before it took, up to their whole grace periods.
+        if child.ref.alive:
+            finalize(child.ref, child.last_exit or Shutdown("supervisor shutdown"))
+        child.status = ChildStatus.STOPPED
+
     async def shutdown_children(self) -> None:
         """Stop every child in reverse start order (all at once for dynamic children)."""
         self.closing = True
@@ -314,13 +345,13 @@ class SupervisorCore:
                     child.ref._terminate("supervisor shutdown")
             for child in children:
                 await self._terminate(child, "supervisor shutdown")
+                self._finish_shutdown(child)
         else:
             for child in reversed(children):
                 await self._terminate(child, "supervisor shutdown")
+                self._finish_shutdown(child)
         for child in reversed(children):
-            if child.ref.alive:
-                finalize(child.ref, child.last_exit or Shutdown("supervisor shutdown"))
-            child.status = ChildStatus.STOPPED
+            self._finish_shutdown(child)
         self.children.clear()
         self.by_ref.clear()
 
@@ -367,24 +398,40 @@ class SupervisorCore:
 
     async def restart_child(self, key: str) -> ActorRef:
         self._check_open()
-        child = self.find(key)
-        if isinstance(child.key, ActorRef):
+        # Fix: refuse simple_one_for_one before looking the key up. Dynamic children are keyed
+        # by ref, so looking up an id always failed first with ChildNotFoundError and this
+        # error (OTP's {error, simple_one_for_one}) could never be raised.
+        if self.spec.strategy is Strategy.SIMPLE_ONE_FOR_ONE:
             raise SupervisorError("restart_child does not apply to simple_one_for_one children")
+        child = self.find(key)
         if child.status is not ChildStatus.STOPPED:
             raise ChildAlreadyExistsError(f"child {key!r} of {self.label} is {child.status.value}")
-        self.children.pop(child.key)
+        # Fix: the restarted child keeps its place in the start order, as in OTP's children
+        # list. It used to be popped and re-added at the end, so rest_for_one and the
+        # reverse-order shutdown treated it as the youngest child. start_new assigns the same
+        # key, which keeps the dict position; only a failed start needs the order restored.
+        order = list(self.children)
         try:
             fresh = await self.start_new(child.spec, child.spec.args, child.spec.name)
         except BaseException:
-            self.children[child.key] = child  # keep the spec, as OTP does
+            self._put_back(child, order)  # keep the spec, as OTP does
             raise
         return fresh.ref
 
+    def _put_back(self, child: Child, order: list[object]) -> None:
+        """Put a child's record back under its key, at its place in ``order``."""
+        self.children[child.key] = child
+        rank = {key: index for index, key in enumerate(order)}
+        ordered = sorted(self.children.items(), key=lambda item: rank.get(item[0], len(rank)))
+        self.children.clear()
+        self.children.update(ordered)
+
     async def delete_child(self, key: str) -> None:
         self._check_open()
-        child = self.find(key)
-        if isinstance(child.key, ActorRef):
+        # Fix: as in restart_child, refuse simple_one_for_one before looking the key up.
+        if self.spec.strategy is Strategy.SIMPLE_ONE_FOR_ONE:
             raise SupervisorError("delete_child does not apply to simple_one_for_one children")
+        child = self.find(key)
         if child.status is not ChildStatus.STOPPED:
             raise ChildAlreadyExistsError(f"child {key!r} of {self.label} is {child.status.value}")
         self._forget(child)

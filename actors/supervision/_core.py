@@ -292,6 +292,10 @@ class SupervisorCore:
         Returns how it ended, and whether it had already ended on its own before being asked.
         """
         on_its_own = not child.running
+        if child.status is ChildStatus.RESTARTING:
+            # Its crash was dealt with when the restart was scheduled; what ends it now is this
+            # stop, so watchers and links see a shutdown, not the old crash again.
+            child.last_exit = Shutdown(detail)
         if child.running:
             child.status = ChildStatus.TERMINATING
             child.ref._terminate(detail)
@@ -322,7 +326,7 @@ class SupervisorCore:
         """Someone asked a child to stop for good; a child waiting to restart stops at once."""
         child = self.by_ref.get(ref)
         if child is not None and child.status is ChildStatus.RESTARTING:
-            self._retire(child, child.last_exit or Shutdown("stopped while restarting"))
+            self._retire(child, Shutdown("stopped while restarting"))
 
     def _finish_shutdown(self, child: Child) -> None:
         # Fix: end each child's ref as soon as that child has stopped. Finalizing every ref only

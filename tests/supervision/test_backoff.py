@@ -16,6 +16,7 @@ from supervision_helpers import EventLog, crash_loop, settle, worker
 
 from actors import (
     NO_BACKOFF,
+    ActorContext,
     ActorSystem,
     Backoff,
     ChildAlreadyExistsError,
@@ -23,8 +24,10 @@ from actors import (
     ChildStatus,
     Crashed,
     RestartIntensityError,
+    Shutdown,
     Strategy,
     SupervisorSpec,
+    open_actor_system,
     start_supervisor,
 )
 
@@ -247,3 +250,25 @@ def test_backoff_rejects_invalid_settings() -> None:
         with pytest.raises(InvalidSpecError):
             Backoff(**bad)
     assert Backoff(maximum=math.inf).delay(3, random.Random(0)) > 0
+
+
+async def test_child_waiting_out_its_backoff_ends_with_shutdown_when_its_supervisor_stops(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Its crash was already handled; what ends it is the stop, so watchers see a shutdown."""
+
+    async def crashes(context: ActorContext) -> None:
+        await context.receive()
+        raise RuntimeError("crash")
+
+    async with open_actor_system() as system:
+        spec = SupervisorSpec(
+            children=[ChildSpec(id="c", start=crashes, backoff=Backoff(initial=10.0, jitter=0))]
+        )
+        supervisor = await start_supervisor(system, spec)
+        child = supervisor.child("c")
+        await child.tell("crash")
+        await trio.testing.wait_all_tasks_blocked()
+        assert supervisor.statistics().restarting == 1
+        await supervisor.stop()
+        assert child.exit_reason == Shutdown("supervisor shutdown")

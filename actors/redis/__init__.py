@@ -17,6 +17,12 @@ from actors.redis._connection import (
     RedisConnectionStatistics,
     open_redis_connection,
 )
+from actors.redis._pubsub import (
+    DEFAULT_ACK_TIMEOUT,
+    PubSubHub,
+    PubSubStatistics,
+    SubscriptionStatistics,
+)
 from actors.redis._resp import (
     MAX_FEED_SIZE,
     Argument,
@@ -26,21 +32,41 @@ from actors.redis._resp import (
     is_push,
     reply_error,
 )
+from actors.redis._subscriptions import (
+    ConnectionLost,
+    Kind,
+    MessageSink,
+    RedisMessage,
+    Resubscribed,
+    SubscriptionEvent,
+    SubscriptionTable,
+)
 
 __all__ = [
+    "DEFAULT_ACK_TIMEOUT",
     "DEFAULT_CONNECT_TIMEOUT",
     "DEFAULT_PORT",
     "MAX_FEED_SIZE",
     "Argument",
+    "ConnectionLost",
     "Frame",
+    "Kind",
+    "MessageSink",
+    "PubSubHub",
+    "PubSubStatistics",
     "PushHandler",
     "RedisCommands",
     "RedisConnection",
     "RedisConnectionState",
     "RedisConnectionStatistics",
+    "RedisMessage",
     "RedisSettings",
     "RespParser",
+    "Resubscribed",
     "Script",
+    "SubscriptionEvent",
+    "SubscriptionStatistics",
+    "SubscriptionTable",
     "encode_command",
     "is_push",
     "open_redis_connection",

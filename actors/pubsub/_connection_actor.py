@@ -1,0 +1,121 @@
+"""The Redis connection actor: one per process, supervised, restarted with backoff when it breaks.
+
+Each incarnation opens a connection (two in RESP2 mode), attaches it to the ``PubSubHub`` (which
+replays every subscription), then watches it: a closed socket, or a liveness probe that does not
+come back, ends the incarnation with ``RedisConnectionLostError``. Its supervisor restarts it
+after an exponential backoff with jitter. The hub, and so the subscription table, outlives every
+incarnation.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Final
+
+import attrs
+import trio
+
+from actors._errors import RedisConnectionLostError, RedisError
+from actors.redis import PubSubHub, RedisSettings, open_redis_connection
+from actors.supervision import Backoff
+
+if TYPE_CHECKING:
+    from actors.redis import RedisConnection
+    from actors.runtime import ActorContext
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PROBE_INTERVAL: Final = 5.0  # seconds without any pushed message before a probe
+DEFAULT_PROBE_TIMEOUT: Final = 3.0  # seconds a probe may take to come back
+DEFAULT_RECONNECT_BACKOFF: Final = Backoff(
+    initial=0.1, multiplier=2.0, maximum=5.0, jitter=0.2, reset_after=30.0
+)
+
+
+@attrs.frozen(kw_only=True)
+class ConnectionOptions:
+    """How the connection actor reconnects and proves its connection alive.
+
+    Attributes:
+        reconnect: Backoff between reconnect attempts (the users' defaults: 100 ms, x2).
+        max_restarts: Reconnects allowed within ``within`` seconds before the connection's
+            supervisor gives up. With the default backoff, a plain outage never reaches it:
+            attempts soon come ``reconnect.maximum`` seconds apart.
+        within: The window for ``max_restarts``, in seconds.
+        probe_interval: Seconds without any pushed message after which a probe is sent.
+        probe_timeout: Seconds a probe may take before the connection counts as dead.
+        ack_timeout: Seconds a subscribe or a replay waits for Redis's acknowledgements.
+    """
+
+    reconnect: Backoff = DEFAULT_RECONNECT_BACKOFF
+    max_restarts: int = 10
+    within: float = 5.0
+    probe_interval: float = DEFAULT_PROBE_INTERVAL
+    probe_timeout: float = DEFAULT_PROBE_TIMEOUT
+    ack_timeout: float = 30.0
+
+
+async def run_connection(
+    context: ActorContext, hub: PubSubHub, settings: RedisSettings, options: ConnectionOptions
+) -> None:
+    """One incarnation of the connection actor; it only ends by raising (or being stopped)."""
+    reason = "the connection actor stopped"
+    try:
+        async with open_redis_connection(settings, push_handler=hub.push) as commands:
+            if commands.protocol == 2:
+                # A RESP2 connection that subscribes can run no other command: use a second one.
+                subscriber_settings = attrs.evolve(settings, protocol=2)
+                async with open_redis_connection(
+                    subscriber_settings, push_handler=hub.push
+                ) as subscriber:
+                    reason = await _serve(hub, commands, subscriber, options)
+            else:
+                reason = await _serve(hub, commands, None, options)
+    except RedisError as error:
+        reason = str(error)
+        raise
+    finally:
+        hub.detach(reason)
+    raise RedisConnectionLostError(reason)
+
+
+async def _serve(
+    hub: PubSubHub,
+    commands: RedisConnection,
+    subscriber: RedisConnection | None,
+    options: ConnectionOptions,
+) -> str:
+    """Attach the connection(s), then watch them; returns why the connection must be replaced."""
+    await hub.attach(commands, subscriber)
+    failure: list[str] = []
+    async with trio.open_nursery() as nursery:
+
+        def fail(reason: str) -> None:
+            if not failure:
+                failure.append(reason)
+            nursery.cancel_scope.cancel(reason=reason)
+
+        async def watch(connection: RedisConnection) -> None:
+            cause = await connection.wait_closed()
+            fail(f"connection closed: {cause}" if cause else "connection closed")
+
+        async def probe() -> None:
+            while True:
+                idle = hub.idle_for()
+                if idle < options.probe_interval:
+                    await trio.sleep(options.probe_interval - idle)
+                    continue
+                try:
+                    await hub.probe(options.probe_timeout)
+                except RedisError as error:
+                    fail(f"liveness probe failed: {error}")
+                    return
+
+        nursery.start_soon(watch, commands)
+        if subscriber is not None:
+            nursery.start_soon(watch, subscriber)
+        nursery.start_soon(probe)
+    logger.warning(
+        "replacing the Redis connection to %s: %s", commands.settings.describe(), failure[0]
+    )
+    return failure[0]

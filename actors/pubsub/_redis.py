@@ -1,0 +1,147 @@
+"""``open_redis_pubsub``: the supervised connection actor plus the hub, as one handle."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Final
+
+import attrs
+
+from actors.pubsub._connection_actor import ConnectionOptions, run_connection
+from actors.redis import Kind, PubSubHub, RedisSettings
+from actors.supervision import ChildSpec, Restart, SupervisorSpec, open_supervisor
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from actors.redis import MessageSink, PubSubStatistics, RedisConnection
+    from actors.runtime import ActorRef, ActorSystem
+    from actors.supervision import Supervisor
+
+CONNECTION_CHILD_ID: Final = "redis-connection"
+
+
+@attrs.frozen(kw_only=True)
+class RedisPubSubStatistics:
+    """The hub's view plus the connection actor's restart count."""
+
+    hub: PubSubStatistics
+    """Connection state, liveness ages and every subscription."""
+    connection_restarts: int
+    """Times the connection actor was restarted (each is a reconnect attempt)."""
+
+
+class Subscription:
+    """A handle on one local subscription; ``await close()`` to unsubscribe."""
+
+    __slots__ = ("_pubsub", "kind", "name", "sink")
+
+    def __init__(self, pubsub: RedisPubSub, kind: Kind, name: bytes, sink: MessageSink) -> None:
+        self._pubsub = pubsub
+        self.kind = kind
+        self.name = name
+        self.sink = sink
+
+    async def close(self) -> None:
+        """Unsubscribe this sink; the last local sink of the name unsubscribes from Redis."""
+        await self._pubsub.hub.unsubscribe(self.kind, self.name, self.sink)
+
+
+def _name(name: bytes | str) -> bytes:
+    return name.encode() if isinstance(name, str) else name
+
+
+class RedisPubSub:
+    """One process's Redis Pub/Sub: a supervised connection actor feeding every subscription."""
+
+    def __init__(self, hub: PubSubHub, supervisor: Supervisor) -> None:
+        self.hub = hub
+        self.supervisor = supervisor
+
+    @property
+    def connection_ref(self) -> ActorRef:
+        """The connection actor's ref (stable across reconnects)."""
+        return self.supervisor.child(CONNECTION_CHILD_ID)
+
+    async def subscribe(self, channel: bytes | str, sink: MessageSink) -> Subscription:
+        """Subscribe a sink to a channel; returns once Redis has acknowledged it."""
+        return await self._subscribe(Kind.CHANNEL, _name(channel), sink)
+
+    async def psubscribe(self, pattern: bytes | str, sink: MessageSink) -> Subscription:
+        """Subscribe a sink to a glob pattern; each message carries its concrete channel."""
+        return await self._subscribe(Kind.PATTERN, _name(pattern), sink)
+
+    async def ssubscribe(self, channel: bytes | str, sink: MessageSink) -> Subscription:
+        """Subscribe a sink to a shard channel (Redis 7 sharded Pub/Sub)."""
+        return await self._subscribe(Kind.SHARD, _name(channel), sink)
+
+    async def _subscribe(self, kind: Kind, name: bytes, sink: MessageSink) -> Subscription:
+        await self.hub.subscribe(kind, name, sink)
+        return Subscription(self, kind, name, sink)
+
+    async def publish(self, channel: bytes | str, payload: bytes | str) -> int:
+        """Publish a payload; returns the number of receivers Redis counted.
+
+        Raises:
+            RedisConnectionError: Not connected, or the connection broke before Redis answered.
+        """
+        return await self.hub.publish(channel, payload)
+
+    def connection(self) -> RedisConnection:
+        """The current connection for other commands (changes on every reconnect)."""
+        return self.hub.connection()
+
+    async def wait_connected(self) -> None:
+        """Wait until connected with every subscription replayed."""
+        await self.hub.wait_connected()
+
+    def statistics(self) -> RedisPubSubStatistics:
+        """The hub's statistics and the connection actor's restarts."""
+        return RedisPubSubStatistics(
+            hub=self.hub.statistics(), connection_restarts=self.connection_ref.statistics().restarts
+        )
+
+
+@asynccontextmanager
+async def open_redis_pubsub(
+    system: ActorSystem,
+    settings_or_url: RedisSettings | str,
+    *,
+    options: ConnectionOptions | None = None,
+    name: str | None = None,
+) -> AsyncIterator[RedisPubSub]:
+    """Run the Redis connection actor under its own supervisor for the duration of a block.
+
+    The block starts at once, connected or not: ``subscribe`` waits for the connection and
+    ``publish`` raises ``RedisConnectionError`` until it is up. Leaving the block stops the
+    connection actor.
+
+    Args:
+        system: The actor system to run in.
+        settings_or_url: Where Redis is: settings, or a ``redis://``, ``rediss://`` or
+            ``unix://`` URL.
+        options: Reconnect backoff, restart intensity, probes, acknowledgement timeout.
+        name: A registered name for the connection's supervisor.
+    """
+    if isinstance(settings_or_url, str):
+        settings = RedisSettings.from_url(settings_or_url)
+    else:
+        settings = settings_or_url
+    options = options if options is not None else ConnectionOptions()
+    hub = PubSubHub(ack_timeout=options.ack_timeout)
+    spec = SupervisorSpec(
+        max_restarts=options.max_restarts,
+        within=options.within,
+        children=[
+            ChildSpec(
+                id=CONNECTION_CHILD_ID,
+                start=run_connection,
+                args=(hub, settings, options),
+                restart=Restart.PERMANENT,
+                backoff=options.reconnect,
+                shutdown=1.0,
+            )
+        ],
+    )
+    async with open_supervisor(system, spec, name=name) as supervisor:
+        yield RedisPubSub(hub, supervisor)

@@ -1,0 +1,335 @@
+"""Pub/Sub multiplexed over one connection, with subscriptions that outlive the connection.
+
+``PubSubHub`` owns the desired-subscription table. Whoever owns the connection (the connection
+actor in ``actors.pubsub``) attaches each new connection with ``attach`` and reports its loss with
+``detach``; the hub replays the table, waits for Redis to acknowledge it, and tells every sink
+about the gap. Subscribers call ``subscribe``/``unsubscribe`` at any time, connected or not.
+
+In RESP3 one connection carries everything: replies and pushes are told apart by frame type.
+In RESP2 (servers without RESP3, such as fakeredis) a subscribed connection can run no other
+command, so the owner attaches two connections: one for commands, one for subscriptions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import math
+import time
+from typing import TYPE_CHECKING, Any, Final
+
+import attrs
+import trio
+
+from actors._errors import RedisConnectionError, RedisTimeoutError
+from actors.redis._subscriptions import (
+    ConnectionLost,
+    Kind,
+    RedisMessage,
+    Resubscribed,
+    SubscriptionEvent,
+    SubscriptionTable,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from actors.redis._connection import RedisConnection
+    from actors.redis._subscriptions import MessageSink
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_ACK_TIMEOUT: Final = 30.0  # seconds; the subscription timeout our users asked for
+REPLAY_BATCH: Final = 256  # names per SUBSCRIBE command when the table is replayed
+PROBE_CHANNEL_PREFIX: Final = b"__actors:probe:"
+
+_hub_numbers = itertools.count(1)
+
+
+@attrs.frozen(kw_only=True)
+class SubscriptionStatistics:
+    """One subscription as the hub sees it."""
+
+    kind: Kind
+    """Channel, pattern or shard channel."""
+    name: bytes
+    """The channel or pattern."""
+    sinks: int
+    """Local subscribers."""
+    delivered: int
+    """Messages handed to those subscribers (once per subscriber)."""
+    dropped: int
+    """Messages a subscriber's mailbox refused under its overflow policy."""
+    acknowledged: bool
+    """Whether Redis confirmed it on the current connection."""
+
+
+@attrs.frozen(kw_only=True)
+class PubSubStatistics:
+    """A snapshot of the hub: connection, liveness and every subscription."""
+
+    connected: bool
+    """Whether a connection is attached and its subscriptions replayed."""
+    protocol: int | None
+    """RESP version of the attached connection."""
+    reconnects: int
+    """Connections attached after the first one."""
+    last_message_age: float | None
+    """Seconds since the last pushed message (probes included), or None if none came yet."""
+    last_probe_age: float | None
+    """Seconds since the last liveness probe came back, or None."""
+    gap_started: float | None
+    """Wall-clock start of the current gap (disconnected), or None while connected."""
+    unroutable: int
+    """Messages for names no local subscriber holds any more."""
+    subscriptions: tuple[SubscriptionStatistics, ...]
+    """Every subscription in the table, in the order they were made."""
+
+
+class _ProbeSink:
+    """Receives the hub's own probe messages."""
+
+    def __init__(self, hub: PubSubHub) -> None:
+        self._hub = hub
+
+    def deliver(self, event: SubscriptionEvent) -> bool:
+        if isinstance(event, RedisMessage):
+            self._hub._probe_arrived(event.payload)
+        return True
+
+
+class PubSubHub:
+    """Subscriptions kept across reconnects, routed from one connection to many sinks.
+
+    Args:
+        ack_timeout: Seconds ``subscribe`` and a replay wait for Redis's acknowledgements.
+    """
+
+    def __init__(self, *, ack_timeout: float = DEFAULT_ACK_TIMEOUT) -> None:
+        self.table = SubscriptionTable()
+        self.ack_timeout = ack_timeout
+        self._commands: RedisConnection | None = None
+        self._subscriber: RedisConnection | None = None
+        self._ready = False
+        self._acks = trio.Event()
+        self._attached = trio.Event()
+        self._attachments = 0
+        self._gap_start: float | None = None
+        self._last_message: float | None = None
+        self._last_probe: float | None = None
+        self._probe_token: bytes | None = None
+        self._probe_event: trio.Event | None = None
+        self._probe_numbers = itertools.count(1)
+        self.probe_channel = PROBE_CHANNEL_PREFIX + str(next(_hub_numbers)).encode()
+        self._probe_sink = _ProbeSink(self)
+        self.table.add(Kind.CHANNEL, self.probe_channel, self._probe_sink)
+
+    # -- the connection's side -------------------------------------------------------------------
+
+    def push(self, frame: list[Any]) -> None:
+        """The connection's push handler: route one pushed frame. Never blocks."""
+        self._last_message = time.monotonic()
+        if not self.table.route(frame):
+            logger.debug("ignored a push frame that is not Pub/Sub: %r", frame[:1])
+            return
+        if frame[0] not in (b"message", b"pmessage", b"smessage"):
+            self._acks.set()  # wake whoever waits for acknowledgements
+            self._acks = trio.Event()
+
+    async def attach(
+        self, commands: RedisConnection, subscriber: RedisConnection | None = None
+    ) -> None:
+        """Use a new connection: replay every subscription and wait for Redis to confirm them.
+
+        Args:
+            commands: The connection for commands (and, in RESP3, subscriptions too).
+            subscriber: In RESP2 mode, the separate connection that carries subscriptions.
+
+        Raises:
+            RedisTimeoutError: Redis did not confirm everything within ``ack_timeout``.
+        """
+        self._commands = commands
+        self._subscriber = subscriber if subscriber is not None else commands
+        self.table.mark_unacknowledged()
+        for kind in Kind:
+            names = self.table.names(kind)
+            for start in range(0, len(names), REPLAY_BATCH):
+                batch = names[start : start + REPLAY_BATCH]
+                self._subscriber.send_subscription_command(kind.subscribe_command, *batch)
+        await self._wait_acknowledged(lambda: self.table.unacknowledged() == 0, "the replay")
+        self._ready = True
+        self._attachments += 1
+        self._attached.set()
+        if self._gap_start is not None:
+            gap = Resubscribed(gap_start=self._gap_start, gap_end=time.time())
+            self._gap_start = None
+            logger.info(
+                "resubscribed %d subscriptions after a gap of %.3f s",
+                len(self.table),
+                gap.gap_end - gap.gap_start,
+            )
+            self.table.broadcast(gap)
+
+    def detach(self, reason: str) -> None:
+        """The attached connection is gone: tell every sink that a gap has started."""
+        was_attached = self._ready
+        self._commands = None
+        self._subscriber = None
+        self._ready = False
+        self._attached = trio.Event()
+        if self._probe_event is not None:
+            self._probe_event = None
+        if was_attached and self._gap_start is None:
+            self._gap_start = time.time()
+            self.table.broadcast(ConnectionLost(at=self._gap_start, reason=reason))
+
+    @property
+    def connected(self) -> bool:
+        """Whether a connection is attached and every subscription replayed on it."""
+        return self._ready
+
+    async def wait_connected(self) -> None:
+        """Wait until a connection is attached and replayed."""
+        if self._ready:
+            await trio.lowlevel.checkpoint()
+            return
+        await self._attached.wait()
+
+    # -- subscribers' side -----------------------------------------------------------------------
+
+    async def subscribe(self, kind: Kind, name: bytes, sink: MessageSink) -> None:
+        """Add a sink for a channel, pattern or shard channel; return once Redis confirmed it.
+
+        The first local sink of a name sends the subscribe command; later ones share it. While
+        disconnected, the subscription waits for the next connection's replay.
+
+        Raises:
+            RedisTimeoutError: No acknowledgement within ``ack_timeout``; nothing was added.
+        """
+        if not name:
+            raise ValueError("a channel or pattern name must not be empty")
+        first = self.table.add(kind, name, sink)
+        # Sent as soon as a connection is attached, even while its replay is still waiting for
+        # acknowledgements: the replay only covers the names that were in the table when it began.
+        if first and self._subscriber is not None:
+            # If the connection just broke, the replay on the next one sends it.
+            with contextlib.suppress(RedisConnectionError):
+                self._subscriber.send_subscription_command(kind.subscribe_command, name)
+        try:
+            await self._wait_acknowledged(
+                lambda: self._is_acknowledged(kind, name), f"subscribing to {name!r}"
+            )
+        except BaseException:
+            await self._remove(kind, name, sink)
+            raise
+
+    async def unsubscribe(self, kind: Kind, name: bytes, sink: MessageSink) -> None:
+        """Remove a sink; the last one leaving sends the unsubscribe command. A checkpoint."""
+        await self._remove(kind, name, sink)
+        await trio.lowlevel.checkpoint()
+
+    async def _remove(self, kind: Kind, name: bytes, sink: MessageSink) -> None:
+        if self.table.remove(kind, name, sink) and self._subscriber is not None:
+            # If the connection just broke, the next replay simply leaves the name out.
+            with contextlib.suppress(RedisConnectionError):
+                self._subscriber.send_subscription_command(kind.unsubscribe_command, name)
+
+    def _is_acknowledged(self, kind: Kind, name: bytes) -> bool:
+        row = self.table.get(kind, name)
+        return row is not None and row.acknowledged
+
+    async def _wait_acknowledged(self, done: Callable[[], bool], what: str) -> None:
+        if done():
+            await trio.lowlevel.checkpoint()
+            return
+        with trio.move_on_after(self.ack_timeout) as scope:
+            while not done():
+                await self._acks.wait()
+        if scope.cancelled_caught:
+            raise RedisTimeoutError(f"Redis did not acknowledge {what} within {self.ack_timeout} s")
+
+    # -- commands --------------------------------------------------------------------------------
+
+    def connection(self) -> RedisConnection:
+        """The connection for commands.
+
+        Raises:
+            RedisConnectionError: No connection is attached (a reconnect is in progress).
+        """
+        if self._commands is None or not self._ready:
+            raise RedisConnectionError("not connected to Redis (reconnecting)")
+        return self._commands
+
+    async def publish(self, channel: bytes | str, payload: bytes | str) -> int:
+        """Publish on the attached connection; returns the number of receivers.
+
+        Raises:
+            RedisConnectionError: Not connected, or the connection broke before the reply
+                (``RedisConnectionLostError``). Publishes are never retried here.
+        """
+        return await self.connection().publish(channel, payload)
+
+    # -- liveness --------------------------------------------------------------------------------
+
+    async def probe(self, within: float) -> float:
+        """Prove the connection alive: PING, then publish to our own probe channel and wait for it.
+
+        Returns:
+            The probe's round trip in seconds.
+
+        Raises:
+            RedisTimeoutError: The probe did not come back ``within`` seconds: the connection
+                is deaf, even if its socket looks open.
+        """
+        connection = self.connection()
+        token = str(next(self._probe_numbers)).encode()
+        event = trio.Event()
+        self._probe_token = token
+        self._probe_event = event
+        started = time.monotonic()
+        with trio.move_on_after(within) as scope:
+            await connection.ping()
+            await connection.publish(self.probe_channel, token)
+            await event.wait()
+        if scope.cancelled_caught:
+            raise RedisTimeoutError(f"the liveness probe did not come back within {within} s")
+        return time.monotonic() - started
+
+    def _probe_arrived(self, token: bytes) -> None:
+        self._last_probe = time.monotonic()
+        if token == self._probe_token and self._probe_event is not None:
+            self._probe_event.set()
+            self._probe_event = None
+
+    def idle_for(self) -> float:
+        """Seconds since the last pushed frame arrived (infinite if none came yet)."""
+        if self._last_message is None:
+            return math.inf
+        return time.monotonic() - self._last_message
+
+    def statistics(self) -> PubSubStatistics:
+        """Return the hub's connection state, liveness ages and per-subscription counters."""
+        now = time.monotonic()
+        commands = self._commands
+        return PubSubStatistics(
+            connected=self._ready,
+            protocol=commands.protocol if commands is not None else None,
+            reconnects=max(self._attachments - 1, 0),
+            last_message_age=None if self._last_message is None else now - self._last_message,
+            last_probe_age=None if self._last_probe is None else now - self._last_probe,
+            gap_started=self._gap_start,
+            unroutable=self.table.unroutable,
+            subscriptions=tuple(
+                SubscriptionStatistics(
+                    kind=row.kind,
+                    name=row.name,
+                    sinks=len(row.sinks),
+                    delivered=row.delivered,
+                    dropped=row.dropped,
+                    acknowledged=row.acknowledged,
+                )
+                for row in self.table.rows()
+                if row.name != self.probe_channel
+            ),
+        )

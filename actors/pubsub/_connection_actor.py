@@ -45,6 +45,7 @@ class ConnectionOptions:
         probe_interval: Seconds without any pushed message after which a probe is sent.
         probe_timeout: Seconds a probe may take before the connection counts as dead.
         ack_timeout: Seconds a subscribe or a replay waits for Redis's acknowledgements.
+        probe_channel: The probe's own channel (see ``PubSubHub``); allow it in ACLs.
     """
 
     reconnect: Backoff = DEFAULT_RECONNECT_BACKOFF
@@ -53,6 +54,7 @@ class ConnectionOptions:
     probe_interval: float = DEFAULT_PROBE_INTERVAL
     probe_timeout: float = DEFAULT_PROBE_TIMEOUT
     ack_timeout: float = 30.0
+    probe_channel: bytes | None = None
 
 
 async def run_connection(

@@ -128,7 +128,7 @@ async def open_redis_pubsub(
     else:
         settings = settings_or_url
     options = options if options is not None else ConnectionOptions()
-    hub = PubSubHub(ack_timeout=options.ack_timeout)
+    hub = PubSubHub(ack_timeout=options.ack_timeout, probe_channel=options.probe_channel)
     spec = SupervisorSpec(
         max_restarts=options.max_restarts,
         within=options.within,

@@ -16,6 +16,7 @@ from actors._errors import (
     RedisConnectionLostError,
     RedisError,
     RedisProtocolError,
+    RedisReplyError,
     RedisTimeoutError,
 )
 from actors.redis._commands import RedisCommands
@@ -41,18 +42,26 @@ RECEIVE_SIZE: Final = MAX_FEED_SIZE  # bytes asked for per read
 PushHandler: TypeAlias = Callable[[list[Any]], object]
 """Called synchronously by the reader with each push frame; it must not block."""
 
+ErrorHandler: TypeAlias = Callable[[RedisReplyError], object]
+"""Called synchronously by the reader when Redis refuses a subscription command."""
+
 _PushNotification: Final = hiredis.PushNotification
 
 
 class _Waiter:
     """The slot where the reader leaves one command's reply."""
 
-    __slots__ = ("abandoned", "event", "reply")
+    __slots__ = ("abandoned", "event", "on_error", "reply")
 
-    def __init__(self) -> None:
+    def __init__(self, on_error: ErrorHandler | None = None) -> None:
         self.event = trio.Event()
         self.reply: object = None
         self.abandoned = False
+        # Set only on the fence behind a subscription command: see send_subscription_command.
+        self.on_error = on_error
+
+
+_FENCE: Final = encode_command(b"PING")
 
 
 class RedisConnection(RedisCommands):
@@ -185,7 +194,9 @@ class RedisConnection(RedisCommands):
             raise reply
         return reply
 
-    def send_subscription_command(self, *args: Argument) -> None:
+    def send_subscription_command(
+        self, *args: Argument, on_error: ErrorHandler | None = None
+    ) -> None:
         """Queue a command whose answers come back as push frames, without waiting for a reply.
 
         Use it for SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE and their UNSUBSCRIBE counterparts: their
@@ -195,6 +206,9 @@ class RedisConnection(RedisCommands):
 
         Args:
             *args: The command name and its arguments.
+            on_error: Called by the reader if Redis refuses the command (for example
+                ``RedisPermissionError`` for a channel the ACL user may not use). Without it,
+                a refusal is logged. RESP3 only: in RESP2 a refusal reaches the push handler.
 
         Raises:
             RedisConnectionError: The connection is closed.
@@ -204,7 +218,14 @@ class RedisConnection(RedisCommands):
         data = encode_command(*args)
         if self._protocol == 2:
             self._subscriber_mode = True
-        self._queue(data)
+            self._queue(data)
+            return
+        # In RESP3 a subscription command that succeeds gets only push frames, but one that is
+        # refused (NOPERM) gets an ordinary error reply, which must not be taken for the reply
+        # of the next command. A PING right behind it fences the reply stream: error replies
+        # that arrive before its PONG belong to the subscription command.
+        self._queue(data + _FENCE)
+        self._pending.append(_Waiter(on_error or _log_refusal))
 
     def statistics(self) -> RedisConnectionStatistics:
         """Return a snapshot of the connection's counters."""
@@ -368,6 +389,13 @@ class RedisConnection(RedisCommands):
                 if self._push_handler is not None:
                     self._push_handler(frame)  # type: ignore[arg-type]
                 continue
+            if (
+                self._pending
+                and self._pending[0].on_error is not None
+                and isinstance(frame, RedisReplyError)
+            ):
+                self._pending[0].on_error(frame)  # a refused subscription command
+                continue
             try:
                 waiter = self._pending.popleft()
             except IndexError:
@@ -379,6 +407,10 @@ class RedisConnection(RedisCommands):
                 continue
             waiter.reply = frame
             waiter.event.set()
+
+
+def _log_refusal(error: RedisReplyError) -> None:
+    logger.error("Redis refused a subscription command: %s", error)
 
 
 @asynccontextmanager

@@ -16,13 +16,15 @@ import contextlib
 import itertools
 import logging
 import math
+import os
+import socket
 import time
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 import trio
 
-from actors._errors import RedisConnectionError, RedisTimeoutError
+from actors._errors import RedisConnectionError, RedisReplyError, RedisTimeoutError
 from actors.redis._subscriptions import (
     ConnectionLost,
     Kind,
@@ -104,9 +106,15 @@ class PubSubHub:
 
     Args:
         ack_timeout: Seconds ``subscribe`` and a replay wait for Redis's acknowledgements.
+        probe_channel: The channel the liveness probe publishes to and listens on; by default
+            ``__actors:probe:`` plus a name unique to this process and hub. Where ACLs limit
+            channels, allow it (or a pattern covering it); if Redis refuses it, the probe falls
+            back to PING alone.
     """
 
-    def __init__(self, *, ack_timeout: float = DEFAULT_ACK_TIMEOUT) -> None:
+    def __init__(
+        self, *, ack_timeout: float = DEFAULT_ACK_TIMEOUT, probe_channel: bytes | None = None
+    ) -> None:
         self.table = SubscriptionTable()
         self.ack_timeout = ack_timeout
         self._commands: RedisConnection | None = None
@@ -121,7 +129,11 @@ class PubSubHub:
         self._probe_token: bytes | None = None
         self._probe_event: trio.Event | None = None
         self._probe_numbers = itertools.count(1)
-        self.probe_channel = PROBE_CHANNEL_PREFIX + str(next(_hub_numbers)).encode()
+        self._refusals: dict[tuple[Kind, bytes], RedisReplyError] = {}
+        if probe_channel is None:
+            unique = f"{socket.gethostname()}:{os.getpid()}:{next(_hub_numbers)}"
+            probe_channel = PROBE_CHANNEL_PREFIX + unique.encode()
+        self.probe_channel = probe_channel
         self._probe_sink = _ProbeSink(self)
         self.table.add(Kind.CHANNEL, self.probe_channel, self._probe_sink)
 
@@ -156,8 +168,11 @@ class PubSubHub:
             names = self.table.names(kind)
             for start in range(0, len(names), REPLAY_BATCH):
                 batch = names[start : start + REPLAY_BATCH]
-                self._subscriber.send_subscription_command(kind.subscribe_command, *batch)
+                self._subscriber.send_subscription_command(
+                    kind.subscribe_command, *batch, on_error=self._refusal_handler(kind, batch)
+                )
         await self._wait_acknowledged(lambda: self.table.unacknowledged() == 0, "the replay")
+        self._refusals.clear()
         self._ready = True
         self._attachments += 1
         self._attached.set()
@@ -215,11 +230,16 @@ class PubSubHub:
         if first and self._subscriber is not None:
             # If the connection just broke, the replay on the next one sends it.
             with contextlib.suppress(RedisConnectionError):
-                self._subscriber.send_subscription_command(kind.subscribe_command, name)
+                self._subscriber.send_subscription_command(
+                    kind.subscribe_command, name, on_error=self._refusal_handler(kind, [name])
+                )
         try:
             await self._wait_acknowledged(
-                lambda: self._is_acknowledged(kind, name), f"subscribing to {name!r}"
+                lambda: self._is_settled(kind, name), f"subscribing to {name!r}"
             )
+            refusal = self._refusals.pop((kind, name), None)
+            if refusal is not None:
+                raise refusal
         except BaseException:
             await self._remove(kind, name, sink)
             raise
@@ -235,9 +255,28 @@ class PubSubHub:
             with contextlib.suppress(RedisConnectionError):
                 self._subscriber.send_subscription_command(kind.unsubscribe_command, name)
 
-    def _is_acknowledged(self, kind: Kind, name: bytes) -> bool:
+    def _is_settled(self, kind: Kind, name: bytes) -> bool:
+        """Acknowledged, or refused by Redis."""
+        if (kind, name) in self._refusals:
+            return True
         row = self.table.get(kind, name)
         return row is not None and row.acknowledged
+
+    def _refusal_handler(self, kind: Kind, names: list[bytes]) -> Callable[[RedisReplyError], None]:
+        def refused(error: RedisReplyError) -> None:
+            logger.error("Redis refused subscribing to %s %r: %s", kind.value, names, error)
+            for name in names:
+                self._refusals[(kind, name)] = error
+                row = self.table.get(kind, name)
+                if row is not None and not row.acknowledged:
+                    # Nobody gets messages for it: drop it, and its sinks with it, rather than
+                    # let the table claim a subscription Redis does not have.
+                    for sink in list(row.sinks):
+                        self.table.remove(kind, name, sink)
+            self._acks.set()
+            self._acks = trio.Event()
+
+        return refused
 
     async def _wait_acknowledged(self, done: Callable[[], bool], what: str) -> None:
         if done():
@@ -283,6 +322,16 @@ class PubSubHub:
                 is deaf, even if its socket looks open.
         """
         connection = self.connection()
+        if self.table.get(Kind.CHANNEL, self.probe_channel) is None:
+            # Redis refused the probe channel (ACL): an unanswered PING still exposes a deaf
+            # connection, though not a broken subscription path.
+            started = time.monotonic()
+            with trio.move_on_after(within) as scope:
+                await connection.ping()
+            if scope.cancelled_caught:
+                raise RedisTimeoutError(f"the liveness PING did not come back within {within} s")
+            self._last_probe = time.monotonic()
+            return self._last_probe - started
         token = str(next(self._probe_numbers)).encode()
         event = trio.Event()
         self._probe_token = token

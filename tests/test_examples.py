@@ -1,20 +1,51 @@
-"""Every script in examples/ runs to completion; docs include their code, so docs stay true."""
+"""Every script in examples/ runs to completion; docs include their code, so docs stay true.
+
+Examples that talk to Redis get ``REDIS_URL`` pointing at a private redis-server.
+"""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).parent / "redis"))
+from _servers import RedisServer, require_redis_server
+
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.py"))
 
 
+def _needs_redis(script: Path) -> bool:
+    return "REDIS_URL" in script.read_text()
+
+
+@pytest.fixture(scope="module")
+def examples_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    require_redis_server()
+    server = RedisServer(tmp_path_factory.mktemp("examples-redis"))
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
 @pytest.mark.parametrize("script", EXAMPLES, ids=[path.stem for path in EXAMPLES])
-def test_example_runs(script: Path) -> None:
+def test_example_runs(script: Path, request: pytest.FixtureRequest) -> None:
+    environment = dict(os.environ)
+    if _needs_redis(script):
+        environment["REDIS_URL"] = request.getfixturevalue("examples_redis")
     result = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=environment,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip(), "an example should show what it did"

@@ -77,7 +77,7 @@ async def run_connection(
         reason = str(error)
         raise
     finally:
-        hub.detach(reason)
+        hub.detach(reason, notify=not context.stopping)
     raise RedisConnectionLostError(reason)
 
 

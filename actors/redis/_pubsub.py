@@ -186,8 +186,11 @@ class PubSubHub:
             )
             self.table.broadcast(gap)
 
-    def detach(self, reason: str) -> None:
-        """The attached connection is gone: tell every sink that a gap has started."""
+    def detach(self, reason: str, *, notify: bool = True) -> None:
+        """The attached connection is gone: tell every sink that a gap has started.
+
+        ``notify=False`` is for an orderly close, which is no gap: nothing is lost.
+        """
         was_attached = self._ready
         self._commands = None
         self._subscriber = None
@@ -195,7 +198,7 @@ class PubSubHub:
         self._attached = trio.Event()
         if self._probe_event is not None:
             self._probe_event = None
-        if was_attached and self._gap_start is None:
+        if notify and was_attached and self._gap_start is None:
             self._gap_start = time.time()
             self.table.broadcast(ConnectionLost(at=self._gap_start, reason=reason))
 
@@ -296,7 +299,7 @@ class PubSubHub:
         Raises:
             RedisConnectionError: No connection is attached (a reconnect is in progress).
         """
-        if self._commands is None or not self._ready:
+        if self._commands is None:
             raise RedisConnectionError("not connected to Redis (reconnecting)")
         return self._commands
 

@@ -38,6 +38,11 @@ class ActorContext:
         """The actor's registered name, if any."""
         return self.ref.name
 
+    @property
+    def stopping(self) -> bool:
+        """Whether this incarnation has been asked to stop (by its ref, supervisor or system)."""
+        return self.ref._terminating is not None
+
     def watch(self, other: ActorRef) -> None:
         """Get a ``Down`` message when ``other`` stops for good (at once if it already has)."""
         other._add_watcher(self.ref)

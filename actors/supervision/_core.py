@@ -236,9 +236,9 @@ class SupervisorCore:
                     member, f"restart: {self.spec.strategy.value}"
                 )
                 if member.ref._start_error is not None:
-                    # Fix: stopped during its first start (start_child/spawn still waiting for
-                    # it): that caller gets ActorStartError and forgets the child, so it must
-                    # not be restarted here behind a ref the caller finalizes.
+                    # Stopped during its first start (start_child/spawn still waiting for it):
+                    # that caller gets ActorStartError and forgets the child, so it must not be
+                    # restarted here behind a ref the caller finalizes.
                     continue
                 if (
                     member.ref._stop_requested
@@ -250,9 +250,8 @@ class SupervisorCore:
             elif member is not child and member.status is not ChildStatus.RESTARTING:
                 continue
             if member.status is ChildStatus.STOPPED or not member.ref.alive:
-                # Fix: retired (terminate_child, or a stop through its ref) while this loop
-                # awaited a sibling's termination. Marking it RESTARTING anyway restarted an
-                # incarnation behind a finalized ref: a dead ref with a running task.
+                # Retired (terminate_child, or a stop through its ref) while this loop awaited
+                # a sibling's termination: restarting it would run a task behind a dead ref.
                 continue
             member.status = ChildStatus.RESTARTING
             member.ref._state = ActorState.RESTARTING
@@ -274,11 +273,9 @@ class SupervisorCore:
             if member.status is not ChildStatus.RESTARTING:
                 continue  # stopped, retired or restarted in the meantime
             if member.ref._stop_requested:
-                # Fix: its ref was stopped after its incarnation ended but before it was marked
-                # RESTARTING (e.g. while the supervisor was stopping its one_for_all siblings).
-                # _child_stop_requested only retires RESTARTING children, so the stop was lost:
-                # the child was restarted with _stop_requested already set, later stop() calls
-                # were no-ops and every ref.stop() waited for ever.
+                # Its ref was stopped after its incarnation ended but before it was marked
+                # RESTARTING (for example while one_for_all stopped its siblings).
+                # child_stop_requested only retires RESTARTING children, so honour it here.
                 self._retire(member, member.last_exit or Shutdown("stopped while restarting"))
                 continue
             if not await self._start_incarnation(member, member.last_exit, initial=False):
@@ -300,9 +297,8 @@ class SupervisorCore:
             child.status = ChildStatus.TERMINATING
             child.ref._terminate(detail)
             if child.running:
-                # Fix: was ``child.exited or trio.Event()``, but a trio.Event refuses to be used
-                # as a bool (NotImplementedError). Two tasks terminating the same child at once
-                # (terminate_child racing a group restart) hit it.
+                # Two tasks may terminate the same child at once (terminate_child racing a
+                # group restart): they share one event.
                 if child.exited is None:
                     child.exited = trio.Event()
                 await child.exited.wait()
@@ -329,10 +325,8 @@ class SupervisorCore:
             self._retire(child, Shutdown("stopped while restarting"))
 
     def _finish_shutdown(self, child: Child) -> None:
-        # Fix: end each child's ref as soon as that child has stopped. Finalizing every ref only
-        # after the last sibling had stopped kept a stopped child looking alive (no Down for
-        # its watchers, its name still taken, wait_stopped still waiting) for as long as the
-        # siblings stopped before it took, up to their whole grace periods.
+        # End each child's ref as soon as that child has stopped, not after all its siblings:
+        # a stopped child must not look alive (no Down, name still taken) for their grace periods.
         if child.ref.alive:
             finalize(child.ref, child.last_exit or Shutdown("supervisor shutdown"))
         child.status = ChildStatus.STOPPED
@@ -402,18 +396,16 @@ class SupervisorCore:
 
     async def restart_child(self, key: str) -> ActorRef:
         self._check_open()
-        # Fix: refuse simple_one_for_one before looking the key up. Dynamic children are keyed
-        # by ref, so looking up an id always failed first with ChildNotFoundError and this
-        # error (OTP's {error, simple_one_for_one}) could never be raised.
+        # Checked before the lookup: dynamic children are keyed by ref, so an id lookup would
+        # fail first with ChildNotFoundError instead of OTP's {error, simple_one_for_one}.
         if self.spec.strategy is Strategy.SIMPLE_ONE_FOR_ONE:
             raise SupervisorError("restart_child does not apply to simple_one_for_one children")
         child = self.find(key)
         if child.status is not ChildStatus.STOPPED:
             raise ChildAlreadyExistsError(f"child {key!r} of {self.label} is {child.status.value}")
-        # Fix: the restarted child keeps its place in the start order, as in OTP's children
-        # list. It used to be popped and re-added at the end, so rest_for_one and the
-        # reverse-order shutdown treated it as the youngest child. start_new assigns the same
-        # key, which keeps the dict position; only a failed start needs the order restored.
+        # The restarted child keeps its place in the start order, as in OTP's children list,
+        # so rest_for_one and the reverse-order shutdown still see it where it was. start_new
+        # assigns the same key, which keeps the dict position; a failed start restores it.
         order = list(self.children)
         try:
             fresh = await self.start_new(child.spec, child.spec.args, child.spec.name)
@@ -432,7 +424,7 @@ class SupervisorCore:
 
     async def delete_child(self, key: str) -> None:
         self._check_open()
-        # Fix: as in restart_child, refuse simple_one_for_one before looking the key up.
+        # As in restart_child, refuse simple_one_for_one before looking the key up.
         if self.spec.strategy is Strategy.SIMPLE_ONE_FOR_ONE:
             raise SupervisorError("delete_child does not apply to simple_one_for_one children")
         child = self.find(key)

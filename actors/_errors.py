@@ -20,10 +20,12 @@ __all__ = [
     "AskTimeoutError",
     "ChildAlreadyExistsError",
     "ChildNotFoundError",
+    "InvalidChannelNameError",
     "InvalidSpecError",
     "LinkedActorCrashedError",
     "MailboxFullError",
     "MailboxOverflowError",
+    "MessageDecodeError",
     "NameTakenError",
     "RedisAuthenticationError",
     "RedisConnectionError",
@@ -150,3 +152,41 @@ class RedisPermissionError(RedisReplyError):
 
 class RedisAuthenticationError(RedisReplyError):
     """Authentication failed (``WRONGPASS``, ``NOAUTH``)."""
+
+
+class MessageDecodeError(ActorsError, ValueError):
+    """A received payload is not a valid message of the expected type.
+
+    Raised for every kind of bad input: oversize, invalid UTF-8 or JSON, not an object,
+    nested too deeply, a missing, unknown or wrong ``"type"`` tag, missing fields or wrong
+    field types. The payload itself is not kept, so logging the error is safe.
+
+    Attributes:
+        reason: What is wrong, in a few words, such as ``missing type tag 'type'``.
+        expected: The name of the type that was expected, such as ``user-online | user-offline``.
+        errors: For invalid fields, cattrs' ``transform_error`` lines, such as
+            ``expected a string, got a number @ $.user_id``; otherwise empty.
+    """
+
+    def __init__(self, reason: str, *, expected: str, errors: tuple[str, ...] = ()) -> None:
+        detail = f"cannot decode {expected}: {reason}"
+        if errors:
+            detail += " (" + "; ".join(errors[:5]) + (", ..." if len(errors) > 5 else "") + ")"
+        super().__init__(detail)
+        self.reason = reason
+        self.expected = expected
+        self.errors = errors
+
+
+class InvalidChannelNameError(ActorsError, ValueError):
+    """A channel name, or a part of one built from user input, is not allowed.
+
+    Attributes:
+        value: The offending text.
+        reason: Why it is refused.
+    """
+
+    def __init__(self, value: str, reason: str) -> None:
+        super().__init__(f"invalid channel name part {value[:64]!r}: {reason}")
+        self.value = value
+        self.reason = reason

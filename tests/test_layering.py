@@ -40,6 +40,7 @@ RULES = (
         type_checking_exempt=True,
     ),
     Rule(layer="actors.redis", allowed_only=("actors._errors",)),
+    Rule(layer="actors.messages", allowed_only=("actors._errors",)),
     Rule(layer="actors._errors", allowed_only=()),
 )
 

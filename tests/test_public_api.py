@@ -14,7 +14,13 @@ import pytest
 
 import actors
 
-PACKAGES = ["actors", "actors.runtime", "actors.supervision", "actors.observability"]
+PACKAGES = [
+    "actors",
+    "actors.runtime",
+    "actors.supervision",
+    "actors.observability",
+    "actors.messages",
+]
 ERRORS = "actors._errors"
 
 

@@ -1,0 +1,104 @@
+"""A raw pipelined publisher, run as its own process by the Redis benchmarks.
+
+    python _raw_publisher.py HOST PORT flood CHANNELS COUNT
+    python _raw_publisher.py HOST PORT paced CHANNELS RATE SECONDS
+
+A plain socket writes batches of RESP ``PUBLISH`` commands, round-robin over ``ch.0`` ..
+``ch.{CHANNELS-1}``; a thread reads and discards the replies. ``flood`` sends COUNT messages as
+fast as it can (batches of 1,000 commands, 130-140 byte JSON payloads). ``paced`` sends RATE
+messages per second for SECONDS seconds, each payload stamped with ``time.monotonic_ns()`` (the
+same ``CLOCK_MONOTONIC`` as the subscriber's process) just before its batch is written. The
+last line printed is a JSON summary.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import threading
+import time
+
+from _redis_common import encode_command, payload
+
+BATCH = 1000
+
+
+def _drain(sock: socket.socket, expected: int, done: threading.Event) -> None:
+    lines = 0
+    while lines < expected:
+        data = sock.recv(1 << 20)
+        if not data:
+            break
+        lines += data.count(b"\n")
+    done.set()
+
+
+def flood(sock: socket.socket, channels: int, count: int) -> dict[str, float]:
+    names = [b"ch.%d" % index for index in range(channels)]
+    batches = [
+        b"".join(
+            encode_command(b"PUBLISH", names[(start + index) % channels], payload(start + index))
+            for index in range(BATCH)
+        )
+        for start in range(0, BATCH * 4, BATCH)
+    ]
+    started = time.perf_counter()
+    sent = 0
+    round_ = 0
+    while sent < count:
+        size = min(BATCH, count - sent)
+        batch = batches[round_ % len(batches)]
+        if size < BATCH:
+            batch = b"".join(
+                encode_command(b"PUBLISH", names[index % channels], payload(index))
+                for index in range(size)
+            )
+        sock.sendall(batch)
+        sent += size
+        round_ += 1
+    return {"sent": sent, "send_seconds": time.perf_counter() - started}
+
+
+def paced(sock: socket.socket, channels: int, rate: int, seconds: float) -> dict[str, float]:
+    names = [b"ch.%d" % index for index in range(channels)]
+    total = int(rate * seconds)
+    started = time.monotonic_ns()
+    sent = 0
+    while sent < total:
+        now = time.monotonic_ns()
+        due = min(total, (now - started) * rate // 1_000_000_000 + 1)
+        if due > sent:
+            stamp = time.monotonic_ns()
+            sock.sendall(
+                b"".join(
+                    encode_command(b"PUBLISH", names[index % channels], payload(index, stamp))
+                    for index in range(sent, due)
+                )
+            )
+            sent = due
+        else:
+            time.sleep(max(0.0, (started + sent * 1_000_000_000 // rate - now) / 1e9) / 2)
+    elapsed = (time.monotonic_ns() - started) / 1e9
+    return {"sent": sent, "send_seconds": elapsed, "rate": sent / elapsed}
+
+
+def main() -> None:
+    host, port, mode, channels = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+    sock = socket.create_connection((host, port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    expected = int(sys.argv[5]) if mode == "flood" else int(int(sys.argv[5]) * float(sys.argv[6]))
+    done = threading.Event()
+    reader = threading.Thread(target=_drain, args=(sock, expected, done), daemon=True)
+    reader.start()
+    if mode == "flood":
+        result = flood(sock, channels, int(sys.argv[5]))
+    else:
+        result = paced(sock, channels, int(sys.argv[5]), float(sys.argv[6]))
+    done.wait(60)
+    sock.close()
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

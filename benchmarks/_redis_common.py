@@ -1,0 +1,229 @@
+"""Helpers shared by the Redis benchmarks: a private redis-server, payloads, publishers, decoding.
+
+Every Redis benchmark runs against its own ``redis-server`` (a free port of 127.0.0.1, never
+6379, ``--save "" --appendonly no``), started here and stopped at the end, unless ``REDIS_URL``
+is set, in which case that server is used as it is (``bench_recovery.py`` needs its own server,
+since it kills it).
+
+The JSON decoder is ``orjson.loads`` when orjson is importable (the anchor figures used it), else
+the stdlib ``json.loads``; both sides of a benchmark use the same one and the JSON line says which.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+HOST = "127.0.0.1"
+SHARED_PORT = 6379
+PUBLISHER = Path(__file__).with_name("_raw_publisher.py")
+
+try:
+    import orjson
+
+    loads: Callable[[bytes], Any] = orjson.loads
+    DECODER = f"orjson {orjson.__version__}"
+except ImportError:  # pragma: no cover - depends on the environment
+    loads = json.loads
+    DECODER = "json (stdlib)"
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on now (never 6379)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((HOST, 0))
+            port: int = sock.getsockname()[1]
+        if port != SHARED_PORT:
+            return port
+
+
+def channel_names(count: int) -> list[str]:
+    return [f"ch.{index}" for index in range(count)]
+
+
+def encode_command(*args: str | bytes | int) -> bytes:
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        data = arg if isinstance(arg, bytes) else str(arg).encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
+
+
+def payload(index: int, stamp: int = 0) -> bytes:
+    """A JSON object of 130-140 bytes (stamp: a ``time.monotonic_ns()`` value, or 0)."""
+    return (
+        b'{"id":%d,"t":%d,"type":"chat.message","room":"room-%d","user":"user-%d",'
+        b'"text":"hello from the benchmark publisher, padding..."}'
+        % (index, stamp, index % 1000, index % 97)
+    )
+
+
+def ping(port: int, timeout: float = 0.25) -> bool:
+    """Whether a server on ``port`` answers PING now."""
+    try:
+        with socket.create_connection((HOST, port), timeout=timeout) as sock:
+            sock.sendall(b"*1\r\n$4\r\nPING\r\n")
+            return sock.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def redis_version() -> str:
+    executable = shutil.which("redis-server")
+    if executable is None:
+        return "unknown"
+    output = subprocess.run([executable, "--version"], capture_output=True, text=True).stdout
+    for word in output.split():
+        if word.startswith("v="):
+            return word[2:]
+    return output.strip()
+
+
+class RedisServer:
+    """A private redis-server on a fixed free port; ``kill()`` (SIGKILL) and ``start()`` again."""
+
+    def __init__(self, extra_args: tuple[str, ...] = ()) -> None:
+        executable = shutil.which("redis-server")
+        if executable is None:
+            raise SystemExit("redis-server is not on PATH (Debian: apt-get install redis-server)")
+        self.executable = executable
+        self.port = free_port()
+        self.extra_args = extra_args
+        self.directory = Path(tempfile.mkdtemp(prefix="actors-bench-redis-"))
+        self.process: subprocess.Popen[bytes] | None = None
+        self.started_at = 0.0
+        """``time.monotonic()`` just before the last ``start()`` spawned the process."""
+        self.accepting_at = 0.0
+        """``time.monotonic()`` of the first PING answered after the last ``start()``."""
+
+    @property
+    def url(self) -> str:
+        return f"redis://{HOST}:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> RedisServer:
+        args = [
+            self.executable,
+            "--port", str(self.port), "--bind", HOST, "--save", "", "--appendonly", "no",
+            "--dir", str(self.directory), "--logfile", str(self.directory / "redis.log"),
+            *self.extra_args,
+        ]  # fmt: skip
+        self.started_at = time.monotonic()
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while not ping(self.port):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                log = (self.directory / "redis.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"redis-server did not start on {self.port}:\n{log}")
+            time.sleep(0.002)
+        self.accepting_at = time.monotonic()
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL the server and reap it."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> None:
+        self.kill()
+        self.process = None
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def redis_url(extra_args: tuple[str, ...] = ()) -> Iterator[str]:
+    """``REDIS_URL`` if set, else the URL of a private server started for the block."""
+    if os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+        return
+    server = RedisServer(extra_args).start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+def host_port(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname or HOST, parts.port or SHARED_PORT
+
+
+def start_publisher(url: str, *args: str | int) -> subprocess.Popen[str]:
+    """Run ``_raw_publisher.py`` in its own process; see that file for the arguments."""
+    host, port = host_port(url)
+    command = [sys.executable, str(PUBLISHER), host, str(port), *map(str, args)]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+
+
+def finish_publisher(process: subprocess.Popen[str], timeout: float = 120.0) -> dict[str, Any]:
+    """Wait for a publisher and return the JSON summary it printed."""
+    output, _ = process.communicate(timeout=timeout)
+    if process.returncode != 0:
+        raise RuntimeError(f"the publisher failed ({process.returncode}): {output[-500:]}")
+    result: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
+    return result
+
+
+class RoundPublisher:
+    """A thread publishing one message to every channel, round after round, every ``interval``.
+
+    It reconnects whenever the server is gone, so it keeps probing through a restart. Each
+    payload carries ``time.monotonic_ns()``.
+    """
+
+    def __init__(self, url: str, channels: list[str], interval: float = 0.005) -> None:
+        self.address = host_port(url)
+        self.channels = [name.encode() for name in channels]
+        self.interval = interval
+        self.stopping = threading.Event()
+        self.rounds = 0
+        self.thread = threading.Thread(target=self._run, name="round-publisher", daemon=True)
+
+    def __enter__(self) -> RoundPublisher:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stopping.set()
+        self.thread.join()
+
+    def _run(self) -> None:
+        sock: socket.socket | None = None
+        while not self.stopping.is_set():
+            try:
+                if sock is None:
+                    sock = socket.create_connection(self.address, timeout=0.5)
+                    sock.setblocking(False)
+                stamp = time.monotonic_ns()
+                batch = b"".join(
+                    encode_command(b"PUBLISH", name, payload(index, stamp))
+                    for index, name in enumerate(self.channels)
+                )
+                sock.setblocking(True)
+                sock.sendall(batch)
+                sock.setblocking(False)
+                with contextlib.suppress(BlockingIOError):
+                    while sock.recv(1 << 20):
+                        pass
+                self.rounds += 1
+            except OSError:
+                if sock is not None:
+                    sock.close()
+                sock = None
+            self.stopping.wait(self.interval)
+        if sock is not None:
+            sock.close()

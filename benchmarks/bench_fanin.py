@@ -1,0 +1,200 @@
+"""Fan-in throughput: one Redis connection feeding 1,000 subscriber actors, against redis.asyncio.
+
+A separate process (``_raw_publisher.py flood``) writes pipelined ``PUBLISH`` commands as fast as
+it can, round-robin over 1,000 channels, with 130-140 byte JSON payloads; the subscriber side is
+the bottleneck, so Redis queues the rest. The figure is messages delivered and decoded per second,
+from the first message decoded to the last one.
+
+Ours: ``open_redis_pubsub`` (one RESP3 connection), one class-based ``Actor`` per channel, each
+subscribed with a ``MailboxSink``; ``receive`` decodes the ``RedisMessage`` payload.
+
+Peer: ``redis.asyncio`` (hiredis parser, RESP3 default) ``PubSub`` with default settings,
+subscribed to the same 1,000 channels, ``async for message in pubsub.listen()`` and the same
+decode, under ``asyncio.run`` in this process.
+
+The server runs with ``client-output-buffer-limit pubsub 0 0 0`` so that neither subscriber is
+disconnected while Redis queues the flood (both sides drain a backlog; see ``docs/performance.md``).
+
+Run: ``python benchmarks/bench_fanin.py [--quick]``. The last line of output is the JSON result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import redis
+import redis.asyncio
+import trio
+from _common import emit, interleave, parse_args, progress, summary
+from _redis_common import (
+    DECODER,
+    channel_names,
+    finish_publisher,
+    loads,
+    redis_url,
+    redis_version,
+    start_publisher,
+)
+
+from actors import Actor, open_actor_system
+from actors.pubsub import MailboxSink, open_redis_pubsub
+from actors.redis import RedisMessage
+
+CHANNELS = 1000
+GOAL = 3.0  # ours / peer
+SERVER_ARGS = ("--client-output-buffer-limit", "pubsub 0 0 0")
+
+
+class Tally:
+    """Shared by every subscriber: how many messages were decoded, and when."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.count = 0
+        self.first = 0.0
+        self.last = 0.0
+        self.done = trio.Event()
+
+
+class Subscriber(Actor):
+    """One channel's subscriber: decodes every payload and counts it."""
+
+    def __init__(self, tally: Tally) -> None:
+        self.tally = tally
+
+    async def receive(self, message: Any) -> None:
+        if type(message) is RedisMessage:
+            loads(message.payload)
+            tally = self.tally
+            tally.count += 1
+            if tally.count == 1:
+                tally.first = time.perf_counter()
+            if tally.count == tally.expected:
+                tally.last = time.perf_counter()
+                tally.done.set()
+
+
+async def _wait_for(tally: Tally, publisher: Any) -> None:
+    """Wait until every message is decoded, or 3 s without progress once the publisher is done."""
+    seen = -1
+    while not tally.done.is_set():
+        with trio.move_on_after(3.0):
+            await tally.done.wait()
+        if tally.count == seen and publisher.poll() is not None:
+            tally.last = time.perf_counter()
+            progress(f"  stalled at {tally.count:,} of {tally.expected:,} (dropped?)")
+            return
+        seen = tally.count
+
+
+def ours(url: str, extra: dict[str, list[float]]) -> Any:
+    def run(count: int) -> float:
+        async def main() -> float:
+            tally = Tally(count)
+            async with open_actor_system() as system, open_redis_pubsub(system, url) as pubsub:
+                for name in channel_names(CHANNELS):
+                    ref = await system.spawn(Subscriber, tally)
+                    await pubsub.subscribe(name, MailboxSink(ref))
+                publisher = start_publisher(url, "flood", CHANNELS, count)
+                await _wait_for(tally, publisher)
+                await trio.to_thread.run_sync(finish_publisher, publisher)
+                hub = pubsub.statistics().hub
+                dropped = sum(sub.dropped for sub in hub.subscriptions)
+                extra.setdefault("ours_dropped", []).append(dropped)
+                extra.setdefault("ours_decoded", []).append(tally.count)
+            return (tally.count - 1) / (tally.last - tally.first)
+
+        return trio.run(main)
+
+    return run
+
+
+def peer(url: str, extra: dict[str, list[float]]) -> Any:
+    def run(count: int) -> float:
+        async def main() -> float:
+            client = redis.asyncio.Redis.from_url(url)
+            pubsub = client.pubsub()
+            names = channel_names(CHANNELS)
+            await pubsub.subscribe(*names)
+            acks = 0
+            decoded = 0
+            first = last = 0.0
+            publisher = None
+            async for message in pubsub.listen():
+                kind = message["type"]
+                if kind == "message":
+                    loads(message["data"])
+                    decoded += 1
+                    if decoded == 1:
+                        first = time.perf_counter()
+                    if decoded == count:
+                        last = time.perf_counter()
+                        break
+                elif kind == "subscribe":
+                    acks += 1
+                    if acks == CHANNELS:
+                        publisher = start_publisher(url, "flood", CHANNELS, count)
+            assert publisher is not None
+            await asyncio.to_thread(finish_publisher, publisher)
+            extra.setdefault("peer_decoded", []).append(decoded)
+            await pubsub.aclose()
+            await client.aclose()
+            return (decoded - 1) / (last - first)
+
+        return asyncio.run(main())
+
+    return run
+
+
+def main() -> None:
+    args = parse_args(
+        __doc__.splitlines()[0],
+        full={"messages": 1_000_000, "repeats": 5},
+        quick={"messages": 200_000, "repeats": 3},
+    )
+    progress(
+        f"bench_fanin: {args.messages:,} messages per run over {CHANNELS:,} channels, "
+        f"{args.repeats} repeats, decoder {DECODER}"
+    )
+    extra: dict[str, list[float]] = {}
+    with redis_url(SERVER_ARGS) as url:
+        samples = interleave(
+            {"ours (1000 actors)": ours(url, extra), "peer (redis.asyncio)": peer(url, extra)},
+            size=args.messages,
+            repeats=args.repeats,
+            unit="msg/s",
+            warmup=min(args.messages, 50_000),
+        )
+    mine = summary(samples["ours (1000 actors)"])
+    theirs = summary(samples["peer (redis.asyncio)"])
+    ratio = mine["median"] / theirs["median"]
+    progress(
+        f"medians: ours {mine['median']:,.0f}, peer {theirs['median']:,.0f} msg/s; "
+        f"ratio {ratio:.3f} (goal >= {GOAL}: {'met' if ratio >= GOAL else 'NOT met'})"
+    )
+    emit(
+        "redis_fanin",
+        ours=mine["median"],
+        peer=theirs["median"],
+        unit="msg/s",
+        goal=GOAL,
+        goal_met=ratio >= GOAL,
+        ours_spread=mine["spread"],
+        peer_spread=theirs["spread"],
+        ours_samples=mine["samples"],
+        peer_samples=theirs["samples"],
+        ours_dropped=extra.get("ours_dropped", [])[-args.repeats :],
+        messages=args.messages,
+        channels=CHANNELS,
+        repeats=args.repeats,
+        decoder=DECODER,
+        redis_py=redis.__version__,
+        redis_server=redis_version(),
+        quick=args.quick,
+    )
+
+
+if __name__ == "__main__":
+    main()

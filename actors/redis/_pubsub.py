@@ -47,6 +47,8 @@ REPLAY_BATCH: Final = 256  # names per SUBSCRIBE command when the table is repla
 PROBE_CHANNEL_PREFIX: Final = b"__actors:probe:"
 
 _hub_numbers = itertools.count(1)
+_MESSAGE_WORDS: Final = frozenset((b"message", b"pmessage", b"smessage"))
+_monotonic = time.monotonic
 
 
 @attrs.frozen(kw_only=True)
@@ -140,12 +142,12 @@ class PubSubHub:
     # -- the connection's side -------------------------------------------------------------------
 
     def push(self, frame: list[Any]) -> None:
-        """The connection's push handler: route one pushed frame. Never blocks."""
-        self._last_message = time.monotonic()
+        """The connection's push handler: route one pushed frame. Never blocks, never raises."""
+        self._last_message = _monotonic()
         if not self.table.route(frame):
-            logger.debug("ignored a push frame that is not Pub/Sub: %r", frame[:1])
+            logger.debug("ignored a push frame that is not Pub/Sub: %.100r", frame)
             return
-        if frame[0] not in (b"message", b"pmessage", b"smessage"):
+        if frame[0] not in _MESSAGE_WORDS:
             self._acks.set()  # wake whoever waits for acknowledgements
             self._acks = trio.Event()
 

@@ -134,18 +134,32 @@ class Subscription:
 
 
 class SubscriptionTable:
-    """Reference-counted subscriptions and the routing of pushed frames to their sinks."""
+    """Reference-counted subscriptions and the routing of pushed frames to their sinks.
+
+    One dict per kind, keyed by the bare name: routing a message is one dict lookup, with no
+    key tuple to build and hash. This is the hot path of every subscriber in the process.
+    """
 
     def __init__(self) -> None:
-        self._rows: dict[tuple[Kind, bytes], Subscription] = {}
+        self._channels: dict[bytes, Subscription] = {}
+        self._patterns: dict[bytes, Subscription] = {}
+        self._shards: dict[bytes, Subscription] = {}
+        self._by_kind = {
+            Kind.CHANNEL: self._channels,
+            Kind.PATTERN: self._patterns,
+            Kind.SHARD: self._shards,
+        }
         self.unroutable = 0
         """Messages for a name no local sink holds (in flight while unsubscribing)."""
+        self.malformed = 0
+        """Pushed frames that looked like Pub/Sub frames but were not well formed."""
 
     def add(self, kind: Kind, name: bytes, sink: MessageSink) -> bool:
         """Add a sink; True if it is the name's first, so a subscribe command must go out."""
-        row = self._rows.get((kind, name))
+        rows = self._by_kind[kind]
+        row = rows.get(name)
         if row is None:
-            row = self._rows[(kind, name)] = Subscription(kind, name)
+            row = rows[name] = Subscription(kind, name)
             row.sinks.append(sink)
             return True
         row.sinks.append(sink)
@@ -153,92 +167,105 @@ class SubscriptionTable:
 
     def remove(self, kind: Kind, name: bytes, sink: MessageSink) -> bool:
         """Remove a sink; True if it was the name's last, so an unsubscribe must go out."""
-        row = self._rows.get((kind, name))
+        rows = self._by_kind[kind]
+        row = rows.get(name)
         if row is None or sink not in row.sinks:
             return False
         row.sinks.remove(sink)
         if row.sinks:
             return False
-        del self._rows[(kind, name)]
+        del rows[name]
         return True
 
     def rows(self) -> list[Subscription]:
-        """Every subscription, in the order they were first made."""
-        return list(self._rows.values())
+        """Every subscription: channels, then patterns, then shard channels, each in the order
+        they were first made."""
+        return [*self._channels.values(), *self._patterns.values(), *self._shards.values()]
 
     def names(self, kind: Kind) -> list[bytes]:
         """The names of one kind, for replaying them after a reconnect."""
-        return [name for (row_kind, name) in self._rows if row_kind is kind]
+        return list(self._by_kind[kind])
 
     def get(self, kind: Kind, name: bytes) -> Subscription | None:
-        return self._rows.get((kind, name))
+        return self._by_kind[kind].get(name)
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return len(self._channels) + len(self._patterns) + len(self._shards)
 
     def mark_unacknowledged(self) -> None:
         """A new connection: nothing is confirmed on it yet."""
-        for row in self._rows.values():
+        for row in self.rows():
             row.acknowledged = False
 
     def unacknowledged(self) -> int:
-        return sum(1 for row in self._rows.values() if not row.acknowledged)
+        return sum(1 for row in self.rows() if not row.acknowledged)
 
     def broadcast(self, event: ConnectionLost | Resubscribed) -> None:
         """Tell every sink of every subscription about a gap (each sink once)."""
         told: set[int] = set()
-        for row in self._rows.values():
+        for row in self.rows():
             for sink in row.sinks:
                 if id(sink) not in told:
                     told.add(id(sink))
                     sink.deliver(event)
 
     def route(self, frame: list[object]) -> bool:
-        """Handle one pushed frame; False if it is not a Pub/Sub frame at all.
+        """Handle one pushed frame; False if it is not a well-formed Pub/Sub frame.
 
         Message frames go to their sinks; subscribe and unsubscribe acknowledgements update
-        the rows' ``acknowledged`` flags.
+        the rows' ``acknowledged`` flags. A frame that looks like Pub/Sub but is malformed is
+        counted in ``malformed`` and goes nowhere; nothing here raises.
         """
-        if not frame or not isinstance(frame[0], bytes):
+        if not frame:
             return False
-        kind_word = frame[0]
-        if kind_word == b"message" and len(frame) == 3:
-            channel, payload = frame[1], frame[2]
-            if isinstance(channel, bytes) and isinstance(payload, bytes):
-                self._deliver(Kind.CHANNEL, channel, RedisMessage(Kind.CHANNEL, channel, payload))
+        word = frame[0]
+        size = len(frame)
+        if word == b"message":
+            if size == 3 and type(frame[1]) is bytes and type(frame[2]) is bytes:
+                self._deliver(self._channels, Kind.CHANNEL, frame[1], frame[2], None)
                 return True
-        elif kind_word == b"pmessage" and len(frame) == 4:
-            pattern, channel, payload = frame[1], frame[2], frame[3]
+        elif word == b"pmessage":
             if (
-                isinstance(pattern, bytes)
-                and isinstance(channel, bytes)
-                and isinstance(payload, bytes)
+                size == 4
+                and type(frame[1]) is bytes
+                and type(frame[2]) is bytes
+                and type(frame[3]) is bytes
             ):
-                message = RedisMessage(Kind.PATTERN, channel, payload, pattern)
-                self._deliver(Kind.PATTERN, pattern, message)
+                self._deliver(self._patterns, Kind.PATTERN, frame[2], frame[3], frame[1])
                 return True
-        elif kind_word == b"smessage" and len(frame) == 3:
-            channel, payload = frame[1], frame[2]
-            if isinstance(channel, bytes) and isinstance(payload, bytes):
-                self._deliver(Kind.SHARD, channel, RedisMessage(Kind.SHARD, channel, payload))
+        elif word == b"smessage":
+            if size == 3 and type(frame[1]) is bytes and type(frame[2]) is bytes:
+                self._deliver(self._shards, Kind.SHARD, frame[1], frame[2], None)
                 return True
-        elif kind_word in _ACKS and len(frame) == 3:
-            kind, subscribed = _ACKS[kind_word]
-            name = frame[1]
-            if isinstance(name, bytes):
-                row = self._rows.get((kind, name))
+        elif type(word) is bytes and word in _ACKS:
+            if size == 3 and type(frame[1]) is bytes:
+                kind, subscribed = _ACKS[word]
+                row = self._by_kind[kind].get(frame[1])
                 if row is not None:
                     row.acknowledged = subscribed
                 return True
+        else:
+            return False
+        self.malformed += 1
+        logger.warning("ignored a malformed Pub/Sub frame: %.200r", frame)
         return False
 
-    def _deliver(self, kind: Kind, name: bytes, message: RedisMessage) -> None:
-        row = self._rows.get((kind, name))
+    def _deliver(
+        self,
+        rows: dict[bytes, Subscription],
+        kind: Kind,
+        channel: bytes,
+        payload: bytes,
+        pattern: bytes | None,
+    ) -> None:
+        row = rows.get(channel if pattern is None else pattern)
         if row is None:
             self.unroutable += 1
             return
+        message = RedisMessage(kind, channel, payload, pattern)
+        delivered = 0
         for sink in row.sinks:
             if sink.deliver(message):
-                row.delivered += 1
-            else:
-                row.dropped += 1
+                delivered += 1
+        row.delivered += delivered
+        row.dropped += len(row.sinks) - delivered

@@ -183,8 +183,12 @@ class Mailbox:
 
     # -- sending ---------------------------------------------------------------------------------
 
-    def put_nowait(self, message: object) -> None:
+    def put_nowait(self, message: object) -> bool:
         """Queue a message now, applying the overflow policy if the mailbox is full.
+
+        Returns:
+            True if nothing was lost; False if the ``drop_oldest``, ``drop_newest`` or ``stop``
+            policy discarded a message (the arriving one, or the oldest queued one).
 
         Raises:
             trio.WouldBlock: Full, and the policy is ``block``.
@@ -200,8 +204,9 @@ class Mailbox:
             buffer.append(message)
             if self._waiter is not None:
                 self._wake_receiver()
-            return
+            return True
         self._overflow(message)
+        return False
 
     async def put(self, message: object) -> None:
         """Queue a message, waiting for room when the policy is ``block``. Always a checkpoint."""

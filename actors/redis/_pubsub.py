@@ -174,7 +174,6 @@ class PubSubHub:
                     kind.subscribe_command, *batch, on_error=self._refusal_handler(kind, batch)
                 )
         await self._wait_acknowledged(lambda: self.table.unacknowledged() == 0, "the replay")
-        self._refusals.clear()
         self._ready = True
         self._attachments += 1
         self._attached.set()
@@ -229,6 +228,7 @@ class PubSubHub:
         """
         if not name:
             raise ValueError("a channel or pattern name must not be empty")
+        self._refusals.pop((kind, name), None)  # a refusal nobody waited for is stale now
         first = self.table.add(kind, name, sink)
         # Sent as soon as a connection is attached, even while its replay is still waiting for
         # acknowledgements: the replay only covers the names that were in the table when it began.
@@ -269,6 +269,18 @@ class PubSubHub:
 
     def _refusal_handler(self, kind: Kind, names: list[bytes]) -> Callable[[RedisReplyError], None]:
         def refused(error: RedisReplyError) -> None:
+            subscriber = self._subscriber
+            if len(names) > 1 and subscriber is not None:
+                # Redis refuses a whole command when one of its names is forbidden: ask again
+                # name by name, so that only the forbidden ones are refused.
+                for name in names:
+                    with contextlib.suppress(RedisConnectionError):
+                        subscriber.send_subscription_command(
+                            kind.subscribe_command,
+                            name,
+                            on_error=self._refusal_handler(kind, [name]),
+                        )
+                return
             logger.error("Redis refused subscribing to %s %r: %s", kind.value, names, error)
             for name in names:
                 self._refusals[(kind, name)] = error

@@ -284,6 +284,7 @@ class RedisServer:
     """
 
     scheme: ClassVar[str] = "redis"
+    protocol: ClassVar[int] = 3  # the RESP version our client settles on with it
 
     def __init__(
         self,

@@ -8,6 +8,7 @@ on the same multiplexed connection or a second raw one.
 from __future__ import annotations
 
 import math
+from collections.abc import Awaitable, Callable
 
 import pytest
 import trio
@@ -37,10 +38,10 @@ TIMEOUT = 20.0
 
 
 async def test_subscribe_psubscribe_publish_round_trip(
-    redis_server: RedisServer, system: ActorSystem
+    any_redis_server: RedisServer | FakeRedisTcpServer, system: ActorSystem
 ) -> None:
     with trio.fail_after(TIMEOUT):
-        async with open_redis_pubsub(system, redis_server.url, options=FAST_OPTIONS) as pubsub:
+        async with open_redis_pubsub(system, any_redis_server.url, options=FAST_OPTIONS) as pubsub:
             channel_events = Collector("channel actor")
             pattern_events = Collector("pattern actor")
             channel_actor = await system.spawn(collector_actor, channel_events, mailbox=mailbox())
@@ -50,7 +51,7 @@ async def test_subscribe_psubscribe_publish_round_trip(
             await pubsub.psubscribe("news.*", MailboxSink(pattern_actor))
             await pubsub.subscribe(b"news.sport", ChannelSink(send))
             assert pubsub.statistics().hub.connected
-            assert pubsub.statistics().hub.protocol == 3
+            assert pubsub.statistics().hub.protocol == any_redis_server.protocol
 
             # Two channel subscribers and one pattern subscriber: Redis counts 2 receivers
             # (one per subscription of our single connection: the channel and the pattern).
@@ -84,11 +85,11 @@ async def test_subscribe_psubscribe_publish_round_trip(
 
 
 async def test_a_subscriber_of_a_channel_and_a_matching_pattern_gets_both(
-    redis_server: RedisServer, system: ActorSystem
+    any_redis_server: RedisServer | FakeRedisTcpServer, system: ActorSystem
 ) -> None:
     """As Redis sends it: once per subscription (the documented behaviour)."""
     with trio.fail_after(TIMEOUT):
-        async with open_redis_pubsub(system, redis_server.url, options=FAST_OPTIONS) as pubsub:
+        async with open_redis_pubsub(system, any_redis_server.url, options=FAST_OPTIONS) as pubsub:
             events = Collector()
             actor = await system.spawn(collector_actor, events, mailbox=mailbox())
             sink = MailboxSink(actor)
@@ -102,11 +103,21 @@ async def test_a_subscriber_of_a_channel_and_a_matching_pattern_gets_both(
             ]
 
 
+async def _server_agrees(query: Callable[[], Awaitable[object]], expected: object) -> None:
+    """Wait until the server's view matches: in RESP3 at once (one ordered connection), in
+    RESP2 after the separate subscriber connection's UNSUBSCRIBE has been processed."""
+
+    async def agrees() -> bool:
+        return await query() == expected
+
+    await wait_for(agrees, what=f"the server to report {expected!r}")
+
+
 async def test_subscriptions_are_reference_counted_on_the_server(
-    redis_server: RedisServer, system: ActorSystem
+    any_redis_server: RedisServer | FakeRedisTcpServer, system: ActorSystem
 ) -> None:
     with trio.fail_after(TIMEOUT):
-        async with open_redis_pubsub(system, redis_server.url, options=FAST_OPTIONS) as pubsub:
+        async with open_redis_pubsub(system, any_redis_server.url, options=FAST_OPTIONS) as pubsub:
             sends = [trio.open_memory_channel[SubscriptionEvent](10)[0] for _ in range(3)]
             sinks = [ChannelSink(send) for send in sends]
             await pubsub.wait_connected()
@@ -116,7 +127,7 @@ async def test_subscriptions_are_reference_counted_on_the_server(
             first = await pubsub.subscribe("rc", sinks[0])
             second = await pubsub.subscribe("rc", sinks[1])
             third = await pubsub.subscribe("rc", sinks[2])
-            # Commands and subscriptions share the connection, in order: no polling needed.
+            # Subscribing waits for the acknowledgement, so the server agrees at once.
             assert await redis.pubsub_numsub("rc") == {"rc": 1}
             before = redis.statistics().commands_sent
             await first.close()
@@ -125,7 +136,7 @@ async def test_subscriptions_are_reference_counted_on_the_server(
             # Only the NUMSUB command went out: the closes sent no UNSUBSCRIBE.
             assert redis.statistics().commands_sent == before + 1
             await third.close()
-            assert await redis.pubsub_numsub("rc") == {"rc": 0}
+            await _server_agrees(lambda: redis.pubsub_numsub("rc"), {"rc": 0})
             assert pubsub.hub.table.get(Kind.CHANNEL, b"rc") is None
 
             p1 = await pubsub.psubscribe("rc.*", sinks[0])
@@ -134,7 +145,7 @@ async def test_subscriptions_are_reference_counted_on_the_server(
             await p1.close()
             assert await redis.pubsub_numpat() == base_numpat + 1
             await p2.close()
-            assert await redis.pubsub_numpat() == base_numpat
+            await _server_agrees(redis.pubsub_numpat, base_numpat)
 
             # Subscribing again after the last one left subscribes again.
             again = await pubsub.subscribe("rc", sinks[0])
@@ -144,12 +155,12 @@ async def test_subscriptions_are_reference_counted_on_the_server(
 
 
 async def test_a_thousand_channels_each_with_its_own_actor(
-    redis_server: RedisServer, system: ActorSystem
+    any_redis_server: RedisServer | FakeRedisTcpServer, system: ActorSystem
 ) -> None:
     channels = 1000
     per_channel = 5
     with trio.fail_after(TIMEOUT):
-        async with open_redis_pubsub(system, redis_server.url, options=FAST_OPTIONS) as pubsub:
+        async with open_redis_pubsub(system, any_redis_server.url, options=FAST_OPTIONS) as pubsub:
             collectors = [Collector(f"c{index}") for index in range(channels)]
 
             async def subscribe(index: int) -> None:
@@ -339,3 +350,19 @@ async def test_resp2_mode_against_fakeredis(
 
 async def _numsub_is(redis: RedisConnection, channel: str, count: int) -> bool:
     return (await redis.pubsub_numsub(channel))[channel] == count
+
+
+async def test_shard_channels_are_subscribed_and_routed(
+    redis_server: RedisServer, system: ActorSystem
+) -> None:
+    """SSUBSCRIBE / SPUBLISH (Redis 7 sharded Pub/Sub) go through the same table and routing."""
+    send, receive = trio.open_memory_channel[SubscriptionEvent](10)
+    with trio.fail_after(TIMEOUT):
+        async with open_redis_pubsub(system, redis_server.url, options=FAST_OPTIONS) as pubsub:
+            subscription = await pubsub.ssubscribe("orders:{eu}", ChannelSink(send))
+            assert await pubsub.connection().execute("SPUBLISH", "orders:{eu}", "42") == 1
+            event = await receive.receive()
+            assert isinstance(event, RedisMessage)
+            assert (event.kind, event.channel, event.payload) == (Kind.SHARD, b"orders:{eu}", b"42")
+            await subscription.close()
+            assert await pubsub.connection().execute("SPUBLISH", "orders:{eu}", "43") == 0

@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from actors._errors import ActorStoppedError, MailboxFullError
-
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from actors.redis import SubscriptionEvent
     from actors.runtime import ActorRef
 
@@ -22,18 +22,15 @@ class MailboxSink:
     on Redis, so here a full one drops the new message.
     """
 
-    __slots__ = ("_put", "ref")
+    __slots__ = ("deliver", "ref")
 
     def __init__(self, ref: ActorRef) -> None:
         self.ref = ref
-        # The reader calls this for every message: go straight to the mailbox, one call.
-        self._put = ref._mailbox.put_nowait
-
-    def deliver(self, event: SubscriptionEvent) -> bool:
-        try:
-            return self._put(event)
-        except (trio.WouldBlock, MailboxFullError, ActorStoppedError):
-            return False
+        # The reader calls this for every message, so it is the mailbox's own put_nowait: one
+        # call per message. It returns False when the policy dropped a message, and raises
+        # (WouldBlock, MailboxFullError, ActorStoppedError) when it refused one; the
+        # subscription table counts both as drops.
+        self.deliver: Callable[[SubscriptionEvent], bool] = ref._mailbox.put_nowait
 
 
 class ChannelSink:

@@ -19,7 +19,7 @@ import math
 import os
 import socket
 import time
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 import attrs
 import trio
@@ -47,8 +47,6 @@ REPLAY_BATCH: Final = 256  # names per SUBSCRIBE command when the table is repla
 PROBE_CHANNEL_PREFIX: Final = b"__actors:probe:"
 
 _hub_numbers = itertools.count(1)
-_MESSAGE_WORDS: Final = frozenset((b"message", b"pmessage", b"smessage"))
-_monotonic = time.monotonic
 
 
 @attrs.frozen(kw_only=True)
@@ -117,7 +115,10 @@ class PubSubHub:
     def __init__(
         self, *, ack_timeout: float = DEFAULT_ACK_TIMEOUT, probe_channel: bytes | None = None
     ) -> None:
-        self.table = SubscriptionTable()
+        self.table = SubscriptionTable(on_acknowledgement=self._acknowledged)
+        # The connection's push handler is the table's router itself: one call per frame on
+        # the hot path. It never blocks and never raises.
+        self.push = self.table.route
         self.ack_timeout = ack_timeout
         self._commands: RedisConnection | None = None
         self._subscriber: RedisConnection | None = None
@@ -126,7 +127,6 @@ class PubSubHub:
         self._attached = trio.Event()
         self._attachments = 0
         self._gap_start: float | None = None
-        self._last_message: float | None = None
         self._last_probe: float | None = None
         self._probe_token: bytes | None = None
         self._probe_event: trio.Event | None = None
@@ -141,15 +141,10 @@ class PubSubHub:
 
     # -- the connection's side -------------------------------------------------------------------
 
-    def push(self, frame: list[Any]) -> None:
-        """The connection's push handler: route one pushed frame. Never blocks, never raises."""
-        self._last_message = _monotonic()
-        if not self.table.route(frame):
-            logger.debug("ignored a push frame that is not Pub/Sub: %.100r", frame)
-            return
-        if frame[0] not in _MESSAGE_WORDS:
-            self._acks.set()  # wake whoever waits for acknowledgements
-            self._acks = trio.Event()
+    def _acknowledged(self) -> None:
+        """Wake whoever waits for subscription acknowledgements."""
+        self._acks.set()
+        self._acks = trio.Event()
 
     async def attach(
         self, commands: RedisConnection, subscriber: RedisConnection | None = None
@@ -290,8 +285,7 @@ class PubSubHub:
                     # let the table claim a subscription Redis does not have.
                     for sink in list(row.sinks):
                         self.table.remove(kind, name, sink)
-            self._acks.set()
-            self._acks = trio.Event()
+            self._acknowledged()
 
         return refused
 
@@ -370,19 +364,20 @@ class PubSubHub:
 
     def idle_for(self) -> float:
         """Seconds since the last pushed frame arrived (infinite if none came yet)."""
-        if self._last_message is None:
+        if self.table.last_frame is None:
             return math.inf
-        return time.monotonic() - self._last_message
+        return time.monotonic() - self.table.last_frame
 
     def statistics(self) -> PubSubStatistics:
         """Return the hub's connection state, liveness ages and per-subscription counters."""
         now = time.monotonic()
+        last_frame = self.table.last_frame
         commands = self._commands
         return PubSubStatistics(
             connected=self._ready,
             protocol=commands.protocol if commands is not None else None,
             reconnects=max(self._attachments - 1, 0),
-            last_message_age=None if self._last_message is None else now - self._last_message,
+            last_message_age=None if last_frame is None else now - last_frame,
             last_probe_age=None if self._last_probe is None else now - self._last_probe,
             gap_started=self._gap_start,
             unroutable=self.table.unroutable,

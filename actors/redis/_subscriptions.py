@@ -11,11 +11,17 @@ from __future__ import annotations
 
 import enum
 import logging
-from typing import Protocol
+import time
+from typing import TYPE_CHECKING, Final, Protocol
 
 import attrs
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 logger = logging.getLogger(__name__)
+
+_monotonic: Final = time.monotonic
 
 
 class Kind(enum.Enum):
@@ -114,7 +120,11 @@ class MessageSink(Protocol):
     """Where routed messages go: typically an adapter around an actor's mailbox."""
 
     def deliver(self, event: SubscriptionEvent) -> bool:
-        """Take the event without waiting; return False if it was dropped (it is counted)."""
+        """Take the event without waiting; return False, or raise, if it was dropped.
+
+        Either way the drop is counted and routing goes on to the next sink: an exception
+        from a sink never reaches the reader.
+        """
         ...
 
 
@@ -140,7 +150,10 @@ class SubscriptionTable:
     key tuple to build and hash. This is the hot path of every subscriber in the process.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_acknowledgement: Callable[[], object] | None = None) -> None:
+        self._on_acknowledgement = on_acknowledgement
+        self.last_frame: float | None = None
+        """``time.monotonic()`` when the last Pub/Sub frame (message or acknowledgement) came."""
         self._channels: dict[bytes, Subscription] = {}
         self._patterns: dict[bytes, Subscription] = {}
         self._shards: dict[bytes, Subscription] = {}
@@ -207,7 +220,10 @@ class SubscriptionTable:
             for sink in row.sinks:
                 if id(sink) not in told:
                     told.add(id(sink))
-                    sink.deliver(event)
+                    try:
+                        sink.deliver(event)
+                    except Exception:
+                        logger.debug("a sink refused %r", event)
 
     def route(self, frame: list[object]) -> bool:
         """Handle one pushed frame; False if it is not a well-formed Pub/Sub frame.
@@ -218,6 +234,7 @@ class SubscriptionTable:
         """
         if not frame:
             return False
+        self.last_frame = _monotonic()
         word = frame[0]
         size = len(frame)
         if word == b"message":
@@ -243,6 +260,8 @@ class SubscriptionTable:
                 row = self._by_kind[kind].get(frame[1])
                 if row is not None:
                     row.acknowledged = subscribed
+                if self._on_acknowledgement is not None:
+                    self._on_acknowledgement()
                 return True
         else:
             return False
@@ -265,7 +284,10 @@ class SubscriptionTable:
         message = RedisMessage(kind, channel, payload, pattern)
         delivered = 0
         for sink in row.sinks:
-            if sink.deliver(message):
-                delivered += 1
+            try:
+                if sink.deliver(message):
+                    delivered += 1
+            except Exception:
+                pass
         row.delivered += delivered
         row.dropped += len(row.sinks) - delivered

@@ -2,24 +2,62 @@
 
 from __future__ import annotations
 
+from actors.pubsub._broker import Broker, BrokerSubscription
+from actors.pubsub._client import (
+    DEFAULT_BUFFER_SIZE,
+    HandlerStatistics,
+    PubSub,
+    PubSubSettings,
+    SubscriptionHandle,
+    open_pubsub,
+    subscription,
+)
 from actors.pubsub._connection_actor import (
     DEFAULT_PROBE_INTERVAL,
     DEFAULT_PROBE_TIMEOUT,
     DEFAULT_RECONNECT_BACKOFF,
     ConnectionOptions,
 )
+from actors.pubsub._open import open_broker
+from actors.pubsub._policy import (
+    DEFAULT_ERROR_POLICY,
+    DEFAULT_RETRY_POLICY,
+    DeadLetter,
+    ErrorAction,
+    ErrorPolicy,
+    RetryPolicy,
+)
 from actors.pubsub._redis import RedisPubSub, RedisPubSubStatistics, Subscription, open_redis_pubsub
 from actors.pubsub._sinks import ChannelSink, MailboxSink
+from actors.pubsub._subscription import SubscriptionCounters, SubscriptionObserver
 
 __all__ = [
+    "DEFAULT_BUFFER_SIZE",
+    "DEFAULT_ERROR_POLICY",
     "DEFAULT_PROBE_INTERVAL",
     "DEFAULT_PROBE_TIMEOUT",
     "DEFAULT_RECONNECT_BACKOFF",
+    "DEFAULT_RETRY_POLICY",
+    "Broker",
+    "BrokerSubscription",
     "ChannelSink",
     "ConnectionOptions",
+    "DeadLetter",
+    "ErrorAction",
+    "ErrorPolicy",
+    "HandlerStatistics",
     "MailboxSink",
+    "PubSub",
+    "PubSubSettings",
     "RedisPubSub",
     "RedisPubSubStatistics",
+    "RetryPolicy",
     "Subscription",
+    "SubscriptionCounters",
+    "SubscriptionHandle",
+    "SubscriptionObserver",
+    "open_broker",
+    "open_pubsub",
     "open_redis_pubsub",
+    "subscription",
 ]

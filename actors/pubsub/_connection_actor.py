@@ -121,3 +121,6 @@ async def _serve(
         "replacing the Redis connection to %s: %s", commands.settings.describe(), failure[0]
     )
     return failure[0]
+
+
+DEFAULT_CONNECTION_OPTIONS: Final = ConnectionOptions()

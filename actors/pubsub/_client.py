@@ -1,0 +1,403 @@
+"""``open_pubsub``: typed publish and subscribe, each handler a supervised actor.
+
+One ``PubSub`` per process: it owns the broker (the Redis connection actor, or the in-process
+memory broker) and a supervisor for the subscription actors. ``publish`` encodes a message once
+with the codec; ``subscribe`` starts an actor that decodes what arrives (at most once per
+payload, however many subscriptions share it) and calls the handler under an error policy.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import logging
+import typing
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Final
+
+import attrs
+import trio
+
+from actors._errors import InvalidChannelNameError, RedisConnectionError
+from actors.messages import CODEC, Codec, is_pattern
+from actors.pubsub._connection_actor import DEFAULT_CONNECTION_OPTIONS, ConnectionOptions
+from actors.pubsub._policy import (
+    DEFAULT_ERROR_POLICY,
+    DEFAULT_RETRY_POLICY,
+    ErrorPolicy,
+    RetryPolicy,
+)
+from actors.pubsub._sinks import MailboxSink
+from actors.pubsub._subscription import (
+    SubscriptionActor,
+    SubscriptionCounters,
+    SubscriptionObserver,
+    SubscriptionSpec,
+)
+from actors.runtime import MailboxConfig, MailboxStatistics, Overflow
+from actors.supervision import ChildSpec, Strategy, SupervisorSpec, open_supervisor
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable
+
+    from actors.pubsub._broker import Broker, BrokerSubscription
+    from actors.redis import ConnectionLost, Resubscribed
+    from actors.runtime import ActorRef, ActorSystem
+    from actors.supervision import Supervisor
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BUFFER_SIZE: Final = 1000  # messages per subscription mailbox; the users' buffer size
+_MARK: Final = "__actors_subscription__"
+_subscription_numbers = itertools.count(1)
+
+
+@attrs.frozen(kw_only=True)
+class PubSubSettings:
+    """Settings of one ``PubSub``, with the defaults our users asked for.
+
+    Attributes:
+        buffer_size: Mailbox capacity of each subscription.
+        overflow: What a full subscription mailbox does; the reader never waits for it.
+        ack_timeout: Seconds a subscribe waits for the broker to confirm it (30 s).
+        publish_retry: Attempts and backoff for a publish that meets a lost connection
+            (3 attempts, 100 ms, x2); each retry also waits for the connection to be back.
+        error_policy: The default error policy of subscriptions.
+        connection: Reconnect backoff and liveness probes of the Redis connection actor.
+        max_restarts: Subscription restarts allowed within ``within`` seconds before the
+            subscriptions' supervisor gives up and the failure reaches ``open_pubsub``.
+        within: The window for ``max_restarts``, in seconds.
+        codec: The codec for every payload.
+    """
+
+    buffer_size: int = DEFAULT_BUFFER_SIZE
+    overflow: Overflow = Overflow.DROP_OLDEST
+    ack_timeout: float = 30.0
+    publish_retry: RetryPolicy = DEFAULT_RETRY_POLICY
+    error_policy: ErrorPolicy = DEFAULT_ERROR_POLICY
+    connection: ConnectionOptions = DEFAULT_CONNECTION_OPTIONS
+    max_restarts: int = 10
+    within: float = 5.0
+    codec: Codec = CODEC
+
+
+@attrs.frozen(kw_only=True)
+class HandlerStatistics:
+    """One typed subscription: its counters and its mailbox."""
+
+    name: str
+    """The channel or pattern."""
+    pattern: bool
+    """Whether ``name`` is a pattern."""
+    counters: SubscriptionCounters
+    """Received, handled, decode errors, retries, skipped, escalations, gaps."""
+    mailbox: MailboxStatistics
+    """Depth and drops of the subscription's mailbox."""
+    restarts: int
+    """Restarts of the subscription's actor."""
+
+
+class SubscriptionHandle:
+    """A running subscription; ``await close()`` unsubscribes and stops its actor."""
+
+    def __init__(
+        self,
+        pubsub: PubSub,
+        spec: SubscriptionSpec,
+        ref: ActorRef,
+        broker_subscription: BrokerSubscription,
+    ) -> None:
+        self._pubsub = pubsub
+        self.spec = spec
+        self.ref = ref
+        self._broker_subscription = broker_subscription
+
+    @property
+    def name(self) -> str:
+        """The channel or pattern subscribed to."""
+        return self.spec.name.decode()
+
+    async def close(self) -> None:
+        """Unsubscribe, then stop the subscription's actor (messages still queued are dropped)."""
+        await self._broker_subscription.close()
+        self._pubsub._handles.discard(self)
+        await self.ref.stop("unsubscribed")
+
+    def statistics(self) -> HandlerStatistics:
+        """Counters of the subscription and its mailbox."""
+        actor = self.ref.statistics()
+        return HandlerStatistics(
+            name=self.name,
+            pattern=self.spec.pattern,
+            counters=attrs.evolve(self.spec.counters),
+            mailbox=actor.mailbox,
+            restarts=actor.restarts,
+        )
+
+
+def _check_name(name: str, *, pattern: bool) -> bytes:
+    if not name:
+        raise InvalidChannelNameError(name, "a channel or pattern name must not be empty")
+    if not pattern and is_pattern(name):
+        raise InvalidChannelNameError(
+            name,
+            "it contains glob characters: subscribe to a pattern with psubscribe (pattern=True); "
+            "build channels from user input with channel_name()",
+        )
+    return name.encode()
+
+
+def _handler_shape(handler: Callable[..., Awaitable[object]]) -> tuple[bool, object | None]:
+    """Whether the handler takes the concrete channel, and the message type its annotation says."""
+    signature = inspect.signature(handler)
+    parameters = [
+        parameter
+        for parameter in signature.parameters.values()
+        if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD)
+    ]
+    if not 1 <= len(parameters) <= 2:
+        raise TypeError(
+            f"a handler takes the message, and optionally the channel: {handler!r}{signature}"
+        )
+    try:
+        hints = typing.get_type_hints(handler)
+    except Exception:
+        hints = {}
+    return len(parameters) == 2, hints.get(parameters[0].name)
+
+
+class PubSub:
+    """Typed publish and subscribe for one process. Open it with ``open_pubsub``."""
+
+    def __init__(
+        self,
+        system: ActorSystem,
+        broker: Broker,
+        supervisor: Supervisor,
+        settings: PubSubSettings,
+        observer: SubscriptionObserver | None = None,
+    ) -> None:
+        self.system = system
+        self.broker = broker
+        self.supervisor = supervisor
+        self.settings = settings
+        self.observer = observer
+        self._handles: set[SubscriptionHandle] = set()
+
+    async def publish(self, channel: str, message: object) -> int:
+        """Encode ``message`` once and publish it; returns the number of receivers.
+
+        A publish that meets a lost connection is retried by ``settings.publish_retry`` once
+        the connection is back.
+
+        Raises:
+            RedisConnectionError: Still failing after the last attempt.
+            TypeError: The message cannot be encoded.
+        """
+        payload = self.settings.codec.encode(message)
+        retry = self.settings.publish_retry
+        for attempt in range(1, retry.max_attempts + 1):
+            try:
+                return await self.broker.publish(channel, payload)
+            except RedisConnectionError as error:
+                if attempt == retry.max_attempts:
+                    raise RedisConnectionError(
+                        f"publishing to {channel!r} failed {attempt} times: {error}"
+                    ) from error
+                await trio.sleep(retry.backoff.delay(attempt - 1, self.system.random))
+                with trio.move_on_after(self.settings.ack_timeout):
+                    await self.broker.wait_connected()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def subscribe(
+        self,
+        channel: str,
+        handler: Callable[..., Awaitable[object]],
+        *,
+        message_type: object | None = None,
+        mailbox: MailboxConfig | None = None,
+        error_policy: ErrorPolicy | None = None,
+        on_gap: Callable[[ConnectionLost | Resubscribed], Awaitable[object]] | None = None,
+    ) -> SubscriptionHandle:
+        """Call ``handler`` for every message on one exact channel, in a supervised actor.
+
+        Args:
+            channel: The exact channel; glob characters are refused (use ``psubscribe``).
+            handler: ``async def handler(message)`` or ``async def handler(message, channel)``.
+            message_type: The expected type or union; default: the handler's annotation,
+                else ``bytes``.
+            mailbox: The subscription's mailbox; default ``settings.buffer_size`` and
+                ``settings.overflow``.
+            error_policy: Default ``settings.error_policy``.
+            on_gap: Called with ``ConnectionLost`` and ``Resubscribed`` events.
+
+        Raises:
+            InvalidChannelNameError: ``channel`` is empty or contains glob characters.
+        """
+        name = _check_name(channel, pattern=False)
+        return await self._subscribe(
+            name, False, handler, message_type, mailbox, error_policy, on_gap
+        )
+
+    async def psubscribe(
+        self,
+        pattern: str,
+        handler: Callable[..., Awaitable[object]],
+        *,
+        message_type: object | None = None,
+        mailbox: MailboxConfig | None = None,
+        error_policy: ErrorPolicy | None = None,
+        on_gap: Callable[[ConnectionLost | Resubscribed], Awaitable[object]] | None = None,
+    ) -> SubscriptionHandle:
+        """Like ``subscribe``, for a glob pattern written in code (never from user input).
+
+        A two-argument handler receives the concrete channel of each message.
+        """
+        name = _check_name(pattern, pattern=True)
+        return await self._subscribe(
+            name, True, handler, message_type, mailbox, error_policy, on_gap
+        )
+
+    async def _subscribe(
+        self,
+        name: bytes,
+        pattern: bool,
+        handler: Callable[..., Awaitable[object]],
+        message_type: object | None,
+        mailbox: MailboxConfig | None,
+        error_policy: ErrorPolicy | None,
+        on_gap: Callable[[ConnectionLost | Resubscribed], Awaitable[object]] | None,
+    ) -> SubscriptionHandle:
+        takes_channel, annotated = _handler_shape(handler)
+        spec = SubscriptionSpec(
+            name=name,
+            pattern=pattern,
+            handler=handler,
+            takes_channel=takes_channel,
+            message_type=message_type or annotated or bytes,
+            policy=error_policy or self.settings.error_policy,
+            codec=self.settings.codec,
+            on_gap=on_gap,
+            observer=self.observer,
+        )
+        config = mailbox or MailboxConfig(
+            capacity=self.settings.buffer_size, overflow=self.settings.overflow
+        )
+        child = ChildSpec(
+            id=f"subscription-{next(_subscription_numbers)}:{name.decode(errors='replace')}",
+            start=SubscriptionActor,
+            args=(spec,),
+            mailbox=config,
+        )
+        ref = await self.supervisor.start_child(child)
+        sink = MailboxSink(ref)
+        try:
+            with trio.fail_after(self.settings.ack_timeout + 1):
+                if pattern:
+                    broker_subscription = await self.broker.psubscribe(name, sink)
+                else:
+                    broker_subscription = await self.broker.subscribe(name, sink)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await self.supervisor.terminate_child(child.id)
+                await self.supervisor.delete_child(child.id)
+            raise
+        handle = SubscriptionHandle(self, spec, ref, broker_subscription)
+        self._handles.add(handle)
+        return handle
+
+    async def register(self, service: object) -> list[SubscriptionHandle]:
+        """Subscribe every method of ``service`` marked with ``@subscription``."""
+        handles = []
+        for attribute in dir(type(service)):
+            options = getattr(getattr(type(service), attribute, None), _MARK, None)
+            if options is None:
+                continue
+            method = getattr(service, attribute)
+            subscribe = self.psubscribe if options.pattern else self.subscribe
+            handles.append(
+                await subscribe(
+                    options.name,
+                    method,
+                    message_type=options.message_type,
+                    mailbox=options.mailbox,
+                    error_policy=options.error_policy,
+                )
+            )
+        return handles
+
+    def subscriptions(self) -> list[SubscriptionHandle]:
+        """Every open subscription."""
+        return sorted(self._handles, key=lambda handle: handle.ref.actor_id)
+
+
+@attrs.frozen(kw_only=True)
+class _SubscriptionOptions:
+    name: str
+    pattern: bool
+    message_type: object | None
+    mailbox: MailboxConfig | None
+    error_policy: ErrorPolicy | None
+
+
+def subscription(
+    name: str,
+    *,
+    pattern: bool = False,
+    message_type: object | None = None,
+    mailbox: MailboxConfig | None = None,
+    error_policy: ErrorPolicy | None = None,
+) -> Callable[[Callable[..., Awaitable[object]]], Callable[..., Awaitable[object]]]:
+    """Mark a service method as a handler; ``PubSub.register(service)`` subscribes it.
+
+    Example:
+        class NotificationSubscriber:
+            @subscription("notifications")
+            async def handle(self, message: NotificationMessage) -> None: ...
+
+            @subscription("events.*", pattern=True)
+            async def handle_events(self, message: Event, channel: str) -> None: ...
+    """
+    _check_name(name, pattern=pattern)
+    options = _SubscriptionOptions(
+        name=name,
+        pattern=pattern,
+        message_type=message_type,
+        mailbox=mailbox,
+        error_policy=error_policy,
+    )
+
+    def mark(method: Callable[..., Awaitable[object]]) -> Callable[..., Awaitable[object]]:
+        setattr(method, _MARK, options)
+        return method
+
+    return mark
+
+
+@asynccontextmanager
+async def open_pubsub(
+    system: ActorSystem,
+    url: str = "memory://",
+    *,
+    settings: PubSubSettings | None = None,
+    observer: SubscriptionObserver | None = None,
+) -> AsyncIterator[PubSub]:
+    """Open typed Pub/Sub on ``memory://`` (in-process) or a ``redis://``-family URL.
+
+    Leaving the block stops every subscription, then the broker. If the subscriptions'
+    supervisor gives up (restart intensity), its ``RestartIntensityError`` leaves the block.
+    """
+    from actors.pubsub._open import open_broker
+
+    settings = settings or PubSubSettings()
+    options = attrs.evolve(settings.connection, ack_timeout=settings.ack_timeout)
+    spec = SupervisorSpec(
+        strategy=Strategy.ONE_FOR_ONE,
+        max_restarts=settings.max_restarts,
+        within=settings.within,
+    )
+    async with (
+        open_broker(system, url, options=options) as broker,
+        open_supervisor(system, spec) as supervisor,
+    ):
+        yield PubSub(system, broker, supervisor, settings, observer)

@@ -1,0 +1,179 @@
+"""The subscription actor: decodes what the broker delivers and calls one handler, by policy."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import attrs
+import trio
+
+from actors._errors import MessageDecodeError
+from actors.messages import CODEC, Codec, decode_cached, message_type_name
+from actors.pubsub._policy import DeadLetter, ErrorAction, ErrorPolicy
+from actors.redis import ConnectionLost, RedisMessage, Resubscribed
+from actors.runtime import Actor
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from actors.runtime import ExitReason
+
+logger = logging.getLogger(__name__)
+
+
+@attrs.define
+class SubscriptionCounters:
+    """What one subscription has done; kept across restarts of its actor."""
+
+    received: int = 0
+    """Messages that reached the actor."""
+    handled: int = 0
+    """Messages the handler finished without raising."""
+    decode_errors: int = 0
+    """Payloads that did not decode into the expected type."""
+    retries: int = 0
+    """Extra handler calls made by the retry policy."""
+    skipped: int = 0
+    """Messages given up on and handed to the dead-letter sink."""
+    escalations: int = 0
+    """Failures that crashed the actor (its supervisor restarted it or gave up)."""
+    gaps: int = 0
+    """Connection losses reported to the subscription."""
+    last_message_at: float | None = None
+    """``time.time()`` of the last message."""
+
+
+@attrs.frozen(kw_only=True)
+class SubscriptionSpec:
+    """Everything a subscription actor needs; the same for every incarnation."""
+
+    name: bytes
+    pattern: bool
+    handler: Callable[..., Awaitable[object]]
+    takes_channel: bool
+    message_type: object
+    policy: ErrorPolicy
+    codec: Codec = CODEC
+    counters: SubscriptionCounters = attrs.field(factory=SubscriptionCounters)
+    on_gap: Callable[[ConnectionLost | Resubscribed], Awaitable[object]] | None = None
+    observer: SubscriptionObserver | None = None
+
+    @property
+    def label(self) -> str:
+        kind = "pattern" if self.pattern else "channel"
+        return f"{kind} {self.name.decode(errors='replace')!r}"
+
+
+class SubscriptionObserver:
+    """Hooks for metrics; every method defaults to doing nothing."""
+
+    def received(self, spec: SubscriptionSpec, message: RedisMessage, decoded: object) -> None:
+        """A message decoded; ``decoded`` is the typed message."""
+
+    def handled(self, spec: SubscriptionSpec, seconds: float) -> None:
+        """The handler finished in ``seconds``."""
+
+    def failed(self, spec: SubscriptionSpec, reason: str) -> None:
+        """A message was given up on: ``reason`` is ``decode``, ``skip`` or ``escalate``."""
+
+    def retried(self, spec: SubscriptionSpec) -> None:
+        """The handler is called again."""
+
+
+class SubscriptionActor(Actor):
+    """One subscription's actor: its mailbox is fed by the broker, it calls the handler."""
+
+    def __init__(self, spec: SubscriptionSpec) -> None:
+        self.spec = spec
+
+    async def restarted(self, reason: ExitReason) -> None:
+        logger.warning("subscription to %s restarted after %r", self.spec.label, reason)
+
+    async def receive(self, message: object) -> object:
+        match message:
+            case RedisMessage():
+                await self._deliver(message)
+            case ConnectionLost() | Resubscribed():
+                if isinstance(message, ConnectionLost):
+                    self.spec.counters.gaps += 1
+                if self.spec.on_gap is not None:
+                    await self.spec.on_gap(message)
+        return None
+
+    async def _deliver(self, message: RedisMessage) -> None:
+        spec = self.spec
+        counters = spec.counters
+        counters.received += 1
+        counters.last_message_at = time.time()
+        try:
+            decoded = decode_cached(message, spec.message_type, spec.codec)
+        except MessageDecodeError as error:
+            counters.decode_errors += 1
+            if spec.observer is not None:
+                spec.observer.failed(spec, "decode")
+            await self._give_up(message, error, spec.policy.decode_errors, f"decode: {error}")
+            return
+        if spec.observer is not None:
+            spec.observer.received(spec, message, decoded)
+        attempt = 0
+        while True:
+            attempt += 1
+            started = time.perf_counter()
+            try:
+                if spec.takes_channel:
+                    await spec.handler(decoded, message.channel.decode(errors="replace"))
+                else:
+                    await spec.handler(decoded)
+            except Exception as error:
+                action = spec.policy.action_for(error)
+                retry = spec.policy.retry
+                if action is ErrorAction.RETRY and attempt < retry.max_attempts:
+                    counters.retries += 1
+                    if spec.observer is not None:
+                        spec.observer.retried(spec)
+                    await trio.sleep(retry.backoff.delay(attempt - 1, self.context.system.random))
+                    continue
+                if action is ErrorAction.RETRY:
+                    action = spec.policy.exhausted
+                await self._give_up(message, error, action, f"handler: {error!r}")
+                return
+            counters.handled += 1
+            if spec.observer is not None:
+                spec.observer.handled(spec, time.perf_counter() - started)
+            return
+
+    async def _give_up(
+        self, message: RedisMessage, error: BaseException, action: ErrorAction, reason: str
+    ) -> None:
+        spec = self.spec
+        type_name = _type_name(spec.message_type)
+        logger.warning(
+            "subscription to %s: %s message on %r (expected %s): %s",
+            spec.label,
+            "skipped" if action is ErrorAction.SKIP else "escalated after",
+            message.channel,
+            type_name,
+            reason,
+        )
+        if spec.policy.dead_letters is not None:
+            letter = DeadLetter(message.channel, spec.name, message.payload, reason, error)
+            try:
+                await spec.policy.dead_letters(letter)
+            except Exception:
+                logger.exception("the dead-letter sink of %s failed", spec.label)
+        if action is ErrorAction.SKIP:
+            spec.counters.skipped += 1
+            if spec.observer is not None:
+                spec.observer.failed(spec, "skip")
+            return
+        spec.counters.escalations += 1
+        if spec.observer is not None:
+            spec.observer.failed(spec, "escalate")
+        raise error
+
+
+def _type_name(message_type: object) -> str:
+    registered = message_type_name(message_type) if isinstance(message_type, type) else None
+    return registered or str(getattr(message_type, "__name__", repr(message_type)))

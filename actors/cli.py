@@ -11,10 +11,15 @@ import argparse
 import os
 import random
 import sys
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from actors import __version__
+import trio
+
+from actors import ActorsError, __version__
 from actors._demo import DemoOptions, run_demo
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
 
 EXIT_INTERRUPTED: Final = 130  # what shells report for a process ended by SIGINT
 
@@ -93,6 +98,63 @@ def _stdout_is_broken() -> bool:
     return True
 
 
+def _configure_publish(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("url", help="redis://, rediss:// or unix:// URL")
+    parser.add_argument("channel", help="the channel to publish on")
+    parser.add_argument("json", help="the JSON document to publish, as it is")
+    parser.set_defaults(handler=_run_publish)
+
+
+def _run_publish(arguments: argparse.Namespace) -> int:
+    from actors import _operator
+
+    return _run_operator(
+        lambda: _operator.publish(arguments.url, arguments.channel, arguments.json, sys.stdout)
+    )
+
+
+def _configure_subscribe(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("url", help="redis://, rediss:// or unix:// URL")
+    parser.add_argument(
+        "name", metavar="CHANNEL_OR_PATTERN", help="a channel, or a glob pattern such as events.*"
+    )
+    parser.add_argument(
+        "--count", type=int, default=None, help="stop after this many messages (default: never)"
+    )
+    parser.set_defaults(handler=_run_subscribe)
+
+
+def _run_subscribe(arguments: argparse.Namespace) -> int:
+    from actors import _operator
+
+    return _run_operator(
+        lambda: _operator.subscribe(
+            arguments.url, arguments.name, sys.stdout, limit=arguments.count
+        )
+    )
+
+
+def _configure_health(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("url", help="redis://, rediss:// or unix:// URL")
+    parser.set_defaults(handler=_run_health)
+
+
+def _run_health(arguments: argparse.Namespace) -> int:
+    from actors import _operator
+
+    return _run_operator(lambda: _operator.health(arguments.url, sys.stdout))
+
+
+def _run_operator(command: Callable[[], Awaitable[int]]) -> int:
+    try:
+        return trio.run(command)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except (ActorsError, trio.TooSlowError, OSError) as error:
+        print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every subcommand."""
     parser = argparse.ArgumentParser(
@@ -106,6 +168,15 @@ def build_parser() -> argparse.ArgumentParser:
             help="run a supervision tree that fails on purpose, in a live view",
             description=DEMO_DESCRIPTION,
         )
+    )
+    _configure_publish(commands.add_parser("publish", help="publish a JSON document on a channel"))
+    _configure_subscribe(
+        commands.add_parser(
+            "subscribe", help="print what arrives on a channel or pattern, and every gap"
+        )
+    )
+    _configure_health(
+        commands.add_parser("health", help="check a Redis connection; exit code 0 if up")
     )
     return parser
 

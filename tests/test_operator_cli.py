@@ -1,0 +1,87 @@
+"""The operator commands of ``python -m actors``: publish, subscribe, health (real server)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "redis"))
+from _servers import RedisServer, free_port, require_redis_server
+
+TIMEOUT = 30.0
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    require_redis_server()
+    server = RedisServer(tmp_path_factory.mktemp("operator-cli"))
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+def actors(*arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "actors", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+
+def test_health_reports_up_with_the_server_view(redis_url: str) -> None:
+    result = actors("health", redis_url)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["status"] == "up"
+    assert report["server"]["protocol"] == 3
+    assert report["probe_seconds"] < 3
+
+
+def test_health_of_an_unreachable_server_is_down_with_exit_code_1() -> None:
+    result = actors("health", f"redis://:secret@127.0.0.1:{free_port()}")
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["status"] == "down"
+    assert "secret" not in result.stdout
+    assert report["url"].endswith(":***@127.0.0.1:" + report["url"].rsplit(":", 1)[1])
+
+
+def test_subscribe_prints_what_publish_sends_with_channel_and_type(redis_url: str) -> None:
+    subscriber = subprocess.Popen(
+        [sys.executable, "-m", "actors", "subscribe", redis_url, "orders.*", "--count", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert subscriber.stdout is not None
+        first = subscriber.stdout.readline()
+        assert "subscribed to pattern orders.*" in first
+        published = actors("publish", redis_url, "orders.eu", '{"type": "order", "id": 1}')
+        assert published.returncode == 0, published.stderr
+        assert published.stdout.strip() == "1 receiver(s)"
+        assert actors("publish", redis_url, "orders.us", "[1, 2]").returncode == 0
+        output, errors = subscriber.communicate(timeout=TIMEOUT)
+    finally:
+        subscriber.kill()
+    assert subscriber.returncode == 0, errors
+    lines = output.splitlines()
+    assert " orders.eu order " in lines[0]
+    assert '"id": 1' in lines[0]
+    assert " orders.us - [1, 2]" in lines[1]
+    assert lines[-1] == "stopped after 2 message(s)"
+
+
+def test_publish_refuses_invalid_json(redis_url: str) -> None:
+    result = actors("publish", redis_url, "orders.eu", "{not json")
+    assert result.returncode == 2
+    assert "not valid JSON" in result.stderr

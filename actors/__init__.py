@@ -53,7 +53,20 @@ from actors.messages import (
     message_type,
     message_type_name,
 )
-from actors.observability import Instrument
+from actors.observability import (
+    OVERFLOW_LABEL,
+    GuardedMetric,
+    HealthCheck,
+    HealthReport,
+    HealthSource,
+    HealthStatus,
+    Instrument,
+    MetricsInstrument,
+    PubSubMetrics,
+    combine_checks,
+    serve_observability,
+    worst_status,
+)
 from actors.runtime import (
     DEFAULT_ASK_TIMEOUT,
     DEFAULT_BATCH_SIZE,
@@ -115,6 +128,7 @@ __all__ = [
     "GLOB_CHARACTERS",
     "MAX_CHANNEL_PART_LENGTH",
     "NO_BACKOFF",
+    "OVERFLOW_LABEL",
     "TYPE_FIELD",
     "Actor",
     "ActorContext",
@@ -142,6 +156,11 @@ __all__ = [
     "Decodable",
     "Down",
     "ExitReason",
+    "GuardedMetric",
+    "HealthCheck",
+    "HealthReport",
+    "HealthSource",
+    "HealthStatus",
     "Instrument",
     "InvalidChannelNameError",
     "InvalidSpecError",
@@ -153,9 +172,11 @@ __all__ = [
     "MailboxStatistics",
     "Message",
     "MessageDecodeError",
+    "MetricsInstrument",
     "NameTakenError",
     "Normal",
     "Overflow",
+    "PubSubMetrics",
     "RedisAuthenticationError",
     "RedisConnectionError",
     "RedisConnectionLostError",
@@ -176,6 +197,7 @@ __all__ = [
     "SystemStatistics",
     "__version__",
     "channel_name",
+    "combine_checks",
     "decode_cached",
     "escape_glob",
     "is_abnormal",
@@ -185,7 +207,9 @@ __all__ = [
     "message_type_name",
     "open_actor_system",
     "open_supervisor",
+    "serve_observability",
     "start_supervisor",
+    "worst_status",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

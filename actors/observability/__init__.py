@@ -1,7 +1,39 @@
-"""Observability: instrument hooks (metrics and health come with the Pub/Sub layer)."""
+"""Observability: instrument hooks, Prometheus metrics, health reports and their HTTP endpoint.
+
+This layer imports nothing of the runtime, Redis or Pub/Sub layers: they feed it. A channel
+group (the label of every Pub/Sub metric) is the subscription's declared channel or pattern,
+never the concrete channel, so that per-user channels cannot explode label cardinality.
+"""
 
 from __future__ import annotations
 
+from actors.observability._health import (
+    HealthCheck,
+    HealthReport,
+    HealthStatus,
+    combine_checks,
+    worst_status,
+)
+from actors.observability._http import HealthSource, serve_observability
 from actors.observability._instrument import Instrument
+from actors.observability._metrics import (
+    OVERFLOW_LABEL,
+    GuardedMetric,
+    MetricsInstrument,
+    PubSubMetrics,
+)
 
-__all__ = ["Instrument"]
+__all__ = [
+    "OVERFLOW_LABEL",
+    "GuardedMetric",
+    "HealthCheck",
+    "HealthReport",
+    "HealthSource",
+    "HealthStatus",
+    "Instrument",
+    "MetricsInstrument",
+    "PubSubMetrics",
+    "combine_checks",
+    "serve_observability",
+    "worst_status",
+]

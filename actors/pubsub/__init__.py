@@ -18,7 +18,9 @@ from actors.pubsub._connection_actor import (
     DEFAULT_RECONNECT_BACKOFF,
     ConnectionOptions,
 )
-from actors.pubsub._open import open_broker
+from actors.pubsub._glob import compile_glob, glob_match
+from actors.pubsub._memory import MemoryBroker, MemorySubscription, open_memory_broker
+from actors.pubsub._open import memory_broker_name, open_broker
 from actors.pubsub._policy import (
     DEFAULT_ERROR_POLICY,
     DEFAULT_RETRY_POLICY,
@@ -47,6 +49,8 @@ __all__ = [
     "ErrorPolicy",
     "HandlerStatistics",
     "MailboxSink",
+    "MemoryBroker",
+    "MemorySubscription",
     "PubSub",
     "PubSubSettings",
     "RedisPubSub",
@@ -56,7 +60,11 @@ __all__ = [
     "SubscriptionCounters",
     "SubscriptionHandle",
     "SubscriptionObserver",
+    "compile_glob",
+    "glob_match",
+    "memory_broker_name",
     "open_broker",
+    "open_memory_broker",
     "open_pubsub",
     "open_redis_pubsub",
     "subscription",

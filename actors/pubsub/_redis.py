@@ -54,9 +54,12 @@ def _name(name: bytes | str) -> bytes:
 class RedisPubSub:
     """One process's Redis Pub/Sub: a supervised connection actor feeding every subscription."""
 
-    def __init__(self, hub: PubSubHub, supervisor: Supervisor) -> None:
+    def __init__(
+        self, hub: PubSubHub, supervisor: Supervisor, options: ConnectionOptions | None = None
+    ) -> None:
         self.hub = hub
         self.supervisor = supervisor
+        self.options = options if options is not None else ConnectionOptions()
 
     @property
     def connection_ref(self) -> ActorRef:
@@ -144,4 +147,4 @@ async def open_redis_pubsub(
         ],
     )
     async with open_supervisor(system, spec, name=name) as supervisor:
-        yield RedisPubSub(hub, supervisor)
+        yield RedisPubSub(hub, supervisor, options)

@@ -117,12 +117,14 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server.stop()
 
 
-@pytest.fixture
-async def pubsub(redis_url: str) -> AsyncIterator[PubSub]:
+@pytest.fixture(params=["memory", "redis"])
+async def pubsub(request: pytest.FixtureRequest) -> AsyncIterator[PubSub]:
+    """Every scenario runs on the in-process broker and on a real redis-server."""
+    url = "memory://" if request.param == "memory" else request.getfixturevalue("redis_url")
     settings = PubSubSettings(publish_retry=RetryPolicy(backoff=FAST))
     async with (
         open_actor_system() as system,
-        open_pubsub(system, redis_url, settings=settings) as client,
+        open_pubsub(system, url, settings=settings) as client,
     ):
         yield client
 

@@ -18,6 +18,11 @@ from actors.pubsub._connection_actor import (
     DEFAULT_RECONNECT_BACKOFF,
     ConnectionOptions,
 )
+from actors.pubsub._dead_letters import (
+    dead_letter_record,
+    dead_letters_to_channel,
+    dead_letters_to_list,
+)
 from actors.pubsub._glob import compile_glob, glob_match
 from actors.pubsub._memory import MemoryBroker, MemorySubscription, open_memory_broker
 from actors.pubsub._open import memory_broker_name, open_broker
@@ -61,6 +66,9 @@ __all__ = [
     "SubscriptionHandle",
     "SubscriptionObserver",
     "compile_glob",
+    "dead_letter_record",
+    "dead_letters_to_channel",
+    "dead_letters_to_list",
     "glob_match",
     "memory_broker_name",
     "open_broker",

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import orjson
 import pytest
 import trio
 
@@ -343,3 +344,39 @@ async def test_unsubscribing_stops_the_actor_and_the_server_subscription(pubsub:
     await handle_.close()
     assert not handle_.ref.alive
     assert await pubsub.publish("short-lived", Event(name="y")) == 0
+
+
+async def test_dead_letters_go_to_a_capped_redis_list_and_to_a_channel(redis_url: str) -> None:
+    from actors.pubsub import RedisPubSub, dead_letters_to_channel, dead_letters_to_list
+
+    async def handle(message: Event) -> None:
+        pass
+
+    async with (
+        open_actor_system() as system,
+        open_pubsub(system, redis_url) as client,
+    ):
+        broker = client.broker
+        assert isinstance(broker, RedisPubSub)
+        watched = Inbox()
+
+        async def watch(record: bytes) -> None:
+            watched.add(orjson.loads(record))
+
+        await client.subscribe("dead-letters", watch, message_type=bytes)
+        to_list = dead_letters_to_list(broker, "dead:strict", cap=3)
+        to_channel = dead_letters_to_channel(broker, "dead-letters")
+
+        async def both(letter: DeadLetter) -> None:
+            await to_list(letter)
+            await to_channel(letter)
+
+        await client.subscribe("strict-list", handle, error_policy=ErrorPolicy(dead_letters=both))
+        for number in range(5):
+            await broker.publish("strict-list", f"bad {number}".encode())
+        records = await watched.wait_for(5)
+        assert [record["payload"] for record in records] == [f"bad {n}" for n in range(5)]
+        assert records[0]["channel"] == "strict-list"
+        assert "decode" in records[0]["reason"]
+        kept = await broker.connection().execute("LRANGE", "dead:strict", 0, -1)
+        assert [orjson.loads(item)["payload"] for item in kept] == ["bad 4", "bad 3", "bad 2"]

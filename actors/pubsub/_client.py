@@ -123,6 +123,7 @@ class SubscriptionHandle:
         """Unsubscribe, then stop the subscription's actor (messages still queued are dropped)."""
         await self._broker_subscription.close()
         self._pubsub._handles.discard(self)
+        self._pubsub._count_subscribers(self.name)
         await self.ref.stop("unsubscribed")
 
     def statistics(self) -> HandlerStatistics:
@@ -321,7 +322,13 @@ class PubSub:
             raise
         handle = SubscriptionHandle(self, spec, ref, broker_subscription)
         self._handles.add(handle)
+        self._count_subscribers(handle.name)
         return handle
+
+    def _count_subscribers(self, group: str) -> None:
+        if self.metrics is not None:
+            count = sum(1 for handle in self._handles if handle.name == group)
+            self.metrics.set_subscribers(group, count)
 
     async def register(self, service: object) -> list[SubscriptionHandle]:
         """Subscribe every method of ``service`` marked with ``@subscription``."""

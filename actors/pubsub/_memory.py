@@ -32,7 +32,7 @@ import trio
 
 from actors._errors import RedisConnectionError
 from actors.pubsub._glob import compile_glob
-from actors.redis import Kind, PubSubStatistics, SubscriptionStatistics, SubscriptionTable
+from actors.redis import Kind, PubSubStatistics, SubscriptionTable
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -374,17 +374,7 @@ class MemoryBroker:
             last_probe_age=None,
             gap_started=None,
             unroutable=self.table.unroutable,
-            subscriptions=tuple(
-                SubscriptionStatistics(
-                    kind=row.kind,
-                    name=row.name,
-                    sinks=len(row.sinks),
-                    delivered=row.delivered,
-                    dropped=row.dropped,
-                    acknowledged=row.acknowledged,
-                )
-                for row in self.table.rows()
-            ),
+            subscriptions=self.table.statistics(),
         )
 
     async def aclose(self) -> None:

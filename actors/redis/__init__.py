@@ -17,12 +17,7 @@ from actors.redis._connection import (
     RedisConnectionStatistics,
     open_redis_connection,
 )
-from actors.redis._pubsub import (
-    DEFAULT_ACK_TIMEOUT,
-    PubSubHub,
-    PubSubStatistics,
-    SubscriptionStatistics,
-)
+from actors.redis._pubsub import DEFAULT_ACK_TIMEOUT, PubSubHub, PubSubStatistics
 from actors.redis._resp import (
     MAX_FEED_SIZE,
     Argument,
@@ -39,6 +34,7 @@ from actors.redis._subscriptions import (
     RedisMessage,
     Resubscribed,
     SubscriptionEvent,
+    SubscriptionStatistics,
     SubscriptionTable,
 )
 

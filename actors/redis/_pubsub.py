@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from actors.redis._connection import RedisConnection
-    from actors.redis._subscriptions import MessageSink
+    from actors.redis._subscriptions import MessageSink, SubscriptionStatistics
 
 logger = logging.getLogger(__name__)
 
@@ -47,24 +47,6 @@ REPLAY_BATCH: Final = 256  # names per SUBSCRIBE command when the table is repla
 PROBE_CHANNEL_PREFIX: Final = b"__actors:probe:"
 
 _hub_numbers = itertools.count(1)
-
-
-@attrs.frozen(kw_only=True)
-class SubscriptionStatistics:
-    """One subscription as the hub sees it."""
-
-    kind: Kind
-    """Channel, pattern or shard channel."""
-    name: bytes
-    """The channel or pattern."""
-    sinks: int
-    """Local subscribers."""
-    delivered: int
-    """Messages handed to those subscribers (once per subscriber)."""
-    dropped: int
-    """Messages a subscriber's mailbox refused under its overflow policy."""
-    acknowledged: bool
-    """Whether Redis confirmed it on the current connection."""
 
 
 @attrs.frozen(kw_only=True)
@@ -381,16 +363,5 @@ class PubSubHub:
             last_probe_age=None if self._last_probe is None else now - self._last_probe,
             gap_started=self._gap_start,
             unroutable=self.table.unroutable,
-            subscriptions=tuple(
-                SubscriptionStatistics(
-                    kind=row.kind,
-                    name=row.name,
-                    sinks=len(row.sinks),
-                    delivered=row.delivered,
-                    dropped=row.dropped,
-                    acknowledged=row.acknowledged,
-                )
-                for row in self.table.rows()
-                if row.name != self.probe_channel
-            ),
+            subscriptions=self.table.statistics(hidden=self.probe_channel),
         )

@@ -143,6 +143,24 @@ class Subscription:
     """Whether Redis has confirmed the subscription on the current connection."""
 
 
+@attrs.frozen(kw_only=True)
+class SubscriptionStatistics:
+    """One subscription as the hub sees it."""
+
+    kind: Kind
+    """Channel, pattern or shard channel."""
+    name: bytes
+    """The channel or pattern."""
+    sinks: int
+    """Local subscribers."""
+    delivered: int
+    """Messages handed to those subscribers (once per subscriber)."""
+    dropped: int
+    """Messages a subscriber's mailbox refused under its overflow policy."""
+    acknowledged: bool
+    """Whether Redis confirmed it on the current connection."""
+
+
 class SubscriptionTable:
     """Reference-counted subscriptions and the routing of pushed frames to their sinks.
 
@@ -194,6 +212,21 @@ class SubscriptionTable:
         """Every subscription: channels, then patterns, then shard channels, each in the order
         they were first made."""
         return [*self._channels.values(), *self._patterns.values(), *self._shards.values()]
+
+    def statistics(self, hidden: bytes | None = None) -> tuple[SubscriptionStatistics, ...]:
+        """Every subscription's counters, leaving out the ``hidden`` name (a probe channel)."""
+        return tuple(
+            SubscriptionStatistics(
+                kind=row.kind,
+                name=row.name,
+                sinks=len(row.sinks),
+                delivered=row.delivered,
+                dropped=row.dropped,
+                acknowledged=row.acknowledged,
+            )
+            for row in self.rows()
+            if row.name != hidden
+        )
 
     def names(self, kind: Kind) -> list[bytes]:
         """The names of one kind, for replaying them after a reconnect."""

@@ -115,12 +115,13 @@ class SubscriptionActor(Actor):
                 spec.observer.failed(spec, "decode")
             await self._give_up(message, error, spec.policy.decode_errors, f"decode: {error}")
             return
-        if spec.observer is not None:
-            spec.observer.received(spec, message, decoded)
+        observer = spec.observer
+        if observer is not None:
+            observer.received(spec, message, decoded)
         attempt = 0
         while True:
             attempt += 1
-            started = time.perf_counter()
+            started = time.perf_counter() if observer is not None else 0.0
             try:
                 if spec.takes_channel:
                     await spec.handler(decoded, message.channel.decode(errors="replace"))
@@ -131,8 +132,8 @@ class SubscriptionActor(Actor):
                 retry = spec.policy.retry
                 if action is ErrorAction.RETRY and attempt < retry.max_attempts:
                     counters.retries += 1
-                    if spec.observer is not None:
-                        spec.observer.retried(spec)
+                    if observer is not None:
+                        observer.retried(spec)
                     await trio.sleep(retry.backoff.delay(attempt - 1, self.context.system.random))
                     continue
                 if action is ErrorAction.RETRY:
@@ -140,8 +141,8 @@ class SubscriptionActor(Actor):
                 await self._give_up(message, error, action, f"handler: {error!r}")
                 return
             counters.handled += 1
-            if spec.observer is not None:
-                spec.observer.handled(spec, time.perf_counter() - started)
+            if observer is not None:
+                observer.handled(spec, time.perf_counter() - started)
             return
 
     async def _give_up(

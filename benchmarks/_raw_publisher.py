@@ -1,6 +1,6 @@
 """A raw pipelined publisher, run as its own process by the Redis benchmarks.
 
-    python _raw_publisher.py HOST PORT flood CHANNELS COUNT
+    python _raw_publisher.py HOST PORT flood CHANNELS COUNT [PAYLOAD_FILE]
     python _raw_publisher.py HOST PORT paced CHANNELS RATE SECONDS
 
 A plain socket writes batches of RESP ``PUBLISH`` commands, round-robin over ``ch.0`` ..
@@ -9,6 +9,10 @@ fast as it can (batches of 1,000 commands, 130-140 byte JSON payloads). ``paced`
 messages per second for SECONDS seconds, each payload stamped with ``time.monotonic_ns()`` (the
 same ``CLOCK_MONOTONIC`` as the subscriber's process) just before its batch is written. The
 last line printed is a JSON summary.
+
+With PAYLOAD_FILE, ``flood`` sends the file's lines (one payload per line, without the newline)
+round-robin instead of the built-in JSON payloads: the typed benchmarks write encoded messages
+there.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 from _redis_common import encode_command, payload
 
@@ -34,11 +39,20 @@ def _drain(sock: socket.socket, expected: int, done: threading.Event) -> None:
     done.set()
 
 
-def flood(sock: socket.socket, channels: int, count: int) -> dict[str, float]:
+def flood(
+    sock: socket.socket, channels: int, count: int, payloads: list[bytes] | None = None
+) -> dict[str, float]:
     names = [b"ch.%d" % index for index in range(channels)]
+    make: Callable[[int], bytes] = payload
+    if payloads:
+        given = payloads
+
+        def make(index: int) -> bytes:  # the file's payloads, round-robin
+            return given[index % len(given)]
+
     batches = [
         b"".join(
-            encode_command(b"PUBLISH", names[(start + index) % channels], payload(start + index))
+            encode_command(b"PUBLISH", names[(start + index) % channels], make(start + index))
             for index in range(BATCH)
         )
         for start in range(0, BATCH * 4, BATCH)
@@ -51,7 +65,7 @@ def flood(sock: socket.socket, channels: int, count: int) -> dict[str, float]:
         batch = batches[round_ % len(batches)]
         if size < BATCH:
             batch = b"".join(
-                encode_command(b"PUBLISH", names[index % channels], payload(index))
+                encode_command(b"PUBLISH", names[index % channels], make(index))
                 for index in range(size)
             )
         sock.sendall(batch)
@@ -92,7 +106,11 @@ def main() -> None:
     reader = threading.Thread(target=_drain, args=(sock, expected, done), daemon=True)
     reader.start()
     if mode == "flood":
-        result = flood(sock, channels, int(sys.argv[5]))
+        payloads = None
+        if len(sys.argv) > 6:
+            with open(sys.argv[6], "rb") as source:
+                payloads = [line for line in source.read().splitlines() if line]
+        result = flood(sock, channels, int(sys.argv[5]), payloads)
     else:
         result = paced(sock, channels, int(sys.argv[5]), float(sys.argv[6]))
     done.wait(60)

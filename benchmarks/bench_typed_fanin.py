@@ -1,0 +1,221 @@
+"""Typed fan-in: ``open_pubsub`` with 1,000 typed subscriptions, against redis.asyncio + cattrs.
+
+The fan-in of ``bench_fanin.py`` through the typed API. A separate process
+(``_raw_publisher.py flood`` with a payload file) writes pipelined ``PUBLISH`` commands as fast as
+it can, round-robin over 1,000 channels; every payload is a ``BenchNotification`` (a registered
+``Message``: id, timestamp, user id, category, a small data dict; 189-199 bytes) encoded with our
+``CODEC``. The subscriber side is the bottleneck, so Redis queues the rest. The figure is typed
+messages handled per second, from the first handler call to the last.
+
+Ours: ``open_pubsub(system, url)`` (default ``PubSubSettings``: one RESP3 connection, mailbox of
+1,000 per subscription) and ``pubsub.subscribe(channel, handler, message_type=BenchNotification)``
+for each of the 1,000 channels: one supervised subscription actor per channel, decoding with
+``decode_cached`` (our codec: strict scalar hooks, size and depth limits, tag check) and calling
+a handler that counts.
+
+Peer: ``redis.asyncio`` (hiredis parser, RESP3 default) ``PubSub`` with default settings,
+subscribed to the same 1,000 channels, ``async for message in pubsub.listen()``, decoding each
+payload with ``orjson.loads`` and a plain ``cattrs.preconf.orjson.make_converter()`` converter
+into an equivalent attrs class, under ``asyncio.run`` in this process.
+
+The server runs with ``client-output-buffer-limit pubsub 0 0 0`` so that neither subscriber is
+disconnected while Redis queues the flood.
+
+Run: ``python benchmarks/bench_typed_fanin.py [--quick]``. The last line of output is the JSON
+result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import redis
+import redis.asyncio
+import trio
+from _common import emit, interleave, parse_args, progress, summary
+from _redis_common import (
+    channel_names,
+    finish_publisher,
+    redis_url,
+    redis_version,
+    start_publisher,
+)
+from _typed_common import (
+    VERSIONS,
+    BenchNotification,
+    check_payloads,
+    encoded_payloads,
+    peer_decode,
+    write_payloads,
+)
+
+from actors import open_actor_system
+from actors.pubsub import open_pubsub
+
+CHANNELS = 1000
+GOAL = 3.0  # ours / peer
+SERVER_ARGS = ("--client-output-buffer-limit", "pubsub 0 0 0")
+
+
+class Tally:
+    """Shared by every handler: how many typed messages were handled, and when."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.count = 0
+        self.first = 0.0
+        self.last = 0.0
+        self.done = trio.Event()
+
+    async def handle(self, message: BenchNotification) -> None:
+        self.count += 1
+        if self.count == 1:
+            self.first = time.perf_counter()
+        if self.count == self.expected:
+            self.last = time.perf_counter()
+            self.done.set()
+
+
+async def _wait_for(tally: Tally, publisher: Any) -> None:
+    """Wait until every message is handled, or 3 s without progress once the publisher is done."""
+    seen = -1
+    while not tally.done.is_set():
+        with trio.move_on_after(3.0):
+            await tally.done.wait()
+        if tally.count == seen and publisher.poll() is not None:
+            tally.last = time.perf_counter()
+            progress(f"  stalled at {tally.count:,} of {tally.expected:,} (dropped?)")
+            return
+        seen = tally.count
+
+
+def ours(url: str, payload_file: str, extra: dict[str, list[float]]) -> Any:
+    def run(count: int) -> float:
+        async def main() -> float:
+            tally = Tally(count)
+            async with open_actor_system() as system, open_pubsub(system, url) as pubsub:
+                handles = [
+                    await pubsub.subscribe(name, tally.handle, message_type=BenchNotification)
+                    for name in channel_names(CHANNELS)
+                ]
+                publisher = start_publisher(url, "flood", CHANNELS, count, payload_file)
+                await _wait_for(tally, publisher)
+                await trio.to_thread.run_sync(finish_publisher, publisher)
+                stats = [handle.statistics() for handle in handles]
+                extra.setdefault("ours_dropped", []).append(
+                    sum(stat.mailbox.dropped for stat in stats)
+                )
+                extra.setdefault("ours_decode_errors", []).append(
+                    sum(stat.counters.decode_errors for stat in stats)
+                )
+                extra.setdefault("ours_handled", []).append(tally.count)
+            return (tally.count - 1) / (tally.last - tally.first)
+
+        return trio.run(main)
+
+    return run
+
+
+def peer(url: str, payload_file: str, extra: dict[str, list[float]]) -> Any:
+    def run(count: int) -> float:
+        async def main() -> float:
+            client = redis.asyncio.Redis.from_url(url)
+            pubsub = client.pubsub()
+            names = channel_names(CHANNELS)
+            await pubsub.subscribe(*names)
+            acks = 0
+            handled = 0
+            first = last = 0.0
+            publisher = None
+            async for message in pubsub.listen():
+                kind = message["type"]
+                if kind == "message":
+                    peer_decode(message["data"])
+                    handled += 1
+                    if handled == 1:
+                        first = time.perf_counter()
+                    if handled == count:
+                        last = time.perf_counter()
+                        break
+                elif kind == "subscribe":
+                    acks += 1
+                    if acks == CHANNELS:
+                        publisher = start_publisher(url, "flood", CHANNELS, count, payload_file)
+            assert publisher is not None
+            await asyncio.to_thread(finish_publisher, publisher)
+            extra.setdefault("peer_handled", []).append(handled)
+            await pubsub.aclose()
+            await client.aclose()
+            return (handled - 1) / (last - first)
+
+        return asyncio.run(main())
+
+    return run
+
+
+def main() -> None:
+    args = parse_args(
+        __doc__.splitlines()[0],
+        full={"messages": 1_000_000, "repeats": 5},
+        quick={"messages": 200_000, "repeats": 3},
+    )
+    payloads = encoded_payloads()
+    sizes = check_payloads(payloads)
+    path = write_payloads(payloads)
+    progress(
+        f"bench_typed_fanin: {args.messages:,} messages per run over {CHANNELS:,} channels, "
+        f"{args.repeats} repeats, payloads {sizes['payload_bytes_min']}-"
+        f"{sizes['payload_bytes_max']} bytes, {VERSIONS}"
+    )
+    extra: dict[str, list[float]] = {}
+    try:
+        with redis_url(SERVER_ARGS) as url:
+            samples = interleave(
+                {
+                    "ours (open_pubsub, 1000 subs)": ours(url, str(path), extra),
+                    "peer (redis.asyncio+cattrs)": peer(url, str(path), extra),
+                },
+                size=args.messages,
+                repeats=args.repeats,
+                unit="msg/s",
+                warmup=min(args.messages, 50_000),
+            )
+    finally:
+        path.unlink(missing_ok=True)
+    mine = summary(samples["ours (open_pubsub, 1000 subs)"])
+    theirs = summary(samples["peer (redis.asyncio+cattrs)"])
+    ratio = mine["median"] / theirs["median"]
+    progress(
+        f"medians: ours {mine['median']:,.0f}, peer {theirs['median']:,.0f} msg/s; "
+        f"ratio {ratio:.3f} (goal >= {GOAL}: {'met' if ratio >= GOAL else 'NOT met'})"
+    )
+    emit(
+        "typed_fanin",
+        ours=mine["median"],
+        peer=theirs["median"],
+        unit="typed msg/s",
+        goal=GOAL,
+        goal_met=ratio >= GOAL,
+        ours_spread=mine["spread"],
+        peer_spread=theirs["spread"],
+        ours_samples=mine["samples"],
+        peer_samples=theirs["samples"],
+        ours_dropped=extra.get("ours_dropped", [])[-args.repeats :],
+        ours_decode_errors=extra.get("ours_decode_errors", [])[-args.repeats :],
+        messages=args.messages,
+        channels=CHANNELS,
+        repeats=args.repeats,
+        message_type="bench.notification",
+        peer_decoder="orjson.loads + cattrs.preconf.orjson.make_converter().structure",
+        decoders=VERSIONS,
+        redis_py=redis.__version__,
+        redis_server=redis_version(),
+        quick=args.quick,
+        **sizes,
+    )
+
+
+if __name__ == "__main__":
+    main()

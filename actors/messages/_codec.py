@@ -194,6 +194,8 @@ class Codec:
         self.max_payload_size = max_payload_size
         self.max_depth = max_depth
         self._prepared: set[Any] = set()
+        # Per expected type: its accepted tags and its structure hook, looked up once.
+        self._decoders: dict[Any, tuple[tuple[str, ...], Callable[[Any, Any], Any]]] = {}
         converter = make_converter()
         self.converter: cattrs.Converter = converter
         for scalar, hook in (
@@ -278,8 +280,13 @@ class Codec:
                 raise MessageDecodeError(
                     f"invalid UTF-8 at byte {exc.start}", expected="str"
                 ) from None
-        if expected not in self._prepared:
+        decoder = self._decoders.get(expected)
+        if decoder is None:
             self.prepare(expected)
+            decoder = self._decoders[expected] = (
+                () if expected is dict else self._tags(expected),
+                self.converter.get_structure_hook(cast("Any", expected)),
+            )
         try:
             value = orjson.loads(payload)
         except orjson.JSONDecodeError as exc:
@@ -300,7 +307,7 @@ class Codec:
         if expected is dict:
             return value
         tag = value.get(TYPE_FIELD)
-        tags = self._tags(expected)
+        tags, structure = decoder
         if tag not in tags:
             if tag is None:
                 reason = f"missing type tag {TYPE_FIELD!r}"
@@ -312,7 +319,7 @@ class Codec:
                 )
             raise MessageDecodeError(reason, expected=describe(expected))
         try:
-            return self.converter.structure(value, cast("Any", expected))
+            return structure(value, expected)
         except Exception as exc:
             errors = tuple(cattrs.transform_error(exc, "$", _format_exception))
             raise MessageDecodeError(

@@ -227,3 +227,46 @@ class RoundPublisher:
             self.stopping.wait(self.interval)
         if sock is not None:
             sock.close()
+
+
+def redis_asyncio_fanin(
+    url: str, channels: int, count: int, decode: Callable[[bytes], object], *publisher_args: str
+) -> tuple[float, int]:
+    """The peer of the fan-in benchmarks: redis.asyncio PubSub with default settings.
+
+    Subscribes to ``channels`` channels, starts the flooding publisher once every subscription is
+    acknowledged, decodes every message with ``decode``, and returns (messages/s from the first
+    decoded message to the last, messages decoded). Runs its own asyncio loop.
+    """
+    import asyncio
+
+    import redis.asyncio
+
+    async def main() -> tuple[float, int]:
+        client = redis.asyncio.Redis.from_url(url)
+        pubsub = client.pubsub()
+        await pubsub.subscribe(*channel_names(channels))
+        acks = handled = 0
+        first = last = 0.0
+        publisher = None
+        async for message in pubsub.listen():
+            kind = message["type"]
+            if kind == "message":
+                decode(message["data"])
+                handled += 1
+                if handled == 1:
+                    first = time.perf_counter()
+                if handled == count:
+                    last = time.perf_counter()
+                    break
+            elif kind == "subscribe":
+                acks += 1
+                if acks == channels:
+                    publisher = start_publisher(url, "flood", channels, count, *publisher_args)
+        assert publisher is not None
+        await asyncio.to_thread(finish_publisher, publisher)
+        await pubsub.aclose()
+        await client.aclose()
+        return (handled - 1) / (last - first), handled
+
+    return asyncio.run(main())

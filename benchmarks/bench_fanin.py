@@ -20,7 +20,6 @@ Run: ``python benchmarks/bench_fanin.py [--quick]``. The last line of output is 
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -33,6 +32,7 @@ from _redis_common import (
     channel_names,
     finish_publisher,
     loads,
+    redis_asyncio_fanin,
     redis_url,
     redis_version,
     start_publisher,
@@ -113,37 +113,9 @@ def ours(url: str, extra: dict[str, list[float]]) -> Any:
 
 def peer(url: str, extra: dict[str, list[float]]) -> Any:
     def run(count: int) -> float:
-        async def main() -> float:
-            client = redis.asyncio.Redis.from_url(url)
-            pubsub = client.pubsub()
-            names = channel_names(CHANNELS)
-            await pubsub.subscribe(*names)
-            acks = 0
-            decoded = 0
-            first = last = 0.0
-            publisher = None
-            async for message in pubsub.listen():
-                kind = message["type"]
-                if kind == "message":
-                    loads(message["data"])
-                    decoded += 1
-                    if decoded == 1:
-                        first = time.perf_counter()
-                    if decoded == count:
-                        last = time.perf_counter()
-                        break
-                elif kind == "subscribe":
-                    acks += 1
-                    if acks == CHANNELS:
-                        publisher = start_publisher(url, "flood", CHANNELS, count)
-            assert publisher is not None
-            await asyncio.to_thread(finish_publisher, publisher)
-            extra.setdefault("peer_decoded", []).append(decoded)
-            await pubsub.aclose()
-            await client.aclose()
-            return (decoded - 1) / (last - first)
-
-        return asyncio.run(main())
+        rate, decoded = redis_asyncio_fanin(url, CHANNELS, count, loads)
+        extra.setdefault("peer_decoded", []).append(decoded)
+        return rate
 
     return run
 

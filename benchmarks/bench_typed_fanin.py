@@ -27,7 +27,6 @@ result.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -38,6 +37,7 @@ from _common import emit, interleave, parse_args, progress, summary
 from _redis_common import (
     channel_names,
     finish_publisher,
+    redis_asyncio_fanin,
     redis_url,
     redis_version,
     start_publisher,
@@ -120,37 +120,9 @@ def ours(url: str, payload_file: str, extra: dict[str, list[float]]) -> Any:
 
 def peer(url: str, payload_file: str, extra: dict[str, list[float]]) -> Any:
     def run(count: int) -> float:
-        async def main() -> float:
-            client = redis.asyncio.Redis.from_url(url)
-            pubsub = client.pubsub()
-            names = channel_names(CHANNELS)
-            await pubsub.subscribe(*names)
-            acks = 0
-            handled = 0
-            first = last = 0.0
-            publisher = None
-            async for message in pubsub.listen():
-                kind = message["type"]
-                if kind == "message":
-                    peer_decode(message["data"])
-                    handled += 1
-                    if handled == 1:
-                        first = time.perf_counter()
-                    if handled == count:
-                        last = time.perf_counter()
-                        break
-                elif kind == "subscribe":
-                    acks += 1
-                    if acks == CHANNELS:
-                        publisher = start_publisher(url, "flood", CHANNELS, count, payload_file)
-            assert publisher is not None
-            await asyncio.to_thread(finish_publisher, publisher)
-            extra.setdefault("peer_handled", []).append(handled)
-            await pubsub.aclose()
-            await client.aclose()
-            return (handled - 1) / (last - first)
-
-        return asyncio.run(main())
+        rate, handled = redis_asyncio_fanin(url, CHANNELS, count, peer_decode, payload_file)
+        extra.setdefault("peer_handled", []).append(handled)
+        return rate
 
     return run
 

@@ -31,6 +31,15 @@ class Rule:
 
 ABOVE_SUPERVISION = ("actors.redis", "actors.pubsub", "actors.presence", "actors.messages")
 
+PRESENCE_MAY_IMPORT = (
+    "actors._errors",
+    "actors.pubsub",
+    "actors.redis",
+    "actors.messages",
+    "actors.runtime",
+    "actors.supervision",
+)
+
 RULES = (
     Rule(layer="actors.runtime", forbidden=("actors.supervision", *ABOVE_SUPERVISION)),
     Rule(layer="actors.supervision", forbidden=ABOVE_SUPERVISION),
@@ -42,6 +51,7 @@ RULES = (
     Rule(layer="actors.redis", allowed_only=("actors._errors",)),
     Rule(layer="actors.messages", allowed_only=("actors._errors",)),
     Rule(layer="actors._errors", allowed_only=()),
+    Rule(layer="actors.presence", allowed_only=PRESENCE_MAY_IMPORT),
 )
 
 

@@ -1,0 +1,55 @@
+"""Presence: who is online per scope, kept in Redis (or memory) and announced by diffs.
+
+See ``open_presence_tracker``.
+"""
+
+from __future__ import annotations
+
+from actors.presence._messages import (
+    PRESENCE_CHANNEL,
+    PresenceDiff,
+    PresenceJoin,
+    PresenceLeave,
+    presence_channel,
+)
+from actors.presence._redis_store import RedisPresenceStore, presence_keys
+from actors.presence._store import (
+    JoinResult,
+    MemoryPresenceStore,
+    Metadata,
+    PresenceStore,
+    Removal,
+    Snapshot,
+)
+from actors.presence._tracker import (
+    DEFAULT_HEARTBEAT,
+    DEFAULT_SWEEP_INTERVAL,
+    DEFAULT_TTL,
+    PresenceSettings,
+    PresenceTracker,
+    default_store,
+    open_presence_tracker,
+)
+
+__all__ = [
+    "DEFAULT_HEARTBEAT",
+    "DEFAULT_SWEEP_INTERVAL",
+    "DEFAULT_TTL",
+    "PRESENCE_CHANNEL",
+    "JoinResult",
+    "MemoryPresenceStore",
+    "Metadata",
+    "PresenceDiff",
+    "PresenceJoin",
+    "PresenceLeave",
+    "PresenceSettings",
+    "PresenceStore",
+    "PresenceTracker",
+    "RedisPresenceStore",
+    "Removal",
+    "Snapshot",
+    "default_store",
+    "open_presence_tracker",
+    "presence_channel",
+    "presence_keys",
+]

@@ -1,0 +1,192 @@
+"""``RedisPresenceStore``: presence state in Redis, changed only by Lua scripts.
+
+Per scope, with a hash tag so that every key of a scope lives on one cluster slot:
+
+- ``presence:{scope}:members``: hash, ``user_id:connection_id`` to JSON metadata;
+- ``presence:{scope}:expiry``: sorted set of the same members, scored by expiry time (the
+  server's clock, ``TIME``, so machines with skewed clocks agree);
+- ``presence:{scope}:users``: hash, ``user_id`` to its number of connections;
+- ``presence:{scope}:version``: a counter bumped by every change.
+
+Each operation is one script, so exactly one caller sees each member added or removed.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+from actors.messages import channel_name
+from actors.presence._store import JoinResult, Metadata, Removal, Snapshot, check_ids, member_key
+from actors.redis import Argument, Script
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+DEFAULT_EXPIRE_BATCH: Final = 1000
+
+_NOW: Final = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+"""
+
+JOIN_SCRIPT: Final = Script(
+    _NOW
+    + """
+local added = redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('ZADD', KEYS[2], string.format('%.6f', now + tonumber(ARGV[4])), ARGV[1])
+local online = 0
+local version = tonumber(redis.call('GET', KEYS[4]) or '0')
+if added == 1 then
+  if redis.call('HINCRBY', KEYS[3], ARGV[2], 1) == 1 then online = 1 end
+  version = redis.call('INCR', KEYS[4])
+end
+return {added, online, version}
+"""
+)
+"""KEYS: members, expiry, users, version. ARGV: member, user id, metadata JSON, TTL."""
+
+LEAVE_SCRIPT: Final = Script(
+    """
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return {0, 0, 0} end
+redis.call('ZREM', KEYS[2], ARGV[1])
+local offline = 0
+if redis.call('HINCRBY', KEYS[3], ARGV[2], -1) <= 0 then
+  redis.call('HDEL', KEYS[3], ARGV[2])
+  offline = 1
+end
+return {1, offline, redis.call('INCR', KEYS[4])}
+"""
+)
+"""KEYS: members, expiry, users, version. ARGV: member, user id."""
+
+EXPIRE_SCRIPT: Final = Script(
+    _NOW
+    + """
+local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', string.format('%.6f', now),
+  'LIMIT', 0, tonumber(ARGV[1]))
+local out = {}
+for _, member in ipairs(due) do
+  redis.call('ZREM', KEYS[2], member)
+  redis.call('HDEL', KEYS[1], member)
+  local user = string.match(member, '^(.*):[^:]*$')
+  local offline = 0
+  if redis.call('HINCRBY', KEYS[3], user, -1) <= 0 then
+    redis.call('HDEL', KEYS[3], user)
+    offline = 1
+  end
+  table.insert(out, member)
+  table.insert(out, offline)
+  table.insert(out, redis.call('INCR', KEYS[4]))
+end
+return out
+"""
+)
+"""KEYS: members, expiry, users, version. ARGV: the most members to expire in one call."""
+
+SNAPSHOT_SCRIPT: Final = Script(
+    """
+return {tonumber(redis.call('GET', KEYS[4]) or '0'), redis.call('HGETALL', KEYS[1])}
+"""
+)
+"""KEYS: members, expiry, users, version."""
+
+
+class _Executor(Protocol):
+    async def execute(self, *args: Argument) -> Any: ...
+
+
+def presence_keys(scope: str) -> tuple[str, str, str, str]:
+    """The members, expiry, users and version keys of a scope (the scope is validated)."""
+    base = channel_name("presence:{{{scope}}}", scope=scope)
+    return (f"{base}:members", f"{base}:expiry", f"{base}:users", f"{base}:version")
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _split(member: object) -> tuple[str, str]:
+    user_id, _, connection_id = _text(member).rpartition(":")
+    return user_id, connection_id
+
+
+class RedisPresenceStore:
+    """``PresenceStore`` on Redis, shared by every process of a deployment.
+
+    Args:
+        connection: Returns the connection to run scripts on, such as
+            ``RedisPubSub.connection`` (it changes on every reconnect).
+        expire_batch: The most members one sweep removes.
+    """
+
+    def __init__(
+        self, connection: Callable[[], _Executor], *, expire_batch: int = DEFAULT_EXPIRE_BATCH
+    ) -> None:
+        self._connection = connection
+        self._expire_batch = expire_batch
+
+    async def join(
+        self, scope: str, user_id: str, connection_id: str, metadata: Metadata, ttl: float
+    ) -> JoinResult:
+        """Add or refresh a connection (see ``PresenceStore.join``)."""
+        check_ids(user_id, connection_id)
+        reply = await JOIN_SCRIPT.run(
+            self._connection(),
+            presence_keys(scope),
+            (member_key(user_id, connection_id), user_id, json.dumps(metadata), repr(ttl)),
+        )
+        added, online, version = reply
+        return JoinResult(added=bool(added), user_online=bool(online), version=int(version))
+
+    async def heartbeat(
+        self, scope: str, user_id: str, connection_id: str, metadata: Metadata, ttl: float
+    ) -> JoinResult:
+        """Refresh a connection (see ``PresenceStore.heartbeat``)."""
+        return await self.join(scope, user_id, connection_id, metadata, ttl)
+
+    async def leave(self, scope: str, user_id: str, connection_id: str) -> Removal | None:
+        """Remove a connection (see ``PresenceStore.leave``)."""
+        reply = await LEAVE_SCRIPT.run(
+            self._connection(),
+            presence_keys(scope),
+            (member_key(user_id, connection_id), user_id),
+        )
+        removed, offline, version = reply
+        if not removed:
+            return None
+        return Removal(
+            user_id=user_id,
+            connection_id=connection_id,
+            user_offline=bool(offline),
+            version=int(version),
+        )
+
+    async def expire(self, scope: str) -> list[Removal]:
+        """Remove expired members (see ``PresenceStore.expire``)."""
+        reply = await EXPIRE_SCRIPT.run(
+            self._connection(), presence_keys(scope), (self._expire_batch,)
+        )
+        removals = []
+        for index in range(0, len(reply), 3):
+            user_id, connection_id = _split(reply[index])
+            removals.append(
+                Removal(
+                    user_id=user_id,
+                    connection_id=connection_id,
+                    user_offline=bool(reply[index + 1]),
+                    version=int(reply[index + 2]),
+                )
+            )
+        return removals
+
+    async def snapshot(self, scope: str) -> Snapshot:
+        """Live members (see ``PresenceStore.snapshot``)."""
+        version, flat = await SNAPSHOT_SCRIPT.run(self._connection(), presence_keys(scope))
+        members: dict[tuple[str, str], Metadata] = {}
+        for index in range(0, len(flat), 2):
+            metadata = json.loads(flat[index + 1])
+            members[_split(flat[index])] = (
+                {str(k): str(v) for k, v in metadata.items()} if isinstance(metadata, dict) else {}
+            )
+        return Snapshot(version=int(version), members=members)

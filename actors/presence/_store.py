@@ -1,0 +1,188 @@
+"""The presence store interface, its results, and the in-process store for ``memory://``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+import attrs
+import trio
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+Metadata = dict[str, str]
+
+
+def check_ids(user_id: str, connection_id: str) -> None:
+    """Refuse ids the stores cannot keep apart (members are ``user_id:connection_id``).
+
+    Raises:
+        ValueError: An id is empty, or the connection id contains ``:``.
+    """
+    if not user_id or not connection_id:
+        raise ValueError("user_id and connection_id must not be empty")
+    if ":" in connection_id:
+        raise ValueError(f"a connection id may not contain ':': {connection_id!r}")
+
+
+def member_key(user_id: str, connection_id: str) -> str:
+    """The member name of one connection: ``user_id:connection_id``."""
+    return f"{user_id}:{connection_id}"
+
+
+@attrs.frozen(kw_only=True)
+class JoinResult:
+    """What a join or heartbeat changed."""
+
+    added: bool
+    """Whether the connection was not a member before (a join diff is due)."""
+    user_online: bool
+    """Whether it is the user's first connection (the user went online)."""
+    version: int
+    """The scope's version after the change (unchanged when nothing was added)."""
+
+
+@attrs.frozen(kw_only=True)
+class Removal:
+    """One connection removed by a leave or an expiry sweep."""
+
+    user_id: str
+    connection_id: str
+    user_offline: bool
+    """Whether it was the user's last connection (the user went offline)."""
+    version: int
+    """The scope's version after this removal."""
+
+
+@attrs.frozen(kw_only=True)
+class Snapshot:
+    """The live members of a scope at one version."""
+
+    version: int
+    members: dict[tuple[str, str], Metadata]
+    """``(user_id, connection_id)`` to metadata."""
+
+
+class PresenceStore(Protocol):
+    """Where presence state lives: Redis (``RedisPresenceStore``) or memory.
+
+    Every operation is atomic, so exactly one caller sees each member added or removed, and the
+    caller that sees it is the one that publishes the diff.
+    """
+
+    async def join(
+        self, scope: str, user_id: str, connection_id: str, metadata: Metadata, ttl: float
+    ) -> JoinResult:
+        """Add or refresh a connection, expiring ``ttl`` seconds from now."""
+        ...
+
+    async def heartbeat(
+        self, scope: str, user_id: str, connection_id: str, metadata: Metadata, ttl: float
+    ) -> JoinResult:
+        """Refresh a connection's expiry; re-adds it (``added``) if it had expired."""
+        ...
+
+    async def leave(self, scope: str, user_id: str, connection_id: str) -> Removal | None:
+        """Remove a connection; None if it was not a member."""
+        ...
+
+    async def expire(self, scope: str) -> list[Removal]:
+        """Remove every member whose expiry has passed; each is returned to one caller only."""
+        ...
+
+    async def snapshot(self, scope: str) -> Snapshot:
+        """The live members and the version they are at.
+
+        A member is live until a sweep removes it and publishes its leave, so a snapshot agrees
+        with the diffs: one past its expiry is still listed (and a heartbeat may still save it).
+        """
+        ...
+
+
+@attrs.define
+class _Scope:
+    version: int = 0
+    members: dict[tuple[str, str], Metadata] = attrs.field(factory=dict)
+    expiry: dict[tuple[str, str], float] = attrs.field(factory=dict)
+    connections: dict[str, int] = attrs.field(factory=dict)
+
+
+class MemoryPresenceStore:
+    """``PresenceStore`` in process memory, with the Redis store's semantics.
+
+    Args:
+        clock: The time source, ``trio.current_time`` by default (so ``autojump_clock`` works).
+    """
+
+    def __init__(self, clock: Callable[[], float] = trio.current_time) -> None:
+        self._clock = clock
+        self._scopes: dict[str, _Scope] = {}
+
+    def _scope(self, scope: str) -> _Scope:
+        return self._scopes.setdefault(scope, _Scope())
+
+    async def join(
+        self, scope: str, user_id: str, connection_id: str, metadata: Metadata, ttl: float
+    ) -> JoinResult:
+        """Add or refresh a connection (see ``PresenceStore.join``)."""
+        await trio.lowlevel.checkpoint()
+        check_ids(user_id, connection_id)
+        state = self._scope(scope)
+        key = (user_id, connection_id)
+        added = key not in state.members
+        state.members[key] = dict(metadata)
+        state.expiry[key] = self._clock() + ttl
+        online = False
+        if added:
+            count = state.connections.get(user_id, 0)
+            state.connections[user_id] = count + 1
+            online = count == 0
+            state.version += 1
+        return JoinResult(added=added, user_online=online, version=state.version)
+
+    async def heartbeat(
+        self, scope: str, user_id: str, connection_id: str, metadata: Metadata, ttl: float
+    ) -> JoinResult:
+        """Refresh a connection (see ``PresenceStore.heartbeat``)."""
+        return await self.join(scope, user_id, connection_id, metadata, ttl)
+
+    def _remove(self, state: _Scope, key: tuple[str, str]) -> Removal:
+        user_id, connection_id = key
+        del state.members[key]
+        del state.expiry[key]
+        count = state.connections[user_id] - 1
+        if count:
+            state.connections[user_id] = count
+        else:
+            del state.connections[user_id]
+        state.version += 1
+        return Removal(
+            user_id=user_id,
+            connection_id=connection_id,
+            user_offline=count == 0,
+            version=state.version,
+        )
+
+    async def leave(self, scope: str, user_id: str, connection_id: str) -> Removal | None:
+        """Remove a connection (see ``PresenceStore.leave``)."""
+        await trio.lowlevel.checkpoint()
+        state = self._scope(scope)
+        key = (user_id, connection_id)
+        if key not in state.members:
+            return None
+        return self._remove(state, key)
+
+    async def expire(self, scope: str) -> list[Removal]:
+        """Remove expired members (see ``PresenceStore.expire``)."""
+        await trio.lowlevel.checkpoint()
+        state = self._scope(scope)
+        now = self._clock()
+        due = sorted((at, key) for key, at in state.expiry.items() if at <= now)
+        return [self._remove(state, key) for _, key in due]
+
+    async def snapshot(self, scope: str) -> Snapshot:
+        """Live members (see ``PresenceStore.snapshot``)."""
+        await trio.lowlevel.checkpoint()
+        state = self._scope(scope)
+        members = {key: dict(metadata) for key, metadata in state.members.items()}
+        return Snapshot(version=state.version, members=members)

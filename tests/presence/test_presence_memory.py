@@ -1,0 +1,142 @@
+"""Presence on ``memory://``: trackers sharing a broker and an in-process store."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from actors import ActorSystem
+from actors.presence import (
+    MemoryPresenceStore,
+    PresenceDiff,
+    PresenceLeave,
+    PresenceSettings,
+    open_presence_tracker,
+    presence_channel,
+)
+from actors.pubsub import open_pubsub
+
+FAST = PresenceSettings(ttl=6.0, heartbeat=2.0, sweep_interval=1.0)
+
+
+async def _settle() -> None:
+    await trio.testing.wait_all_tasks_blocked()
+
+
+async def test_join_leave_across_two_trackers(system: ActorSystem) -> None:
+    store = MemoryPresenceStore()
+    async with (
+        open_pubsub(system, "memory://presence-a") as one,
+        open_pubsub(system, "memory://presence-a") as two,
+        open_presence_tracker(system, one, "room1", store=store, settings=FAST) as a,
+        open_presence_tracker(system, two, "room1", store=store, settings=FAST) as b,
+    ):
+        assert await a.join("ada", "c1", {"device": "phone"})
+        await _settle()
+        assert b.online_users() == {"ada"}
+        assert b.connections("ada") == {"c1": {"device": "phone"}}
+        assert await a.leave("ada", "c1")
+        await _settle()
+        assert a.online_users() == b.online_users() == set()
+        assert not await a.leave("ada", "c1")
+
+
+async def test_last_connection_keeps_the_user_online(system: ActorSystem) -> None:
+    store = MemoryPresenceStore()
+    async with (
+        open_pubsub(system, "memory://presence-b") as one,
+        open_pubsub(system, "memory://presence-b") as two,
+        open_presence_tracker(system, one, "global", store=store, settings=FAST) as a,
+        open_presence_tracker(system, two, "global", store=store, settings=FAST) as b,
+    ):
+        assert await a.join("ada", "phone")
+        assert not await b.join("ada", "laptop")
+        await _settle()
+        assert not await a.leave("ada", "phone")
+        await _settle()
+        assert a.online_users() == b.online_users() == {"ada"}
+        assert await b.leave("ada", "laptop")
+        await _settle()
+        assert a.online_users() == b.online_users() == set()
+
+
+async def test_a_late_tracker_loads_the_snapshot(system: ActorSystem) -> None:
+    async with (
+        open_pubsub(system, "memory://") as pubsub,
+        open_presence_tracker(system, pubsub, "s", settings=FAST) as a,
+    ):
+        await a.join("ada", "c1")
+        await a.join("bob", "c1")
+        async with open_presence_tracker(system, pubsub, "s", settings=FAST) as b:
+            assert b.online_users() == {"ada", "bob"}
+            await b.resync()  # again: nothing is counted twice
+            await _settle()
+            assert b.online_users() == {"ada", "bob"}
+            assert a.resyncs == 1
+            assert b.resyncs == 2
+
+
+async def test_heartbeats_keep_members_and_closing_leaves(
+    system: ActorSystem, autojump_clock: trio.testing.MockClock
+) -> None:
+    store = MemoryPresenceStore()
+    async with open_pubsub(system, "memory://presence-c") as pubsub:
+        async with open_presence_tracker(system, pubsub, "s", store=store, settings=FAST) as a:
+            await a.join("ada", "c1")
+            await trio.sleep(60)
+            assert a.online_users() == {"ada"}
+        async with open_presence_tracker(system, pubsub, "s", store=store, settings=FAST) as b:
+            assert b.online_users() == set()
+
+
+async def test_a_dead_process_gives_exactly_one_leave_per_user(
+    system: ActorSystem, autojump_clock: trio.testing.MockClock
+) -> None:
+    store = MemoryPresenceStore()
+    dying = PresenceSettings(ttl=6.0, heartbeat=2.0, sweep_interval=1.0, leave_on_close=False)
+    seen: list[PresenceDiff] = []
+
+    async def record(diff: PresenceDiff) -> None:
+        seen.append(diff)
+
+    async with (
+        open_pubsub(system, "memory://presence-d") as watcher,
+        open_pubsub(system, "memory://presence-d") as one,
+        open_pubsub(system, "memory://presence-d") as two,
+        open_presence_tracker(system, one, "s", store=store, settings=FAST) as b,
+        open_presence_tracker(system, two, "s", store=store, settings=FAST) as c,
+    ):
+        await watcher.subscribe(presence_channel("s"), record, message_type=PresenceDiff)
+        async with (
+            open_pubsub(system, "memory://presence-d") as doomed,
+            open_presence_tracker(system, doomed, "s", store=store, settings=dying) as a,
+        ):
+            await a.join("ada", "phone")
+            await a.join("ada", "laptop")
+            await a.join("bob", "c1")
+            await b.join("cyd", "c1")
+            await trio.sleep(1)
+        assert b.online_users() == {"ada", "bob", "cyd"}
+        start = trio.current_time()
+        await trio.sleep(FAST.ttl + FAST.sweep_interval + 1)
+        assert trio.current_time() - start <= FAST.ttl + 2 * FAST.sweep_interval + 1
+        assert b.online_users() == c.online_users() == {"cyd"}
+        leaves = [diff for diff in seen if isinstance(diff, PresenceLeave)]
+        assert sorted((d.user_id, d.connection_id) for d in leaves) == [
+            ("ada", "laptop"),
+            ("ada", "phone"),
+            ("bob", "c1"),
+        ]
+        assert sorted(d.user_id for d in leaves if d.last_connection) == ["ada", "bob"]
+        assert all(d.expired for d in leaves)
+
+
+async def test_bad_ids_and_settings_are_refused(system: ActorSystem) -> None:
+    with pytest.raises(ValueError, match="heartbeat"):
+        PresenceSettings(ttl=1.0, heartbeat=2.0)
+    async with (
+        open_pubsub(system, "memory://") as pubsub,
+        open_presence_tracker(system, pubsub, "s") as tracker,
+    ):
+        with pytest.raises(ValueError, match="':'"):
+            await tracker.join("ada", "a:b")

@@ -1,0 +1,130 @@
+"""Presence on a private real redis-server: Lua scripts, snapshots, expiry across processes.
+
+Real sockets: no autojump clock; a short TTL and waits with deadlines.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import trio
+
+from actors import ActorSystem
+from actors.presence import (
+    PresenceDiff,
+    PresenceLeave,
+    PresenceSettings,
+    RedisPresenceStore,
+    open_presence_tracker,
+    presence_channel,
+)
+from actors.pubsub import RedisPubSub, open_pubsub
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "redis"))
+from _servers import RedisServer, require_redis_server
+
+FAST = PresenceSettings(ttl=0.5, heartbeat=0.15, sweep_interval=0.1)
+
+
+@pytest.fixture(scope="module")
+def presence_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The URL of a private redis-server for this module."""
+    require_redis_server()
+    server = RedisServer(tmp_path_factory.mktemp("presence-redis"))
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+async def _until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
+    """Poll ``condition`` until it holds; fail after ``seconds``."""
+    with trio.fail_after(seconds):
+        while True:
+            if condition():
+                return
+            await trio.sleep(0.02)
+
+
+async def test_join_leave_and_connections_on_redis(
+    system: ActorSystem, presence_redis: str
+) -> None:
+    async with (
+        open_pubsub(system, presence_redis) as one,
+        open_pubsub(system, presence_redis) as two,
+        open_presence_tracker(system, one, "room-r1", settings=FAST) as a,
+        open_presence_tracker(system, two, "room-r1", settings=FAST) as b,
+    ):
+        assert isinstance(a.store, RedisPresenceStore)
+        assert await a.join("ada", "phone", {"device": "phone"})
+        assert not await b.join("ada", "laptop")
+        await _until(lambda: len(b.connections("ada")) == 2)
+        assert b.connections("ada")["phone"] == {"device": "phone"}
+        assert not await a.leave("ada", "phone")
+        await _until(lambda: len(b.connections("ada")) == 1)
+        assert a.online_users() == b.online_users() == {"ada"}
+        assert await b.leave("ada", "laptop")
+        await _until(lambda: not a.online_users() and not b.online_users())
+        assert not await b.leave("ada", "laptop")
+        snapshot = await a.store.snapshot("room-r1")
+        assert snapshot.members == {}
+        assert snapshot.version == 4
+
+
+async def test_snapshot_then_diffs_on_redis(system: ActorSystem, presence_redis: str) -> None:
+    async with (
+        open_pubsub(system, presence_redis) as pubsub,
+        open_presence_tracker(system, pubsub, "room-r2", settings=FAST) as a,
+    ):
+        await a.join("ada", "c1")
+        await a.join("bob", "c1")
+        async with open_presence_tracker(system, pubsub, "room-r2", settings=FAST) as b:
+            assert b.online_users() == {"ada", "bob"}
+            await b.resync()
+            await a.leave("bob", "c1")
+            await _until(lambda: b.online_users() == {"ada"})
+
+
+async def test_a_dead_process_gives_exactly_one_leave_per_user_on_redis(
+    system: ActorSystem, presence_redis: str
+) -> None:
+    dying = PresenceSettings(ttl=0.5, heartbeat=0.15, sweep_interval=0.1, leave_on_close=False)
+    seen: list[PresenceDiff] = []
+
+    async def record(diff: PresenceDiff) -> None:
+        seen.append(diff)
+
+    async with (
+        open_pubsub(system, presence_redis) as watcher,
+        open_pubsub(system, presence_redis) as one,
+        open_pubsub(system, presence_redis) as two,
+        open_presence_tracker(system, one, "room-r3", settings=FAST) as b,
+        open_presence_tracker(system, two, "room-r3", settings=FAST) as c,
+    ):
+        assert isinstance(watcher.broker, RedisPubSub)
+        await watcher.subscribe(presence_channel("room-r3"), record, message_type=PresenceDiff)
+        async with (
+            open_pubsub(system, presence_redis) as doomed,
+            open_presence_tracker(system, doomed, "room-r3", settings=dying) as a,
+        ):
+            await a.join("ada", "phone")
+            await a.join("ada", "laptop")
+            await a.join("bob", "c1")
+            await b.join("cyd", "c1")
+            await _until(lambda: c.online_users() == {"ada", "bob", "cyd"})
+        started = trio.current_time()
+        await _until(lambda: b.online_users() == c.online_users() == {"cyd"}, seconds=3.0)
+        assert trio.current_time() - started < 3.0
+        await trio.sleep(0.5)  # more sweeps by both trackers: still no second leave
+        leaves = [diff for diff in seen if isinstance(diff, PresenceLeave)]
+        assert sorted((d.user_id, d.connection_id) for d in leaves) == [
+            ("ada", "laptop"),
+            ("ada", "phone"),
+            ("bob", "c1"),
+        ]
+        assert sorted(d.user_id for d in leaves if d.last_connection) == ["ada", "bob"]
+        assert b.online_users() == c.online_users() == {"cyd"}

@@ -23,12 +23,14 @@ from _servers import RedisServer, require_redis_server
 from actors import (
     InvalidChannelNameError,
     Message,
+    RedisConnectionError,
     RestartIntensityError,
     channel_name,
     message_type,
     open_actor_system,
 )
 from actors.pubsub import (
+    ConnectionOptions,
     DeadLetter,
     ErrorAction,
     ErrorPolicy,
@@ -380,3 +382,59 @@ async def test_dead_letters_go_to_a_capped_redis_list_and_to_a_channel(redis_url
         assert "decode" in records[0]["reason"]
         kept = await broker.connection().execute("LRANGE", "dead:strict", 0, -1)
         assert [orjson.loads(item)["payload"] for item in kept] == ["bad 4", "bad 3", "bad 2"]
+
+
+@pytest.fixture
+def private_server(tmp_path: Path) -> Iterator[RedisServer]:
+    require_redis_server()
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+RECONNECTING = PubSubSettings(
+    publish_retry=RetryPolicy(max_attempts=3, backoff=FAST),
+    ack_timeout=2.0,
+    connection=ConnectionOptions(reconnect=FAST, max_restarts=1000, within=1.0),
+)
+
+
+async def test_a_publish_meeting_a_lost_connection_is_retried_once_it_is_back(
+    private_server: RedisServer,
+) -> None:
+    inbox = Inbox()
+
+    async def handle(message: Event) -> None:
+        inbox.add(message.name)
+
+    with trio.fail_after(TIMEOUT):
+        async with (
+            open_actor_system() as system,
+            open_pubsub(system, private_server.url, settings=RECONNECTING) as client,
+        ):
+            await client.subscribe("retried", handle)
+            private_server.kill()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(trio.to_thread.run_sync, private_server.restart)
+                receivers = await client.publish("retried", Event(name="after the gap"))
+            assert receivers == 1
+            assert await inbox.wait_for(1) == ["after the gap"]
+
+
+async def test_a_publish_fails_clearly_after_its_last_attempt(
+    private_server: RedisServer,
+) -> None:
+    with trio.fail_after(TIMEOUT):
+        async with (
+            open_actor_system() as system,
+            open_pubsub(
+                system, private_server.url, settings=attrs.evolve(RECONNECTING, ack_timeout=0.3)
+            ) as client,
+        ):
+            await client.broker.wait_connected()
+            private_server.kill()
+            with pytest.raises(RedisConnectionError, match="failed 3 times"):
+                await client.publish("nowhere", Event(name="lost"))

@@ -386,11 +386,13 @@ class RedisConnection(RedisCommands):
 
     def _dispatch(self, frames: list[Frame]) -> None:
         self._frames_read += len(frames)
+        # Looked up once per read, not once per frame: under a flood this loop is the reader.
+        push = self._push_handler or _ignore_push
+        subscriber_mode = self._subscriber_mode
         for frame in frames:
-            if type(frame) is _PushNotification or (self._subscriber_mode and not self._pending):
+            if type(frame) is _PushNotification or (subscriber_mode and not self._pending):
                 self._pushes_received += 1
-                if self._push_handler is not None:
-                    self._push_handler(frame)  # type: ignore[arg-type]
+                push(frame)  # type: ignore[arg-type]
                 continue
             if (
                 self._pending
@@ -410,6 +412,10 @@ class RedisConnection(RedisCommands):
                 continue
             waiter.reply = frame
             waiter.event.set()
+
+
+def _ignore_push(frame: list[Any]) -> None:
+    """Push frames with no handler are counted and dropped."""
 
 
 def _log_refusal(error: RedisReplyError) -> None:

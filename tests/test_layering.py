@@ -40,6 +40,9 @@ PRESENCE_MAY_IMPORT = (
     "actors.supervision",
 )
 
+CHAT_MAY_IMPORT = PRESENCE_MAY_IMPORT
+"""Chat sits beside presence: the same layers below it, and not presence itself."""
+
 RULES = (
     Rule(layer="actors.runtime", forbidden=("actors.supervision", *ABOVE_SUPERVISION)),
     Rule(layer="actors.supervision", forbidden=ABOVE_SUPERVISION),
@@ -52,6 +55,7 @@ RULES = (
     Rule(layer="actors.messages", allowed_only=("actors._errors",)),
     Rule(layer="actors._errors", allowed_only=()),
     Rule(layer="actors.presence", allowed_only=PRESENCE_MAY_IMPORT),
+    Rule(layer="actors.chat", allowed_only=CHAT_MAY_IMPORT),
 )
 
 

@@ -1,0 +1,74 @@
+"""Chat messages, room names and the checks made before anything is sent."""
+
+from __future__ import annotations
+
+from typing import Final
+
+import attrs
+
+from actors.chat._errors import InvalidChatMessageError
+from actors.messages import Message, channel_name, message_type
+
+CHAT_CHANNEL: Final = "chat:{room}"
+HISTORY_KEY: Final = "chat:{room}:history"
+MAX_TEXT_LENGTH: Final = 2000  # characters
+MAX_USER_ID_LENGTH: Final = 128  # characters
+
+
+@message_type("chat.message")
+@attrs.frozen(kw_only=True)
+class ChatMessage(Message):
+    """One message said in a room, as published on ``chat:{room}`` and kept in its history."""
+
+    room: str
+    user_id: str
+    text: str
+    sent_at: float = 0.0
+    """Wall-clock time of sending, in seconds since the epoch."""
+
+
+def room_channel(room: str) -> str:
+    """The channel a room's messages go out on, ``chat:{room}`` (the room is validated).
+
+    Raises:
+        InvalidChannelNameError: The room is empty, longer than 128 characters, or has
+            characters outside ASCII letters, digits and ``- _ . @`` (globs such as ``*``
+            included).
+    """
+    return channel_name(CHAT_CHANNEL, room=room)
+
+
+def history_key(room: str) -> str:
+    """The Redis list holding a room's recent messages, ``chat:{room}:history``."""
+    return channel_name(HISTORY_KEY, room=room)
+
+
+def check_text(text: str, max_length: int = MAX_TEXT_LENGTH) -> str:
+    """Return ``text`` if it may be sent.
+
+    Raises:
+        InvalidChatMessageError: It is not a string, is empty or blank, or is longer than
+            ``max_length`` characters.
+    """
+    if not isinstance(text, str):
+        raise InvalidChatMessageError(f"text must be a str, not {type(text).__name__}")
+    if not text.strip():
+        raise InvalidChatMessageError("text is empty")
+    if len(text) > max_length:
+        raise InvalidChatMessageError(
+            f"text is {len(text)} characters long; the limit is {max_length}"
+        )
+    return text
+
+
+def check_user_id(user_id: str) -> str:
+    """Return ``user_id`` if it is a non-empty string of at most 128 characters.
+
+    Raises:
+        InvalidChatMessageError: It is not.
+    """
+    if not isinstance(user_id, str) or not user_id:
+        raise InvalidChatMessageError(f"user id must be a non-empty str: {user_id!r}")
+    if len(user_id) > MAX_USER_ID_LENGTH:
+        raise InvalidChatMessageError(f"user id is longer than {MAX_USER_ID_LENGTH} characters")
+    return user_id

@@ -22,6 +22,7 @@ from actors.presence._store import (
     Snapshot,
 )
 from actors.presence._tracker import (
+    DEFAULT_GRACE,
     DEFAULT_HEARTBEAT,
     DEFAULT_SWEEP_INTERVAL,
     DEFAULT_TTL,
@@ -32,6 +33,7 @@ from actors.presence._tracker import (
 )
 
 __all__ = [
+    "DEFAULT_GRACE",
     "DEFAULT_HEARTBEAT",
     "DEFAULT_SWEEP_INTERVAL",
     "DEFAULT_TTL",

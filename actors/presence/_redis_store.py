@@ -6,7 +6,9 @@ Per scope, with a hash tag so that every key of a scope lives on one cluster slo
 - ``presence:{scope}:expiry``: sorted set of the same members, scored by expiry time (the
   server's clock, ``TIME``, so machines with skewed clocks agree);
 - ``presence:{scope}:users``: hash, ``user_id`` to its number of connections;
-- ``presence:{scope}:version``: a counter bumped by every change.
+- ``presence:{scope}:version``: a counter bumped by every change;
+- ``presence:{scope}:leaving``: hash, ``user_id`` to its one member in a grace window (left
+  explicitly, removed by a sweep when the window passes unless a join cancels it first).
 
 Each operation is one script, so exactly one caller sees each member added or removed.
 """
@@ -33,6 +35,10 @@ local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 JOIN_SCRIPT: Final = Script(
     _NOW
     + """
+if redis.call('HGET', KEYS[5], ARGV[2]) == ARGV[1] then
+  if ARGV[5] == '1' then return {0, 0, tonumber(redis.call('GET', KEYS[4]) or '0')} end
+  redis.call('HDEL', KEYS[5], ARGV[2])
+end
 local added = redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 redis.call('ZADD', KEYS[2], string.format('%.6f', now + tonumber(ARGV[4])), ARGV[1])
 local online = 0
@@ -44,11 +50,31 @@ end
 return {added, online, version}
 """
 )
-"""KEYS: members, expiry, users, version. ARGV: member, user id, metadata JSON, TTL."""
+"""KEYS: members, expiry, users, version, leaving. ARGV: member, user id, metadata JSON, TTL,
+whether it is a heartbeat (``1``: a leaving member is left alone) or a join (``0``: it cancels
+the leave)."""
 
 LEAVE_SCRIPT: Final = Script(
-    """
-if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return {0, 0, 0} end
+    _NOW
+    + """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return {0, 0, 0} end
+local leaving = redis.call('HGET', KEYS[5], ARGV[2])
+if leaving == ARGV[1] then return {0, 0, 0} end
+local grace = tonumber(ARGV[3])
+if grace > 0 then
+  local live = tonumber(redis.call('HGET', KEYS[3], ARGV[2]) or '0')
+  if leaving then live = live - 1 end
+  if live <= 1 then
+    local at = string.format('%.6f', now + grace)
+    if not leaving then
+      redis.call('HSET', KEYS[5], ARGV[2], ARGV[1])
+      redis.call('ZADD', KEYS[2], at, ARGV[1])
+      return {2, 1, tonumber(redis.call('GET', KEYS[4]) or '0')}
+    end
+    redis.call('ZADD', KEYS[2], at, leaving)
+  end
+end
+redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 local offline = 0
 if redis.call('HINCRBY', KEYS[3], ARGV[2], -1) <= 0 then
@@ -58,7 +84,9 @@ end
 return {1, offline, redis.call('INCR', KEYS[4])}
 """
 )
-"""KEYS: members, expiry, users, version. ARGV: member, user id."""
+"""KEYS: members, expiry, users, version, leaving. ARGV: member, user id, grace (seconds).
+
+Replies ``{removed, offline, version}``; ``removed`` is 2 for a deferred leave."""
 
 EXPIRE_SCRIPT: Final = Script(
     _NOW
@@ -70,6 +98,11 @@ for _, member in ipairs(due) do
   redis.call('ZREM', KEYS[2], member)
   redis.call('HDEL', KEYS[1], member)
   local user = string.match(member, '^(.*):[^:]*$')
+  local left = 0
+  if redis.call('HGET', KEYS[5], user) == member then
+    redis.call('HDEL', KEYS[5], user)
+    left = 1
+  end
   local offline = 0
   if redis.call('HINCRBY', KEYS[3], user, -1) <= 0 then
     redis.call('HDEL', KEYS[3], user)
@@ -78,28 +111,36 @@ for _, member in ipairs(due) do
   table.insert(out, member)
   table.insert(out, offline)
   table.insert(out, redis.call('INCR', KEYS[4]))
+  table.insert(out, left)
 end
 return out
 """
 )
-"""KEYS: members, expiry, users, version. ARGV: the most members to expire in one call."""
+"""KEYS: members, expiry, users, version, leaving. ARGV: the most members to expire in one
+call."""
 
 SNAPSHOT_SCRIPT: Final = Script(
     """
 return {tonumber(redis.call('GET', KEYS[4]) or '0'), redis.call('HGETALL', KEYS[1])}
 """
 )
-"""KEYS: members, expiry, users, version."""
+"""KEYS: members, expiry, users, version, leaving."""
 
 
 class _Executor(Protocol):
     async def execute(self, *args: Argument) -> Any: ...
 
 
-def presence_keys(scope: str) -> tuple[str, str, str, str]:
-    """The members, expiry, users and version keys of a scope (the scope is validated)."""
+def presence_keys(scope: str) -> tuple[str, str, str, str, str]:
+    """The members, expiry, users, version and leaving keys of a scope (validated)."""
     base = channel_name("presence:{{{scope}}}", scope=scope)
-    return (f"{base}:members", f"{base}:expiry", f"{base}:users", f"{base}:version")
+    return (
+        f"{base}:members",
+        f"{base}:expiry",
+        f"{base}:users",
+        f"{base}:version",
+        f"{base}:leaving",
+    )
 
 
 def _text(value: object) -> str:
@@ -130,11 +171,29 @@ class RedisPresenceStore:
         self, scope: str, user_id: str, connection_id: str, metadata: Metadata, ttl: float
     ) -> JoinResult:
         """Add or refresh a connection (see ``PresenceStore.join``)."""
+        return await self._join(scope, user_id, connection_id, metadata, ttl, heartbeat=False)
+
+    async def _join(
+        self,
+        scope: str,
+        user_id: str,
+        connection_id: str,
+        metadata: Metadata,
+        ttl: float,
+        *,
+        heartbeat: bool,
+    ) -> JoinResult:
         check_ids(user_id, connection_id)
         reply = await JOIN_SCRIPT.run(
             self._connection(),
             presence_keys(scope),
-            (member_key(user_id, connection_id), user_id, json.dumps(metadata), repr(ttl)),
+            (
+                member_key(user_id, connection_id),
+                user_id,
+                json.dumps(metadata),
+                repr(ttl),
+                "1" if heartbeat else "0",
+            ),
         )
         added, online, version = reply
         return JoinResult(added=bool(added), user_online=bool(online), version=int(version))
@@ -143,14 +202,16 @@ class RedisPresenceStore:
         self, scope: str, user_id: str, connection_id: str, metadata: Metadata, ttl: float
     ) -> JoinResult:
         """Refresh a connection (see ``PresenceStore.heartbeat``)."""
-        return await self.join(scope, user_id, connection_id, metadata, ttl)
+        return await self._join(scope, user_id, connection_id, metadata, ttl, heartbeat=True)
 
-    async def leave(self, scope: str, user_id: str, connection_id: str) -> Removal | None:
+    async def leave(
+        self, scope: str, user_id: str, connection_id: str, grace: float = 0.0
+    ) -> Removal | None:
         """Remove a connection (see ``PresenceStore.leave``)."""
         reply = await LEAVE_SCRIPT.run(
             self._connection(),
             presence_keys(scope),
-            (member_key(user_id, connection_id), user_id),
+            (member_key(user_id, connection_id), user_id, repr(float(grace))),
         )
         removed, offline, version = reply
         if not removed:
@@ -160,6 +221,7 @@ class RedisPresenceStore:
             connection_id=connection_id,
             user_offline=bool(offline),
             version=int(version),
+            deferred=removed == 2,
         )
 
     async def expire(self, scope: str) -> list[Removal]:
@@ -168,7 +230,7 @@ class RedisPresenceStore:
             self._connection(), presence_keys(scope), (self._expire_batch,)
         )
         removals = []
-        for index in range(0, len(reply), 3):
+        for index in range(0, len(reply), 4):
             user_id, connection_id = _split(reply[index])
             removals.append(
                 Removal(
@@ -176,6 +238,7 @@ class RedisPresenceStore:
                     connection_id=connection_id,
                     user_offline=bool(reply[index + 1]),
                     version=int(reply[index + 2]),
+                    left=bool(reply[index + 3]),
                 )
             )
         return removals

@@ -51,7 +51,12 @@ class Removal:
     user_offline: bool
     """Whether it was the user's last connection (the user went offline)."""
     version: int
-    """The scope's version after this removal."""
+    """The scope's version after this removal (unchanged for a deferred leave)."""
+    deferred: bool = False
+    """Nothing was removed yet: the user's last connection lingers for the grace window (no
+    diff is due now; a sweep removes it, and publishes the leave, once the window passes)."""
+    left: bool = False
+    """A sweep removed a connection that had left explicitly (its grace window passed)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -79,11 +84,24 @@ class PresenceStore(Protocol):
     async def heartbeat(
         self, scope: str, user_id: str, connection_id: str, metadata: Metadata, ttl: float
     ) -> JoinResult:
-        """Refresh a connection's expiry; re-adds it (``added``) if it had expired."""
+        """Refresh a connection's expiry; re-adds it (``added``) if it had expired.
+
+        A leaving connection is left alone (only a join cancels a leave).
+        """
         ...
 
-    async def leave(self, scope: str, user_id: str, connection_id: str) -> Removal | None:
-        """Remove a connection; None if it was not a member."""
+    async def leave(
+        self, scope: str, user_id: str, connection_id: str, grace: float = 0.0
+    ) -> Removal | None:
+        """Remove a connection; None if it was not a member, or is already leaving.
+
+        With ``grace > 0``, the user's last live connection is not removed but marked leaving,
+        expiring ``grace`` seconds from now (a ``deferred`` removal, no diff due): a join of
+        that connection within the window cancels the leave, a join of another one keeps the
+        user online, and otherwise a sweep removes it. When the user's last live connection
+        leaves while another one of theirs is already leaving, it is removed at once and the
+        leaving one's window is pushed to ``grace`` from now, so the user never flaps.
+        """
         ...
 
     async def expire(self, scope: str) -> list[Removal]:
@@ -105,6 +123,8 @@ class _Scope:
     members: dict[tuple[str, str], Metadata] = attrs.field(factory=dict)
     expiry: dict[tuple[str, str], float] = attrs.field(factory=dict)
     connections: dict[str, int] = attrs.field(factory=dict)
+    leaving: dict[str, str] = attrs.field(factory=dict)
+    """``user_id`` to its one leaving connection (in its grace window)."""
 
 
 class MemoryPresenceStore:
@@ -126,9 +146,25 @@ class MemoryPresenceStore:
     ) -> JoinResult:
         """Add or refresh a connection (see ``PresenceStore.join``)."""
         await trio.lowlevel.checkpoint()
+        return self._join(scope, user_id, connection_id, metadata, ttl, heartbeat=False)
+
+    def _join(
+        self,
+        scope: str,
+        user_id: str,
+        connection_id: str,
+        metadata: Metadata,
+        ttl: float,
+        *,
+        heartbeat: bool,
+    ) -> JoinResult:
         check_ids(user_id, connection_id)
         state = self._scope(scope)
         key = (user_id, connection_id)
+        if state.leaving.get(user_id) == connection_id:
+            if heartbeat:
+                return JoinResult(added=False, user_online=False, version=state.version)
+            del state.leaving[user_id]
         added = key not in state.members
         state.members[key] = dict(metadata)
         state.expiry[key] = self._clock() + ttl
@@ -144,12 +180,19 @@ class MemoryPresenceStore:
         self, scope: str, user_id: str, connection_id: str, metadata: Metadata, ttl: float
     ) -> JoinResult:
         """Refresh a connection (see ``PresenceStore.heartbeat``)."""
-        return await self.join(scope, user_id, connection_id, metadata, ttl)
+        # The change comes before the checkpoint, so that it happens in the same step as the
+        # caller's check that the connection is still its own.
+        result = self._join(scope, user_id, connection_id, metadata, ttl, heartbeat=True)
+        await trio.lowlevel.checkpoint()
+        return result
 
     def _remove(self, state: _Scope, key: tuple[str, str]) -> Removal:
         user_id, connection_id = key
         del state.members[key]
         del state.expiry[key]
+        left = state.leaving.get(user_id) == connection_id
+        if left:
+            del state.leaving[user_id]
         count = state.connections[user_id] - 1
         if count:
             state.connections[user_id] = count
@@ -161,15 +204,33 @@ class MemoryPresenceStore:
             connection_id=connection_id,
             user_offline=count == 0,
             version=state.version,
+            left=left,
         )
 
-    async def leave(self, scope: str, user_id: str, connection_id: str) -> Removal | None:
+    async def leave(
+        self, scope: str, user_id: str, connection_id: str, grace: float = 0.0
+    ) -> Removal | None:
         """Remove a connection (see ``PresenceStore.leave``)."""
         await trio.lowlevel.checkpoint()
         state = self._scope(scope)
         key = (user_id, connection_id)
-        if key not in state.members:
+        leaving = state.leaving.get(user_id)
+        if key not in state.members or leaving == connection_id:
             return None
+        if grace > 0:
+            live = state.connections[user_id] - (leaving is not None)
+            if live <= 1:
+                if leaving is None:
+                    state.leaving[user_id] = connection_id
+                    state.expiry[key] = self._clock() + grace
+                    return Removal(
+                        user_id=user_id,
+                        connection_id=connection_id,
+                        user_offline=True,
+                        version=state.version,
+                        deferred=True,
+                    )
+                state.expiry[(user_id, leaving)] = self._clock() + grace
         return self._remove(state, key)
 
     async def expire(self, scope: str) -> list[Removal]:

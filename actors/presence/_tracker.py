@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_TTL: Final = 60.0
 DEFAULT_HEARTBEAT: Final = 25.0
 DEFAULT_SWEEP_INTERVAL: Final = 5.0
+DEFAULT_GRACE: Final = 5.0
 LOOPS_CHILD_ID: Final = "presence-loops"
 
 
@@ -51,20 +52,26 @@ class PresenceSettings:
         heartbeat: Seconds between heartbeats of this tracker's connections (below ``ttl``).
         sweep_interval: Seconds between expiry sweeps; a dead process's users go offline within
             ``ttl + sweep_interval``.
-        leave_on_close: Whether closing the tracker removes its connections at once (False
+        leave_on_close: Whether closing the tracker makes its connections leave (False
             leaves them to expire, as if the process died).
+        grace: Reconnect grace window, in seconds: when a user's last connection leaves, the
+            user goes offline only once it passes (at the first sweep after it), and a join of
+            the user within it publishes no leave/join pair. 0 removes at once.
     """
 
     ttl: float = DEFAULT_TTL
     heartbeat: float = DEFAULT_HEARTBEAT
     sweep_interval: float = DEFAULT_SWEEP_INTERVAL
     leave_on_close: bool = True
+    grace: float = DEFAULT_GRACE
 
     def __attrs_post_init__(self) -> None:
         if not 0 < self.heartbeat < self.ttl:
             raise ValueError(f"heartbeat must be positive and below ttl: {self!r}")
         if self.sweep_interval <= 0:
             raise ValueError(f"sweep_interval must be positive: {self!r}")
+        if self.grace < 0:
+            raise ValueError(f"grace must not be negative: {self!r}")
 
 
 _named_memory_stores: dict[str, MemoryPresenceStore] = {}
@@ -157,12 +164,21 @@ class PresenceTracker:
         await self._beat(key, self._local.get(key, {}))
 
     async def leave(self, user_id: str, connection_id: str) -> bool:
-        """Remove a connection; returns whether the user went offline with it."""
+        """Remove a connection; returns whether the user went offline with it.
+
+        With a grace window (``settings.grace``) the user's last connection is only marked
+        leaving, and True means the user goes offline when the window passes unless they join
+        again: a sweep then removes it and publishes the leave.
+        """
         self._local.pop((user_id, connection_id), None)
-        removal = await self.store.leave(self.scope, user_id, connection_id)
+        return await self._leave(user_id, connection_id)
+
+    async def _leave(self, user_id: str, connection_id: str) -> bool:
+        removal = await self.store.leave(self.scope, user_id, connection_id, self.settings.grace)
         if removal is None:
             return False
-        await self._publish_leave(removal, expired=False)
+        if not removal.deferred:
+            await self._publish_leave(removal, expired=False)
         return removal.user_offline
 
     def online_users(self) -> set[str]:
@@ -178,10 +194,13 @@ class PresenceTracker:
         }
 
     async def sweep(self) -> list[Removal]:
-        """Expire members now and publish their leaves (also done every ``sweep_interval``)."""
+        """Expire members now and publish their leaves (also done every ``sweep_interval``).
+
+        Also removes leaving connections whose grace window has passed.
+        """
         removals = await self.store.expire(self.scope)
         for removal in removals:
-            await self._publish_leave(removal, expired=True)
+            await self._publish_leave(removal, expired=not removal.left)
         return removals
 
     async def resync(self) -> None:
@@ -263,7 +282,10 @@ class PresenceTracker:
     async def _heartbeat_loop(self) -> None:
         while True:
             await trio.sleep(self.settings.heartbeat)
-            for key, metadata in list(self._local.items()):
+            for key in list(self._local):
+                metadata = self._local.get(key)
+                if metadata is None:  # left meanwhile: a beat would add it back
+                    continue
                 try:
                     await self._beat(key, metadata)
                 except ActorsError as error:
@@ -283,9 +305,7 @@ class PresenceTracker:
             return
         for user_id, connection_id in local:
             try:
-                removal = await self.store.leave(self.scope, user_id, connection_id)
-                if removal is not None:
-                    await self._publish_leave(removal, expired=False)
+                await self._leave(user_id, connection_id)
             except ActorsError as error:
                 logger.warning("presence leave of %s on close failed: %s", user_id, error)
 
@@ -309,15 +329,15 @@ async def open_presence_tracker(
     """Track one scope's presence for the duration of a block.
 
     Subscribes to ``presence:{scope}``, loads the snapshot, and runs the heartbeat and sweep
-    loops in a supervised actor. Leaving the block removes this tracker's connections
-    (unless ``settings.leave_on_close`` is False) and stops it.
+    loops in a supervised actor. Leaving the block makes this tracker's connections leave
+    (with the grace window; not at all if ``settings.leave_on_close`` is False) and stops it.
 
     Args:
         system: The actor system the tracker's actor runs in.
         pubsub: Where diffs are published and received.
         scope: The scope, such as ``"global"`` or a room (ASCII letters, digits, ``-_.@``).
         store: Where state lives; default ``default_store(pubsub)``.
-        settings: TTL, heartbeat and sweep interval.
+        settings: TTL, heartbeat, sweep interval and grace window.
     """
     tracker = PresenceTracker(
         pubsub, scope, store or default_store(pubsub), settings or PresenceSettings()

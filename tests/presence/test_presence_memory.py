@@ -16,7 +16,7 @@ from actors.presence import (
 )
 from actors.pubsub import open_pubsub
 
-FAST = PresenceSettings(ttl=6.0, heartbeat=2.0, sweep_interval=1.0)
+FAST = PresenceSettings(ttl=6.0, heartbeat=2.0, sweep_interval=1.0, grace=0.0)
 
 
 async def _settle() -> None:

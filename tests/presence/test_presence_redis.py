@@ -5,6 +5,8 @@ Real sockets: no autojump clock; a short TTL and waits with deadlines.
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +17,7 @@ import trio
 from actors import ActorSystem
 from actors.presence import (
     PresenceDiff,
+    PresenceJoin,
     PresenceLeave,
     PresenceSettings,
     RedisPresenceStore,
@@ -26,7 +29,8 @@ from actors.pubsub import RedisPubSub, open_pubsub
 sys.path.insert(0, str(Path(__file__).parent.parent / "redis"))
 from _servers import RedisServer, require_redis_server
 
-FAST = PresenceSettings(ttl=0.5, heartbeat=0.15, sweep_interval=0.1)
+FAST = PresenceSettings(ttl=0.5, heartbeat=0.15, sweep_interval=0.1, grace=0.0)
+WORKER = Path(__file__).parent / "presence_worker.py"
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +132,107 @@ async def test_a_dead_process_gives_exactly_one_leave_per_user_on_redis(
         ]
         assert sorted(d.user_id for d in leaves if d.last_connection) == ["ada", "bob"]
         assert b.online_users() == c.online_users() == {"cyd"}
+
+
+async def test_grace_window_on_redis(system: ActorSystem, presence_redis: str) -> None:
+    grace = PresenceSettings(ttl=0.5, heartbeat=0.15, sweep_interval=0.1, grace=0.3)
+    seen: list[PresenceDiff] = []
+
+    async def record(diff: PresenceDiff) -> None:
+        seen.append(diff)
+
+    async with (
+        open_pubsub(system, presence_redis) as watcher,
+        open_pubsub(system, presence_redis) as one,
+        open_pubsub(system, presence_redis) as two,
+        open_presence_tracker(system, one, "room-r4", settings=grace) as a,
+        open_presence_tracker(system, two, "room-r4", settings=grace) as b,
+    ):
+        await watcher.subscribe(presence_channel("room-r4"), record, message_type=PresenceDiff)
+        assert await a.join("ada", "phone")
+        await _until(lambda: b.online_users() == {"ada"} and len(seen) == 1)
+
+        # Back within the window, on the same connection and then on another: no flap.
+        assert await a.leave("ada", "phone")
+        await trio.sleep(0.1)
+        assert not await a.join("ada", "phone")
+        assert await a.leave("ada", "phone")
+        await trio.sleep(0.1)
+        assert not await b.join("ada", "laptop")
+        await _until(lambda: b.connections("ada").keys() == {"laptop"}, seconds=3.0)
+        await trio.sleep(0.7)  # past TTL: the cancelled leave stays cancelled
+        assert a.online_users() == b.online_users() == {"ada"}
+        assert [(type(d), d.connection_id) for d in seen] == [
+            (PresenceJoin, "phone"),
+            (PresenceJoin, "laptop"),
+            (PresenceLeave, "phone"),
+        ]
+        assert not any(isinstance(d, PresenceJoin) and d.first_connection for d in seen[1:])
+        assert not any(isinstance(d, PresenceLeave) and d.last_connection for d in seen)
+
+        # No rejoin: offline after the window, exactly once, as an explicit leave.
+        assert await b.leave("ada", "laptop")
+        await trio.sleep(0.1)
+        assert a.online_users() == b.online_users() == {"ada"}
+        await _until(lambda: not a.online_users() and not b.online_users(), seconds=3.0)
+        await trio.sleep(0.3)
+        offline = [d for d in seen if isinstance(d, PresenceLeave) and d.last_connection]
+        assert [(d.connection_id, d.expired) for d in offline] == [("laptop", False)]
+        snapshot = await a.store.snapshot("room-r4")
+        assert snapshot.members == {}
+
+
+async def test_a_killed_process_gives_exactly_one_leave_per_user(
+    system: ActorSystem, presence_redis: str
+) -> None:
+    """A real child process joins users and is SIGKILLed; its users expire exactly once."""
+    settings = PresenceSettings(ttl=1.0, heartbeat=0.3, sweep_interval=0.2, grace=0.3)
+    scope = "room-mp"
+    seen: list[PresenceDiff] = []
+
+    async def record(diff: PresenceDiff) -> None:
+        seen.append(diff)
+
+    async with (
+        open_pubsub(system, presence_redis) as watcher,
+        open_pubsub(system, presence_redis) as pubsub,
+        open_presence_tracker(system, pubsub, scope, settings=settings) as tracker,
+    ):
+        await watcher.subscribe(presence_channel(scope), record, message_type=PresenceDiff)
+        child = await trio.lowlevel.open_process(
+            [sys.executable, str(WORKER), presence_redis, scope], stdout=subprocess.PIPE
+        )
+        try:
+            assert child.stdout is not None
+            output = b""
+            with trio.fail_after(20):
+                while b"ready\n" not in output:
+                    chunk = await child.stdout.receive_some()
+                    assert chunk, f"the worker exited: {output!r}"
+                    output += chunk
+            await _until(lambda: tracker.online_users() == {"u1", "u2"})
+            assert len(tracker.connections("u1")) == len(tracker.connections("u2")) == 2
+            await trio.sleep(settings.ttl)  # heartbeats keep the child's users online
+            assert tracker.online_users() == {"u1", "u2"}
+        finally:
+            child.send_signal(signal.SIGKILL)
+            with trio.CancelScope(shield=True):
+                await child.wait()
+                if child.stdout is not None:
+                    await child.stdout.aclose()
+        assert child.returncode == -signal.SIGKILL
+        killed = trio.current_time()
+        deadline = settings.ttl + settings.sweep_interval + 1.0
+        await _until(lambda: not tracker.online_users(), seconds=deadline)
+        assert trio.current_time() - killed < deadline
+        await trio.sleep(0.5)  # more sweeps: still no second leave
+        leaves = [d for d in seen if isinstance(d, PresenceLeave)]
+        assert sorted(d.user_id for d in leaves if d.last_connection) == ["u1", "u2"]
+        assert sorted((d.user_id, d.connection_id) for d in leaves) == [
+            ("u1", "c1"),
+            ("u1", "c2"),
+            ("u2", "c1"),
+            ("u2", "c2"),
+        ]
+        assert all(d.expired for d in leaves)
+        assert not tracker.online_users()

@@ -15,7 +15,8 @@ from actors import open_actor_system
 from actors.presence import PresenceSettings, open_presence_tracker
 from actors.pubsub import open_pubsub
 
-SETTINGS = PresenceSettings(ttl=1.0, heartbeat=0.3, sweep_interval=0.2, grace=0.3)
+# A TTL several heartbeats long: a loaded CI machine may delay a heartbeat, never by seconds.
+SETTINGS = PresenceSettings(ttl=2.0, heartbeat=0.3, sweep_interval=0.2, grace=0.3)
 
 
 async def main(url: str, scope: str) -> None:

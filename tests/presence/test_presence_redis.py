@@ -29,7 +29,8 @@ from actors.pubsub import RedisPubSub, open_pubsub
 sys.path.insert(0, str(Path(__file__).parent.parent / "redis"))
 from _servers import RedisServer, require_redis_server
 
-FAST = PresenceSettings(ttl=0.5, heartbeat=0.15, sweep_interval=0.1, grace=0.0)
+# TTLs several heartbeats long, so that a loaded machine delaying a heartbeat expires nobody.
+FAST = PresenceSettings(ttl=1.0, heartbeat=0.15, sweep_interval=0.1, grace=0.0)
 WORKER = Path(__file__).parent / "presence_worker.py"
 
 
@@ -96,7 +97,7 @@ async def test_snapshot_then_diffs_on_redis(system: ActorSystem, presence_redis:
 async def test_a_dead_process_gives_exactly_one_leave_per_user_on_redis(
     system: ActorSystem, presence_redis: str
 ) -> None:
-    dying = PresenceSettings(ttl=0.5, heartbeat=0.15, sweep_interval=0.1, leave_on_close=False)
+    dying = PresenceSettings(ttl=1.0, heartbeat=0.15, sweep_interval=0.1, leave_on_close=False)
     seen: list[PresenceDiff] = []
 
     async def record(diff: PresenceDiff) -> None:
@@ -135,7 +136,7 @@ async def test_a_dead_process_gives_exactly_one_leave_per_user_on_redis(
 
 
 async def test_grace_window_on_redis(system: ActorSystem, presence_redis: str) -> None:
-    grace = PresenceSettings(ttl=0.5, heartbeat=0.15, sweep_interval=0.1, grace=0.3)
+    grace = PresenceSettings(ttl=1.0, heartbeat=0.15, sweep_interval=0.1, grace=0.3)
     seen: list[PresenceDiff] = []
 
     async def record(diff: PresenceDiff) -> None:
@@ -160,7 +161,7 @@ async def test_grace_window_on_redis(system: ActorSystem, presence_redis: str) -
         await trio.sleep(0.1)
         assert not await b.join("ada", "laptop")
         await _until(lambda: b.connections("ada").keys() == {"laptop"}, seconds=3.0)
-        await trio.sleep(0.7)  # past TTL: the cancelled leave stays cancelled
+        await trio.sleep(1.2)  # past TTL: the cancelled leave stays cancelled
         assert a.online_users() == b.online_users() == {"ada"}
         assert [(type(d), d.connection_id) for d in seen] == [
             (PresenceJoin, "phone"),
@@ -186,7 +187,8 @@ async def test_a_killed_process_gives_exactly_one_leave_per_user(
     system: ActorSystem, presence_redis: str
 ) -> None:
     """A real child process joins users and is SIGKILLed; its users expire exactly once."""
-    settings = PresenceSettings(ttl=1.0, heartbeat=0.3, sweep_interval=0.2, grace=0.3)
+    # The same timing as the worker's (tests/presence/presence_worker.py).
+    settings = PresenceSettings(ttl=2.0, heartbeat=0.3, sweep_interval=0.2, grace=0.3)
     scope = "room-mp"
     seen: list[PresenceDiff] = []
 

@@ -270,3 +270,43 @@ def redis_asyncio_fanin(
         return (handled - 1) / (last - first), handled
 
     return asyncio.run(main())
+
+
+class Tally:
+    """Counts what many subscribers handle, and when the first and the last one came."""
+
+    def __init__(self, expected: int) -> None:
+        import trio
+
+        self.expected = expected
+        self.count = 0
+        self.first = 0.0
+        self.last = 0.0
+        self.done = trio.Event()
+
+    def record(self) -> None:
+        self.count += 1
+        if self.count == 1:
+            self.first = time.perf_counter()
+        if self.count == self.expected:
+            self.last = time.perf_counter()
+            self.done.set()
+
+    def rate(self) -> float:
+        """Items per second from the first to the last."""
+        return (self.count - 1) / (self.last - self.first)
+
+
+async def wait_for_tally(tally: Tally, publisher: subprocess.Popen[str]) -> None:
+    """Wait until everything is counted, or 3 s without progress once the publisher is done."""
+    import trio
+
+    seen = -1
+    while not tally.done.is_set():
+        with trio.move_on_after(3.0):
+            await tally.done.wait()
+        if tally.count == seen and publisher.poll() is not None:
+            tally.last = time.perf_counter()
+            print(f"  stalled at {tally.count:,} of {tally.expected:,} (dropped?)", flush=True)
+            return
+        seen = tally.count

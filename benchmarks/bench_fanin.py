@@ -20,7 +20,6 @@ Run: ``python benchmarks/bench_fanin.py [--quick]``. The last line of output is 
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import redis
@@ -29,6 +28,7 @@ import trio
 from _common import emit, interleave, parse_args, progress, summary
 from _redis_common import (
     DECODER,
+    Tally,
     channel_names,
     finish_publisher,
     loads,
@@ -36,6 +36,7 @@ from _redis_common import (
     redis_url,
     redis_version,
     start_publisher,
+    wait_for_tally,
 )
 
 from actors import Actor, open_actor_system
@@ -47,17 +48,6 @@ GOAL = 3.0  # ours / peer
 SERVER_ARGS = ("--client-output-buffer-limit", "pubsub 0 0 0")
 
 
-class Tally:
-    """Shared by every subscriber: how many messages were decoded, and when."""
-
-    def __init__(self, expected: int) -> None:
-        self.expected = expected
-        self.count = 0
-        self.first = 0.0
-        self.last = 0.0
-        self.done = trio.Event()
-
-
 class Subscriber(Actor):
     """One channel's subscriber: decodes every payload and counts it."""
 
@@ -67,26 +57,7 @@ class Subscriber(Actor):
     async def receive(self, message: Any) -> None:
         if type(message) is RedisMessage:
             loads(message.payload)
-            tally = self.tally
-            tally.count += 1
-            if tally.count == 1:
-                tally.first = time.perf_counter()
-            if tally.count == tally.expected:
-                tally.last = time.perf_counter()
-                tally.done.set()
-
-
-async def _wait_for(tally: Tally, publisher: Any) -> None:
-    """Wait until every message is decoded, or 3 s without progress once the publisher is done."""
-    seen = -1
-    while not tally.done.is_set():
-        with trio.move_on_after(3.0):
-            await tally.done.wait()
-        if tally.count == seen and publisher.poll() is not None:
-            tally.last = time.perf_counter()
-            progress(f"  stalled at {tally.count:,} of {tally.expected:,} (dropped?)")
-            return
-        seen = tally.count
+            self.tally.record()
 
 
 def ours(url: str, extra: dict[str, list[float]]) -> Any:
@@ -98,13 +69,13 @@ def ours(url: str, extra: dict[str, list[float]]) -> Any:
                     ref = await system.spawn(Subscriber, tally)
                     await pubsub.subscribe(name, MailboxSink(ref))
                 publisher = start_publisher(url, "flood", CHANNELS, count)
-                await _wait_for(tally, publisher)
+                await wait_for_tally(tally, publisher)
                 await trio.to_thread.run_sync(finish_publisher, publisher)
                 hub = pubsub.statistics().hub
                 dropped = sum(sub.dropped for sub in hub.subscriptions)
                 extra.setdefault("ours_dropped", []).append(dropped)
                 extra.setdefault("ours_decoded", []).append(tally.count)
-            return (tally.count - 1) / (tally.last - tally.first)
+            return tally.rate()
 
         return trio.run(main)
 

@@ -40,7 +40,14 @@ import redis
 import redis.asyncio
 import trio
 from _common import emit, interleave, median, parse_args, progress, summary
-from _redis_common import finish_publisher, redis_url, redis_version, start_publisher
+from _redis_common import (
+    Tally,
+    finish_publisher,
+    redis_url,
+    redis_version,
+    start_publisher,
+    wait_for_tally,
+)
 from _typed_common import (
     VERSIONS,
     BenchNotification,
@@ -60,25 +67,6 @@ CHANNEL = "ch.0"
 SERVER_ARGS = ("--client-output-buffer-limit", "pubsub 0 0 0")
 
 
-class Tally:
-    """Deliveries summed over every subscriber, and when the first and last happened."""
-
-    def __init__(self, expected: int) -> None:
-        self.expected = expected
-        self.count = 0
-        self.first = 0.0
-        self.last = 0.0
-        self.done = trio.Event()
-
-    def delivered(self) -> None:
-        self.count += 1
-        if self.count == 1:
-            self.first = time.perf_counter()
-        if self.count == self.expected:
-            self.last = time.perf_counter()
-            self.done.set()
-
-
 class Subscriber:
     """One subscription's handler and its own counter."""
 
@@ -89,26 +77,13 @@ class Subscriber:
 
     async def typed(self, message: BenchNotification) -> None:
         self.count += 1
-        self.tally.delivered()
+        self.tally.record()
 
     async def raw(self, payload: bytes) -> None:
         assert self.codec is not None
         self.codec.decode(payload, BenchNotification)
         self.count += 1
-        self.tally.delivered()
-
-
-async def _wait_for(tally: Tally, publisher: Any) -> None:
-    """Wait for every delivery, or 3 s without progress once the publisher is done."""
-    seen = -1
-    while not tally.done.is_set():
-        with trio.move_on_after(3.0):
-            await tally.done.wait()
-        if tally.count == seen and publisher.poll() is not None:
-            tally.last = time.perf_counter()
-            progress(f"  stalled at {tally.count:,} of {tally.expected:,} deliveries")
-            return
-        seen = tally.count
+        self.tally.record()
 
 
 def actors_case(
@@ -141,7 +116,7 @@ def actors_case(
                         )
                     )
                 publisher = start_publisher(url, "flood", 1, count, payload_file)
-                await _wait_for(tally, publisher)
+                await wait_for_tally(tally, publisher)
                 await trio.to_thread.run_sync(finish_publisher, publisher)
                 stats = [handle.statistics() for handle in handles]
                 dropped = sum(stat.mailbox.dropped for stat in stats)
@@ -153,7 +128,7 @@ def actors_case(
                 extra.setdefault(f"{key}_min_per_subscriber", []).append(
                     min(subscriber.count for subscriber in subscribers)
                 )
-            return (tally.count - 1) / (tally.last - tally.first)
+            return tally.rate()
 
         return trio.run(main)
 

@@ -27,7 +27,7 @@ result.
 
 from __future__ import annotations
 
-import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis
@@ -35,12 +35,14 @@ import redis.asyncio
 import trio
 from _common import emit, interleave, parse_args, progress, summary
 from _redis_common import (
+    Tally,
     channel_names,
     finish_publisher,
     redis_asyncio_fanin,
     redis_url,
     redis_version,
     start_publisher,
+    wait_for_tally,
 )
 from _typed_common import (
     VERSIONS,
@@ -59,36 +61,13 @@ GOAL = 3.0  # ours / peer
 SERVER_ARGS = ("--client-output-buffer-limit", "pubsub 0 0 0")
 
 
-class Tally:
-    """Shared by every handler: how many typed messages were handled, and when."""
+def handler(tally: Tally) -> Callable[[BenchNotification], Awaitable[None]]:
+    """A typed handler that counts what it handles."""
 
-    def __init__(self, expected: int) -> None:
-        self.expected = expected
-        self.count = 0
-        self.first = 0.0
-        self.last = 0.0
-        self.done = trio.Event()
+    async def handle(message: BenchNotification) -> None:
+        tally.record()
 
-    async def handle(self, message: BenchNotification) -> None:
-        self.count += 1
-        if self.count == 1:
-            self.first = time.perf_counter()
-        if self.count == self.expected:
-            self.last = time.perf_counter()
-            self.done.set()
-
-
-async def _wait_for(tally: Tally, publisher: Any) -> None:
-    """Wait until every message is handled, or 3 s without progress once the publisher is done."""
-    seen = -1
-    while not tally.done.is_set():
-        with trio.move_on_after(3.0):
-            await tally.done.wait()
-        if tally.count == seen and publisher.poll() is not None:
-            tally.last = time.perf_counter()
-            progress(f"  stalled at {tally.count:,} of {tally.expected:,} (dropped?)")
-            return
-        seen = tally.count
+    return handle
 
 
 def ours(url: str, payload_file: str, extra: dict[str, list[float]]) -> Any:
@@ -97,11 +76,11 @@ def ours(url: str, payload_file: str, extra: dict[str, list[float]]) -> Any:
             tally = Tally(count)
             async with open_actor_system() as system, open_pubsub(system, url) as pubsub:
                 handles = [
-                    await pubsub.subscribe(name, tally.handle, message_type=BenchNotification)
+                    await pubsub.subscribe(name, handler(tally), message_type=BenchNotification)
                     for name in channel_names(CHANNELS)
                 ]
                 publisher = start_publisher(url, "flood", CHANNELS, count, payload_file)
-                await _wait_for(tally, publisher)
+                await wait_for_tally(tally, publisher)
                 await trio.to_thread.run_sync(finish_publisher, publisher)
                 stats = [handle.statistics() for handle in handles]
                 extra.setdefault("ours_dropped", []).append(
@@ -111,7 +90,7 @@ def ours(url: str, payload_file: str, extra: dict[str, list[float]]) -> Any:
                     sum(stat.counters.decode_errors for stat in stats)
                 )
                 extra.setdefault("ours_handled", []).append(tally.count)
-            return (tally.count - 1) / (tally.last - tally.first)
+            return tally.rate()
 
         return trio.run(main)
 

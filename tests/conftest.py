@@ -1,11 +1,16 @@
-"""Shared fixtures: an actor system per test, opened in the test's own trio run."""
+"""Shared fixtures: an actor system per test, and private redis-servers for any test folder."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "redis"))
+from _servers import RedisServer, running_redis_server
 
 from actors import ActorSystem, open_actor_system
 
@@ -15,3 +20,17 @@ async def system() -> AsyncIterator[ActorSystem]:
     """An actor system with a seeded random source, closed in order after the test."""
     async with open_actor_system(random=random.Random(1234)) as actor_system:
         yield actor_system
+
+
+@pytest.fixture(scope="module")
+def module_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private redis-server shared by one test module (skips without redis-server)."""
+    with running_redis_server(tmp_path_factory.mktemp("redis")) as server:
+        yield server.url
+
+
+@pytest.fixture
+def fresh_redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A private redis-server for one test, which the test may kill and restart."""
+    with running_redis_server(tmp_path / "redis-server") as server:
+        yield server

@@ -8,13 +8,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent / "redis"))
-from _servers import RedisServer, require_redis_server
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.py"))
 
@@ -24,14 +20,8 @@ def _needs_redis(script: Path) -> bool:
 
 
 @pytest.fixture(scope="module")
-def examples_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    require_redis_server()
-    server = RedisServer(tmp_path_factory.mktemp("examples-redis"))
-    server.start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
+def examples_redis(module_redis_url: str) -> str:
+    return module_redis_url
 
 
 @pytest.mark.parametrize("script", EXAMPLES, ids=[path.stem for path in EXAMPLES])

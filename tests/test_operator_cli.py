@@ -5,26 +5,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent / "redis"))
-from _servers import RedisServer, free_port, require_redis_server
+from _servers import free_port
 
 TIMEOUT = 30.0
 
 
 @pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    require_redis_server()
-    server = RedisServer(tmp_path_factory.mktemp("operator-cli"))
-    server.start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
+def redis_url(module_redis_url: str) -> str:
+    return module_redis_url
 
 
 def actors(*arguments: str) -> subprocess.CompletedProcess[str]:

@@ -5,10 +5,6 @@ Real sockets: no autojump clock; waits have deadlines.
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 import trio
 
@@ -22,22 +18,12 @@ from actors.chat import (
 )
 from actors.pubsub import RedisPubSub, open_pubsub
 
-sys.path.insert(0, str(Path(__file__).parent.parent / "redis"))
-from _servers import RedisServer, require_redis_server
-
 FAST = RateLimit(rate=1000.0, burst=1000)
 
 
 @pytest.fixture(scope="module")
-def chat_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The URL of a private redis-server for this module."""
-    require_redis_server()
-    server = RedisServer(tmp_path_factory.mktemp("chat-redis"))
-    server.start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
+def chat_redis(module_redis_url: str) -> str:
+    return module_redis_url
 
 
 async def test_history_is_a_capped_redis_list(system: ActorSystem, chat_redis: str) -> None:

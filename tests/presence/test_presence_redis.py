@@ -8,7 +8,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,24 +26,14 @@ from actors.presence import (
 )
 from actors.pubsub import RedisPubSub, open_pubsub
 
-sys.path.insert(0, str(Path(__file__).parent.parent / "redis"))
-from _servers import RedisServer, require_redis_server
-
 # TTLs several heartbeats long, so that a loaded machine delaying a heartbeat expires nobody.
 FAST = PresenceSettings(ttl=1.0, heartbeat=0.15, sweep_interval=0.1, grace=0.0)
 WORKER = Path(__file__).parent / "presence_worker.py"
 
 
 @pytest.fixture(scope="module")
-def presence_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The URL of a private redis-server for this module."""
-    require_redis_server()
-    server = RedisServer(tmp_path_factory.mktemp("presence-redis"))
-    server.start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
+def presence_redis(module_redis_url: str) -> str:
+    return module_redis_url
 
 
 async def _until(condition: Callable[[], bool], seconds: float = 5.0) -> None:

@@ -10,16 +10,12 @@ reading up to it (one connection keeps its order); the memory broker has deliver
 from __future__ import annotations
 
 import itertools
-import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import pytest
 import trio
-
-sys.path.insert(0, str(Path(__file__).parent.parent / "redis"))
-from _servers import RedisServer, require_redis_server
+from _servers import RedisServer
 
 from actors import ActorSystem
 from actors.pubsub import (
@@ -41,15 +37,9 @@ _names = itertools.count(1)
 
 
 @pytest.fixture
-def redis_url(tmp_path: Path) -> Iterator[str]:
+def redis_url(fresh_redis_server: RedisServer) -> str:
     """A private redis-server for one test (skipped when redis-server is not installed)."""
-    require_redis_server()
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
+    return fresh_redis_server.url
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -10,16 +10,12 @@ from __future__ import annotations
 
 import platform
 import socket
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from _servers import RedisServer, encode_command, running_redis_server
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-sys.path.insert(0, str(Path(__file__).parent.parent / "redis"))
-from _servers import RedisServer, encode_command, require_redis_server
 
 from actors.pubsub import compile_glob, glob_match
 from actors.redis import Frame, RespParser
@@ -174,17 +170,12 @@ class ChannelsOracle:
 
 @pytest.fixture(scope="module")
 def oracle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChannelsOracle]:
-    require_redis_server()
-    server = RedisServer(tmp_path_factory.mktemp("glob-redis"))
-    server.start()
-    try:
+    with running_redis_server(tmp_path_factory.mktemp("glob-redis")) as server:
         client = ChannelsOracle(server)
         try:
             yield client
         finally:
             client.close()
-    finally:
-        server.stop()
 
 
 SMALL_CASES = [case for case in CASES if len(case[0]) < 100 and case[1]]

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import attrs
 import pytest
 import trio
 import trio.testing
+from _servers import RedisServer
 from prometheus_client import generate_latest
-
-sys.path.insert(0, str(Path(__file__).parent.parent / "redis"))
-from _servers import RedisServer, require_redis_server
 
 from actors import (
     HealthStatus,
@@ -37,14 +32,8 @@ class Ping(Message):
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[RedisServer]:
-    require_redis_server()
-    redis = RedisServer(tmp_path)
-    redis.start()
-    try:
-        yield redis
-    finally:
-        redis.stop()
+def server(fresh_redis_server: RedisServer) -> RedisServer:
+    return fresh_redis_server
 
 
 async def test_health_is_up_with_connection_server_and_subscription_details(

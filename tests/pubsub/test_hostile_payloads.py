@@ -5,16 +5,12 @@ from __future__ import annotations
 
 import math
 import random
-import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import attrs
 import orjson
 import pytest
 import trio
-
-sys.path.insert(0, str(Path(__file__).parent.parent / "redis"))
 from _servers import RedisServer, require_redis_server
 
 from actors import MailboxConfig, Message, Overflow, message_type, open_actor_system

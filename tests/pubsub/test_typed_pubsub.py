@@ -7,18 +7,14 @@ channel, the presence map fed by ``UserOnline | UserOffline``, the chat service 
 
 from __future__ import annotations
 
-import sys
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import attrs
 import orjson
 import pytest
 import trio
-
-sys.path.insert(0, str(Path(__file__).parent.parent / "redis"))
-from _servers import RedisServer, require_redis_server
+from _servers import RedisServer
 
 from actors import (
     InvalidChannelNameError,
@@ -110,14 +106,8 @@ LiveUpdate = DataUpdate | ConfigUpdate | StatusUpdate
 
 
 @pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    require_redis_server()
-    server = RedisServer(tmp_path_factory.mktemp("typed-pubsub"))
-    server.start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
+def redis_url(module_redis_url: str) -> str:
+    return module_redis_url
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -385,14 +375,8 @@ async def test_dead_letters_go_to_a_capped_redis_list_and_to_a_channel(redis_url
 
 
 @pytest.fixture
-def private_server(tmp_path: Path) -> Iterator[RedisServer]:
-    require_redis_server()
-    server = RedisServer(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+def private_server(fresh_redis_server: RedisServer) -> RedisServer:
+    return fresh_redis_server
 
 
 RECONNECTING = PubSubSettings(

@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import ClassVar, NoReturn, Self, TypeVar
@@ -770,3 +770,15 @@ class RedisServerFactory:
                 errors.append(error)
         if errors:
             raise ExceptionGroup("stopping redis-server processes failed", errors)
+
+
+@contextlib.contextmanager
+def running_redis_server(directory: Path) -> Iterator[RedisServer]:
+    """A started private server in ``directory``, stopped on exit (skips without redis-server)."""
+    require_redis_server()
+    server = RedisServer(directory)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -14,7 +14,14 @@ from actors.observability._health import (
     combine_checks,
     worst_status,
 )
-from actors.observability._http import HealthSource, serve_observability
+from actors.observability._http import HealthSource, ObservabilityRoutes, serve_observability
+from actors.observability._http_server import (
+    HttpRequest,
+    HttpResponse,
+    ReplayStream,
+    UpgradeHandler,
+    serve_http,
+)
 from actors.observability._instrument import Instrument
 from actors.observability._metrics import (
     OVERFLOW_LABEL,
@@ -30,10 +37,16 @@ __all__ = [
     "HealthReport",
     "HealthSource",
     "HealthStatus",
+    "HttpRequest",
+    "HttpResponse",
     "Instrument",
     "MetricsInstrument",
+    "ObservabilityRoutes",
     "PubSubMetrics",
+    "ReplayStream",
+    "UpgradeHandler",
     "combine_checks",
+    "serve_http",
     "serve_observability",
     "worst_status",
 ]

@@ -27,7 +27,7 @@ from actors.redis import Resubscribed
 from actors.supervision import ChildSpec, Restart, SupervisorSpec, open_supervisor
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable
 
     from actors.presence._store import PresenceStore, Removal
     from actors.pubsub import PubSub
@@ -41,6 +41,20 @@ DEFAULT_HEARTBEAT: Final = 25.0
 DEFAULT_SWEEP_INTERVAL: Final = 5.0
 DEFAULT_GRACE: Final = 5.0
 LOOPS_CHILD_ID: Final = "presence-loops"
+
+
+@attrs.frozen(kw_only=True)
+class PresenceChange:
+    """Users who came online or went offline in a tracker's local state.
+
+    Given to the tracker's watchers after each diff that changes who is online, and after a
+    snapshot (``resynced``) that does.
+    """
+
+    scope: str
+    joined: frozenset[str] = frozenset()
+    left: frozenset[str] = frozenset()
+    resynced: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -111,6 +125,8 @@ class PresenceTracker:
         self.store = store
         self.settings = settings
         self._members: dict[tuple[str, str], Metadata] = {}
+        self._connection_counts: dict[str, int] = {}
+        self._watchers: list[Callable[[PresenceChange], object]] = []
         self._local: dict[tuple[str, str], Metadata] = {}
         self._seen: dict[tuple[str, str], int] = {}
         self._baseline = 0
@@ -183,7 +199,22 @@ class PresenceTracker:
 
     def online_users(self) -> set[str]:
         """Users with at least one connection, from local state (no round trip)."""
-        return {user_id for user_id, _ in self._members}
+        return set(self._connection_counts)
+
+    def watch(self, watcher: Callable[[PresenceChange], object]) -> Callable[[], None]:
+        """Call ``watcher`` with every change of who is online; returns a function to stop.
+
+        The watcher is called synchronously from the task that applied the change, so it must
+        not block: hand the change on (``tell_nowait``, a channel's ``send_nowait``). An
+        exception it raises is logged and does not stop the tracker.
+        """
+        self._watchers.append(watcher)
+
+        def unwatch() -> None:
+            if watcher in self._watchers:
+                self._watchers.remove(watcher)
+
+        return unwatch
 
     def connections(self, user_id: str) -> dict[str, Metadata]:
         """A user's connections and their metadata, from local state."""
@@ -215,7 +246,21 @@ class PresenceTracker:
                     self._apply(diff)
                 raise
             pending, self._pending = self._pending, None
+            before = set(self._connection_counts)
             self._members = dict(snapshot.members)
+            self._connection_counts = {}
+            for user_id, _ in self._members:
+                self._connection_counts[user_id] = self._connection_counts.get(user_id, 0) + 1
+            after = set(self._connection_counts)
+            if before != after:
+                self._notify(
+                    PresenceChange(
+                        scope=self.scope,
+                        joined=frozenset(after - before),
+                        left=frozenset(before - after),
+                        resynced=True,
+                    )
+                )
             self._baseline = snapshot.version
             self._seen = {key: v for key, v in self._seen.items() if v > snapshot.version}
             for diff in pending:
@@ -267,10 +312,28 @@ class PresenceTracker:
         if diff.version <= self._seen.get(key, self._baseline):
             return
         self._seen[key] = diff.version
+        user_id = diff.user_id
         if isinstance(diff, PresenceJoin):
+            if key not in self._members:
+                count = self._connection_counts.get(user_id, 0)
+                self._connection_counts[user_id] = count + 1
+                if count == 0:
+                    self._notify(PresenceChange(scope=self.scope, joined=frozenset((user_id,))))
             self._members[key] = dict(diff.metadata)
-        else:
-            self._members.pop(key, None)
+        elif self._members.pop(key, None) is not None:
+            count = self._connection_counts[user_id] - 1
+            if count:
+                self._connection_counts[user_id] = count
+            else:
+                del self._connection_counts[user_id]
+                self._notify(PresenceChange(scope=self.scope, left=frozenset((user_id,))))
+
+    def _notify(self, change: PresenceChange) -> None:
+        for watcher in list(self._watchers):
+            try:
+                watcher(change)
+            except Exception:
+                logger.exception("presence watcher %r failed on %r", watcher, change)
 
     async def _on_diff(self, diff: PresenceDiff) -> None:
         self._apply(diff)

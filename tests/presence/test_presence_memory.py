@@ -8,6 +8,7 @@ import trio
 from actors import ActorSystem
 from actors.presence import (
     MemoryPresenceStore,
+    PresenceChange,
     PresenceDiff,
     PresenceLeave,
     PresenceSettings,
@@ -140,3 +141,63 @@ async def test_bad_ids_and_settings_are_refused(system: ActorSystem) -> None:
     ):
         with pytest.raises(ValueError, match="':'"):
             await tracker.join("ada", "a:b")
+
+
+async def test_watchers_see_users_come_and_go_once(system: ActorSystem) -> None:
+    store = MemoryPresenceStore()
+    changes: list[PresenceChange] = []
+    async with (
+        open_pubsub(system, "memory://presence-watch") as one,
+        open_pubsub(system, "memory://presence-watch") as two,
+        open_presence_tracker(system, one, "lobby", store=store, settings=FAST) as a,
+        open_presence_tracker(system, two, "lobby", store=store, settings=FAST) as b,
+    ):
+        unwatch = b.watch(changes.append)
+        await a.join("ada", "phone")
+        await a.join("ada", "laptop")  # the second connection: no change of who is online
+        await _settle()
+        await a.leave("ada", "phone")
+        await _settle()
+        assert changes == [PresenceChange(scope="lobby", joined=frozenset({"ada"}))]
+        await a.leave("ada", "laptop")
+        await _settle()
+        assert changes[1:] == [PresenceChange(scope="lobby", left=frozenset({"ada"}))]
+        unwatch()
+        await a.join("bob", "c1")
+        await _settle()
+        assert len(changes) == 2
+
+
+async def test_a_resync_reports_what_the_snapshot_changed(system: ActorSystem) -> None:
+    store = MemoryPresenceStore()
+    changes: list[PresenceChange] = []
+    async with (
+        open_pubsub(system, "memory://") as pubsub,
+        open_presence_tracker(system, pubsub, "s", store=store, settings=FAST) as tracker,
+    ):
+        await tracker.join("ada", "c1")
+        tracker.watch(changes.append)
+        # Changes the tracker missed (made straight in the store, as during a gap).
+        await store.join("s", "bob", "c1", {}, FAST.ttl)
+        await store.leave("s", "ada", "c1", 0.0)
+        await tracker.resync()
+        assert changes == [
+            PresenceChange(
+                scope="s", joined=frozenset({"bob"}), left=frozenset({"ada"}), resynced=True
+            )
+        ]
+        assert tracker.online_users() == {"bob"}
+
+
+async def test_a_failing_watcher_does_not_stop_the_tracker(system: ActorSystem) -> None:
+    def broken(change: PresenceChange) -> None:
+        raise RuntimeError("watcher bug")
+
+    async with (
+        open_pubsub(system, "memory://") as pubsub,
+        open_presence_tracker(system, pubsub, "s", settings=FAST) as tracker,
+    ):
+        tracker.watch(broken)
+        await tracker.join("ada", "c1")
+        await tracker.join("bob", "c1")
+        assert tracker.online_users() == {"ada", "bob"}

@@ -155,6 +155,92 @@ def _run_operator(command: Callable[[], Awaitable[int]]) -> int:
         return 1
 
 
+def _configure_serve(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=8000, help="port; 0 picks a free one (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("REDIS_URL", "memory://"),
+        metavar="URL",
+        help="memory:// for one process, or a redis:// URL shared by several "
+        "(default: $REDIS_URL or memory://)",
+    )
+    parser.add_argument(
+        "--secret",
+        default=None,
+        help="token secret, the same for every process (default: $ACTORS_GATEWAY_SECRET, "
+        "else a random one)",
+    )
+    parser.add_argument(
+        "--allowed-origin",
+        action="append",
+        default=None,
+        metavar="ORIGIN",
+        help="an origin allowed to open WebSockets, such as https://chat.example.com "
+        "(repeatable; default: the server's own)",
+    )
+    parser.add_argument("--server-name", default=None, help="this process's name in live updates")
+    parser.add_argument("--presence-ttl", type=_positive_seconds, default=60.0, metavar="SECONDS")
+    parser.add_argument(
+        "--presence-heartbeat", type=_positive_seconds, default=25.0, metavar="SECONDS"
+    )
+    parser.add_argument("--presence-sweep", type=_positive_seconds, default=5.0, metavar="SECONDS")
+    parser.add_argument(
+        "--presence-grace",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="reconnect grace window before a user goes offline (default: %(default)s)",
+    )
+    parser.set_defaults(handler=_run_serve)
+
+
+def _run_serve(arguments: argparse.Namespace) -> int:
+    import logging
+
+    from actors.gateway import GatewaySettings, run_server, secret_from
+    from actors.presence import PresenceSettings
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        presence = PresenceSettings(
+            ttl=arguments.presence_ttl,
+            heartbeat=arguments.presence_heartbeat,
+            sweep_interval=arguments.presence_sweep,
+            grace=arguments.presence_grace,
+        )
+        settings = GatewaySettings(
+            allowed_origins=tuple(arguments.allowed_origin) if arguments.allowed_origin else None,
+            presence=presence,
+            **({"server_name": arguments.server_name} if arguments.server_name else {}),
+        )
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+    def announce(line: str) -> None:
+        print(line, flush=True)
+
+    async def serve() -> int:
+        await run_server(
+            url=arguments.redis_url,
+            host=arguments.host,
+            port=arguments.port,
+            secret=secret_from(arguments.secret),
+            settings=settings,
+            announce=announce,
+        )
+        return 0
+
+    return _run_operator(serve)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every subcommand."""
     parser = argparse.ArgumentParser(
@@ -177,6 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _configure_health(
         commands.add_parser("health", help="check a Redis connection; exit code 0 if up")
+    )
+    _configure_serve(
+        commands.add_parser(
+            "serve",
+            help="run the chat server: page, WebSocket gateway, /metrics and /health",
+        )
     )
     return parser
 

@@ -2,7 +2,7 @@
 
 Usage:
     python3 scripts/dev.py test [pytest arguments...]
-    python3 scripts/dev.py demo [demo arguments...]
+    python3 scripts/dev.py demo [serve arguments...]   (the chat server on http://127.0.0.1:8000)
     python3 scripts/dev.py bench NAME [--quick]
 
 Only the standard library is used here, so a fresh machine with Python 3.11+ and pip needs nothing
@@ -78,7 +78,7 @@ def main(argv: list[str]) -> int:
     if command == "test":
         return test(python, extra)
     if command == "demo":
-        return run(python, "actors", "demo", *extra)
+        return run(python, "actors", "serve", *extra)
     if not extra:
         print("bench needs a benchmark name, for example: bench mailbox --quick")
         return 2

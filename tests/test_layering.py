@@ -29,7 +29,29 @@ class Rule:
     """Whether imports under ``if TYPE_CHECKING:`` are exempt from the rule."""
 
 
-ABOVE_SUPERVISION = ("actors.redis", "actors.pubsub", "actors.presence", "actors.messages")
+ABOVE_SUPERVISION = (
+    "actors.redis",
+    "actors.pubsub",
+    "actors.presence",
+    "actors.messages",
+    "actors.chat",
+    "actors.notifications",
+    "actors.gateway",
+)
+
+GATEWAY_MAY_IMPORT = (
+    "actors._errors",
+    "actors.chat",
+    "actors.messages",
+    "actors.notifications",
+    "actors.observability",
+    "actors.presence",
+    "actors.pubsub",
+    "actors.redis",
+    "actors.runtime",
+    "actors.supervision",
+)
+"""The gateway is an application: every library layer, and nothing of the command line."""
 
 PRESENCE_MAY_IMPORT = (
     "actors._errors",
@@ -42,6 +64,9 @@ PRESENCE_MAY_IMPORT = (
 
 CHAT_MAY_IMPORT = PRESENCE_MAY_IMPORT
 """Chat sits beside presence: the same layers below it, and not presence itself."""
+
+NOTIFICATIONS_MAY_IMPORT = PRESENCE_MAY_IMPORT
+"""Notifications sit beside chat and presence: the same layers below, neither of them."""
 
 RULES = (
     Rule(layer="actors.runtime", forbidden=("actors.supervision", *ABOVE_SUPERVISION)),
@@ -56,6 +81,8 @@ RULES = (
     Rule(layer="actors._errors", allowed_only=()),
     Rule(layer="actors.presence", allowed_only=PRESENCE_MAY_IMPORT),
     Rule(layer="actors.chat", allowed_only=CHAT_MAY_IMPORT),
+    Rule(layer="actors.notifications", allowed_only=NOTIFICATIONS_MAY_IMPORT),
+    Rule(layer="actors.gateway", allowed_only=GATEWAY_MAY_IMPORT),
 )
 
 

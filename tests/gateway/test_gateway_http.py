@@ -1,0 +1,54 @@
+"""The gateway's plain HTTP on the WebSocket's port: page, token, metrics, health."""
+
+from __future__ import annotations
+
+import orjson
+from gateway_helpers import http_request, post_json, running_gateway
+
+from actors import ActorSystem
+
+
+async def test_the_page_and_its_files(system: ActorSystem) -> None:
+    async with running_gateway(system) as server:
+        status, headers, body = await http_request(server.port, "GET", "/")
+        assert status == 200
+        assert headers["content-type"] == "text/html; charset=utf-8"
+        assert b"<html" in body.lower()
+        assert "connect-src 'self'" in headers["content-security-policy"]
+        assert headers["x-content-type-options"] == "nosniff"
+        for path, kind in [("/static/app.js", "text/javascript"), ("/static/app.css", "text/css")]:
+            status, headers, body = await http_request(server.port, "GET", path)
+            assert status == 200
+            assert headers["content-type"].startswith(kind)
+            assert body
+        for path in ["/static/../_web.py", "/static/", "/nothing", "/static/%2e%2e/_web.py"]:
+            status, _, _ = await http_request(server.port, "GET", path)
+            assert status == 404
+        status, headers, _ = await http_request(server.port, "POST", "/")
+        assert status == 405
+
+
+async def test_a_token_for_a_name(system: ActorSystem) -> None:
+    async with running_gateway(system) as server:
+        status, document = await post_json(server.port, "/token", {"name": "ada.l-1_x"})
+        assert status == 200
+        assert document["user_id"] == "ada.l-1_x"
+        assert server.gateway.signer.verify(document["token"]) == "ada.l-1_x"
+        status, _, _ = await http_request(server.port, "GET", "/token")
+        assert status == 405
+        status, _, body = await http_request(server.port, "POST", "/token", b"{not json")
+        assert status == 400
+        assert "JSON" in orjson.loads(body)["error"]
+        status, document = await post_json(server.port, "/token", ["ada"])
+        assert status == 400
+
+
+async def test_metrics_and_health_on_the_same_port(system: ActorSystem) -> None:
+    async with running_gateway(system) as server:
+        status, headers, body = await http_request(server.port, "GET", "/metrics")
+        assert status == 200
+        assert b"actors_gateway_sessions 0.0" in body
+        status, headers, body = await http_request(server.port, "GET", "/health")
+        assert status == 200
+        assert headers["content-type"] == "application/json"
+        assert orjson.loads(body)["status"] == "up"

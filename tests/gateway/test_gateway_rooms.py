@@ -1,0 +1,142 @@
+"""Rooms, typing, presence per room, notifications and live updates through the gateway."""
+
+from __future__ import annotations
+
+import attrs
+import pytest
+from gateway_helpers import connected, post_json, running_gateway
+
+from actors import ActorSystem, message_type
+from actors.notifications import LiveUpdate, publish_update
+
+
+async def test_two_users_chat_in_a_room(system: ActorSystem) -> None:
+    async with (
+        running_gateway(system) as server,
+        connected(server, "ada") as ada,
+        connected(server, "bob") as bob,
+    ):
+        await ada.send(type="join", room="lobby")
+        joined = await ada.expect("joined", room="lobby")
+        assert joined["history"] == []
+        assert (await ada.expect("presence_state", scope="lobby"))["users"] == ["ada"]
+        await bob.send(type="join", room="lobby")
+        await bob.expect("joined", room="lobby")
+        assert (await bob.expect("presence_state", scope="lobby"))["users"] == ["ada", "bob"]
+        assert (await ada.expect("presence_diff", scope="lobby"))["joined"] == ["bob"]
+
+        await ada.send(type="say", room="lobby", text="hello bob", ref="m1")
+        first, second = (
+            await ada.expect_any(("ack", "message")),
+            await ada.expect_any(("ack", "message")),
+        )
+        ack = first if first["type"] == "ack" else second
+        assert ack["ref"] == "m1"
+        own = second if first is ack else first
+        for message in (own, await bob.expect("message")):
+            assert message == {
+                "type": "message",
+                "room": "lobby",
+                "user_id": "ada",
+                "text": "hello bob",
+                "sent_at": ack["sent_at"],
+            }
+
+        await bob.send(type="typing", room="lobby")
+        assert await ada.expect("typing") == {"type": "typing", "room": "lobby", "user_id": "bob"}
+
+        await bob.send(type="history", room="lobby", limit=5)
+        history = await bob.expect("history", room="lobby")
+        assert [m["text"] for m in history["messages"]] == ["hello bob"]
+
+        await bob.send(type="leave", room="lobby")
+        await bob.expect("left", room="lobby")
+        assert (await ada.expect("presence_diff", scope="lobby"))["left"] == ["bob"]
+
+
+async def test_a_joiner_gets_the_history(system: ActorSystem) -> None:
+    async with running_gateway(system) as server:
+        async with connected(server, "ada") as ada:
+            await ada.send(type="join", room="r1")
+            await ada.expect("joined")
+            for number in range(3):
+                await ada.send(type="say", room="r1", text=f"m{number}", ref=str(number))
+                await ada.expect("ack")
+        async with connected(server, "bob") as bob:
+            await bob.send(type="join", room="r1")
+            joined = await bob.expect("joined", room="r1")
+            assert [m["text"] for m in joined["history"]] == ["m0", "m1", "m2"]
+            assert all(m["user_id"] == "ada" for m in joined["history"])
+
+
+async def test_one_hub_per_room_and_it_stops_with_its_last_session(system: ActorSystem) -> None:
+    async with (
+        running_gateway(system) as server,
+        connected(server, "ada") as ada,
+        connected(server, "bob") as bob,
+    ):
+        for client in (ada, bob):
+            await client.send(type="join", room="r2")
+            await client.expect("joined")
+        assert list(server.gateway.hub_refs) == ["r2"]
+        hub = server.gateway.hub_refs["r2"]
+        await ada.send(type="leave", room="r2")
+        await ada.expect("left")
+        assert hub.alive
+        await bob.send(type="leave", room="r2")
+        await bob.expect("left")
+        await hub.wait_stopped()
+        assert server.gateway.hub_refs == {}
+
+
+async def test_mentions_notify_the_user_once(system: ActorSystem) -> None:
+    async with (
+        running_gateway(system) as server,
+        connected(server, "ada") as ada,
+        connected(server, "bob") as bob,
+    ):
+        await ada.send(type="join", room="lobby")
+        await ada.expect("joined")
+        await ada.send(type="say", room="lobby", text="@bob and @bob again, @ada, @nobody.")
+        notification = await bob.expect("notification")
+        assert notification["user_id"] == "bob"
+        assert notification["kind"] == "mention"
+        assert notification["title"] == "ada mentioned you in lobby"
+        assert notification["body"] == "@bob and @bob again, @ada, @nobody."
+        await bob.send(type="ping", ref="after")
+        assert (await bob.expect_any(("notification", "pong")))["type"] == "pong"
+
+
+async def test_broadcast_notifications_reach_every_session(system: ActorSystem) -> None:
+    async with (
+        running_gateway(system) as server,
+        connected(server, "ada") as ada,
+        connected(server, "bob") as bob,
+    ):
+        await server.gateway.notifier.broadcast(kind="announcement", title="Maintenance at 6")
+        for client in (ada, bob):
+            notification = await client.expect("notification")
+            assert notification["user_id"] is None
+            assert notification["title"] == "Maintenance at 6"
+
+
+@message_type("test.gateway.score")
+@attrs.frozen(kw_only=True)
+class GatewayTestScore(LiveUpdate):
+    home: int
+    away: int
+
+
+async def test_live_updates_are_forwarded_with_their_type(system: ActorSystem) -> None:
+    async with running_gateway(system) as server, connected(server, "ada") as ada:
+        await publish_update(server.gateway.pubsub, GatewayTestScore(home=2, away=1))
+        update = await ada.expect("update")
+        assert update["event"] == {"type": "test.gateway.score", "home": 2, "away": 1}
+
+
+@pytest.mark.parametrize("name", ["*", "a b", "", "x" * 33, "chat:all"])
+async def test_the_token_endpoint_refuses_bad_names(system: ActorSystem, name: str) -> None:
+    async with running_gateway(system) as server:
+        status, document = await post_json(server.port, "/token", {"name": name})
+        assert status == 400
+        assert "name" in document["error"]

@@ -50,6 +50,27 @@ async def run_server(
     On a signal, every session is closed with 1001 first (clients reconnect, possibly to
     another process), then the rooms, presence and the Redis connection stop.
     """
+    try:
+        await _serve_until_signalled(url, host, port, secret, settings, announce)
+    except BaseExceptionGroup as group:
+        # One failure (a port in use, Redis refusing us) comes wrapped by the nurseries it
+        # crossed: raise it as itself, for a plain error message.
+        error: BaseException = group
+        while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+            error = error.exceptions[0]
+        if error is group:
+            raise
+        raise error from None
+
+
+async def _serve_until_signalled(
+    url: str,
+    host: str,
+    port: int,
+    secret: bytes,
+    settings: GatewaySettings | None,
+    announce: Callable[[str], object],
+) -> None:
     metrics = PubSubMetrics()
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with (

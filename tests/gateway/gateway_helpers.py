@@ -58,6 +58,13 @@ class Client:
     def __init__(self, connection: trio_websocket.WebSocketConnection) -> None:
         self.connection = connection
 
+    async def aclose(self) -> None:
+        """Close the connection and its socket, whoever closed first."""
+        with trio.move_on_after(WAIT):
+            await self.connection.aclose()
+        # trio-websocket's client leaves its socket open when the server closed first.
+        await trio.aclose_forcefully(self.connection._stream)
+
     async def send(self, **frame: Any) -> None:
         await self.connection.send_message(orjson.dumps(frame).decode())
 
@@ -118,8 +125,7 @@ async def connected(
                 assert welcome["user_id"] == name
             yield client
         finally:
-            # trio-websocket's client leaves its socket open when the server closed first.
-            await trio.aclose_forcefully(connection._stream)
+            await client.aclose()
 
 
 async def http_request(

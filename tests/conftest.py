@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "redis"))
+sys.path.insert(0, str(Path(__file__).parent / "gateway"))
 from _servers import RedisServer, running_redis_server
 
 from actors import ActorSystem, open_actor_system

@@ -27,7 +27,7 @@ import trio
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from actors._errors import ActorsError, ActorStoppedError
-from actors.chat import open_chat_service
+from actors.chat import RateLimit, open_chat_service
 from actors.gateway import _protocol as protocol
 from actors.gateway._rooms import Attach, Detach, TypingNotice, run_room_hub, typing_channel
 from actors.gateway._session import Session, run_session
@@ -84,6 +84,8 @@ class GatewaySettings:
     max_rooms_per_session: int = 20
     max_frames_per_second: int = 50
     max_refused_in_a_row: int = 20
+    chat_rate: RateLimit = attrs.field(factory=RateLimit)
+    """Each user's message rate (5 a second, bursts of 10, by default)."""
     typing_interval: float = 1.0
     """Seconds between two typing notices of one session in one room; extras are dropped."""
     stats_interval: float = 5.0
@@ -340,7 +342,9 @@ async def open_gateway(
         registry = pubsub.metrics.registry if pubsub.metrics is not None else CollectorRegistry()
     async with AsyncExitStack() as stack:
         chat = await stack.enter_async_context(
-            open_chat_service(system, pubsub, max_text_length=settings.max_text_length)
+            open_chat_service(
+                system, pubsub, max_text_length=settings.max_text_length, rate=settings.chat_rate
+            )
         )
         presence = await stack.enter_async_context(
             open_presence_tracker(system, pubsub, GLOBAL_SCOPE, settings=settings.presence)

@@ -268,12 +268,12 @@ class Gateway:
             return hub  # type: ignore[no-any-return]
         raise ActorStoppedError(f"the hub of room {room!r} kept stopping")
 
-    async def detach(self, room: str, session: Session) -> None:
-        """Take a session out of a room's hub."""
+    async def detach(self, room: str, session: Session, *, asked: bool = False) -> None:
+        """Take a session out of a room's hub; ``asked``: the user left (no grace window)."""
         ref = self.hub_refs.get(room)
         if ref is not None:
             with suppress(ActorStoppedError):
-                await ref.ask(Detach(session))
+                await ref.ask(Detach(session, asked))
 
     async def _hub_ref(self, room: str) -> ActorRef:
         ref = self.hub_refs.get(room)

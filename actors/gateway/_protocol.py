@@ -108,12 +108,18 @@ _SHAPES: Final[dict[str, tuple[type[ClientFrame], dict[str, tuple[type, bool]]]]
 }
 
 
+RESERVED_ROOMS: Final = frozenset({"global"})
+"""Names that are presence scopes of their own, so no room may take them."""
+
+
 def check_room(room: str, ref: str | None = None) -> str:
     """Return ``room`` if it may name a room: 1 to 64 ASCII letters, digits, ``-_.``.
 
     Raises:
-        ProtocolError: ``invalid_room`` otherwise.
+        ProtocolError: ``invalid_room`` otherwise, or for a reserved name (``global``).
     """
+    if room in RESERVED_ROOMS:
+        raise ProtocolError("invalid_room", f"{room!r} is reserved", ref)
     if not _ROOM.fullmatch(room):
         raise ProtocolError(
             "invalid_room",

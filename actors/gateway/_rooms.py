@@ -55,6 +55,8 @@ class Attach:
 @attrs.frozen
 class Detach:
     session: Session
+    asked: bool = False
+    """The user left the room (no grace window), rather than the session ending."""
 
 
 class RoomHub:
@@ -130,7 +132,11 @@ async def _serve(hub: RoomHub, tracker: PresenceTracker, request: object) -> Non
             await tracker.join(message.session.user_id, message.session.session_id)
         elif isinstance(message, Detach):
             hub.sessions.discard(message.session)
-            await tracker.leave(message.session.user_id, message.session.session_id)
+            await tracker.leave(
+                message.session.user_id,
+                message.session.session_id,
+                grace=0.0 if message.asked else None,
+            )
     except ActorsError as error:
         logger.warning("room %r: %r failed: %s", hub.room, message, error)
         if isinstance(message, Attach):

@@ -217,7 +217,7 @@ class Session:
                 await self.join(room, ref)
             case Leave(room=room, ref=ref):
                 self._check_joined(room, ref)
-                await self.leave(room)
+                await self.leave(room, asked=True)
                 self.push(protocol.encode({"type": "left", "room": room}))
             case HistoryRequest(room=room, limit=limit, ref=ref):
                 self._check_joined(room, ref)
@@ -294,10 +294,10 @@ class Session:
         self.push(protocol.history_frame("joined", room, messages))
         self.push(protocol.presence_state_frame(room, hub.online_users()))
 
-    async def leave(self, room: str) -> None:
-        """Leave a room, if in it."""
+    async def leave(self, room: str, *, asked: bool = False) -> None:
+        """Leave a room, if in it; ``asked``: at the user's request, so at once, no grace."""
         if self.rooms.pop(room, None) is not None:
-            await self.gateway.detach(room, self)
+            await self.gateway.detach(room, self, asked=asked)
 
     def room_lost(self, room: str) -> None:
         """The room's hub ended without this session leaving: tell the client."""

@@ -179,18 +179,24 @@ class PresenceTracker:
             self._local[key] = dict(metadata)
         await self._beat(key, self._local.get(key, {}))
 
-    async def leave(self, user_id: str, connection_id: str) -> bool:
+    async def leave(self, user_id: str, connection_id: str, *, grace: float | None = None) -> bool:
         """Remove a connection; returns whether the user went offline with it.
 
-        With a grace window (``settings.grace``) the user's last connection is only marked
-        leaving, and True means the user goes offline when the window passes unless they join
-        again: a sweep then removes it and publishes the leave.
+        With a grace window (``settings.grace``, or ``grace`` if given) the user's last
+        connection is only marked leaving, and True means the user goes offline when the window
+        passes unless they join again: a sweep then removes it and publishes the leave. Pass
+        ``grace=0`` for a leave the user asked for, which no reconnect will follow.
         """
         self._local.pop((user_id, connection_id), None)
-        return await self._leave(user_id, connection_id)
+        return await self._leave(user_id, connection_id, grace)
 
-    async def _leave(self, user_id: str, connection_id: str) -> bool:
-        removal = await self.store.leave(self.scope, user_id, connection_id, self.settings.grace)
+    async def _leave(self, user_id: str, connection_id: str, grace: float | None = None) -> bool:
+        removal = await self.store.leave(
+            self.scope,
+            user_id,
+            connection_id,
+            self.settings.grace if grace is None else grace,
+        )
         if removal is None:
             return False
         if not removal.deferred:

@@ -72,6 +72,7 @@ async def test_welcome_then_the_global_presence(server: Server) -> None:
         ('{"type": "join", "room": "chat:*"}', "invalid_room"),
         ('{"type": "join", "room": "two words"}', "invalid_room"),
         ('{"type": "join", "room": ""}', "invalid_room"),
+        ('{"type": "join", "room": "global"}', "invalid_room"),
         ('{"type": "join", "room": "' + "r" * 65 + '"}', "invalid_room"),
         ('{"type": "say", "room": "lobby", "text": "hi"}', "not_joined"),
         ('{"type": "typing", "room": "lobby"}', "not_joined"),

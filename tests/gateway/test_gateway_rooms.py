@@ -140,3 +140,23 @@ async def test_the_token_endpoint_refuses_bad_names(system: ActorSystem, name: s
         status, document = await post_json(server.port, "/token", {"name": name})
         assert status == 400
         assert "name" in document["error"]
+
+
+async def test_leaving_a_room_is_seen_at_once_despite_the_grace_window(
+    system: ActorSystem,
+) -> None:
+    from actors.gateway import GatewaySettings
+    from actors.presence import PresenceSettings
+
+    presence = PresenceSettings(ttl=60.0, heartbeat=20.0, sweep_interval=0.2, grace=3600.0)
+    async with (
+        running_gateway(system, settings=GatewaySettings(presence=presence)) as server,
+        connected(server, "ada") as ada,
+        connected(server, "bob") as bob,
+    ):
+        for client in (ada, bob):
+            await client.send(type="join", room="r3")
+            await client.expect("joined")
+        await bob.send(type="leave", room="r3")
+        diff = await ada.expect("presence_diff", scope="r3", left=["bob"])
+        assert diff["joined"] == []

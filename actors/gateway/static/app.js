@@ -310,6 +310,7 @@ function onSocketClosed(code, reason) {
     }
   }
   state.refs.clear();
+  for (const r of [...state.rooms.values()]) if (r.leaving) forgetRoom(r.name); // left with the socket
   renderAll();
   if (!state.userId) return; // signed out
   if (code === 4001) {
@@ -431,6 +432,13 @@ function sendJoin(name) {
 
 function onJoined(name, history, isHistoryAnswer = false) {
   if (typeof name !== "string") return;
+  const existing = state.rooms.get(name);
+  if (!isHistoryAnswer && existing && existing.leaving) {
+    existing.joined = true; // a leave is on its way: its `left` will follow
+    existing.joining = false;
+    return;
+  }
+  if (!existing && isHistoryAnswer) return;
   const r = room(name);
   if (!isHistoryAnswer) {
     r.joined = true;
@@ -641,12 +649,14 @@ function onError(frame) {
   if (entry) state.refs.delete(frame.ref);
   if (entry?.kind === "say") {
     const p = state.pending.find((x) => x.id === entry.pendingId);
+    const why = code === "rate_limited" || code === "unavailable" ? ERROR_TEXT[code] : (message || ERROR_TEXT[code] || code);
     if (p) {
       p.status = "failed";
-      p.error = ERROR_TEXT[code] || message || code;
+      p.error = code === "rate_limited" ? "Not sent: too fast." : "Not sent.";
+      p.detail = why;
       if (p.room === state.active) renderPending();
     }
-    toast({ kind: "error", title: code === "rate_limited" ? "Slow down" : "Message not sent", body: p?.error || message, code });
+    toast({ kind: "error", title: code === "rate_limited" ? "Slow down" : "Message not sent", body: why, code });
     return;
   }
   if (entry?.kind === "join") {
@@ -720,7 +730,7 @@ function leaveRoom(name) {
   const r = state.rooms.get(name);
   if (!r || !r.wanted) return;
   r.leaving = true;
-  if (r.joined && state.conn === "connected") {
+  if ((r.joined || r.joining) && state.conn === "connected") {
     const ref = newRef("l");
     state.refs.set(ref, { kind: "leave", room: name });
     send({ type: "leave", room: name, ref });
@@ -746,6 +756,7 @@ function sendMessage(textArg, existing) {
   p.ref = ref;
   p.status = "sending";
   p.error = null;
+  p.detail = null;
   if (!existing) state.pending.push(p);
   state.refs.set(ref, { kind: "say", room: name, pendingId: p.id });
   const sent = send({ type: "say", room: name, text, ref });
@@ -1217,7 +1228,7 @@ function renderPending() {
           h("span", { class: "msg-time" }, failed ? "!" : "…")),
         failed
           ? h("div", { class: "msg-failure" },
-            h("span", { class: "msg-failure-text" }, p.error || "Not sent."),
+            h("span", { class: "msg-failure-text", title: p.detail || p.error || "" }, p.error || "Not sent."),
             h("button", { type: "button", class: "link-btn", onclick: () => retryPending(p) }, "Retry"),
             h("button", { type: "button", class: "link-btn", onclick: () => discardPending(p) }, "Discard"))
           : h("div", { class: "msg-sending" }, "Sending…")));
@@ -1309,6 +1320,11 @@ function closeDrawer() {
 }
 function toggleMembers() {
   const app = $("app");
+  if (window.matchMedia("(min-width: 1100px)").matches) {
+    app.classList.toggle("members-hidden");
+    $("members-btn").setAttribute("aria-expanded", String(!app.classList.contains("members-hidden")));
+    return;
+  }
   const open = !app.classList.contains("members-open");
   app.classList.toggle("members-open", open);
   $("backdrop").hidden = !open || !window.matchMedia("(max-width: 1099px)").matches;
@@ -1403,7 +1419,7 @@ window.__chat = {
     rooms: state.order.filter((n) => state.rooms.get(n)?.wanted),
     joined: state.order.filter((n) => state.rooms.get(n)?.joined),
     online: [...state.online],
-    pending: state.pending.map((p) => ({ room: p.room, text: p.text, status: p.status, error: p.error })),
+    pending: state.pending.map((p) => ({ room: p.room, text: p.text, status: p.status, error: p.detail || p.error })),
   }),
   socket: null,
 };

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Final
 import attrs
 import trio
 
-from actors._errors import ActorsError, ActorStoppedError
+from actors._errors import ActorsError
 from actors.chat._history import default_history_store
 from actors.chat._messages import (
     MAX_TEXT_LENGTH,
@@ -36,6 +36,7 @@ from actors.chat._rate import RateLimit, RateLimiter
 from actors.runtime import Actor
 from actors.supervision import (
     ChildSpec,
+    KeyedChildren,
     Restart,
     Strategy,
     Supervisor,
@@ -56,7 +57,6 @@ DEFAULT_HISTORY_SIZE: Final = 50
 DEFAULT_IDLE_TIMEOUT: Final = 300.0  # seconds
 ROOMS_CHILD_ID: Final = "rooms"
 TIMERS_CHILD_ID: Final = "timers"
-_ATTEMPTS: Final = 3
 
 
 @attrs.frozen
@@ -99,7 +99,7 @@ class _Shared:
         self.store = store
         self.history_size = history_size
         self.idle_timeout = idle_timeout
-        self.rooms: dict[str, ActorRef] = {}
+        self.rooms: KeyedChildren[str] | None = None
         self.timers: ActorRef | None = None
 
     def wake_at(self, ref: ActorRef, deadline: float) -> None:
@@ -153,8 +153,8 @@ class RoomActor(Actor):
 
     async def stopping(self, reason: ExitReason) -> None:
         """Forget this room so that the next message spawns a fresh actor."""
-        if self.shared.rooms.get(self.room) is self.context.ref:
-            del self.shared.rooms[self.room]
+        if self.shared.rooms is not None:
+            self.shared.rooms.forget(self.room, self.context.ref)
 
 
 async def _wake(ref: ActorRef, deadline: float) -> None:
@@ -187,7 +187,8 @@ class ChatService:
         """The rooms supervisor (simple_one_for_one)."""
         self.limiter = RateLimiter(rate)
         self.max_text_length = max_text_length
-        self._spawn_lock = trio.Lock()
+        self._rooms: KeyedChildren[str] = KeyedChildren(rooms)
+        shared.rooms = self._rooms
 
     @property
     def history_size(self) -> int:
@@ -196,7 +197,7 @@ class ChatService:
 
     def active_rooms(self) -> set[str]:
         """Rooms with a running room actor in this process."""
-        return set(self._shared.rooms)
+        return self._rooms.keys()
 
     async def send(self, room: str, user_id: str, text: str) -> ChatMessage:
         """Validate, rate limit, append to the room's history and publish a message.
@@ -239,31 +240,11 @@ class ChatService:
             room_channel(room), handler, message_type=ChatMessage
         )
 
-    async def _room(self, room: str) -> ActorRef:
-        ref = self._shared.rooms.get(room)
-        if ref is not None and ref.alive:
-            return ref
-        async with self._spawn_lock:
-            ref = self._shared.rooms.get(room)
-            if ref is None or not ref.alive:
-                ref = await self.rooms_supervisor.spawn(room)
-                self._shared.rooms[room] = ref
-            return ref
-
     async def _call(self, room: str, request: object) -> object:
-        for _ in range(_ATTEMPTS):
-            ref = await self._room(room)
-            try:
-                result = await ref.ask(request)
-            except ActorStoppedError:
-                # Stopped for idleness just before the request arrived: spawn it again.
-                if self._shared.rooms.get(room) is ref:
-                    del self._shared.rooms[room]
-                continue
-            if isinstance(result, _Failed):
-                raise result.error
-            return result
-        raise ActorStoppedError(f"chat room {room!r} kept stopping")
+        result = await self._rooms.ask(room, request)
+        if isinstance(result, _Failed):
+            raise result.error
+        return result
 
 
 @asynccontextmanager

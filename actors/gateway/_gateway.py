@@ -29,13 +29,21 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from actors._errors import ActorsError, ActorStoppedError
 from actors.chat import RateLimit, open_chat_service
 from actors.gateway import _protocol as protocol
-from actors.gateway._rooms import Attach, Detach, TypingNotice, run_room_hub, typing_channel
+from actors.gateway._rooms import (
+    Attach,
+    Detach,
+    RoomHub,
+    TypingNotice,
+    run_room_hub,
+    typing_channel,
+)
 from actors.gateway._session import Session, run_session
 from actors.gateway._tokens import DEFAULT_TOKEN_TTL, TokenSigner
 from actors.notifications import Notifier, ServerStats, UpdateDispatcher, publish_update
 from actors.presence import PresenceSettings, open_presence_tracker
 from actors.supervision import (
     ChildSpec,
+    KeyedChildren,
     Restart,
     Strategy,
     Supervisor,
@@ -49,17 +57,15 @@ if TYPE_CHECKING:
     import trio_websocket
 
     from actors.chat import ChatService
-    from actors.gateway._rooms import RoomHub
     from actors.notifications import LiveUpdate, Notification
     from actors.presence import PresenceChange, PresenceTracker
     from actors.pubsub import PubSub
-    from actors.runtime import ActorContext, ActorRef, ActorSystem
+    from actors.runtime import ActorContext, ActorSystem
 
 logger = logging.getLogger(__name__)
 
 GLOBAL_SCOPE: Final = "global"
 DEFAULT_ROOMS: Final = ("lobby", "random", "help")
-_ATTEMPTS: Final = 3
 
 
 def _default_server_name() -> str:
@@ -161,12 +167,16 @@ class Gateway:
         self.metrics = GatewayMetrics(registry)
         self.registry = registry
         self.sessions: set[Session] = set()
-        self.hub_refs: dict[str, ActorRef] = {}
-        self.hubs_supervisor: Supervisor | None = None
+        self._hubs: KeyedChildren[str] | None = None
         self.sessions_supervisor: Supervisor | None = None
         self._session_numbers = itertools.count(1)
         self._session_prefix = secrets.token_hex(4)
-        self._hub_lock = trio.Lock()
+
+    @property
+    def hubs(self) -> KeyedChildren[str]:
+        """The room hubs of this process, by room."""
+        assert self._hubs is not None, "the gateway is not open"
+        return self._hubs
 
     def new_session_id(self) -> str:
         """A session id unique across processes (a random prefix per process)."""
@@ -256,36 +266,16 @@ class Gateway:
 
     async def attach(self, room: str, session: Session) -> RoomHub:
         """Put a session in a room's hub, starting the hub if needed; returns the hub."""
-        for _ in range(_ATTEMPTS):
-            ref = await self._hub_ref(room)
-            try:
-                hub = await ref.ask(Attach(session))
-            except ActorStoppedError:
-                # The hub stopped (its last session left) just as this arrived: start anew.
-                if self.hub_refs.get(room) is ref:
-                    del self.hub_refs[room]
-                continue
-            return hub  # type: ignore[no-any-return]
-        raise ActorStoppedError(f"the hub of room {room!r} kept stopping")
+        hub = await self.hubs.ask(room, Attach(session))
+        assert isinstance(hub, RoomHub)
+        return hub
 
     async def detach(self, room: str, session: Session, *, asked: bool = False) -> None:
         """Take a session out of a room's hub; ``asked``: the user left (no grace window)."""
-        ref = self.hub_refs.get(room)
+        ref = self.hubs.get(room)
         if ref is not None:
             with suppress(ActorStoppedError):
                 await ref.ask(Detach(session, asked))
-
-    async def _hub_ref(self, room: str) -> ActorRef:
-        ref = self.hub_refs.get(room)
-        if ref is not None and ref.alive:
-            return ref
-        assert self.hubs_supervisor is not None
-        async with self._hub_lock:
-            ref = self.hub_refs.get(room)
-            if ref is None or not ref.alive:
-                ref = await self.hubs_supervisor.spawn(room)
-                self.hub_refs[room] = ref
-            return ref
 
     async def publish_typing(self, room: str, user_id: str) -> None:
         await self.pubsub.publish(
@@ -299,7 +289,7 @@ class Gateway:
         return ServerStats(
             server=self.settings.server_name,
             sessions=len(self.sessions),
-            rooms=len(self.hub_refs),
+            rooms=0 if self._hubs is None else len(self._hubs.keys()),
             users=len(self.presence.online_users()),
             sent_at=time.time(),
         )
@@ -390,7 +380,7 @@ async def open_gateway(
             ]
         )
         async with open_supervisor(system, spec) as supervisor:
-            gateway.hubs_supervisor = Supervisor(supervisor.child("hubs"))
+            gateway._hubs = KeyedChildren(Supervisor(supervisor.child("hubs")))
             gateway.sessions_supervisor = Supervisor(supervisor.child("sessions"))
             try:
                 yield gateway

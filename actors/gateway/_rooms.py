@@ -117,8 +117,7 @@ async def run_room_hub(context: ActorContext, gateway: Gateway, room: str) -> No
             finally:
                 await chat_subscription.close()
     finally:
-        if gateway.hub_refs.get(room) is context.ref:
-            del gateway.hub_refs[room]
+        gateway.hubs.forget(room, context.ref)
         for session in hub.sessions:
             session.room_lost(room)
 

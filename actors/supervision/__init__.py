@@ -11,6 +11,7 @@ from actors.supervision._handle import (
     open_supervisor,
     start_supervisor,
 )
+from actors.supervision._keyed import KeyedChildren
 from actors.supervision._spec import (
     DEFAULT_BACKOFF,
     DEFAULT_MAX_RESTARTS,
@@ -33,6 +34,7 @@ __all__ = [
     "ChildInfo",
     "ChildSpec",
     "ChildStatus",
+    "KeyedChildren",
     "Restart",
     "Strategy",
     "Supervisor",

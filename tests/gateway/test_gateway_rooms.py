@@ -78,15 +78,16 @@ async def test_one_hub_per_room_and_it_stops_with_its_last_session(system: Actor
         for client in (ada, bob):
             await client.send(type="join", room="r2")
             await client.expect("joined")
-        assert list(server.gateway.hub_refs) == ["r2"]
-        hub = server.gateway.hub_refs["r2"]
+        assert server.gateway.hubs.keys() == {"r2"}
+        hub = server.gateway.hubs.get("r2")
+        assert hub is not None
         await ada.send(type="leave", room="r2")
         await ada.expect("left")
         assert hub.alive
         await bob.send(type="leave", room="r2")
         await bob.expect("left")
         await hub.wait_stopped()
-        assert server.gateway.hub_refs == {}
+        assert server.gateway.hubs.keys() == set()
 
 
 async def test_mentions_notify_the_user_once(system: ActorSystem) -> None:

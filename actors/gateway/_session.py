@@ -309,6 +309,7 @@ async def run_session(context: ActorContext, session: Session) -> None:
     """The session's actor: runs its tasks until the client or the server closes."""
     gateway = session.gateway
     gateway.metrics.sessions.inc()
+    code, reason = CLOSE_GOING_AWAY, "server shutting down"
     try:
         async with trio.open_nursery() as nursery:
             await gateway.session_started(session)
@@ -316,12 +317,17 @@ async def run_session(context: ActorContext, session: Session) -> None:
             nursery.start_soon(session.close_deadline, nursery.cancel_scope)
             nursery.start_soon(session.keepalive_loop)
             nursery.start_soon(session.receive_loop, nursery.cancel_scope)
+    except Exception:
+        # A bug, not bad input (bad input gets error frames): the actor crashes (temporary, not
+        # restarted) and the client learns it was the server's fault; other sessions go on.
+        code, reason = CLOSE_INTERNAL_ERROR, "internal error"
+        raise
     finally:
         with trio.CancelScope(shield=True):
-            if session.close_code is None:  # stopped by the server: the process is going away
-                session.close_code = CLOSE_GOING_AWAY
+            if session.close_code is None:  # stopped by the server, or crashed
+                session.close_code = code
                 with trio.move_on_after(1):
-                    await session.connection.aclose(CLOSE_GOING_AWAY, "server shutting down")
+                    await session.connection.aclose(code, reason)
             with trio.move_on_after(session.settings.close_timeout):
                 await gateway.session_ended(session)
             gateway.sessions.discard(session)

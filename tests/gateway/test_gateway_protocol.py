@@ -292,3 +292,19 @@ async def test_only_slash_ws_upgrades(server: Server) -> None:
     headers = [("connection", "Upgrade"), ("upgrade", "h2c")]
     status, _, _ = await http_request(server.port, "GET", "/ws", headers=headers)
     assert status == 404
+
+
+async def test_a_session_that_fails_closes_with_1011_and_others_go_on(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from actors.gateway import Session
+
+    async def broken(self: Session, room: str, ref: str | None) -> None:
+        raise RuntimeError("a bug in join")
+
+    async with connected(server, "ada") as ada, connected(server, "bob") as bob:
+        monkeypatch.setattr(Session, "join", broken)
+        await ada.send(type="join", room="lobby")
+        assert await ada.closed() == 1011
+        await _still_serves(bob)
+    assert server.gateway.metrics.sessions_closed.labels("1011")._value.get() == 1

@@ -190,7 +190,11 @@ class Gateway:
             session.push(frame)
 
     def _on_global_presence(self, change: PresenceChange) -> None:
-        self.broadcast(protocol.presence_diff_frame(GLOBAL_SCOPE, change.joined, change.left))
+        if change.resynced:  # after a gap: the whole state, as in RoomHub.on_presence
+            users = self.presence.online_users()
+            self.broadcast(protocol.presence_state_frame(GLOBAL_SCOPE, users))
+        else:
+            self.broadcast(protocol.presence_diff_frame(GLOBAL_SCOPE, change.joined, change.left))
 
     async def _on_broadcast(self, notification: Notification) -> None:
         self.broadcast(protocol.notification_frame(notification))

@@ -86,7 +86,10 @@ class RoomHub:
         self._push(protocol.typing_frame(self.room, notice.user_id), skip_user=notice.user_id)
 
     def on_presence(self, change: PresenceChange) -> None:
-        self._push(protocol.presence_diff_frame(self.room, change.joined, change.left))
+        if change.resynced:  # after a gap: the whole state, not a diff against a stale one
+            self._push(protocol.presence_state_frame(self.room, self.online_users()))
+        else:
+            self._push(protocol.presence_diff_frame(self.room, change.joined, change.left))
 
 
 async def run_room_hub(context: ActorContext, gateway: Gateway, room: str) -> None:

@@ -161,3 +161,23 @@ async def test_leaving_a_room_is_seen_at_once_despite_the_grace_window(
         await bob.send(type="leave", room="r3")
         diff = await ada.expect("presence_diff", scope="r3", left=["bob"])
         assert diff["joined"] == []
+
+
+async def test_a_resync_sends_the_whole_state_again(system: ActorSystem) -> None:
+    async with running_gateway(system) as server, connected(server, "ada") as ada:
+        await ada.send(type="join", room="r4")
+        await ada.expect("joined")
+        await ada.expect("presence_state", scope="r4")
+        # Changes the trackers missed (made straight in the store, as during a Redis gap).
+        presence = server.gateway.presence
+        await presence.store.join("global", "ghost", "c1", {}, 60.0)
+        (session,) = server.gateway.sessions
+        room_tracker = session.rooms["r4"].tracker
+        assert room_tracker is not None
+        await room_tracker.store.join("r4", "ghost", "c1", {}, 60.0)
+        await presence.resync()
+        state = await ada.expect("presence_state", scope="global")
+        assert state["users"] == ["ada", "ghost"]
+        await room_tracker.resync()
+        state = await ada.expect("presence_state", scope="r4")
+        assert state["users"] == ["ada", "ghost"]

@@ -196,6 +196,14 @@ def _configure_serve(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="reconnect grace window before a user goes offline (default: %(default)s)",
     )
+    parser.add_argument(
+        "--gc-threshold",
+        type=int,
+        default=50_000,
+        metavar="N",
+        help="once up, freeze the startup heap and collect the young generation every N "
+        "allocations; 0 leaves Python's collector as it is (default: %(default)s)",
+    )
     parser.set_defaults(handler=_run_serve)
 
 
@@ -235,6 +243,7 @@ def _run_serve(arguments: argparse.Namespace) -> int:
             secret=secret_from(arguments.secret),
             settings=settings,
             announce=announce,
+            gc_threshold=arguments.gc_threshold or None,
         )
         return 0
 

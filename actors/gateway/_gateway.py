@@ -4,6 +4,7 @@ The tree, under ``open_gateway``::
 
     gateway supervisor (one_for_one)
     ├── stats        publishes this process's ``ServerStats`` live update every few seconds
+    ├── presence     sends presence changes to sessions, gathered per scope every 0.1 s
     ├── hubs         simple_one_for_one: a ``RoomHub`` actor per room with local sessions
     └── sessions     simple_one_for_one: a session actor per WebSocket connection
 
@@ -29,6 +30,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from actors._errors import ActorsError, ActorStoppedError
 from actors.chat import RateLimit, open_chat_service
 from actors.gateway import _protocol as protocol
+from actors.gateway._presence_batch import (
+    DEFAULT_PRESENCE_INTERVAL,
+    PresenceBatcher,
+    run_presence_batcher,
+)
 from actors.gateway._rooms import (
     Attach,
     Detach,
@@ -94,6 +100,8 @@ class GatewaySettings:
     """Each user's message rate (5 a second, bursts of 10, by default)."""
     typing_interval: float = 1.0
     """Seconds between two typing notices of one session in one room; extras are dropped."""
+    presence_interval: float = DEFAULT_PRESENCE_INTERVAL
+    """Seconds over which presence changes are gathered into one frame per scope."""
     stats_interval: float = 5.0
     server_name: str = attrs.field(factory=_default_server_name)
     token_ttl: float = DEFAULT_TOKEN_TTL
@@ -168,6 +176,7 @@ class Gateway:
         self.registry = registry
         self.sessions: set[Session] = set()
         self._hubs: KeyedChildren[str] | None = None
+        self.presence_batcher = PresenceBatcher(settings.presence_interval)
         self.sessions_supervisor: Supervisor | None = None
         self._session_numbers = itertools.count(1)
         self._session_prefix = secrets.token_hex(4)
@@ -190,11 +199,7 @@ class Gateway:
             session.push(frame)
 
     def _on_global_presence(self, change: PresenceChange) -> None:
-        if change.resynced:  # after a gap: the whole state, as in RoomHub.on_presence
-            users = self.presence.online_users()
-            self.broadcast(protocol.presence_state_frame(GLOBAL_SCOPE, users))
-        else:
-            self.broadcast(protocol.presence_diff_frame(GLOBAL_SCOPE, change.joined, change.left))
+        self.presence_batcher.add(change, self.broadcast, self.presence.online_users)
 
     async def _on_broadcast(self, notification: Notification) -> None:
         self.broadcast(protocol.notification_frame(notification))
@@ -353,6 +358,12 @@ async def open_gateway(
         spec = SupervisorSpec(
             children=[
                 ChildSpec(id="stats", start=_publish_stats, args=(gateway,), shutdown=0),
+                ChildSpec(
+                    id="presence",
+                    start=run_presence_batcher,
+                    args=(gateway.presence_batcher,),
+                    shutdown=0,
+                ),
                 ChildSpec(
                     id="hubs",
                     start=SupervisorSpec(

@@ -24,6 +24,7 @@ from actors.runtime import Ask
 if TYPE_CHECKING:
     from actors.chat import ChatMessage
     from actors.gateway._gateway import Gateway
+    from actors.gateway._presence_batch import PresenceBatcher
     from actors.gateway._session import Session
     from actors.presence import PresenceChange, PresenceTracker
     from actors.runtime import ActorContext
@@ -62,8 +63,9 @@ class Detach:
 class RoomHub:
     """One room as this process sees it."""
 
-    def __init__(self, room: str) -> None:
+    def __init__(self, room: str, presence_batcher: PresenceBatcher) -> None:
         self.room = room
+        self.presence_batcher = presence_batcher
         self.sessions: set[Session] = set()
         self.tracker: PresenceTracker | None = None
 
@@ -86,10 +88,7 @@ class RoomHub:
         self._push(protocol.typing_frame(self.room, notice.user_id), skip_user=notice.user_id)
 
     def on_presence(self, change: PresenceChange) -> None:
-        if change.resynced:  # after a gap: the whole state, not a diff against a stale one
-            self._push(protocol.presence_state_frame(self.room, self.online_users()))
-        else:
-            self._push(protocol.presence_diff_frame(self.room, change.joined, change.left))
+        self.presence_batcher.add(change, self._push, self.online_users)
 
 
 async def run_room_hub(context: ActorContext, gateway: Gateway, room: str) -> None:
@@ -98,7 +97,7 @@ async def run_room_hub(context: ActorContext, gateway: Gateway, room: str) -> No
     If the hub ends for any other reason (a crash, the server stopping), the sessions still in
     it get ``left`` for the room: a client that still wants it joins again.
     """
-    hub = RoomHub(room)
+    hub = RoomHub(room, gateway.presence_batcher)
     try:
         async with open_presence_tracker(
             context.system, gateway.pubsub, room, settings=gateway.settings.presence

@@ -86,6 +86,21 @@ class Client:
             if frame["type"] == kind and all(frame.get(k) == v for k, v in fields.items()):
                 return frame
 
+    async def expect_presence(
+        self, scope: str, *, joined: str | None = None, left: str | None = None
+    ) -> dict[str, Any]:
+        """The next ``presence_diff`` of ``scope`` with ``joined`` (or ``left``) among its users.
+
+        Diffs are gathered per interval and may repeat what a state already said (a user's own
+        join, say), so other diffs are skipped.
+        """
+        while True:
+            frame = await self.expect("presence_diff", scope=scope)
+            if (joined is None or joined in frame["joined"]) and (
+                left is None or left in frame["left"]
+            ):
+                return frame
+
     async def expect_any(self, kinds: tuple[str, ...]) -> dict[str, Any]:
         """The next frame whose type is one of ``kinds``, skipping others."""
         while True:

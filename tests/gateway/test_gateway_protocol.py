@@ -43,15 +43,10 @@ async def test_welcome_then_the_global_presence(server: Server) -> None:
         assert state == {"type": "presence_state", "scope": "global", "users": ["ada"]}
         async with connected(server, "bob") as bob:
             assert (await bob.receive())["users"] == ["ada", "bob"]
-            diff = await ada.expect("presence_diff")
-            assert diff == {
-                "type": "presence_diff",
-                "scope": "global",
-                "joined": ["bob"],
-                "left": [],
-            }
-        diff = await ada.expect("presence_diff")
-        assert diff["left"] == ["bob"]
+            diff = await ada.expect_presence("global", joined="bob")
+            assert diff["left"] == []
+        diff = await ada.expect_presence("global", left="bob")
+        assert diff["joined"] == []
 
 
 @pytest.mark.parametrize(

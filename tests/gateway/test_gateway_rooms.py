@@ -23,7 +23,7 @@ async def test_two_users_chat_in_a_room(system: ActorSystem) -> None:
         await bob.send(type="join", room="lobby")
         await bob.expect("joined", room="lobby")
         assert (await bob.expect("presence_state", scope="lobby"))["users"] == ["ada", "bob"]
-        assert (await ada.expect("presence_diff", scope="lobby"))["joined"] == ["bob"]
+        await ada.expect_presence("lobby", joined="bob")
 
         await ada.send(type="say", room="lobby", text="hello bob", ref="m1")
         first, second = (
@@ -51,7 +51,7 @@ async def test_two_users_chat_in_a_room(system: ActorSystem) -> None:
 
         await bob.send(type="leave", room="lobby")
         await bob.expect("left", room="lobby")
-        assert (await ada.expect("presence_diff", scope="lobby"))["left"] == ["bob"]
+        await ada.expect_presence("lobby", left="bob")
 
 
 async def test_a_joiner_gets_the_history(system: ActorSystem) -> None:
@@ -159,8 +159,7 @@ async def test_leaving_a_room_is_seen_at_once_despite_the_grace_window(
             await client.send(type="join", room="r3")
             await client.expect("joined")
         await bob.send(type="leave", room="r3")
-        diff = await ada.expect("presence_diff", scope="r3", left=["bob"])
-        assert diff["joined"] == []
+        await ada.expect_presence("r3", left="bob")
 
 
 async def test_a_resync_sends_the_whole_state_again(system: ActorSystem) -> None:

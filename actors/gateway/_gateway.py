@@ -212,11 +212,14 @@ class Gateway:
     # --- sessions ------------------------------------------------------------------------
 
     async def serve_connection(
-        self, connection: trio_websocket.WebSocketConnection, user_id: str
+        self, connection: trio_websocket.WebSocketConnection, user_id: str, agent: str = ""
     ) -> int:
-        """Run a session for an authenticated connection until it ends; returns the close code."""
+        """Run a session for an authenticated connection until it ends; returns the close code.
+
+        ``agent`` (the client's ``User-Agent``) goes into the connection's presence metadata.
+        """
         assert self.sessions_supervisor is not None
-        session = Session(self, connection, user_id)
+        session = Session(self, connection, user_id, agent)
         ref = await self.sessions_supervisor.spawn(session)
         await ref.wait_stopped()
         return session.close_code or 1011
@@ -240,7 +243,7 @@ class Gateway:
             session.notifications = await self.notifier.subscribe_user(
                 session.user_id, session.on_notification
             )
-            await self.presence.join(session.user_id, session.session_id)
+            await self.presence.join(session.user_id, session.session_id, session.metadata)
         except ActorsError as error:
             logger.warning("%r could not start: %s", session, error)
             session.close(1011, "the server could not start the session")

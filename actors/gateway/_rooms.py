@@ -130,7 +130,8 @@ async def _serve(hub: RoomHub, tracker: PresenceTracker, request: object) -> Non
     try:
         if isinstance(message, Attach):
             hub.sessions.add(message.session)
-            await tracker.join(message.session.user_id, message.session.session_id)
+            session = message.session
+            await tracker.join(session.user_id, session.session_id, session.metadata)
         elif isinstance(message, Detach):
             hub.sessions.discard(message.session)
             await tracker.leave(

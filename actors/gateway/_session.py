@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from typing import TYPE_CHECKING, Final, TypeVar
 
 import trio
@@ -52,6 +53,7 @@ CLOSE_TOO_SLOW: Final = 4002
 CLOSE_FLOOD: Final = 4003
 CLOSE_NO_PONG: Final = 4004
 MAX_MENTIONS: Final = 5
+MAX_AGENT_LENGTH: Final = 200
 _MENTION: Final = re.compile(r"(?<![\w@])@([A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*)")
 
 
@@ -67,13 +69,23 @@ class Session:
     """The state of one connection; ``run_session`` is its actor."""
 
     def __init__(
-        self, gateway: Gateway, connection: trio_websocket.WebSocketConnection, user_id: str
+        self,
+        gateway: Gateway,
+        connection: trio_websocket.WebSocketConnection,
+        user_id: str,
+        agent: str = "",
     ) -> None:
         self.gateway = gateway
         self.settings = gateway.settings
         self.connection = connection
         self.user_id = user_id
         self.session_id = gateway.new_session_id()
+        self.metadata = {
+            "server": gateway.settings.server_name,
+            "agent": agent[:MAX_AGENT_LENGTH],
+            "since": f"{time.time():.0f}",
+        }
+        """This connection's presence metadata: each tab or device has its own."""
         self.rooms: dict[str, RoomHub] = {}
         self.close_code: int | None = None
         self.notifications: SubscriptionHandle | None = None

@@ -141,7 +141,8 @@ class GatewayWeb:
             if connection is None or connection.closed is not None:
                 pass
             elif user_id is not None:
-                await self.gateway.serve_connection(connection, user_id)
+                agent = request.headers.get("user-agent", "")
+                await self.gateway.serve_connection(connection, user_id, agent)
             else:
                 refused.labels("hello").inc()
                 with trio.move_on_after(settings.close_timeout):

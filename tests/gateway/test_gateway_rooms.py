@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import attrs
 import pytest
+import trio
 from gateway_helpers import connected, post_json, running_gateway
 
 from actors import ActorSystem, message_type
@@ -180,3 +181,32 @@ async def test_a_resync_sends_the_whole_state_again(system: ActorSystem) -> None
         await room_tracker.resync()
         state = await ada.expect("presence_state", scope="r4")
         assert state["users"] == ["ada", "ghost"]
+
+
+async def test_a_user_with_two_tabs_stays_online_until_the_last_closes(
+    system: ActorSystem,
+) -> None:
+    async with (
+        running_gateway(system) as server,
+        connected(server, "bob") as bob,
+    ):
+        async with connected(server, "ada", headers=[(b"User-Agent", b"phone")]):
+            async with connected(server, "ada", headers=[(b"User-Agent", b"laptop")]):
+                await bob.expect_presence("global", joined="ada")
+                connections = server.gateway.presence.connections("ada")
+                assert sorted(m["agent"] for m in connections.values()) == ["laptop", "phone"]
+                assert all(
+                    m["server"] == server.gateway.settings.server_name for m in connections.values()
+                )
+                sessions = server.gateway.sessions
+                (laptop,) = [s for s in sessions if s.metadata["agent"] == "laptop"]
+            # One tab closed: once the server has ended its session, ada is still online...
+            with trio.fail_after(10):
+                await laptop.stopped.wait()
+            assert server.gateway.presence.online_users() == {"ada", "bob"}
+            # ... and bob is told nothing of her for several presence intervals.
+            with trio.move_on_after(5 * server.gateway.settings.presence_interval):
+                while True:
+                    frame = await bob.receive()
+                    assert frame["type"] != "presence_diff" or "ada" not in frame["left"]
+        await bob.expect_presence("global", left="ada")

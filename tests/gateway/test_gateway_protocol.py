@@ -303,3 +303,14 @@ async def test_a_session_that_fails_closes_with_1011_and_others_go_on(
         assert await ada.closed() == 1011
         await _still_serves(bob)
     assert server.gateway.metrics.sessions_closed.labels("1011")._value.get() == 1
+
+
+async def test_a_broken_handshake_is_refused_and_the_server_goes_on(server: Server) -> None:
+    without_key = [("connection", "Upgrade"), ("upgrade", "websocket")]
+    status, _, _ = await http_request(server.port, "GET", "/ws", headers=without_key)
+    assert status == 400
+    old_version = [*without_key, ("sec-websocket-version", "8"), ("sec-websocket-key", "x")]
+    status, headers, _ = await http_request(server.port, "GET", "/ws", headers=old_version)
+    assert (status, headers["sec-websocket-version"]) == (426, "13")
+    async with connected(server, "ada") as ada:
+        await _still_serves(ada)

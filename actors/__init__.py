@@ -76,6 +76,7 @@ from actors.observability import (
 from actors.runtime import (
     DEFAULT_ASK_TIMEOUT,
     DEFAULT_BATCH_SIZE,
+    DEFAULT_GC_THRESHOLD,
     DEFAULT_MAILBOX_CAPACITY,
     DEFAULT_SHUTDOWN_GRACE,
     Actor,
@@ -98,6 +99,7 @@ from actors.runtime import (
     SystemStatistics,
     is_abnormal,
     open_actor_system,
+    tune_garbage_collector,
 )
 from actors.supervision import (
     DEFAULT_BACKOFF,
@@ -126,6 +128,7 @@ __all__ = [
     "DEFAULT_ASK_TIMEOUT",
     "DEFAULT_BACKOFF",
     "DEFAULT_BATCH_SIZE",
+    "DEFAULT_GC_THRESHOLD",
     "DEFAULT_MAILBOX_CAPACITY",
     "DEFAULT_MAX_DEPTH",
     "DEFAULT_MAX_PAYLOAD_SIZE",
@@ -223,6 +226,7 @@ __all__ = [
     "serve_http",
     "serve_observability",
     "start_supervisor",
+    "tune_garbage_collector",
     "worst_status",
 ]
 

@@ -51,9 +51,21 @@ def parse_args(
             default=None,
             help=f"default {default:,} ({quick[key]:,} with --quick)",
         )
+    parser.add_argument(
+        "--gc-threshold",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="collect the young generation every N allocations, for ours and the peer alike "
+        "(tune_garbage_collector(N, freeze=False); default: Python's 700)",
+    )
     if extend is not None:
         extend(parser)
     args = parser.parse_args(argv)
+    if args.gc_threshold is not None:
+        from actors import tune_garbage_collector
+
+        tune_garbage_collector(args.gc_threshold, freeze=False)
     sizes = quick if args.quick else full
     for key, default in sizes.items():
         if getattr(args, key) is None:
@@ -143,6 +155,7 @@ def environment() -> dict[str, Any]:
         "usable_cpus": usable,
         "machine": platform.machine(),
         "system": platform.system(),
+        "gc_threshold": gc.get_threshold()[0],
     }
 
 

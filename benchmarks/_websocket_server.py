@@ -27,14 +27,9 @@ import orjson
 import trio
 import trio_websocket
 
-from actors import open_actor_system
+from actors import open_actor_system, tune_garbage_collector
 from actors.chat import RateLimit
-from actors.gateway import (
-    GatewaySettings,
-    open_gateway,
-    serve_gateway,
-    tune_garbage_collector,
-)
+from actors.gateway import GatewaySettings, open_gateway, serve_gateway
 from actors.pubsub import open_pubsub
 
 UNLIMITED = 1_000_000_000

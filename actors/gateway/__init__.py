@@ -17,12 +17,7 @@ from actors.gateway._gateway import (
 )
 from actors.gateway._protocol import ProtocolError, check_room, parse_client_frame
 from actors.gateway._rooms import TypingNotice, typing_channel
-from actors.gateway._server import (
-    DEFAULT_GC_THRESHOLD,
-    run_server,
-    secret_from,
-    tune_garbage_collector,
-)
+from actors.gateway._server import run_server, secret_from
 from actors.gateway._session import Session
 from actors.gateway._tokens import (
     DEFAULT_TOKEN_TTL,
@@ -34,7 +29,6 @@ from actors.gateway._tokens import (
 from actors.gateway._web import GatewayWeb, serve_gateway
 
 __all__ = [
-    "DEFAULT_GC_THRESHOLD",
     "DEFAULT_ROOMS",
     "DEFAULT_TOKEN_TTL",
     "GLOBAL_SCOPE",
@@ -55,6 +49,5 @@ __all__ = [
     "run_server",
     "secret_from",
     "serve_gateway",
-    "tune_garbage_collector",
     "typing_channel",
 ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import secrets
@@ -16,7 +15,7 @@ from actors.gateway._gateway import GatewaySettings, open_gateway
 from actors.gateway._web import serve_gateway
 from actors.observability import PubSubMetrics
 from actors.pubsub import open_pubsub
-from actors.runtime import open_actor_system
+from actors.runtime import DEFAULT_GC_THRESHOLD, open_actor_system, tune_garbage_collector
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -24,22 +23,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SECRET_ENVIRONMENT_VARIABLE = "ACTORS_GATEWAY_SECRET"
-DEFAULT_GC_THRESHOLD = 50_000
-
-
-def tune_garbage_collector(young_threshold: int = DEFAULT_GC_THRESHOLD) -> None:
-    """Freeze what startup built and collect the young generation less often.
-
-    A gateway keeps a task per session, and each fan-out leaves a frame in flight in a thousand
-    of them at once: with Python's default threshold (700 allocations) those short-lived objects
-    survive young collections, are promoted, and set off full collections of the whole heap,
-    which then dominate the server's time and its latency (see docs/performance.md). Reference
-    counting still frees almost everything at once; only cycles wait for a collection.
-    """
-    gc.collect()
-    gc.freeze()
-    _, middle, old = gc.get_threshold()
-    gc.set_threshold(young_threshold, middle, old)
 
 
 def secret_from(value: str | None) -> bytes:
@@ -69,8 +52,10 @@ async def run_server(
     another process), then the rooms, presence and the Redis connection stop.
 
     Args:
-        gc_threshold: Once the server is up, ``tune_garbage_collector(gc_threshold)``;
-            None leaves the garbage collector as it is.
+        gc_threshold: Once the server is up, ``tune_garbage_collector(gc_threshold)``: a
+            session is a task, and a fan-out leaves a frame in flight in each of them, which
+            Python's default collector setting turns into full collections (see
+            docs/performance.md); None leaves the collector as it is.
     """
     try:
         await _serve_until_signalled(url, host, port, secret, settings, announce, gc_threshold)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from actors.runtime._actor import Actor, ActorFunction
 from actors.runtime._ask import Ask
+from actors.runtime._collector import DEFAULT_GC_THRESHOLD, tune_garbage_collector
 from actors.runtime._context import ActorContext
 from actors.runtime._exit import Crashed, Down, ExitReason, Killed, Normal, Shutdown, is_abnormal
 from actors.runtime._mailbox import (
@@ -28,6 +29,7 @@ from actors.runtime._system import ActorSystem, SystemStatistics, open_actor_sys
 __all__ = [
     "DEFAULT_ASK_TIMEOUT",
     "DEFAULT_BATCH_SIZE",
+    "DEFAULT_GC_THRESHOLD",
     "DEFAULT_MAILBOX_CAPACITY",
     "DEFAULT_SHUTDOWN_GRACE",
     "Actor",
@@ -50,4 +52,5 @@ __all__ = [
     "SystemStatistics",
     "is_abnormal",
     "open_actor_system",
+    "tune_garbage_collector",
 ]

@@ -141,6 +141,11 @@ class Subscription:
     """Deliveries a sink refused (its mailbox's overflow policy dropped the message)."""
     acknowledged: bool = False
     """Whether Redis has confirmed the subscription on the current connection."""
+    deliveries: tuple[Callable[[RedisMessage], bool], ...] = ()
+    """The sinks' ``deliver`` methods, looked up once: the reader calls them per message."""
+
+    def sinks_changed(self) -> None:
+        self.deliveries = tuple(sink.deliver for sink in self.sinks)
 
 
 @attrs.frozen(kw_only=True)
@@ -192,8 +197,10 @@ class SubscriptionTable:
         if row is None:
             row = rows[name] = Subscription(kind, name)
             row.sinks.append(sink)
+            row.sinks_changed()
             return True
         row.sinks.append(sink)
+        row.sinks_changed()
         return False
 
     def remove(self, kind: Kind, name: bytes, sink: MessageSink) -> bool:
@@ -203,6 +210,7 @@ class SubscriptionTable:
         if row is None or sink not in row.sinks:
             return False
         row.sinks.remove(sink)
+        row.sinks_changed()
         if row.sinks:
             return False
         del rows[name]
@@ -315,12 +323,22 @@ class SubscriptionTable:
             self.unroutable += 1
             return
         message = RedisMessage(kind, channel, payload, pattern)
-        delivered = 0
-        for sink in row.sinks:
+        deliveries = row.deliveries
+        if len(deliveries) == 1:  # the common case, without the loop's bookkeeping
             try:
-                if sink.deliver(message):
+                if deliveries[0](message):
+                    row.delivered += 1
+                    return
+            except Exception:
+                pass
+            row.dropped += 1
+            return
+        delivered = 0
+        for deliver in deliveries:
+            try:
+                if deliver(message):
                     delivered += 1
             except Exception:
                 pass
         row.delivered += delivered
-        row.dropped += len(row.sinks) - delivered
+        row.dropped += len(deliveries) - delivered

@@ -63,12 +63,12 @@ async def run_connection(
     """One incarnation of the connection actor; it only ends by raising (or being stopped)."""
     reason = "the connection actor stopped"
     try:
-        async with open_redis_connection(settings, push_handler=hub.push) as commands:
+        async with open_redis_connection(settings, push_batch_handler=hub.push_many) as commands:
             if commands.protocol == 2:
                 # A RESP2 connection that subscribes can run no other command: use a second one.
                 subscriber_settings = attrs.evolve(settings, protocol=2)
                 async with open_redis_connection(
-                    subscriber_settings, push_handler=hub.push
+                    subscriber_settings, push_batch_handler=hub.push_many
                 ) as subscriber:
                     reason = await _serve(hub, commands, subscriber, options)
             else:

@@ -27,6 +27,7 @@ from actors.redis._statistics import RedisConnectionState, RedisConnectionStatis
 from actors.redis._transport import Transport, open_transport
 
 __all__ = [
+    "PushBatchHandler",
     "PushHandler",
     "RedisConnection",
     "RedisConnectionState",
@@ -38,11 +39,14 @@ logger = logging.getLogger(__name__)
 
 # Bytes read per wake-up before the reader yields. Under a flood, a bigger budget means each
 # subscriber actor wakes once for more messages: 4 MiB measured well above 1 MiB on the fan-in
-# benchmark (docs/performance.md). A quiet connection reads what is there and yields at once.
-READ_BUDGET: Final = 4 * 1024 * 1024
+# benchmark, 8 MiB well above 4 (docs/performance.md); the price is that under a flood other
+# tasks wait for one budget's routing (tens of milliseconds). A quiet connection reads what is
+# there and yields at once, so latency at ordinary rates does not depend on it.
+READ_BUDGET: Final = 8 * 1024 * 1024
 RECEIVE_SIZE: Final = MAX_FEED_SIZE  # bytes asked for per read
 
 PushHandler: TypeAlias = Callable[[list[Any]], object]
+PushBatchHandler: TypeAlias = Callable[[list[list[Any]]], object]
 """Called synchronously by the reader with each push frame; it must not block."""
 
 ErrorHandler: TypeAlias = Callable[[RedisReplyError], object]
@@ -85,10 +89,12 @@ class RedisConnection(RedisCommands):
         settings: RedisSettings,
         push_handler: PushHandler | None,
         nursery: trio.Nursery,
+        push_batch_handler: PushBatchHandler | None = None,
     ) -> None:
         self._transport = transport
         self._settings = settings
         self._push_handler = push_handler
+        self._push_batch_handler = push_batch_handler
         # The tasks get a scope of their own: the nursery's scope also covers the caller's
         # ``async with`` body, which a broken connection must not cancel.
         self._cancel_scope = trio.CancelScope()
@@ -388,12 +394,22 @@ class RedisConnection(RedisCommands):
         self._frames_read += len(frames)
         # Looked up once per read, not once per frame: under a flood this loop is the reader.
         push = self._push_handler or _ignore_push
+        batch = self._push_batch_handler
+        pushes: list[list[Any]] = []
         subscriber_mode = self._subscriber_mode
         for frame in frames:
             if type(frame) is _PushNotification or (subscriber_mode and not self._pending):
+                if batch is not None:
+                    pushes.append(frame)  # type: ignore[arg-type]
+                    continue
                 self._pushes_received += 1
                 push(frame)  # type: ignore[arg-type]
                 continue
+            if pushes:  # a reply after pushes: the pushes are handled first, in order
+                self._pushes_received += len(pushes)
+                assert batch is not None
+                batch(pushes)
+                pushes = []
             if (
                 self._pending
                 and self._pending[0].on_error is not None
@@ -412,6 +428,10 @@ class RedisConnection(RedisCommands):
                 continue
             waiter.reply = frame
             waiter.event.set()
+        if pushes:
+            self._pushes_received += len(pushes)
+            assert batch is not None
+            batch(pushes)
 
 
 def _ignore_push(frame: list[Any]) -> None:
@@ -424,7 +444,10 @@ def _log_refusal(error: RedisReplyError) -> None:
 
 @asynccontextmanager
 async def open_redis_connection(
-    settings_or_url: RedisSettings | str, *, push_handler: PushHandler | None = None
+    settings_or_url: RedisSettings | str,
+    *,
+    push_handler: PushHandler | None = None,
+    push_batch_handler: PushBatchHandler | None = None,
 ) -> AsyncIterator[RedisConnection]:
     """Connect to Redis, handshake, and close the connection on exit.
 
@@ -438,6 +461,9 @@ async def open_redis_connection(
         push_handler: Called synchronously by the reader with each push frame (a list such as
             ``[b"message", channel, payload]``). It must never block or await; hand work to other
             tasks with ``send_nowait``. Without one, push frames are counted and dropped.
+        push_batch_handler: Instead of ``push_handler``: called with the push frames of one
+            read together, in order (a reply that follows pushes is handled after them). For
+            routers under a flood: one call per read instead of one per frame.
 
     Yields:
         The open connection.
@@ -464,7 +490,9 @@ async def open_redis_connection(
     error: BaseException | None = None
     try:
         async with trio.open_nursery() as nursery:
-            connection = RedisConnection(transport, settings, push_handler, nursery)
+            connection = RedisConnection(
+                transport, settings, push_handler, nursery, push_batch_handler
+            )
             try:
                 with trio.move_on_at(deadline) as handshake_scope:
                     protocol, server_info = await handshake(connection, settings)

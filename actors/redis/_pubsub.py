@@ -101,6 +101,7 @@ class PubSubHub:
         # The connection's push handler is the table's router itself: one call per frame on
         # the hot path. It never blocks and never raises.
         self.push = self.table.route
+        self.push_many = self.table.route_many
         self.ack_timeout = ack_timeout
         self._commands: RedisConnection | None = None
         self._subscriber: RedisConnection | None = None

@@ -126,6 +126,34 @@ async def test_script_falls_back_to_eval_when_the_server_lacks_it(
                 await script.run(redis, args=["x"])
 
 
+async def test_a_batch_handler_gets_each_reads_pushes_in_order_before_later_replies(
+    redis_server: RedisServer,
+) -> None:
+    batches: list[list[list[Any]]] = []
+    with trio.fail_after(TIMEOUT):
+        async with (
+            open_redis_connection(
+                redis_server.url, push_batch_handler=batches.append
+            ) as subscriber,
+            open_redis_connection(redis_server.url) as publisher,
+        ):
+            subscriber.send_subscription_command("SUBSCRIBE", "news")
+            # The acknowledgement push comes before PING's reply: it is routed before the
+            # reply wakes this task.
+            assert await subscriber.ping() == b"PONG"
+            assert [frame for batch in batches for frame in batch] == [[b"subscribe", b"news", 1]]
+            # One script publishes all 100, so they arrive together.
+            await publisher.eval(
+                "for n = 0, 99 do redis.call('PUBLISH', KEYS[1], tostring(n)) end", ["news"]
+            )
+            assert await subscriber.ping() == b"PONG"
+            frames = [frame for batch in batches for frame in batch]
+            assert frames[1:] == [[b"message", b"news", str(n).encode()] for n in range(100)]
+            assert all(batch for batch in batches)
+            assert len(batches) < len(frames)  # several frames per call
+            assert subscriber.statistics().pushes_received == 101
+
+
 async def test_pubsub_helpers_see_subscriptions_and_pushes_reach_the_handler(
     redis_server: RedisServer,
 ) -> None:

@@ -387,3 +387,74 @@ def test_random_frames_never_crash_and_never_corrupt_counts(frames: list[list[An
     assert pattern_row.delivered == 0
     assert pattern_row.dropped == pattern.refused
     assert len(table) == 2
+
+
+# --- routing a whole read at once -----------------------------------------------------------
+
+
+class RaisingSink(ListSink):
+    def deliver(self, event: SubscriptionEvent) -> bool:
+        raise RuntimeError("a broken sink")
+
+
+def _routed_table() -> tuple[SubscriptionTable, dict[str, ListSink]]:
+    table = SubscriptionTable()
+    sinks = {
+        "one": ListSink(),
+        "full": ListSink(accept=False),
+        "broken": RaisingSink(),
+        "two-a": ListSink(),
+        "two-b": ListSink(),
+        "pattern": ListSink(),
+    }
+    table.add(Kind.CHANNEL, b"one", sinks["one"])
+    table.add(Kind.CHANNEL, b"full", sinks["full"])
+    table.add(Kind.CHANNEL, b"broken", sinks["broken"])
+    table.add(Kind.CHANNEL, b"two", sinks["two-a"])
+    table.add(Kind.CHANNEL, b"two", sinks["two-b"])
+    table.add(Kind.PATTERN, b"p.*", sinks["pattern"])
+    return table, sinks
+
+
+FRAMES: list[Any] = [
+    [b"message", b"one", b"1"],
+    [b"message", b"full", b"2"],
+    [b"message", b"broken", b"3"],
+    [b"message", b"two", b"4"],
+    [b"message", b"nobody", b"5"],
+    [b"pmessage", b"p.*", b"p.x", b"6"],
+    [b"message", b"one", 7],  # malformed: the payload is not bytes
+    [b"message", b"one"],  # malformed: too short
+    [b"subscribe", b"one", 1],
+    [b"message", b"one", b"8"],
+]
+
+
+def test_route_many_does_what_route_does_frame_by_frame() -> None:
+    one_by_one, sinks_one = _routed_table()
+    together, sinks_many = _routed_table()
+    for frame in FRAMES:
+        one_by_one.route(frame)
+    together.route_many(FRAMES)
+    for sink_name in sinks_one:
+        payloads = [m.payload for m in sinks_one[sink_name].messages]
+        assert [m.payload for m in sinks_many[sink_name].messages] == payloads, sink_name
+    assert [m.payload for m in sinks_many["one"].messages] == [b"1", b"8"]
+    for kind, name in [
+        (Kind.CHANNEL, b"one"),
+        (Kind.CHANNEL, b"full"),
+        (Kind.CHANNEL, b"broken"),
+        (Kind.CHANNEL, b"two"),
+        (Kind.PATTERN, b"p.*"),
+    ]:
+        expected, row = one_by_one.get(kind, name), together.get(kind, name)
+        assert expected is not None
+        assert row is not None
+        assert (row.delivered, row.dropped, row.acknowledged) == (
+            expected.delivered,
+            expected.dropped,
+            expected.acknowledged,
+        ), name
+    assert (together.unroutable, together.malformed) == (1, 2)
+    assert (one_by_one.unroutable, one_by_one.malformed) == (1, 2)
+    assert together.last_frame is not None

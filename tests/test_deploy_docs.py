@@ -9,15 +9,14 @@ Prometheus on ``/metrics``.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import yaml
+from markdown_blocks import fenced_blocks
 
 ROOT = Path(__file__).parent.parent
 DEPLOY = ROOT / "docs" / "deploy.md"
-FENCE = re.compile(r"^```(?P<info>\S*)\s*$")
 
 REDIS_CHANNELS = ["notifications", "presence", "events.*"]
 REDIS_RESOURCES = {
@@ -26,30 +25,15 @@ REDIS_RESOURCES = {
 }
 
 
-def fenced_blocks(language: str) -> list[tuple[int, str]]:
+def deploy_blocks(language: str) -> list[tuple[int, str]]:
     """(line number, text) of each fenced block of ``language`` in docs/deploy.md."""
-    lines = DEPLOY.read_text().splitlines()
-    blocks: list[tuple[int, str]] = []
-    number = 0
-    while number < len(lines):
-        fence = FENCE.match(lines[number])
-        if fence is None:
-            number += 1
-            continue
-        end = number + 1
-        while end < len(lines) and lines[end].strip() != "```":
-            end += 1
-        assert end < len(lines), f"deploy.md:{number + 1}: unclosed code block"
-        if fence["info"] == language:
-            blocks.append((number + 1, "\n".join(lines[number + 1 : end])))
-        number = end + 1
-    return blocks
+    return [(block.line, block.text) for block in fenced_blocks(DEPLOY, language)]
 
 
 def yaml_documents() -> list[dict[str, Any]]:
     """Every YAML document of every yaml block, each a mapping."""
     documents: list[dict[str, Any]] = []
-    for line, text in fenced_blocks("yaml"):
+    for line, text in deploy_blocks("yaml"):
         for document in yaml.safe_load_all(text):
             assert isinstance(document, dict), f"deploy.md:{line}: a document is not a mapping"
             documents.append(document)
@@ -83,7 +67,7 @@ def gateway_deployment() -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def test_every_yaml_block_parses() -> None:
-    blocks = fenced_blocks("yaml")
+    blocks = deploy_blocks("yaml")
     assert len(blocks) >= 5
     for line, text in blocks:
         try:
@@ -106,7 +90,7 @@ def test_the_document_has_every_manifest() -> None:
         "ServiceMonitor",
     }
     assert expected <= kinds, f"missing: {sorted(expected - kinds)}"
-    assert len(fenced_blocks("dockerfile")) == 1
+    assert len(deploy_blocks("dockerfile")) == 1
 
 
 def test_redis_helm_values_match_the_users_guide() -> None:

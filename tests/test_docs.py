@@ -14,12 +14,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from markdown_blocks import fenced_blocks
 
 ROOT = Path(__file__).parent.parent
 DOCUMENTS = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
 INCLUDE = re.compile(r"<!-- include: (?P<path>\S+)(?: (?P<region>\S+))? -->")
 MARKER = re.compile(r"^\s*# docs: (?P<kind>start|end) (?P<name>\S+)\s*$")
-FENCE = re.compile(r"^```(?P<info>\S*)\s*$")
 
 
 def regions(path: Path) -> dict[str, str]:
@@ -48,24 +48,10 @@ def regions(path: Path) -> dict[str, str]:
 
 def code_blocks(document: Path) -> list[tuple[int, str, str | None]]:
     """(line number, code, include directive or None) for each python block of a document."""
-    lines = document.read_text().splitlines()
-    blocks: list[tuple[int, str, str | None]] = []
-    number = 0
-    while number < len(lines):
-        fence = FENCE.match(lines[number])
-        if fence is None:
-            number += 1
-            continue
-        end = number + 1
-        while end < len(lines) and lines[end].strip() != "```":
-            end += 1
-        assert end < len(lines), f"{document.name}:{number + 1}: unclosed code block"
-        if fence["info"] == "python":
-            previous = lines[number - 1].strip() if number else ""
-            directive = previous if INCLUDE.fullmatch(previous) else None
-            blocks.append((number + 1, "\n".join(lines[number + 1 : end]), directive))
-        number = end + 1
-    return blocks
+    return [
+        (block.line, block.text, block.previous if INCLUDE.fullmatch(block.previous) else None)
+        for block in fenced_blocks(document, "python")
+    ]
 
 
 def included_text(directive: str) -> str:

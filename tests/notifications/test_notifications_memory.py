@@ -6,6 +6,7 @@ import attrs
 import pytest
 import trio
 import trio.testing
+from inbox import Inbox
 
 from actors import ActorsError, ActorSystem, InvalidChannelNameError, message_type
 from actors.notifications import (
@@ -50,25 +51,6 @@ class MemoryOrphan(LiveUpdate):
 @attrs.frozen
 class NotRegistered(LiveUpdate):
     value: int
-
-
-class Inbox:
-    """Collects what a handler receives; ``wait_for(n)`` waits until ``n`` have arrived."""
-
-    def __init__(self) -> None:
-        self.items: list[object] = []
-        self._changed = trio.Event()
-
-    async def __call__(self, item: object) -> None:
-        self.items.append(item)
-        self._changed.set()
-        self._changed = trio.Event()
-
-    async def wait_for(self, count: int) -> list[object]:
-        with trio.fail_after(5):
-            while len(self.items) < count:
-                await self._changed.wait()
-        return self.items
 
 
 async def test_a_user_notification_reaches_only_that_user(system: ActorSystem) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import attrs
 import pytest
-import trio
+from inbox import Inbox
 
 from actors import ActorSystem, InvalidChannelNameError, message_type
 from actors.notifications import (
@@ -37,25 +37,6 @@ class RedisOrphan(LiveUpdate):
 @pytest.fixture(scope="module")
 def notifications_redis(module_redis_url: str) -> str:
     return module_redis_url
-
-
-class Inbox:
-    """Collects what a handler receives; ``wait_for(n)`` waits until ``n`` have arrived."""
-
-    def __init__(self) -> None:
-        self.items: list[object] = []
-        self._changed = trio.Event()
-
-    async def __call__(self, item: object) -> None:
-        self.items.append(item)
-        self._changed.set()
-        self._changed = trio.Event()
-
-    async def wait_for(self, count: int) -> list[object]:
-        with trio.fail_after(5):
-            while len(self.items) < count:
-                await self._changed.wait()
-        return self.items
 
 
 async def test_notifications_cross_connections(

@@ -8,13 +8,13 @@ channel, the presence map fed by ``UserOnline | UserOffline``, the chat service 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import attrs
 import orjson
 import pytest
 import trio
 from _servers import RedisServer
+from inbox import Inbox
 
 from actors import (
     InvalidChannelNameError,
@@ -120,25 +120,6 @@ async def pubsub(request: pytest.FixtureRequest) -> AsyncIterator[PubSub]:
         open_pubsub(system, url, settings=settings) as client,
     ):
         yield client
-
-
-class Inbox:
-    """Collects what handlers receive, and wakes a waiter once enough arrived."""
-
-    def __init__(self) -> None:
-        self.items: list[Any] = []
-        self._changed = trio.Event()
-
-    def add(self, item: Any) -> None:
-        self.items.append(item)
-        self._changed.set()
-        self._changed = trio.Event()
-
-    async def wait_for(self, count: int) -> list[Any]:
-        with trio.fail_after(TIMEOUT):
-            while len(self.items) < count:
-                await self._changed.wait()
-        return self.items
 
 
 async def test_notification_publisher_and_subscriber(pubsub: PubSub) -> None:

@@ -12,7 +12,7 @@ from actors.pubsub import MemoryBroker, RedisPubSub
 from actors.redis import Argument, Script
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
     from actors.pubsub import PubSub
 
@@ -66,23 +66,25 @@ class RedisHistoryStore:
 
     Args:
         connection: Returns the connection to run commands on, such as
-            ``RedisPubSub.connection`` (it changes on every reconnect).
+            ``RedisPubSub.ready_connection`` (it changes on every reconnect, and waits for
+            one during a reconnect).
     """
 
-    def __init__(self, connection: Callable[[], _Executor]) -> None:
+    def __init__(self, connection: Callable[[], Awaitable[_Executor]]) -> None:
         self._connection = connection
 
     async def append(self, message: ChatMessage, size: int) -> None:
         """``LPUSH`` the encoded message and ``LTRIM`` the list to ``size``, atomically."""
         await APPEND_SCRIPT.run(
-            self._connection(), [history_key(message.room)], [CODEC.encode(message), size]
+            await self._connection(), [history_key(message.room)], [CODEC.encode(message), size]
         )
 
     async def recent(self, room: str, limit: int) -> list[ChatMessage]:
         """``LRANGE`` the newest ``limit`` entries and return them oldest first."""
         if limit <= 0:
             return []
-        raw = await self._connection().execute("LRANGE", history_key(room), 0, limit - 1)
+        connection = await self._connection()
+        raw = await connection.execute("LRANGE", history_key(room), 0, limit - 1)
         return [CODEC.decode(bytes(item), ChatMessage) for item in reversed(raw)]
 
 
@@ -103,7 +105,7 @@ def default_history_store(pubsub: PubSub) -> HistoryStore:
     """
     broker = pubsub.broker
     if isinstance(broker, RedisPubSub):
-        return RedisHistoryStore(broker.connection)
+        return RedisHistoryStore(broker.ready_connection)
     if isinstance(broker, MemoryBroker):
         if broker.name is not None:
             return _named_memory_stores.setdefault(broker.name, MemoryHistoryStore())

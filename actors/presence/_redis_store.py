@@ -23,7 +23,7 @@ from actors.presence._store import JoinResult, Metadata, Removal, Snapshot, chec
 from actors.redis import Argument, Script
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
 DEFAULT_EXPIRE_BATCH: Final = 1000
 
@@ -157,12 +157,16 @@ class RedisPresenceStore:
 
     Args:
         connection: Returns the connection to run scripts on, such as
-            ``RedisPubSub.connection`` (it changes on every reconnect).
+            ``RedisPubSub.ready_connection`` (it changes on every reconnect, and waits for
+            one during a reconnect).
         expire_batch: The most members one sweep removes.
     """
 
     def __init__(
-        self, connection: Callable[[], _Executor], *, expire_batch: int = DEFAULT_EXPIRE_BATCH
+        self,
+        connection: Callable[[], Awaitable[_Executor]],
+        *,
+        expire_batch: int = DEFAULT_EXPIRE_BATCH,
     ) -> None:
         self._connection = connection
         self._expire_batch = expire_batch
@@ -185,7 +189,7 @@ class RedisPresenceStore:
     ) -> JoinResult:
         check_ids(user_id, connection_id)
         reply = await JOIN_SCRIPT.run(
-            self._connection(),
+            await self._connection(),
             presence_keys(scope),
             (
                 member_key(user_id, connection_id),
@@ -209,7 +213,7 @@ class RedisPresenceStore:
     ) -> Removal | None:
         """Remove a connection (see ``PresenceStore.leave``)."""
         reply = await LEAVE_SCRIPT.run(
-            self._connection(),
+            await self._connection(),
             presence_keys(scope),
             (member_key(user_id, connection_id), user_id, repr(float(grace))),
         )
@@ -227,7 +231,7 @@ class RedisPresenceStore:
     async def expire(self, scope: str) -> list[Removal]:
         """Remove expired members (see ``PresenceStore.expire``)."""
         reply = await EXPIRE_SCRIPT.run(
-            self._connection(), presence_keys(scope), (self._expire_batch,)
+            await self._connection(), presence_keys(scope), (self._expire_batch,)
         )
         removals = []
         for index in range(0, len(reply), 4):
@@ -245,7 +249,7 @@ class RedisPresenceStore:
 
     async def snapshot(self, scope: str) -> Snapshot:
         """Live members (see ``PresenceStore.snapshot``)."""
-        version, flat = await SNAPSHOT_SCRIPT.run(self._connection(), presence_keys(scope))
+        version, flat = await SNAPSHOT_SCRIPT.run(await self._connection(), presence_keys(scope))
         members: dict[tuple[str, str], Metadata] = {}
         for index in range(0, len(flat), 2):
             metadata = json.loads(flat[index + 1])

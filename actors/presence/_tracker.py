@@ -105,7 +105,7 @@ def default_store(pubsub: PubSub) -> PresenceStore:
     """
     broker = pubsub.broker
     if isinstance(broker, RedisPubSub):
-        return RedisPresenceStore(broker.connection)
+        return RedisPresenceStore(broker.ready_connection)
     if isinstance(broker, MemoryBroker):
         if broker.name is not None:
             return _named_memory_stores.setdefault(broker.name, MemoryPresenceStore())

@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Final
 
 import attrs
+import trio
 
 from actors.pubsub._connection_actor import ConnectionOptions, run_connection
 from actors.redis import Kind, PubSubHub, RedisSettings
@@ -91,7 +92,25 @@ class RedisPubSub:
         return await self.hub.publish(channel, payload)
 
     def connection(self) -> RedisConnection:
-        """The current connection for other commands (changes on every reconnect)."""
+        """The current connection for other commands (changes on every reconnect).
+
+        Raises:
+            RedisConnectionError: Not connected right now (starting, or reconnecting).
+        """
+        return self.hub.connection()
+
+    async def ready_connection(self) -> RedisConnection:
+        """The connection for other commands, once there is one.
+
+        Waits up to the options' ``ack_timeout`` while the connection actor connects or
+        reconnects, so that a command issued at startup or during a short outage is not
+        refused at once.
+
+        Raises:
+            RedisConnectionError: Still not connected after ``ack_timeout``.
+        """
+        with trio.move_on_after(self.options.ack_timeout):
+            await self.hub.wait_connected()
         return self.hub.connection()
 
     async def wait_connected(self) -> None:

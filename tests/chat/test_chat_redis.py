@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import pytest
 import trio
+import trio.testing
+from _servers import RedisServer
 
 from actors import ActorSystem
 from actors.chat import (
@@ -46,7 +48,7 @@ async def test_history_is_a_capped_redis_list(system: ActorSystem, chat_redis: s
         assert all(isinstance(m, ChatMessage) and m.room == "capped" for m in history)
         assert [m.text for m in await second.history("capped", limit=2)] == ["m6", "m7"]
         assert await second.history("never-used") == []
-        store = RedisHistoryStore(broker.connection)
+        store = RedisHistoryStore(broker.ready_connection)
         assert [m.text for m in await store.recent("capped", 1)] == ["m7"]
 
 
@@ -74,3 +76,28 @@ async def test_messages_reach_a_subscriber_on_another_connection(
         finally:
             await handle.close()
         assert received == sent
+
+
+async def test_a_message_sent_while_redis_is_down_waits_for_the_reconnect(
+    system: ActorSystem, fresh_redis_server: RedisServer
+) -> None:
+    fresh_redis_server.kill()
+    async with (
+        open_pubsub(system, fresh_redis_server.url) as pubsub,
+        open_chat_service(system, pubsub, rate=FAST) as chat,
+        trio.open_nursery() as nursery,
+    ):
+        sent: list[ChatMessage] = []
+        done = trio.Event()
+
+        async def send() -> None:
+            sent.append(await chat.send("late", "ada", "sent before Redis was up"))
+            done.set()
+
+        nursery.start_soon(send)
+        await trio.testing.wait_all_tasks_blocked()
+        assert sent == []  # waiting for a connection, not refused
+        await trio.to_thread.run_sync(fresh_redis_server.start)
+        with trio.fail_after(15):
+            await done.wait()
+        assert [m.text for m in await chat.history("late")] == ["sent before Redis was up"]

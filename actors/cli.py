@@ -183,7 +183,11 @@ def _configure_serve(parser: argparse.ArgumentParser) -> None:
         help="an origin allowed to open WebSockets, such as https://chat.example.com "
         "(repeatable; default: the server's own)",
     )
-    parser.add_argument("--server-name", default=None, help="this process's name in live updates")
+    parser.add_argument(
+        "--server-name",
+        default=None,
+        help="this process's name in live updates and presence (default: HOST-PID)",
+    )
     parser.add_argument("--presence-ttl", type=_positive_seconds, default=60.0, metavar="SECONDS")
     parser.add_argument(
         "--presence-heartbeat", type=_positive_seconds, default=25.0, metavar="SECONDS"

@@ -173,3 +173,21 @@ def test_main_needs_a_command(capsys: pytest.CaptureFixture[str]) -> None:
         main([])
     assert exit_info.value.code == 2
     assert "COMMAND" in capsys.readouterr().err
+
+
+def test_serve_refuses_inconsistent_presence_timings(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["serve", "--port", "0", "--presence-ttl", "5", "--presence-heartbeat", "10"])
+    assert code == 2
+    assert "heartbeat must be positive and below ttl" in capsys.readouterr().err
+
+
+def test_serve_reports_a_port_in_use(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = main(["serve", "--port", str(port), "--gc-threshold", "0"])
+    assert code == 1
+    assert "Address already in use" in capsys.readouterr().err

@@ -492,8 +492,9 @@ def decode_cached(message: Decodable, expected: object, codec: Codec = ...) -> A
 def decode_cached(message: Decodable, expected: object, codec: Codec = CODEC) -> Any:
     """Decode a received message's payload at most once per expected type.
 
-    The result, or the ``MessageDecodeError``, is kept in ``message.decoded`` (a dict keyed by
-    the expected type), so every local subscription of the same type shares one decoding.
+    The result, or the ``MessageDecodeError``, is kept in ``message.decoded`` (an
+    ``(expected, result)`` pair, or a dict keyed by the expected type once a second type is
+    asked for), so every local subscription of the same type shares one decoding.
     Messages are frozen, so sharing the decoded object is safe; a decoded ``dict`` is shared
     too, so treat it as read-only.
 
@@ -509,18 +510,23 @@ def decode_cached(message: Decodable, expected: object, codec: Codec = CODEC) ->
         MessageDecodeError: The payload is not a valid ``expected`` (the same error each time).
         TypeError: ``expected`` is not something the codec can decode into.
     """
+    # One expected type per payload is the common case: a pair, not a dict, until a second.
     cache = message.decoded
-    if type(cache) is not dict:
-        cache = {}
-        message.decoded = cache
-    try:
+    if type(cache) is tuple and (cache[0] is expected or cache[0] == expected):
+        result = cache[1]
+    elif type(cache) is dict and expected in cache:
         result = cache[expected]
-    except KeyError:
+    else:
         try:
             result = codec.decode(message.payload, expected)
         except MessageDecodeError as exc:
             result = exc
-        cache[expected] = result
+        if type(cache) is dict:
+            cache[expected] = result
+        elif type(cache) is tuple:
+            message.decoded = {cache[0]: cache[1], expected: result}
+        else:
+            message.decoded = (expected, result)
     if isinstance(result, MessageDecodeError):
         raise result.with_traceback(None)
     return result

@@ -505,6 +505,11 @@ def test_decode_cached_decodes_once_per_expected_type() -> None:
     assert decode_cached(received, UserOffline, codec) == message
     assert decode_cached(received, dict, codec)["user_id"] == "u"
     assert codec.calls == 3
+    # All three are kept: asking again decodes nothing.
+    assert decode_cached(received, PresenceMessage, codec) is results[0]
+    assert decode_cached(received, UserOffline, codec) == message
+    assert decode_cached(received, dict, codec)["user_id"] == "u"
+    assert codec.calls == 3
 
 
 def test_decode_cached_remembers_the_error() -> None:

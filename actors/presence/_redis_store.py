@@ -26,15 +26,36 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
 DEFAULT_EXPIRE_BATCH: Final = 1000
+DEFAULT_SCOPE_KEEP: Final = 24 * 3600.0
+"""Seconds a scope's keys outlive the last join, leave, heartbeat or sweep of it."""
 
 _NOW: Final = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 """
 
+
+def _keeping_keys(body: str) -> str:
+    """``body`` run as a function, then every key of the scope kept for ``ARGV[#ARGV]`` more
+    seconds, whatever the body returned early: a scope nobody touches for that long (no
+    tracker sweeping it, no connection heartbeating in it) disappears from Redis."""
+    return (
+        _NOW
+        + "local function change()\n"
+        + body
+        + """
+end
+local result = change()
+local keep = math.floor(tonumber(ARGV[#ARGV]) * 1000)
+for _, key in ipairs(KEYS) do redis.call('PEXPIRE', key, keep) end
+return result
+"""
+    )
+
+
 JOIN_SCRIPT: Final = Script(
-    _NOW
-    + """
+    _keeping_keys(
+        """
 if redis.call('HGET', KEYS[5], ARGV[2]) == ARGV[1] then
   if ARGV[5] == '1' then return {0, 0, tonumber(redis.call('GET', KEYS[4]) or '0')} end
   redis.call('HDEL', KEYS[5], ARGV[2])
@@ -49,14 +70,15 @@ if added == 1 then
 end
 return {added, online, version}
 """
+    )
 )
 """KEYS: members, expiry, users, version, leaving. ARGV: member, user id, metadata JSON, TTL,
 whether it is a heartbeat (``1``: a leaving member is left alone) or a join (``0``: it cancels
-the leave)."""
+the leave), how long to keep the scope's keys."""
 
 LEAVE_SCRIPT: Final = Script(
-    _NOW
-    + """
+    _keeping_keys(
+        """
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return {0, 0, 0} end
 local leaving = redis.call('HGET', KEYS[5], ARGV[2])
 if leaving == ARGV[1] then return {0, 0, 0} end
@@ -83,14 +105,16 @@ if redis.call('HINCRBY', KEYS[3], ARGV[2], -1) <= 0 then
 end
 return {1, offline, redis.call('INCR', KEYS[4])}
 """
+    )
 )
-"""KEYS: members, expiry, users, version, leaving. ARGV: member, user id, grace (seconds).
+"""KEYS: members, expiry, users, version, leaving. ARGV: member, user id, grace (seconds), how
+long to keep the scope's keys.
 
 Replies ``{removed, offline, version}``; ``removed`` is 2 for a deferred leave."""
 
 EXPIRE_SCRIPT: Final = Script(
-    _NOW
-    + """
+    _keeping_keys(
+        """
 local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', string.format('%.6f', now),
   'LIMIT', 0, tonumber(ARGV[1]))
 local out = {}
@@ -115,9 +139,10 @@ for _, member in ipairs(due) do
 end
 return out
 """
+    )
 )
 """KEYS: members, expiry, users, version, leaving. ARGV: the most members to expire in one
-call."""
+call, how long to keep the scope's keys."""
 
 SNAPSHOT_SCRIPT: Final = Script(
     """
@@ -160,6 +185,12 @@ class RedisPresenceStore:
             ``RedisPubSub.ready_connection`` (it changes on every reconnect, and waits for
             one during a reconnect).
         expire_batch: The most members one sweep removes.
+        keep: Seconds a scope's keys outlive the last change or sweep of it. Every open
+            tracker sweeps its scope every few seconds, so only a scope nobody tracks any more
+            expires; its version counter then restarts, which no live tracker can see.
+
+    Raises:
+        ValueError: ``keep`` is not positive.
     """
 
     def __init__(
@@ -167,9 +198,13 @@ class RedisPresenceStore:
         connection: Callable[[], Awaitable[_Executor]],
         *,
         expire_batch: int = DEFAULT_EXPIRE_BATCH,
+        keep: float = DEFAULT_SCOPE_KEEP,
     ) -> None:
+        if not keep > 0:
+            raise ValueError(f"keep must be positive: {keep}")
         self._connection = connection
         self._expire_batch = expire_batch
+        self._keep = repr(float(keep))
 
     async def join(
         self, scope: str, user_id: str, connection_id: str, metadata: Metadata, ttl: float
@@ -197,6 +232,7 @@ class RedisPresenceStore:
                 json.dumps(metadata),
                 repr(ttl),
                 "1" if heartbeat else "0",
+                self._keep,
             ),
         )
         added, online, version = reply
@@ -215,7 +251,7 @@ class RedisPresenceStore:
         reply = await LEAVE_SCRIPT.run(
             await self._connection(),
             presence_keys(scope),
-            (member_key(user_id, connection_id), user_id, repr(float(grace))),
+            (member_key(user_id, connection_id), user_id, repr(float(grace)), self._keep),
         )
         removed, offline, version = reply
         if not removed:
@@ -231,7 +267,7 @@ class RedisPresenceStore:
     async def expire(self, scope: str) -> list[Removal]:
         """Remove expired members (see ``PresenceStore.expire``)."""
         reply = await EXPIRE_SCRIPT.run(
-            await self._connection(), presence_keys(scope), (self._expire_batch,)
+            await self._connection(), presence_keys(scope), (self._expire_batch, self._keep)
         )
         removals = []
         for index in range(0, len(reply), 4):

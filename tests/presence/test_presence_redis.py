@@ -23,6 +23,7 @@ from actors.presence import (
     RedisPresenceStore,
     open_presence_tracker,
     presence_channel,
+    presence_keys,
 )
 from actors.pubsub import RedisPubSub, open_pubsub
 
@@ -231,3 +232,44 @@ async def test_a_killed_process_gives_exactly_one_leave_per_user(
         ]
         assert all(d.expired for d in leaves)
         assert not tracker.online_users()
+
+
+async def test_a_scope_keeps_its_keys_while_tracked_and_not_after(
+    system: ActorSystem, presence_redis: str
+) -> None:
+    async with open_pubsub(system, presence_redis) as pubsub:
+        broker = pubsub.broker
+        assert isinstance(broker, RedisPubSub)
+        store = RedisPresenceStore(broker.ready_connection, keep=600.0)
+        redis = await broker.ready_connection()
+        keys = presence_keys("kept")
+        await store.join("kept", "ada", "c1", {}, 60.0)
+        for key in keys[:4]:  # members, expiry, users, version (nobody is leaving)
+            assert 590_000 < await redis.execute("PTTL", key) <= 600_000, key
+        # A scope nobody touched for a while ...
+        for key in keys[:4]:
+            await redis.execute("PEXPIRE", key, 5_000)
+        # ... is kept again by any tracker's sweep, even one that removes nothing.
+        assert await store.expire("kept") == []
+        for key in keys[:4]:
+            assert await redis.execute("PTTL", key) > 590_000, key
+        await store.leave("kept", "ada", "c1")
+        assert await redis.execute("PTTL", keys[3]) > 590_000  # the version survives the leave
+        # Nobody tracks it any more: Redis drops the keys once ``keep`` passes (here at once:
+        # an expiry time in the past).
+        await redis.execute("PEXPIREAT", keys[3], 1)
+        assert await redis.execute("EXISTS", *keys) == 0
+        # A new tracker starts the scope afresh.
+        async with open_presence_tracker(
+            system, pubsub, "kept", store=store, settings=FAST
+        ) as tracker:
+            assert await tracker.join("bob", "c1")
+            assert tracker.online_users() == {"bob"}
+
+
+def test_keep_must_be_positive() -> None:
+    async def never() -> object:
+        raise AssertionError
+
+    with pytest.raises(ValueError, match="keep must be positive"):
+        RedisPresenceStore(never, keep=0)  # type: ignore[arg-type]

@@ -346,19 +346,26 @@ class PresenceTracker:
 
     async def _on_gap(self, event: ConnectionLost | Resubscribed) -> None:
         if isinstance(event, Resubscribed):
+            # A restarted Redis may have lost the scope: this process's connections are put
+            # back first (a beat re-adds a missing one and publishes its join), so that the
+            # snapshot after the gap does not show them offline until their next heartbeat.
+            await self._beat_local_connections()
             await self.resync()
+
+    async def _beat_local_connections(self) -> None:
+        for key in list(self._local):
+            metadata = self._local.get(key)
+            if metadata is None:  # left meanwhile: a beat would add it back
+                continue
+            try:
+                await self._beat(key, metadata)
+            except ActorsError as error:
+                logger.warning("presence heartbeat of %s failed: %s", key, error)
 
     async def _heartbeat_loop(self) -> None:
         while True:
             await trio.sleep(self.settings.heartbeat)
-            for key in list(self._local):
-                metadata = self._local.get(key)
-                if metadata is None:  # left meanwhile: a beat would add it back
-                    continue
-                try:
-                    await self._beat(key, metadata)
-                except ActorsError as error:
-                    logger.warning("presence heartbeat of %s failed: %s", key, error)
+            await self._beat_local_connections()
 
     async def _sweep_loop(self) -> None:
         while True:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import attrs
 import pytest
 import trio
+from _servers import RedisServer
 from gateway_helpers import connected, post_json, running_gateway
 
 from actors import ActorSystem, message_type
@@ -210,3 +211,36 @@ async def test_a_user_with_two_tabs_stays_online_until_the_last_closes(
                     frame = await bob.receive()
                     assert frame["type"] != "presence_diff" or "ada" not in frame["left"]
         await bob.expect_presence("global", left="ada")
+
+
+async def test_sessions_survive_a_redis_restart_and_get_the_state_again(
+    system: ActorSystem, fresh_redis_server: RedisServer
+) -> None:
+    async with (
+        running_gateway(system, url=fresh_redis_server.url) as server,
+        connected(server, "ada") as ada,
+        connected(server, "bob") as bob,
+    ):
+        for client in (ada, bob):
+            await client.send(type="join", room="r5")
+            await client.expect("joined", room="r5")
+        await ada.expect_presence("r5", joined="bob")  # what ada was told before the restart
+        await trio.to_thread.run_sync(fresh_redis_server.restart)
+        await bob.send(type="say", room="r5", text="still here?", ref="after")
+        reply = await bob.expect_any(("ack", "error"))
+        while reply["type"] == "error":  # "unavailable" until the command connection is back
+            assert reply["code"] == "unavailable", reply
+            await bob.send(type="say", room="r5", text="still here?", ref="after")
+            reply = await bob.expect_any(("ack", "error"))
+        # Nobody went offline on the way: the trackers put their connections back into the
+        # restarted (empty) server before loading its snapshot.
+        told = [await ada.expect_any(("message", "presence_diff", "presence_state"))]
+        while told[-1]["type"] != "message":
+            told.append(await ada.expect_any(("message", "presence_diff", "presence_state")))
+        assert (told[-1]["user_id"], told[-1]["text"]) == ("bob", "still here?")
+        for frame in told[:-1]:
+            assert frame["type"] != "presence_diff" or not frame["left"], frame
+            assert frame["type"] != "presence_state" or len(frame["users"]) == 2, frame
+        (hub,) = {session.rooms["r5"] for session in server.gateway.sessions}
+        assert hub.online_users() == {"ada", "bob"}
+        assert server.gateway.presence.online_users() == {"ada", "bob"}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections import deque
 from typing import TYPE_CHECKING, Final, TypeVar
 
 import trio
@@ -90,9 +91,10 @@ class Session:
         self.close_code: int | None = None
         self.notifications: SubscriptionHandle | None = None
         """This user's notification subscription, while the session runs."""
-        self._outbox, self._outbox_receiver = trio.open_memory_channel[str | _Close](
-            self.settings.send_queue_size
-        )
+        # The outbox: a deque and the one task that drains it (parked when it is empty). It is
+        # on every frame's path, so it is lighter than a memory channel.
+        self._outbox: deque[str | _Close] = deque()
+        self._sender: trio.lowlevel.Task | None = None
         self._closing = trio.Event()
         self.stopped = trio.Event()
         """Set once the session's actor has ended and cleaned up."""
@@ -110,12 +112,31 @@ class Session:
         """Queue a frame for the client without blocking; a full outbox closes with 4002."""
         if self.close_code is not None:
             return
-        try:
-            self._outbox.send_nowait(frame)
-        except trio.WouldBlock:
+        if len(self._outbox) >= self.settings.send_queue_size:
             self.gateway.metrics.slow_sessions.inc()
             logger.info("%r: send queue full, closing as too slow", self)
             self.close(CLOSE_TOO_SLOW, "too slow")
+            return
+        self._enqueue(frame)
+
+    def _enqueue(self, item: str | _Close) -> None:
+        self._outbox.append(item)
+        sender = self._sender
+        if sender is not None:
+            self._sender = None
+            trio.lowlevel.reschedule(sender)
+
+    async def _next_item(self) -> str | _Close:
+        """The next item of the outbox, waiting (parked) while it is empty."""
+        if not self._outbox:
+            self._sender = trio.lowlevel.current_task()
+
+            def abort(_: object) -> trio.lowlevel.Abort:
+                self._sender = None
+                return trio.lowlevel.Abort.SUCCEEDED
+
+            await trio.lowlevel.wait_task_rescheduled(abort)
+        return self._outbox.popleft()
 
     def close(self, code: int, reason: str) -> None:
         """Close the session: queued frames are dropped, then the socket is closed with ``code``.
@@ -126,12 +147,8 @@ class Session:
         if self.close_code is not None:
             return
         self.close_code = code
-        while True:  # make room for the close, dropping what was queued
-            try:
-                self._outbox_receiver.receive_nowait()
-            except trio.WouldBlock:
-                break
-        self._outbox.send_nowait(_Close(code, reason))
+        self._outbox.clear()  # what was queued is dropped: the close goes next
+        self._enqueue(_Close(code, reason))
         self._closing.set()
 
     async def on_notification(self, notification: Notification) -> None:
@@ -141,7 +158,8 @@ class Session:
 
     async def send_loop(self, done: trio.CancelScope) -> None:
         try:
-            async for item in self._outbox_receiver:
+            while True:
+                item = await self._next_item()
                 if isinstance(item, _Close):
                     await self.connection.aclose(item.code, item.reason)
                     break

@@ -7,15 +7,18 @@ RedisServer(path) as server: ...``); trio tests call the quick methods (``kill()
 directly and the ones that wait for a process (``restart``, ``start``, ``stop``) through their
 ``*_async`` twins, which run in a worker thread so that the trio loop keeps running meanwhile.
 
-Readiness is a condition, never a fixed sleep: the server is polled with ``PING`` until it answers
-(``+PONG``, or ``-NOAUTH`` for a server with a password) or a deadline passes.
+Readiness is an event, never a sleep or a poll: each server is started with ``--supervised
+systemd`` and says ``READY=1`` on a datagram socket of ours once it accepts connections; the
+wait ends at that, at the process's exit (a pidfd), or at a deadline.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import itertools
 import os
+import select
 import shutil
 import signal
 import socket
@@ -42,8 +45,6 @@ HOST = "127.0.0.1"
 SHARED_PORT = 6379
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
-POLL_INTERVAL = 0.01
-PROBE_TIMEOUT = 0.25
 UNIX_PATH_MAX = 100
 """``sun_path`` holds 108 bytes on Linux and 104 on macOS; keep well below both."""
 
@@ -121,6 +122,18 @@ def require_tls_tooling() -> None:
 # --- small helpers ----------------------------------------------------------------------------
 
 
+_notify_numbers = itertools.count()
+
+
+@contextlib.contextmanager
+def _notify_socket() -> Iterator[tuple[socket.socket, str]]:
+    """A datagram socket in the abstract namespace, and its NOTIFY_SOCKET address."""
+    name = f"actors-test-redis-{os.getpid()}-{next(_notify_numbers)}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind("\0" + name)
+        yield notify, "@" + name
+
+
 def free_port(host: str = HOST) -> int:
     """A TCP port of ``host`` that nothing listens on now (the kernel's choice, never 6379)."""
     while True:
@@ -138,16 +151,6 @@ def encode_command(*args: str | bytes | int) -> bytes:
         data = arg if isinstance(arg, bytes) else str(arg).encode()
         parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
     return b"".join(parts)
-
-
-def _read_line(sock: socket.socket | ssl.SSLSocket) -> bytes:
-    data = b""
-    while not data.endswith(b"\r\n"):
-        chunk = sock.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    return data
 
 
 def _short_directory() -> Path:
@@ -358,19 +361,18 @@ class RedisServer:
             "--appendonly", "no",
             "--protected-mode", "no",
             "--daemonize", "no",
+            # Readiness comes as a datagram on NOTIFY_SOCKET (the systemd protocol).
+            "--supervised", "systemd",
             "--dir", str(self.directory),
             "--logfile", str(self.log_path),
             *self._variant_args(),
             *self._extra_args,
         ]  # fmt: skip
 
-    def _probe_socket(self) -> socket.socket:
-        return socket.create_connection((HOST, self._port), timeout=PROBE_TIMEOUT)
-
     # -- life cycle
 
     def start(self) -> Self:
-        """Start the process and return once it answers ``PING``; raises ``RedisServerError``."""
+        """Start the process and return once it is ready; raises ``RedisServerError``."""
         with self._lock:
             if self.running:
                 raise RuntimeError(f"{self!r} is already running")
@@ -378,8 +380,9 @@ class RedisServer:
             deadline = time.monotonic() + self.start_timeout
             while True:
                 log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-                self._spawn(executable)
-                failure = self._wait_ready(deadline)
+                with _notify_socket() as (notify, address):
+                    self._spawn(executable, address)
+                    failure = self._wait_ready(notify, deadline)
                 if failure is None:
                     self.starts += 1
                     self._fixed_port = True  # from now on the server keeps its port
@@ -388,14 +391,14 @@ class RedisServer:
                 log = self._log_since(log_offset)
                 if "already in use" in log and time.monotonic() < deadline:
                     # Someone took the port before the first start: take another one. On a
-                    # restart, old connections may still hold it (TIME_WAIT): try it again.
+                    # restart, old connections may still hold it (TIME_WAIT): try it again
+                    # (each attempt waits for the failed process to exit, which paces them).
                     if not self._fixed_port:
                         self._port = free_port()
-                    time.sleep(POLL_INTERVAL)
                     continue
                 raise RedisServerError(f"{self!r} did not start: {failure}\n--- log ---\n{log}")
 
-    def _spawn(self, executable: str) -> None:
+    def _spawn(self, executable: str, notify_address: str) -> None:
         self._process = subprocess.Popen(
             self.command_line(executable),
             stdin=subprocess.DEVNULL,
@@ -403,29 +406,28 @@ class RedisServer:
             stderr=subprocess.DEVNULL,
             cwd=self.directory,
             start_new_session=True,
+            env={**os.environ, "NOTIFY_SOCKET": notify_address},
         )
         _live_servers.add(self)
 
-    def _wait_ready(self, deadline: float) -> str | None:
-        """Poll with ``PING`` until the server answers; the reason it will not, or None."""
+    def _wait_ready(self, notify: socket.socket, deadline: float) -> str | None:
+        """Wait for the server's ``READY=1``, or for it to exit; the reason it failed, or None."""
         process = self._process
         assert process is not None
-        last_error = "no answer yet"
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                return f"exited with code {process.returncode}"
-            try:
-                with self._probe_socket() as sock:
-                    sock.sendall(encode_command("PING"))
-                    reply = _read_line(sock)
-            except (OSError, ssl.SSLError) as error:
-                last_error = f"{type(error).__name__}: {error}"
-            else:
-                if reply.startswith((b"+PONG", b"-NOAUTH")):
+        exited = os.pidfd_open(process.pid)
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return f"not ready after {self.start_timeout} s"
+                readable, _, _ = select.select([notify.fileno(), exited], [], [], remaining)
+                if notify.fileno() in readable and b"READY=1" in notify.recv(4096):
                     return None
-                last_error = f"PING answered {reply!r}"
-            time.sleep(POLL_INTERVAL)
-        return f"not ready after {self.start_timeout} s ({last_error})"
+                if exited in readable:
+                    process.wait()
+                    return f"exited with code {process.returncode}"
+        finally:
+            os.close(exited)
 
     def _log_since(self, offset: int) -> str:
         try:
@@ -536,16 +538,6 @@ class UnixRedisServer(RedisServer):
     def _listen_args(self) -> list[str]:
         return ["--port", "0", "--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]
 
-    def _probe_socket(self) -> socket.socket:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(PROBE_TIMEOUT)
-        try:
-            sock.connect(str(self.socket_path))
-        except BaseException:
-            sock.close()
-            raise
-        return sock
-
     def stop(self, *, graceful: bool = False) -> None:
         super().stop(graceful=graceful)
         if self._socket_directory is not None:
@@ -600,14 +592,6 @@ class TlsRedisServer(RedisServer):
             "--tls-ca-cert-file", str(self.tls.ca_cert),
             "--tls-auth-clients", "yes" if self.require_client_cert else "optional",
         ]  # fmt: skip
-
-    def _probe_socket(self) -> socket.socket:
-        sock = super()._probe_socket()
-        try:
-            return self.client_context().wrap_socket(sock, server_hostname=HOST)
-        except BaseException:
-            sock.close()
-            raise
 
 
 class AclRedisServer(RedisServer):

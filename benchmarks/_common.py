@@ -175,3 +175,38 @@ def emit(bench: str, *, ours: float, peer: float, unit: str, **extra: Any) -> No
     record.update(environment())
     sys.stdout.flush()
     print(json.dumps(record), flush=True)
+
+
+def emit_against_goal(
+    bench: str,
+    mine: Mapping[str, Any],
+    theirs: Mapping[str, Any],
+    *,
+    unit: str,
+    goal: float,
+    note: str = "",
+    **extra: Any,
+) -> None:
+    """Print the medians against a ratio goal, then emit the JSON line with spreads and samples.
+
+    ``mine`` and ``theirs`` are ``summary`` results; ``note`` follows our median in the
+    progress line.
+    """
+    ratio = mine["median"] / theirs["median"]
+    progress(
+        f"medians: ours {mine['median']:,.0f}{note}, peer {theirs['median']:,.0f} {unit}; "
+        f"ratio {ratio:.3f} (goal >= {goal}: {'met' if ratio >= goal else 'NOT met'})"
+    )
+    emit(
+        bench,
+        ours=mine["median"],
+        peer=theirs["median"],
+        unit=unit,
+        goal=goal,
+        goal_met=ratio >= goal,
+        ours_spread=mine["spread"],
+        peer_spread=theirs["spread"],
+        ours_samples=mine["samples"],
+        peer_samples=theirs["samples"],
+        **extra,
+    )

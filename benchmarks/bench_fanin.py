@@ -25,7 +25,7 @@ from typing import Any
 import redis
 import redis.asyncio
 import trio
-from _common import emit, interleave, parse_args, progress, summary
+from _common import emit_against_goal, interleave, parse_args, progress, summary
 from _redis_common import (
     DECODER,
     Tally,
@@ -110,24 +110,12 @@ def main() -> None:
             unit="msg/s",
             warmup=min(args.messages, 50_000),
         )
-    mine = summary(samples["ours (1000 actors)"])
-    theirs = summary(samples["peer (redis.asyncio)"])
-    ratio = mine["median"] / theirs["median"]
-    progress(
-        f"medians: ours {mine['median']:,.0f}, peer {theirs['median']:,.0f} msg/s; "
-        f"ratio {ratio:.3f} (goal >= {GOAL}: {'met' if ratio >= GOAL else 'NOT met'})"
-    )
-    emit(
+    emit_against_goal(
         "redis_fanin",
-        ours=mine["median"],
-        peer=theirs["median"],
+        summary(samples["ours (1000 actors)"]),
+        summary(samples["peer (redis.asyncio)"]),
         unit="msg/s",
         goal=GOAL,
-        goal_met=ratio >= GOAL,
-        ours_spread=mine["spread"],
-        peer_spread=theirs["spread"],
-        ours_samples=mine["samples"],
-        peer_samples=theirs["samples"],
         ours_dropped=extra.get("ours_dropped", [])[-args.repeats :],
         messages=args.messages,
         channels=CHANNELS,

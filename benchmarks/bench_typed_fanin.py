@@ -33,7 +33,7 @@ from typing import Any
 import redis
 import redis.asyncio
 import trio
-from _common import emit, interleave, parse_args, progress, summary
+from _common import emit_against_goal, interleave, parse_args, progress, summary
 from _redis_common import (
     Tally,
     channel_names,
@@ -135,24 +135,12 @@ def main() -> None:
             )
     finally:
         path.unlink(missing_ok=True)
-    mine = summary(samples["ours (open_pubsub, 1000 subs)"])
-    theirs = summary(samples["peer (redis.asyncio+cattrs)"])
-    ratio = mine["median"] / theirs["median"]
-    progress(
-        f"medians: ours {mine['median']:,.0f}, peer {theirs['median']:,.0f} msg/s; "
-        f"ratio {ratio:.3f} (goal >= {GOAL}: {'met' if ratio >= GOAL else 'NOT met'})"
-    )
-    emit(
+    emit_against_goal(
         "typed_fanin",
-        ours=mine["median"],
-        peer=theirs["median"],
+        summary(samples["ours (open_pubsub, 1000 subs)"]),
+        summary(samples["peer (redis.asyncio+cattrs)"]),
         unit="typed msg/s",
         goal=GOAL,
-        goal_met=ratio >= GOAL,
-        ours_spread=mine["spread"],
-        peer_spread=theirs["spread"],
-        ours_samples=mine["samples"],
-        peer_samples=theirs["samples"],
         ours_dropped=extra.get("ours_dropped", [])[-args.repeats :],
         ours_decode_errors=extra.get("ours_decode_errors", [])[-args.repeats :],
         messages=args.messages,

@@ -119,7 +119,9 @@ class GatewayMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.sessions = Gauge(
-            "actors_gateway_sessions", "Open WebSocket sessions.", registry=registry
+            "actors_gateway_sessions",
+            "Open WebSocket sessions (welcomed, not yet ended).",
+            registry=registry,
         )
         self.sessions_closed = Counter(
             "actors_gateway_sessions_closed",
@@ -175,6 +177,7 @@ class Gateway:
         self.metrics = GatewayMetrics(registry)
         self.registry = registry
         self.sessions: set[Session] = set()
+        self.metrics.sessions.set_function(lambda: len(self.sessions))
         self._hubs: KeyedChildren[str] | None = None
         self.presence_batcher = PresenceBatcher(settings.presence_interval)
         self.sessions_supervisor: Supervisor | None = None

@@ -338,7 +338,6 @@ class Session:
 async def run_session(context: ActorContext, session: Session) -> None:
     """The session's actor: runs its tasks until the client or the server closes."""
     gateway = session.gateway
-    gateway.metrics.sessions.inc()
     code, reason = CLOSE_GOING_AWAY, "server shutting down"
     try:
         async with trio.open_nursery() as nursery:
@@ -361,6 +360,5 @@ async def run_session(context: ActorContext, session: Session) -> None:
             with trio.move_on_after(session.settings.close_timeout):
                 await gateway.session_ended(session)
             gateway.sessions.discard(session)
-            gateway.metrics.sessions.dec()
             gateway.metrics.sessions_closed.labels(str(session.close_code)).inc()
             session.stopped.set()

@@ -63,13 +63,6 @@ def _static_files() -> dict[str, tuple[bytes, str]]:
     return files
 
 
-def _raw_response(status: int, reason: str, body: bytes) -> bytes:
-    return (
-        f"HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\n"
-        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
-    ).encode() + body
-
-
 class GatewayWeb:
     """Answers the gateway's HTTP requests and takes over its WebSocket upgrades."""
 
@@ -116,18 +109,16 @@ class GatewayWeb:
             allowed = (f"http://{host}", f"https://{host}")
         return origin in allowed
 
-    async def upgrade(self, request: HttpRequest, stream: trio.abc.Stream) -> None:
-        """Take over an upgrade request: refuse it, or run a session on it."""
+    async def upgrade(self, request: HttpRequest, stream: trio.abc.Stream) -> HttpResponse | None:
+        """Take over an upgrade request and run a session on it, or return the refusal."""
         refused = self.gateway.metrics.handshakes_refused
         if request.path != WEBSOCKET_PATH or not request.wants_upgrade("websocket"):
             refused.labels("path").inc()
-            await stream.send_all(_raw_response(404, "Not Found", b"not found\n"))
-            return
+            return HttpResponse.text(404, "not found")
         if not self.origin_allowed(request):
             refused.labels("origin").inc()
             logger.info("WebSocket from origin %r refused", request.headers.get("origin"))
-            await stream.send_all(_raw_response(403, "Forbidden", b"origin not allowed\n"))
-            return
+            return HttpResponse.text(403, "origin not allowed")
         settings = self.gateway.settings
         connection: trio_websocket.WebSocketConnection | None = None
         user_id: str | None = None
@@ -148,6 +139,7 @@ class GatewayWeb:
                 with trio.move_on_after(settings.close_timeout):
                     await connection.aclose(CLOSE_UNAUTHORIZED, "no hello")
             nursery.cancel_scope.cancel()
+        return None
 
     async def _hello(self, connection: trio_websocket.WebSocketConnection) -> str | None:
         """The user id of a valid ``hello``; anything else closes with 4001."""

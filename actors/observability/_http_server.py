@@ -73,9 +73,10 @@ class HttpResponse:
 Handler = Callable[[HttpRequest], Awaitable[HttpResponse]]
 """Answers one request."""
 
-UpgradeHandler = Callable[[HttpRequest, trio.abc.Stream], Awaitable[None]]
-"""Takes over a connection whose request asks for an upgrade; the server closes the stream
-once it returns."""
+UpgradeHandler = Callable[[HttpRequest, trio.abc.Stream], Awaitable["HttpResponse | None"]]
+"""Takes over a connection whose request asks for an upgrade and returns None, or refuses it
+by returning the response to send (without touching the stream); either way the server closes
+the connection afterwards."""
 
 
 class _RequestTooLarge(Exception):
@@ -147,7 +148,10 @@ class _Connection:
             if request is None:
                 return
             if self.upgrade is not None and request.headers.get("upgrade"):
-                await self.upgrade(request, ReplayStream(self.stream, bytes(self.raw)))
+                refusal = await self.upgrade(request, ReplayStream(self.stream, bytes(self.raw)))
+                if refusal is not None:
+                    closing = (*refusal.headers, ("connection", "close"))
+                    await self._send(request, attrs.evolve(refusal, headers=closing))
                 return
             response = await self.handler(request)
             await self._send(request, response)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import orjson
-from gateway_helpers import http_request, post_json, running_gateway
+from gateway_helpers import connected, http_request, post_json, running_gateway
 
 from actors import ActorSystem
 
@@ -48,6 +48,9 @@ async def test_metrics_and_health_on_the_same_port(system: ActorSystem) -> None:
         status, headers, body = await http_request(server.port, "GET", "/metrics")
         assert status == 200
         assert b"actors_gateway_sessions 0.0" in body
+        async with connected(server, "ada"):
+            _, _, body = await http_request(server.port, "GET", "/metrics")
+            assert b"actors_gateway_sessions 1.0" in body
         status, headers, body = await http_request(server.port, "GET", "/health")
         assert status == 200
         assert headers["content-type"] == "application/json"

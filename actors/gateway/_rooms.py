@@ -10,6 +10,7 @@ leaves, the hub stops.
 from __future__ import annotations
 
 import logging
+from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Final
 
 import attrs
@@ -99,25 +100,24 @@ async def run_room_hub(context: ActorContext, gateway: Gateway, room: str) -> No
     """
     hub = RoomHub(room, gateway.presence_batcher)
     try:
-        async with open_presence_tracker(
-            context.system, gateway.pubsub, room, settings=gateway.settings.presence
-        ) as tracker:
+        async with AsyncExitStack() as stack:  # leaving it: subscriptions first, then presence
+            tracker = await stack.enter_async_context(
+                open_presence_tracker(
+                    context.system, gateway.pubsub, room, settings=gateway.settings.presence
+                )
+            )
             hub.tracker = tracker
             tracker.watch(hub.on_presence)
-            chat_subscription = await gateway.chat.subscribe(room, hub.on_message)
-            try:
-                typing_subscription = await gateway.pubsub.subscribe(
-                    typing_channel(room), hub.on_typing, message_type=TypingNotice
-                )
-                try:
-                    async for request in context:
-                        await _serve(hub, tracker, request)
-                        if not hub.sessions:
-                            break
-                finally:
-                    await typing_subscription.close()
-            finally:
-                await chat_subscription.close()
+            messages = await gateway.chat.subscribe(room, hub.on_message)
+            stack.push_async_callback(messages.close)
+            typing = await gateway.pubsub.subscribe(
+                typing_channel(room), hub.on_typing, message_type=TypingNotice
+            )
+            stack.push_async_callback(typing.close)
+            async for request in context:
+                await _serve(hub, tracker, request)
+                if not hub.sessions:
+                    break
     finally:
         gateway.hubs.forget(room, context.ref)
         for session in hub.sessions:

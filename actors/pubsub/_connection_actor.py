@@ -16,11 +16,11 @@ import attrs
 import trio
 
 from actors._errors import RedisConnectionLostError, RedisError
-from actors.redis import PubSubHub, RedisSettings, open_redis_connection
+from actors.redis import PubSubHub, RedisSettings, open_redis_connection, open_transport
 from actors.supervision import Backoff
 
 if TYPE_CHECKING:
-    from actors.redis import RedisConnection
+    from actors.redis import Connector, RedisConnection
     from actors.runtime import ActorContext
 
 logger = logging.getLogger(__name__)
@@ -46,6 +46,8 @@ class ConnectionOptions:
         probe_timeout: Seconds a probe may take before the connection counts as dead.
         ack_timeout: Seconds a subscribe or a replay waits for Redis's acknowledgements.
         probe_channel: The probe's own channel (see ``PubSubHub``); allow it in ACLs.
+        connector: Opens the byte stream to the server (see ``actors.redis.Connector``):
+            TCP, TLS or a Unix socket by default; an in-memory server in tests.
     """
 
     reconnect: Backoff = DEFAULT_RECONNECT_BACKOFF
@@ -55,6 +57,7 @@ class ConnectionOptions:
     probe_timeout: float = DEFAULT_PROBE_TIMEOUT
     ack_timeout: float = 30.0
     probe_channel: bytes | None = None
+    connector: Connector = open_transport
 
 
 async def run_connection(
@@ -63,12 +66,16 @@ async def run_connection(
     """One incarnation of the connection actor; it only ends by raising (or being stopped)."""
     reason = "the connection actor stopped"
     try:
-        async with open_redis_connection(settings, push_batch_handler=hub.push_many) as commands:
+        async with open_redis_connection(
+            settings, push_batch_handler=hub.push_many, connector=options.connector
+        ) as commands:
             if commands.protocol == 2:
                 # A RESP2 connection that subscribes can run no other command: use a second one.
                 subscriber_settings = attrs.evolve(settings, protocol=2)
                 async with open_redis_connection(
-                    subscriber_settings, push_batch_handler=hub.push_many
+                    subscriber_settings,
+                    push_batch_handler=hub.push_many,
+                    connector=options.connector,
                 ) as subscriber:
                     reason = await _serve(hub, commands, subscriber, options)
             else:

@@ -37,6 +37,7 @@ from actors.redis._subscriptions import (
     SubscriptionStatistics,
     SubscriptionTable,
 )
+from actors.redis._transport import Connector, Transport, open_transport
 
 __all__ = [
     "DEFAULT_ACK_TIMEOUT",
@@ -45,6 +46,7 @@ __all__ = [
     "MAX_FEED_SIZE",
     "Argument",
     "ConnectionLost",
+    "Connector",
     "Frame",
     "Kind",
     "MessageSink",
@@ -63,9 +65,11 @@ __all__ = [
     "SubscriptionEvent",
     "SubscriptionStatistics",
     "SubscriptionTable",
+    "Transport",
     "encode_command",
     "is_push",
     "open_redis_connection",
+    "open_transport",
     "parse_info",
     "reply_error",
 ]

@@ -24,7 +24,7 @@ from actors.redis._config import RedisSettings
 from actors.redis._handshake import handshake
 from actors.redis._resp import MAX_FEED_SIZE, Argument, Frame, RespParser, encode_command
 from actors.redis._statistics import RedisConnectionState, RedisConnectionStatistics
-from actors.redis._transport import Transport, open_transport
+from actors.redis._transport import Connector, Transport, open_transport
 
 __all__ = [
     "PushBatchHandler",
@@ -448,6 +448,7 @@ async def open_redis_connection(
     *,
     push_handler: PushHandler | None = None,
     push_batch_handler: PushBatchHandler | None = None,
+    connector: Connector = open_transport,
 ) -> AsyncIterator[RedisConnection]:
     """Connect to Redis, handshake, and close the connection on exit.
 
@@ -464,6 +465,8 @@ async def open_redis_connection(
         push_batch_handler: Instead of ``push_handler``: called with the push frames of one
             read together, in order (a reply that follows pushes is handled after them). For
             routers under a flood: one call per read instead of one per frame.
+        connector: Opens the byte stream; ``open_transport`` (TCP, TLS or a Unix socket) by
+            default. Tests pass an in-memory server's ``connect``.
 
     Yields:
         The open connection.
@@ -482,7 +485,7 @@ async def open_redis_connection(
         settings = settings_or_url
     deadline = trio.current_time() + settings.connect_timeout
     with trio.move_on_at(deadline) as connect_scope:
-        transport = await open_transport(settings)
+        transport = await connector(settings)
     if connect_scope.cancelled_caught:
         raise RedisTimeoutError(
             f"connecting to {settings.describe()} took longer than {settings.connect_timeout} s"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeAlias
 
 import attrs
 import trio
@@ -13,9 +13,11 @@ import trio
 from actors._errors import RedisConnectionError
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from actors.redis._config import RedisSettings
 
-__all__ = ["Transport", "open_transport"]
+__all__ = ["Connector", "Transport", "open_transport"]
 
 logger = logging.getLogger(__name__)
 
@@ -28,11 +30,18 @@ KEEPALIVE_COUNT: Final = 3  # unanswered probes before the kernel drops the conn
 class Transport:
     """An open connection to a server."""
 
-    stream: trio.SocketStream | trio.SSLStream[trio.SocketStream]
-    """The stream commands are written to."""
-    raw_socket: socket.socket | None
-    """The non-blocking stdlib socket under a plain stream, read directly in batches; ``None``
-    with TLS, where reads go through ``stream.receive_some``."""
+    stream: trio.abc.Stream
+    """The stream commands are written to (and replies read from, unless ``raw_socket``)."""
+    raw_socket: socket.socket | None = None
+    """The non-blocking stdlib socket under a plain TCP or Unix stream, read directly in
+    batches; ``None`` for TLS and for other streams (such as an in-memory test server), which
+    are read with ``stream.receive_some``."""
+
+
+Connector: TypeAlias = "Callable[[RedisSettings], Awaitable[Transport]]"
+"""Opens the byte stream to a server: ``open_transport`` for real servers; tests pass the
+``connect`` method of an in-memory server. It raises ``RedisConnectionError`` for what a retry
+may heal, and the caller applies the connect timeout."""
 
 
 def _set_keepalive(sock: socket.socket) -> None:

@@ -28,13 +28,17 @@ __all__ = [
     "MessageDecodeError",
     "NameTakenError",
     "RedisAuthenticationError",
+    "RedisConfigurationError",
     "RedisConnectionError",
     "RedisConnectionLostError",
     "RedisError",
+    "RedisHandshakeError",
     "RedisPermissionError",
     "RedisProtocolError",
     "RedisReplyError",
     "RedisTimeoutError",
+    "RedisTlsError",
+    "RedisUrlError",
     "RestartIntensityError",
     "SelfAskError",
     "SupervisorError",
@@ -116,8 +120,18 @@ class RedisError(ActorsError):
     """Base class of the errors the Redis client raises."""
 
 
+class RedisConfigurationError(RedisError):
+    """The connection cannot work as configured, so retrying cannot help.
+
+    Raised for refused credentials, a setup command the server refuses (an ACL user without
+    ``HELLO`` or ``SELECT``, a database number out of range), a TLS certificate or host name
+    that does not verify, and a malformed or unsupported URL. The connection actor does not
+    retry these: it stops, and the error reaches whoever waits for the connection.
+    """
+
+
 class RedisConnectionError(RedisError, trio.BrokenResourceError):
-    """The connection to Redis could not be made, or broke."""
+    """The connection to Redis could not be made, or broke; a retry may succeed."""
 
 
 class RedisConnectionLostError(RedisConnectionError):
@@ -150,8 +164,35 @@ class RedisPermissionError(RedisReplyError):
     """The ACL user may not run this command or touch this key or channel (``NOPERM``)."""
 
 
-class RedisAuthenticationError(RedisReplyError):
-    """Authentication failed (``WRONGPASS``, ``NOAUTH``)."""
+class RedisAuthenticationError(RedisReplyError, RedisConfigurationError):
+    """Authentication failed (``WRONGPASS``, ``NOAUTH``); the server's message is kept, and
+    the password never appears in it."""
+
+
+class RedisHandshakeError(RedisReplyError, RedisConfigurationError):
+    """The server refused a command that sets a connection up (``HELLO``, ``AUTH``, ``SELECT``,
+    ``CLIENT SETNAME``), for example ``NOPERM`` or ``ERR DB index is out of range``.
+
+    Attributes:
+        command: The refused command's name, such as ``SELECT``.
+    """
+
+    def __init__(self, message: str, *, command: str) -> None:
+        super().__init__(message)
+        self.command = command
+
+    def __str__(self) -> str:
+        return f"Redis refused {self.command} while setting the connection up: {self.message}"
+
+
+class RedisTlsError(RedisConfigurationError):
+    """The TLS handshake failed for a reason a retry cannot heal: the server's certificate or
+    host name did not verify, the server refused ours, or the TLS files could not be loaded."""
+
+
+class RedisUrlError(RedisConfigurationError, ValueError):
+    """A Redis or broker URL is malformed, has an unknown or invalid option, or an unsupported
+    scheme."""
 
 
 class MessageDecodeError(ActorsError, ValueError):

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Final
 import attrs
 import trio
 
-from actors._errors import InvalidChannelNameError, RedisConnectionError
-from actors.messages import CODEC, Codec, is_pattern
+from actors._errors import InvalidChannelNameError, RedisConnectionError, RedisTimeoutError
+from actors.messages import CODEC, GLOB_CHARACTERS, Codec
 from actors.pubsub._connection_actor import DEFAULT_CONNECTION_OPTIONS, ConnectionOptions
 from actors.pubsub._policy import (
     DEFAULT_ERROR_POLICY,
@@ -63,7 +63,8 @@ class PubSubSettings:
         overflow: What a full subscription mailbox does; the reader never waits for it.
         ack_timeout: Seconds a subscribe waits for the broker to confirm it (30 s).
         publish_retry: Attempts and backoff for a publish that meets a lost connection
-            (3 attempts, 100 ms, x2); each retry also waits for the connection to be back.
+            (3 attempts, 100 ms, x2); each retry also waits for the connection to be back, up
+            to ``connection.reconnect_wait`` (5 s) in all (see ``PubSub.publish_bound``).
         error_policy: The default error policy of subscriptions.
         connection: Reconnect backoff and liveness probes of the Redis connection actor.
         max_restarts: Subscription restarts allowed within ``within`` seconds before the
@@ -141,11 +142,13 @@ class SubscriptionHandle:
 def _check_name(name: str, *, pattern: bool) -> bytes:
     if not name:
         raise InvalidChannelNameError(name, "a channel or pattern name must not be empty")
-    if not pattern and is_pattern(name):
+    # Every glob character is refused, escaped or not, exactly as docs/pubsub.md lists them:
+    # an exact channel never needs one, and a name that holds one was likely meant as a pattern.
+    if not pattern and any(char in GLOB_CHARACTERS for char in name):
         raise InvalidChannelNameError(
             name,
-            "it contains glob characters: subscribe to a pattern with psubscribe (pattern=True); "
-            "build channels from user input with channel_name()",
+            f"it contains glob characters ({GLOB_CHARACTERS}): subscribe to a pattern with "
+            "psubscribe (pattern=True); build channels from user input with channel_name()",
         )
     return name.encode()
 
@@ -194,11 +197,22 @@ class PubSub:
         self.observer = observer
         self._handles: set[SubscriptionHandle] = set()
 
+    def publish_bound(self) -> float:
+        """The longest a ``publish`` takes, in seconds: the connection options'
+        ``reconnect_wait`` plus the retry policy's delays (5 + 0.1 + 0.2 = 5.3 s by default)."""
+        retry = self.settings.publish_retry
+        delays = sum(retry.backoff.longest_delay(n) for n in range(retry.max_attempts - 1))
+        return self.settings.connection.reconnect_wait + delays
+
     async def publish(self, channel: str, message: object, *, group: str | None = None) -> int:
         """Encode ``message`` once and publish it; returns the number of receivers.
 
-        A publish that meets a lost connection is retried by ``settings.publish_retry`` once
-        the connection is back.
+        A publish that meets a lost connection is retried by ``settings.publish_retry`` (3
+        attempts, 100 ms then 200 ms apart), each retry once the connection is back. Issued
+        during an outage, it completes one round trip after the connection is back, or fails
+        within ``publish_bound()`` seconds. An attempt cut off by a lost connection may have
+        been published already, so a retried message can arrive twice: receivers drop
+        duplicates by the message's ``id``, which every attempt carries unchanged.
 
         Args:
             channel: The channel to publish on.
@@ -207,25 +221,43 @@ class PubSub:
                 default: the channel itself (the metrics fold rare values past their limit).
 
         Raises:
-            RedisConnectionError: Still failing after the last attempt.
+            RedisConnectionError: Still failing after the last attempt, or the connection was
+                not back within the bound.
+            RedisTimeoutError: An attempt got no answer within the bound (the connection looked
+                open): the message may or may not have been published.
+            RedisConfigurationError: The connection stopped for good (at once).
             TypeError: The message cannot be encoded.
         """
         payload = self.settings.codec.encode(message)
         if self.metrics is not None:
             self.metrics.message_published(group or channel, _type_name(type(message)))
         retry = self.settings.publish_retry
-        for attempt in range(1, retry.max_attempts + 1):
-            try:
-                return await self.broker.publish(channel, payload)
-            except RedisConnectionError as error:
-                if attempt == retry.max_attempts:
-                    raise RedisConnectionError(
-                        f"publishing to {channel!r} failed {attempt} times: {error}"
-                    ) from error
+        bound = self.publish_bound()
+        in_flight = False
+        failure: RedisConnectionError | None = None
+        with trio.move_on_after(bound):
+            for attempt in range(1, retry.max_attempts + 1):
+                try:
+                    in_flight = True
+                    return await self.broker.publish(channel, payload)
+                except RedisConnectionError as error:
+                    in_flight = False
+                    failure = error
+                    if attempt == retry.max_attempts:
+                        raise RedisConnectionError(
+                            f"publishing to {channel!r} failed {attempt} times: {error}"
+                        ) from error
                 await trio.sleep(retry.backoff.delay(attempt - 1, self.system.random))
-                with trio.move_on_after(self.settings.ack_timeout):
-                    await self.broker.wait_connected()
-        raise AssertionError("unreachable")  # pragma: no cover
+                await self.broker.wait_connected()
+        if in_flight:
+            raise RedisTimeoutError(
+                f"publishing to {channel!r} got no answer within {bound:.3g} s; it may or may "
+                "not have been published"
+            )
+        raise RedisConnectionError(
+            f"publishing to {channel!r} failed: the connection was not back within {bound:.3g} s"
+            f" ({failure})"
+        ) from failure
 
     async def subscribe(
         self,

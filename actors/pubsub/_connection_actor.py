@@ -1,10 +1,12 @@
 """The Redis connection actor: one per process, supervised, restarted with backoff when it breaks.
 
 Each incarnation opens a connection (two in RESP2 mode), attaches it to the ``PubSubHub`` (which
-replays every subscription), then watches it: a closed socket, or a liveness probe that does not
-come back, ends the incarnation with ``RedisConnectionLostError``. Its supervisor restarts it
-after an exponential backoff with jitter. The hub, and so the subscription table, outlives every
-incarnation.
+replays every subscription), proves it with a probe, then watches it: a closed socket, or a
+liveness probe that does not come back, ends the incarnation with ``RedisConnectionLostError``.
+Its supervisor restarts it after an exponential backoff with jitter, from the initial delay
+again once a connection has proved healthy. A failure that cannot heal (refused credentials,
+a refused ``SELECT``, a certificate that does not verify) is not retried: the hub fails every
+waiter with it. The hub, and so the subscription table, outlives every incarnation.
 """
 
 from __future__ import annotations
@@ -15,7 +17,12 @@ from typing import TYPE_CHECKING, Final
 import attrs
 import trio
 
-from actors._errors import RedisConnectionLostError, RedisError
+from actors._errors import (
+    ActorShutdown,
+    RedisConfigurationError,
+    RedisConnectionLostError,
+    RedisError,
+)
 from actors.redis import PubSubHub, RedisSettings, open_redis_connection, open_transport
 from actors.supervision import Backoff
 
@@ -27,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_PROBE_INTERVAL: Final = 5.0  # seconds without any pushed message before a probe
 DEFAULT_PROBE_TIMEOUT: Final = 3.0  # seconds a probe may take to come back
+DEFAULT_RECONNECT_WAIT: Final = 5.0  # seconds a call waits for a lost connection to come back
 DEFAULT_RECONNECT_BACKOFF: Final = Backoff(
     initial=0.1, multiplier=2.0, maximum=5.0, jitter=0.2, reset_after=30.0
 )
@@ -37,14 +45,20 @@ class ConnectionOptions:
     """How the connection actor reconnects and proves its connection alive.
 
     Attributes:
-        reconnect: Backoff between reconnect attempts (the users' defaults: 100 ms, x2).
+        reconnect: Backoff between reconnect attempts (the users' defaults: 100 ms, x2, at
+            most 5 s, ±20 %). It starts from ``initial`` again as soon as a connection is
+            healthy (replayed and probed), and keeps growing while attempts fail before that.
         max_restarts: Reconnects allowed within ``within`` seconds before the connection's
-            supervisor gives up. With the default backoff, a plain outage never reaches it:
-            attempts soon come ``reconnect.maximum`` seconds apart.
+            supervisor gives up. A plain outage never reaches it (attempts soon come
+            ``reconnect.maximum`` seconds apart); a server that accepts, answers a probe and
+            drops the connection more than ``max_restarts`` times within ``within`` seconds
+            does.
         within: The window for ``max_restarts``, in seconds.
         probe_interval: Seconds without any pushed message after which a probe is sent.
         probe_timeout: Seconds a probe may take before the connection counts as dead.
         ack_timeout: Seconds a subscribe or a replay waits for Redis's acknowledgements.
+        reconnect_wait: Seconds a call that needs the connection waits for it to come back
+            during an outage (``ready_connection``, a publish's retries) before it fails.
         probe_channel: The probe's own channel (see ``PubSubHub``); allow it in ACLs.
         connector: Opens the byte stream to the server (see ``actors.redis.Connector``):
             TCP, TLS or a Unix socket by default; an in-memory server in tests.
@@ -56,6 +70,7 @@ class ConnectionOptions:
     probe_interval: float = DEFAULT_PROBE_INTERVAL
     probe_timeout: float = DEFAULT_PROBE_TIMEOUT
     ack_timeout: float = 30.0
+    reconnect_wait: float = DEFAULT_RECONNECT_WAIT
     probe_channel: bytes | None = None
     connector: Connector = open_transport
 
@@ -63,7 +78,13 @@ class ConnectionOptions:
 async def run_connection(
     context: ActorContext, hub: PubSubHub, settings: RedisSettings, options: ConnectionOptions
 ) -> None:
-    """One incarnation of the connection actor; it only ends by raising (or being stopped)."""
+    """One incarnation of the connection actor.
+
+    It ends by raising a ``RedisError`` when the connection fails or breaks (its supervisor
+    reconnects after the backoff), with ``ActorShutdown`` when the failure cannot heal (the hub
+    fails every waiter with the ``RedisConfigurationError``, and the transient child is not
+    restarted), or when it is stopped.
+    """
     reason = "the connection actor stopped"
     try:
         async with open_redis_connection(
@@ -77,25 +98,40 @@ async def run_connection(
                     push_batch_handler=hub.push_many,
                     connector=options.connector,
                 ) as subscriber:
-                    reason = await _serve(hub, commands, subscriber, options)
+                    reason = await _serve(context, hub, commands, subscriber, options)
             else:
-                reason = await _serve(hub, commands, None, options)
+                reason = await _serve(context, hub, commands, None, options)
+    except RedisConfigurationError as error:
+        logger.error(
+            "the Redis connection to %s cannot work: %s (not retried)", settings.describe(), error
+        )
+        hub.fail(error)
+        raise ActorShutdown(f"Redis connection failed for good: {error}") from None
     except RedisError as error:
         reason = str(error)
         raise
     finally:
-        hub.detach(reason, notify=not context.stopping)
+        if hub.failure is None:
+            hub.detach(reason, notify=not context.stopping)
     raise RedisConnectionLostError(reason)
 
 
 async def _serve(
+    context: ActorContext,
     hub: PubSubHub,
     commands: RedisConnection,
     subscriber: RedisConnection | None,
     options: ConnectionOptions,
 ) -> str:
-    """Attach the connection(s), then watch them; returns why the connection must be replaced."""
+    """Attach the connection(s), prove them, then watch them; returns why they must be replaced.
+
+    A connection that was replayed and answered a probe is healthy: the supervisor is told so,
+    and the next loss reconnects after the initial delay. One that breaks before that (a
+    flapping server) keeps the backoff growing.
+    """
     await hub.attach(commands, subscriber)
+    await hub.probe(options.probe_timeout)
+    context.reset_backoff()
     failure: list[str] = []
     async with trio.open_nursery() as nursery:
 
@@ -124,9 +160,6 @@ async def _serve(
         if subscriber is not None:
             nursery.start_soon(watch, subscriber)
         nursery.start_soon(probe)
-    logger.warning(
-        "replacing the Redis connection to %s: %s", commands.settings.describe(), failure[0]
-    )
     return failure[0]
 
 

@@ -24,7 +24,6 @@ Everything runs in one trio run (one thread); brokers sharing a name must live i
 
 from __future__ import annotations
 
-import time
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Final, NoReturn
 
@@ -370,7 +369,7 @@ class MemoryBroker:
             connected=not self._closed,
             protocol=None,
             reconnects=0,
-            last_message_age=None if last is None else time.monotonic() - last,
+            last_message_age=None if last is None else trio.current_time() - last,
             last_probe_age=None,
             gap_started=None,
             unroutable=self.table.unroutable,

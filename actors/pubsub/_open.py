@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
+from actors._errors import RedisUrlError
 from actors.pubsub._memory import open_memory_broker
 from actors.pubsub._redis import open_redis_pubsub
 
@@ -65,7 +66,9 @@ async def open_broker(
         A ``MemoryBroker`` or a ``RedisPubSub``.
 
     Raises:
-        ValueError: The URL's scheme is none of these, or a ``memory://`` URL is malformed.
+        RedisUrlError: The URL's scheme is none of these, or a Redis URL is malformed (a
+            ``ValueError``).
+        ValueError: A ``memory://`` URL is malformed.
     """
     scheme = url.partition("://")[0].lower() if "://" in url else ""
     if scheme == MEMORY_SCHEME:
@@ -75,7 +78,9 @@ async def open_broker(
         async with open_redis_pubsub(system, url, options=options, name=name) as pubsub:
             yield pubsub
     else:
-        raise ValueError(
-            f"unsupported broker URL {url!r}: use memory://, memory://NAME, redis://, rediss:// "
-            "or unix://"
+        # Only the scheme is shown: the rest of the URL may hold a password.
+        shown = f"{scheme}://" if scheme else "a URL without a scheme"
+        raise RedisUrlError(
+            f"unsupported broker URL ({shown}): use memory://, memory://NAME, redis://, "
+            "rediss:// or unix://"
         )

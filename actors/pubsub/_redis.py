@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Final
 
@@ -9,12 +10,13 @@ import attrs
 import trio
 
 from actors.pubsub._connection_actor import ConnectionOptions, run_connection
-from actors.redis import Kind, PubSubHub, RedisSettings
+from actors.redis import HubObserver, Kind, PubSubHub, RedisSettings
 from actors.supervision import ChildSpec, Restart, SupervisorSpec, open_supervisor
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+    from actors._errors import RedisConfigurationError
     from actors.redis import MessageSink, PubSubStatistics, RedisConnection
     from actors.runtime import ActorRef, ActorSystem
     from actors.supervision import Supervisor
@@ -84,10 +86,13 @@ class RedisPubSub:
         return Subscription(self, kind, name, sink)
 
     async def publish(self, channel: bytes | str, payload: bytes | str) -> int:
-        """Publish a payload; returns the number of receivers Redis counted.
+        """Publish a payload once; returns the number of receivers Redis counted.
+
+        Never retried here (``PubSub.publish`` retries by its policy).
 
         Raises:
             RedisConnectionError: Not connected, or the connection broke before Redis answered.
+            RedisConfigurationError: The connection stopped for good.
         """
         return await self.hub.publish(channel, payload)
 
@@ -102,19 +107,25 @@ class RedisPubSub:
     async def ready_connection(self) -> RedisConnection:
         """The connection for other commands, once there is one.
 
-        Waits up to the options' ``ack_timeout`` while the connection actor connects or
-        reconnects, so that a command issued at startup or during a short outage is not
+        Waits up to the options' ``reconnect_wait`` (5 s) while the connection actor connects
+        or reconnects, so that a command issued at startup or during a short outage is not
         refused at once.
 
         Raises:
-            RedisConnectionError: Still not connected after ``ack_timeout``.
+            RedisConnectionError: Still not connected after ``reconnect_wait``.
+            RedisConfigurationError: The connection stopped for good (at once).
         """
-        with trio.move_on_after(self.options.ack_timeout):
+        with trio.move_on_after(self.options.reconnect_wait):
             await self.hub.wait_connected()
         return self.hub.connection()
 
     async def wait_connected(self) -> None:
-        """Wait until connected with every subscription replayed."""
+        """Wait until connected with every subscription replayed; unbounded (an outage lasts
+        as long as it lasts): bound it with a cancel scope.
+
+        Raises:
+            RedisConfigurationError: The connection stopped for good (at once).
+        """
         await self.hub.wait_connected()
 
     def statistics(self) -> RedisPubSubStatistics:
@@ -124,6 +135,27 @@ class RedisPubSub:
         )
 
 
+class _BlockObserver(HubObserver):
+    """Forwards to the caller's observer; a failure for good also cancels the block."""
+
+    def __init__(self, body: trio.CancelScope, observer: HubObserver | None) -> None:
+        self.body = body
+        self.observer = observer or HubObserver()
+
+    def attached(self, *, reconnect: bool) -> None:
+        self.observer.attached(reconnect=reconnect)
+
+    def lost(self, reason: str) -> None:
+        self.observer.lost(reason)
+
+    def gap_closed(self, seconds: float) -> None:
+        self.observer.gap_closed(seconds)
+
+    def failed(self, error: RedisConfigurationError) -> None:
+        self.observer.failed(error)
+        self.body.cancel(reason=f"the Redis connection failed for good: {error}")
+
+
 @asynccontextmanager
 async def open_redis_pubsub(
     system: ActorSystem,
@@ -131,6 +163,7 @@ async def open_redis_pubsub(
     *,
     options: ConnectionOptions | None = None,
     name: str | None = None,
+    observer: HubObserver | None = None,
 ) -> AsyncIterator[RedisPubSub]:
     """Run the Redis connection actor under its own supervisor for the duration of a block.
 
@@ -138,19 +171,34 @@ async def open_redis_pubsub(
     ``publish`` raises ``RedisConnectionError`` until it is up. Leaving the block stops the
     connection actor.
 
+    A failure that cannot heal (``RedisConfigurationError``: refused credentials, a refused
+    ``SELECT``, a certificate that does not verify) is not retried: every pending and later
+    call fails with it at once, the block is cancelled, and the error leaves the
+    ``async with``, at startup or whenever a reconnect meets it.
+
     Args:
         system: The actor system to run in.
         settings_or_url: Where Redis is: settings, or a ``redis://``, ``rediss://`` or
             ``unix://`` URL.
         options: Reconnect backoff, restart intensity, probes, acknowledgement timeout.
         name: A registered name for the connection's supervisor.
+        observer: Told about attachments, losses, gaps and a failure (for metrics).
+
+    Raises:
+        RedisUrlError: The URL is invalid.
+        RedisConfigurationError: The connection cannot work as configured.
     """
     if isinstance(settings_or_url, str):
         settings = RedisSettings.from_url(settings_or_url)
     else:
         settings = settings_or_url
     options = options if options is not None else ConnectionOptions()
-    hub = PubSubHub(ack_timeout=options.ack_timeout, probe_channel=options.probe_channel)
+    body = trio.CancelScope()
+    hub = PubSubHub(
+        ack_timeout=options.ack_timeout,
+        probe_channel=options.probe_channel,
+        observer=_BlockObserver(body, observer),
+    )
     spec = SupervisorSpec(
         max_restarts=options.max_restarts,
         within=options.within,
@@ -159,11 +207,17 @@ async def open_redis_pubsub(
                 id=CONNECTION_CHILD_ID,
                 start=run_connection,
                 args=(hub, settings, options),
-                restart=Restart.PERMANENT,
+                # Transient: a failure that cannot heal ends the actor with a shutdown, which
+                # is not restarted; every other failure is a crash, restarted after the backoff.
+                restart=Restart.TRANSIENT,
                 backoff=options.reconnect,
                 shutdown=1.0,
+                crash_log_level=logging.WARNING,
             )
         ],
     )
     async with open_supervisor(system, spec, name=name) as supervisor:
-        yield RedisPubSub(hub, supervisor, options)
+        with body:
+            yield RedisPubSub(hub, supervisor, options)
+    if hub.failure is not None:
+        raise hub.failure

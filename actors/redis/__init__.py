@@ -17,7 +17,7 @@ from actors.redis._connection import (
     RedisConnectionStatistics,
     open_redis_connection,
 )
-from actors.redis._pubsub import DEFAULT_ACK_TIMEOUT, PubSubHub, PubSubStatistics
+from actors.redis._pubsub import DEFAULT_ACK_TIMEOUT, HubObserver, PubSubHub, PubSubStatistics
 from actors.redis._resp import (
     MAX_FEED_SIZE,
     Argument,
@@ -48,6 +48,7 @@ __all__ = [
     "ConnectionLost",
     "Connector",
     "Frame",
+    "HubObserver",
     "Kind",
     "MessageSink",
     "PubSubHub",

@@ -8,6 +8,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import attrs
 
+from actors._errors import RedisUrlError
+
 __all__ = ["DEFAULT_CONNECT_TIMEOUT", "DEFAULT_PORT", "RedisSettings"]
 
 DEFAULT_PORT: Final = 6379
@@ -119,21 +121,22 @@ class RedisSettings:
             The settings it describes.
 
         Raises:
-            ValueError: The URL is malformed, or an option is unknown, repeated or invalid.
+            RedisUrlError: The URL is malformed, or an option is unknown, repeated or invalid
+                (a ``ValueError``).
         """
         try:
             parts = urlsplit(url)
             port = parts.port
         except ValueError as exc:
-            raise ValueError(f"invalid Redis URL {_redact(url)!r}: {exc}") from None
+            raise RedisUrlError(f"invalid Redis URL {_redact(url)!r}: {exc}") from None
         scheme = parts.scheme.lower()
         if scheme not in _SCHEMES:
-            raise ValueError(
+            raise RedisUrlError(
                 f"invalid Redis URL {_redact(url)!r}: the scheme must be redis://, rediss:// or "
                 "unix://"
             )
         if parts.fragment:
-            raise ValueError(f"invalid Redis URL {_redact(url)!r}: fragments are not allowed")
+            raise RedisUrlError(f"invalid Redis URL {_redact(url)!r}: fragments are not allowed")
         options: dict[str, object] = {}
         if parts.username:
             options["username"] = unquote(parts.username)
@@ -141,9 +144,9 @@ class RedisSettings:
             options["password"] = unquote(parts.password)
         if scheme == "unix":
             if not parts.path or parts.path == "/":
-                raise ValueError(f"invalid Redis URL {_redact(url)!r}: no socket path")
+                raise RedisUrlError(f"invalid Redis URL {_redact(url)!r}: no socket path")
             if parts.hostname or port is not None:
-                raise ValueError(
+                raise RedisUrlError(
                     f"invalid Redis URL {_redact(url)!r}: a unix:// URL takes no host or port "
                     "(write unix:///path/to/socket)"
                 )
@@ -161,16 +164,16 @@ class RedisSettings:
             key = name.lower()
             if key not in _QUERY_PARSERS:
                 known = ", ".join(sorted(_QUERY_PARSERS))
-                raise ValueError(
+                raise RedisUrlError(
                     f"invalid Redis URL {_redact(url)!r}: unknown option {name!r} (known: {known})"
                 )
             if key in options and (key != "db" or "db" in options):
-                raise ValueError(f"invalid Redis URL {_redact(url)!r}: {name!r} given twice")
+                raise RedisUrlError(f"invalid Redis URL {_redact(url)!r}: {name!r} given twice")
             options[key] = _QUERY_PARSERS[key](url, key, value)
         try:
             return cls(**options)  # type: ignore[arg-type]
         except (ValueError, TypeError) as exc:
-            raise ValueError(f"invalid Redis URL {_redact(url)!r}: {exc}") from None
+            raise RedisUrlError(f"invalid Redis URL {_redact(url)!r}: {exc}") from None
 
     def describe(self) -> str:
         """Return where this connects, as a URL without the password, for logs and errors."""
@@ -198,7 +201,7 @@ def _parse_int(url: str, key: str, value: str) -> int:
     try:
         return int(value, 10)
     except ValueError:
-        raise ValueError(
+        raise RedisUrlError(
             f"invalid Redis URL {_redact(url)!r}: {key} must be an integer, not {value!r}"
         ) from None
 
@@ -207,7 +210,7 @@ def _parse_float(url: str, key: str, value: str) -> float:
     try:
         return float(value)
     except ValueError:
-        raise ValueError(
+        raise RedisUrlError(
             f"invalid Redis URL {_redact(url)!r}: {key} must be a number, not {value!r}"
         ) from None
 
@@ -218,14 +221,14 @@ def _parse_bool(url: str, key: str, value: str) -> bool:
         return True
     if lowered in _FALSE:
         return False
-    raise ValueError(
+    raise RedisUrlError(
         f"invalid Redis URL {_redact(url)!r}: {key} must be true or false, not {value!r}"
     )
 
 
 def _parse_text(url: str, key: str, value: str) -> str:
     if not value:
-        raise ValueError(f"invalid Redis URL {_redact(url)!r}: {key} is empty")
+        raise RedisUrlError(f"invalid Redis URL {_redact(url)!r}: {key} is empty")
     return value
 
 

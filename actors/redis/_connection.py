@@ -24,7 +24,7 @@ from actors.redis._config import RedisSettings
 from actors.redis._handshake import handshake
 from actors.redis._resp import MAX_FEED_SIZE, Argument, Frame, RespParser, encode_command
 from actors.redis._statistics import RedisConnectionState, RedisConnectionStatistics
-from actors.redis._transport import Connector, Transport, open_transport
+from actors.redis._transport import Connector, Transport, open_transport, tls_failure
 
 __all__ = [
     "PushBatchHandler",
@@ -343,7 +343,7 @@ class RedisConnection(RedisCommands):
                     self._writes_coalesced += 1
                 self._bytes_written += len(data)
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            self._close(RedisConnectionLostError(f"writing to the server failed: {exc!r}"))
+            self._close(_lost(f"writing to the server failed: {exc!r}", exc))
 
     async def _read_loop(self) -> None:
         try:
@@ -352,7 +352,7 @@ class RedisConnection(RedisCommands):
             else:
                 await self._read_stream()
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            self._close(RedisConnectionLostError(f"reading from the server failed: {exc!r}"))
+            self._close(_lost(f"reading from the server failed: {exc!r}", exc))
         except RedisProtocolError as exc:
             self._close(exc)
         except Exception as exc:
@@ -434,12 +434,32 @@ class RedisConnection(RedisCommands):
             batch(pushes)
 
 
+def _lost(reason: str, cause: BaseException) -> RedisConnectionLostError:
+    error = RedisConnectionLostError(reason)
+    error.__cause__ = cause  # kept for tls_failure, which looks for an ssl.SSLError in it
+    return error
+
+
 def _ignore_push(frame: list[Any]) -> None:
     """Push frames with no handler are counted and dropped."""
 
 
 def _log_refusal(error: RedisReplyError) -> None:
     logger.error("Redis refused a subscription command: %s", error)
+
+
+async def _handshake(
+    connection: RedisConnection, settings: RedisSettings
+) -> tuple[int, dict[str, Any]]:
+    try:
+        return await handshake(connection, settings)
+    except RedisConnectionError as error:
+        # With TLS 1.3 the server checks our certificate after the handshake has completed on
+        # our side, so its refusal arrives as the connection breaking during HELLO.
+        fatal = tls_failure(error, settings) if settings.tls else None
+        if fatal is not None:
+            raise fatal from error
+        raise
 
 
 @asynccontextmanager
@@ -475,9 +495,14 @@ async def open_redis_connection(
         ValueError: The URL is invalid.
         RedisTimeoutError: The connection was not ready within ``connect_timeout``.
         RedisConnectionError: The server could not be reached, or the connection broke during
-            the handshake.
+            the handshake: a retry may succeed.
         RedisAuthenticationError: The server refused the credentials.
-        RedisReplyError: The server refused another handshake command.
+        RedisHandshakeError: The server refused another setup command (``SELECT``, ...).
+        RedisTlsError: A certificate did not verify, or the TLS files could not be loaded.
+        RedisReplyError: The server refused a setup command for now (``LOADING``, ...).
+
+    ``RedisAuthenticationError``, ``RedisHandshakeError`` and ``RedisTlsError`` are
+    ``RedisConfigurationError``: retrying cannot help.
     """
     if isinstance(settings_or_url, str):
         settings = RedisSettings.from_url(settings_or_url)
@@ -498,7 +523,7 @@ async def open_redis_connection(
             )
             try:
                 with trio.move_on_at(deadline) as handshake_scope:
-                    protocol, server_info = await handshake(connection, settings)
+                    protocol, server_info = await _handshake(connection, settings)
                 if handshake_scope.cancelled_caught:
                     raise RedisTimeoutError(
                         f"the handshake with {settings.describe()} took longer than "

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from actors._errors import RedisProtocolError, RedisReplyError
+from actors._errors import (
+    RedisConfigurationError,
+    RedisHandshakeError,
+    RedisProtocolError,
+    RedisReplyError,
+)
 
 if TYPE_CHECKING:
     from actors.redis._config import RedisSettings
@@ -14,6 +19,11 @@ if TYPE_CHECKING:
 __all__ = ["handshake"]
 
 logger = logging.getLogger(__name__)
+
+# Refusals that say "not now" rather than "never": a server loading its data set, busy with a
+# script, or a replica that lost its master. Every other refusal of a setup command is
+# configuration, so retrying it cannot help.
+TRANSIENT_CODES: Final = frozenset({"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN"})
 
 
 class _Executor(Protocol):
@@ -36,7 +46,9 @@ async def handshake(connection: _Executor, settings: RedisSettings) -> tuple[int
 
     Raises:
         RedisAuthenticationError: The credentials were refused.
-        RedisReplyError: The server refused another command.
+        RedisHandshakeError: The server refused a setup command for good (``NOPERM``, ``ERR DB
+            index is out of range``, ...).
+        RedisReplyError: The server refused a command for now (``LOADING``, ``BUSY``, ...).
     """
     protocol = settings.protocol
     server_info: dict[str, Any] = {}
@@ -50,7 +62,7 @@ async def handshake(connection: _Executor, settings: RedisSettings) -> tuple[int
             reply = await connection.execute(*command)
         except RedisReplyError as exc:
             if exc.code != "NOPROTO" and "unknown command" not in exc.message.lower():
-                raise
+                raise _classified(exc, "HELLO") from None
             logger.info("%s does not speak RESP3 (%s); using RESP2", settings.describe(), exc)
             protocol = 2
             await _handshake_resp2(connection, settings)
@@ -58,23 +70,40 @@ async def handshake(connection: _Executor, settings: RedisSettings) -> tuple[int
             server_info = _decode_hello(reply)
             if server_info.get("server") == "fakeredis":
                 logger.info("%s is fakeredis; using RESP2", settings.describe())
-                await connection.execute("HELLO", 2)
+                await _setup(connection, "HELLO", "HELLO", 2)
                 protocol = 2
     else:
         await _handshake_resp2(connection, settings)
     if settings.db != 0:
-        await connection.execute("SELECT", settings.db)
+        await _setup(connection, "SELECT", "SELECT", settings.db)
     return protocol, server_info
 
 
 async def _handshake_resp2(connection: _Executor, settings: RedisSettings) -> None:
     if settings.password is not None:
         if settings.username is not None:
-            await connection.execute("AUTH", settings.username, settings.password)
+            await _setup(connection, "AUTH", "AUTH", settings.username, settings.password)
         else:
-            await connection.execute("AUTH", settings.password)
+            await _setup(connection, "AUTH", "AUTH", settings.password)
     if settings.client_name is not None:
-        await connection.execute("CLIENT", "SETNAME", settings.client_name)
+        await _setup(connection, "CLIENT SETNAME", "CLIENT", "SETNAME", settings.client_name)
+
+
+async def _setup(connection: _Executor, name: str, *command: Argument) -> Any:
+    """Run one setup command; a refusal for good becomes a ``RedisHandshakeError``."""
+    try:
+        return await connection.execute(*command)
+    except RedisReplyError as exc:
+        raise _classified(exc, name) from None
+
+
+def _classified(error: RedisReplyError, command: str) -> RedisReplyError:
+    """``error`` as it is when it is already fatal or only says "not now"; otherwise the
+    ``RedisHandshakeError`` it amounts to (the server's message kept; its arguments, which may
+    hold the password, never shown)."""
+    if isinstance(error, RedisConfigurationError) or error.code in TRANSIENT_CODES:
+        return error
+    return RedisHandshakeError(error.message, command=command)
 
 
 def _decode_hello(reply: object) -> dict[str, Any]:

@@ -18,13 +18,17 @@ import logging
 import math
 import os
 import socket
-import time
 from typing import TYPE_CHECKING, Final
 
 import attrs
 import trio
 
-from actors._errors import RedisConnectionError, RedisReplyError, RedisTimeoutError
+from actors._errors import (
+    RedisConfigurationError,
+    RedisConnectionError,
+    RedisReplyError,
+    RedisTimeoutError,
+)
 from actors.redis._subscriptions import (
     ConnectionLost,
     Kind,
@@ -64,11 +68,41 @@ class PubSubStatistics:
     last_probe_age: float | None
     """Seconds since the last liveness probe came back, or None."""
     gap_started: float | None
-    """Wall-clock start of the current gap (disconnected), or None while connected."""
+    """When the current gap began, on trio's clock, or None while connected."""
+    gap_age: float | None = None
+    """Seconds since the current gap began, or None while connected."""
+    last_error: str | None = None
+    """Why the last connection attempt failed or the last connection was lost, or None."""
+    failure: str | None = None
+    """The error that stopped the connection for good (a ``RedisConfigurationError``), or None."""
     unroutable: int
     """Messages for names no local subscriber holds any more."""
     subscriptions: tuple[SubscriptionStatistics, ...]
     """Every subscription in the table, in the order they were made."""
+
+
+class HubObserver:
+    """Hooks the hub calls where connection events happen, for metrics of the layer above.
+
+    Every hook defaults to doing nothing. They run synchronously in the connection's tasks, so
+    they must be quick and must not raise.
+    """
+
+    def attached(self, *, reconnect: bool) -> None:
+        """A connection was attached and every subscription replayed on it; ``reconnect`` is
+        False for the first one."""
+
+    def lost(self, reason: str) -> None:
+        """The attached connection was lost (a gap begins)."""
+
+    def gap_closed(self, seconds: float) -> None:
+        """A gap ended: subscriptions were inactive for ``seconds``."""
+
+    def failed(self, error: RedisConfigurationError) -> None:
+        """The connection stopped for good: retrying cannot heal ``error``."""
+
+
+_NO_OBSERVER: Final = HubObserver()
 
 
 class _ProbeSink:
@@ -86,30 +120,45 @@ class _ProbeSink:
 class PubSubHub:
     """Subscriptions kept across reconnects, routed from one connection to many sinks.
 
+    Every time here is trio's clock (``trio.current_time()``), so that a ``MockClock`` drives
+    probes, gaps and the ages in ``statistics()``.
+
     Args:
         ack_timeout: Seconds ``subscribe`` and a replay wait for Redis's acknowledgements.
         probe_channel: The channel the liveness probe publishes to and listens on; by default
             ``__actors:probe:`` plus a name unique to this process and hub. Where ACLs limit
             channels, allow it (or a pattern covering it); if Redis refuses it, the probe falls
             back to PING alone.
+        observer: Told about attachments, losses, gaps and a failure for good.
     """
 
     def __init__(
-        self, *, ack_timeout: float = DEFAULT_ACK_TIMEOUT, probe_channel: bytes | None = None
+        self,
+        *,
+        ack_timeout: float = DEFAULT_ACK_TIMEOUT,
+        probe_channel: bytes | None = None,
+        observer: HubObserver | None = None,
     ) -> None:
-        self.table = SubscriptionTable(on_acknowledgement=self._acknowledged)
+        self.table = SubscriptionTable(
+            on_acknowledgement=self._acknowledged, on_released=self._released
+        )
         # The connection's push handler is the table's router itself: one call per frame on
         # the hot path. It never blocks and never raises.
         self.push = self.table.route
         self.push_many = self.table.route_many
         self.ack_timeout = ack_timeout
+        self.observer = observer or _NO_OBSERVER
         self._commands: RedisConnection | None = None
         self._subscriber: RedisConnection | None = None
         self._ready = False
         self._acks = trio.Event()
-        self._attached = trio.Event()
+        # Set and replaced on every change of connection state (attached, detached, failed):
+        # a waiter re-reads the state after waking, so no change can leave it on a stale event.
+        self._changed = trio.Event()
         self._attachments = 0
         self._gap_start: float | None = None
+        self._last_error: str | None = None
+        self._failure: RedisConfigurationError | None = None
         self._last_probe: float | None = None
         self._probe_token: bytes | None = None
         self._probe_event: trio.Event | None = None
@@ -128,6 +177,10 @@ class PubSubHub:
         """Wake whoever waits for subscription acknowledgements."""
         self._acks.set()
         self._acks = trio.Event()
+
+    def _state_changed(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
 
     async def attach(
         self, commands: RedisConnection, subscriber: RedisConnection | None = None
@@ -154,44 +207,88 @@ class PubSubHub:
         await self._wait_acknowledged(lambda: self.table.unacknowledged() == 0, "the replay")
         self._ready = True
         self._attachments += 1
-        self._attached.set()
+        self._last_error = None
+        self._state_changed()
+        self.observer.attached(reconnect=self._attachments > 1)
         if self._gap_start is not None:
-            gap = Resubscribed(gap_start=self._gap_start, gap_end=time.time())
+            gap = Resubscribed(gap_start=self._gap_start, gap_end=trio.current_time())
             self._gap_start = None
             logger.info(
                 "resubscribed %d subscriptions after a gap of %.3f s",
                 len(self.table),
-                gap.gap_end - gap.gap_start,
+                gap.duration,
             )
+            self.observer.gap_closed(gap.duration)
             self.table.broadcast(gap)
 
     def detach(self, reason: str, *, notify: bool = True) -> None:
-        """The attached connection is gone: tell every sink that a gap has started.
+        """The attached connection is gone, or a connection attempt failed: a gap has started.
 
-        ``notify=False`` is for an orderly close, which is no gap: nothing is lost.
+        Every sink is told once per gap (``ConnectionLost``); ``reason`` is kept for health
+        reports until a connection is attached again. ``notify=False`` is for an orderly close,
+        which is no gap: nothing is lost.
         """
         was_attached = self._ready
         self._commands = None
         self._subscriber = None
         self._ready = False
-        self._attached = trio.Event()
-        if self._probe_event is not None:
-            self._probe_event = None
+        self._probe_event = None
+        if notify:
+            self._last_error = reason
+        self._state_changed()
         if notify and was_attached and self._gap_start is None:
-            self._gap_start = time.time()
+            self._gap_start = trio.current_time()
+            self.observer.lost(reason)
             self.table.broadcast(ConnectionLost(at=self._gap_start, reason=reason))
+
+    def fail(self, error: RedisConfigurationError) -> None:
+        """The connection cannot work as configured: fail every waiter, now and later.
+
+        Pending and later ``subscribe``, ``wait_connected`` and ``connection`` calls raise
+        ``error``. A hub that failed stays failed.
+        """
+        if self._failure is not None:
+            return
+        self.detach(str(error))
+        self._failure = error
+        self._state_changed()
+        self._acknowledged()
+        self.observer.failed(error)
+
+    @property
+    def failure(self) -> RedisConfigurationError | None:
+        """The error that stopped the connection for good, or None."""
+        return self._failure
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the last attempt failed or the last connection was lost (None once attached)."""
+        return self._last_error
 
     @property
     def connected(self) -> bool:
         """Whether a connection is attached and every subscription replayed on it."""
         return self._ready
 
+    def _raise_if_failed(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
     async def wait_connected(self) -> None:
-        """Wait until a connection is attached and replayed."""
-        if self._ready:
-            await trio.lowlevel.checkpoint()
-            return
-        await self._attached.wait()
+        """Wait until a connection is attached and replayed.
+
+        The caller bounds the wait (``trio.move_on_after``): during an outage it lasts as long
+        as the outage.
+
+        Raises:
+            RedisConfigurationError: The connection stopped for good (at once, or as soon as it
+                does).
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while not self._ready:
+            self._raise_if_failed()
+            await self._changed.wait()
+        await trio.lowlevel.cancel_shielded_checkpoint()
 
     # -- subscribers' side -----------------------------------------------------------------------
 
@@ -203,9 +300,12 @@ class PubSubHub:
 
         Raises:
             RedisTimeoutError: No acknowledgement within ``ack_timeout``; nothing was added.
+            RedisPermissionError: Redis refused the name (an ACL); nothing was added.
+            RedisConfigurationError: The connection stopped for good; nothing was added.
         """
         if not name:
             raise ValueError("a channel or pattern name must not be empty")
+        self._raise_if_failed()
         self._refusals.pop((kind, name), None)  # a refusal nobody waited for is stale now
         first = self.table.add(kind, name, sink)
         # Sent as soon as a connection is attached, even while its replay is still waiting for
@@ -224,22 +324,28 @@ class PubSubHub:
             if refusal is not None:
                 raise refusal
         except BaseException:
-            await self._remove(kind, name, sink)
+            self._remove(kind, name, sink)
             raise
 
     async def unsubscribe(self, kind: Kind, name: bytes, sink: MessageSink) -> None:
         """Remove a sink; the last one leaving sends the unsubscribe command. A checkpoint."""
-        await self._remove(kind, name, sink)
+        self._remove(kind, name, sink)
         await trio.lowlevel.checkpoint()
 
-    async def _remove(self, kind: Kind, name: bytes, sink: MessageSink) -> None:
-        if self.table.remove(kind, name, sink) and self._subscriber is not None:
+    def _remove(self, kind: Kind, name: bytes, sink: MessageSink) -> None:
+        if self.table.remove(kind, name, sink):
+            self._released(kind, name)
+
+    def _released(self, kind: Kind, name: bytes) -> None:
+        """The last local sink of a name is gone: give the name up on the server."""
+        if self._subscriber is not None:
             # If the connection just broke, the next replay simply leaves the name out.
             with contextlib.suppress(RedisConnectionError):
                 self._subscriber.send_subscription_command(kind.unsubscribe_command, name)
 
     def _is_settled(self, kind: Kind, name: bytes) -> bool:
         """Acknowledged, or refused by Redis."""
+        self._raise_if_failed()
         if (kind, name) in self._refusals:
             return True
         row = self.table.get(kind, name)
@@ -289,9 +395,12 @@ class PubSubHub:
 
         Raises:
             RedisConnectionError: No connection is attached (a reconnect is in progress).
+            RedisConfigurationError: The connection stopped for good.
         """
         if self._commands is None:
-            raise RedisConnectionError("not connected to Redis (reconnecting)")
+            self._raise_if_failed()
+            cause = f": {self._last_error}" if self._last_error else ""
+            raise RedisConnectionError(f"not connected to Redis (reconnecting){cause}")
         return self._commands
 
     async def publish(self, channel: bytes | str, payload: bytes | str) -> int:
@@ -300,6 +409,7 @@ class PubSubHub:
         Raises:
             RedisConnectionError: Not connected, or the connection broke before the reply
                 (``RedisConnectionLostError``). Publishes are never retried here.
+            RedisConfigurationError: The connection stopped for good.
         """
         return await self.connection().publish(channel, payload)
 
@@ -316,31 +426,30 @@ class PubSubHub:
                 is deaf, even if its socket looks open.
         """
         connection = self.connection()
+        started = trio.current_time()
         if self.table.get(Kind.CHANNEL, self.probe_channel) is None:
             # Redis refused the probe channel (ACL): an unanswered PING still exposes a deaf
             # connection, though not a broken subscription path.
-            started = time.monotonic()
             with trio.move_on_after(within) as scope:
                 await connection.ping()
             if scope.cancelled_caught:
                 raise RedisTimeoutError(f"the liveness PING did not come back within {within} s")
-            self._last_probe = time.monotonic()
+            self._last_probe = trio.current_time()
             return self._last_probe - started
         token = str(next(self._probe_numbers)).encode()
         event = trio.Event()
         self._probe_token = token
         self._probe_event = event
-        started = time.monotonic()
         with trio.move_on_after(within) as scope:
             await connection.ping()
             await connection.publish(self.probe_channel, token)
             await event.wait()
         if scope.cancelled_caught:
             raise RedisTimeoutError(f"the liveness probe did not come back within {within} s")
-        return time.monotonic() - started
+        return trio.current_time() - started
 
     def _probe_arrived(self, token: bytes) -> None:
-        self._last_probe = time.monotonic()
+        self._last_probe = trio.current_time()
         if token == self._probe_token and self._probe_event is not None:
             self._probe_event.set()
             self._probe_event = None
@@ -349,13 +458,14 @@ class PubSubHub:
         """Seconds since the last pushed frame arrived (infinite if none came yet)."""
         if self.table.last_frame is None:
             return math.inf
-        return time.monotonic() - self.table.last_frame
+        return trio.current_time() - self.table.last_frame
 
     def statistics(self) -> PubSubStatistics:
         """Return the hub's connection state, liveness ages and per-subscription counters."""
-        now = time.monotonic()
+        now = trio.current_time()
         last_frame = self.table.last_frame
         commands = self._commands
+        failure = self._failure
         return PubSubStatistics(
             connected=self._ready,
             protocol=commands.protocol if commands is not None else None,
@@ -363,6 +473,9 @@ class PubSubHub:
             last_message_age=None if last_frame is None else now - last_frame,
             last_probe_age=None if self._last_probe is None else now - self._last_probe,
             gap_started=self._gap_start,
+            gap_age=None if self._gap_start is None else now - self._gap_start,
+            last_error=self._last_error,
+            failure=None if failure is None else str(failure),
             unroutable=self.table.unroutable,
             subscriptions=self.table.statistics(hidden=self.probe_channel),
         )

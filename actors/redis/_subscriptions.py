@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import enum
 import logging
-import time
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import attrs
+import trio
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
 logger = logging.getLogger(__name__)
-
-_monotonic: Final = time.monotonic
 
 
 class Kind(enum.Enum):
@@ -98,7 +96,7 @@ class ConnectionLost:
     """
 
     at: float
-    """Wall-clock time (``time.time()``) the loss was noticed."""
+    """When the loss was noticed, on trio's clock (``trio.current_time()``)."""
     reason: str
     """What broke."""
 
@@ -108,22 +106,34 @@ class Resubscribed:
     """Told to every sink once its subscription is active again after a ``ConnectionLost``."""
 
     gap_start: float
-    """Wall-clock time the connection was lost."""
+    """When the connection was lost, on trio's clock (the ``at`` of the ``ConnectionLost``)."""
     gap_end: float
-    """Wall-clock time every subscription was acknowledged again."""
+    """When every subscription was acknowledged again, on trio's clock."""
+
+    @property
+    def duration(self) -> float:
+        """Seconds the subscription was not active."""
+        return self.gap_end - self.gap_start
 
 
 SubscriptionEvent = RedisMessage | ConnectionLost | Resubscribed
 
 
 class MessageSink(Protocol):
-    """Where routed messages go: typically an adapter around an actor's mailbox."""
+    """Where routed messages go: typically an adapter around an actor's mailbox.
+
+    A sink may also have a ``dropped(error)`` method: the table calls it once for each message
+    the sink refused, with the exception ``deliver`` raised (or None when it returned False), so
+    that the layer above counts the loss where it happens.
+    """
 
     def deliver(self, event: SubscriptionEvent) -> bool:
         """Take the event without waiting; return False, or raise, if it was dropped.
 
         Either way the drop is counted and routing goes on to the next sink: an exception
-        from a sink never reaches the reader.
+        from a sink never reaches the reader. Raising ``trio.ClosedResourceError`` (as the
+        mailbox of an actor that stopped for good does) says the sink is closed for good: the
+        table removes it, and gives the name up if it was the last sink.
         """
         ...
 
@@ -143,9 +153,15 @@ class Subscription:
     """Whether Redis has confirmed the subscription on the current connection."""
     deliveries: tuple[Callable[[RedisMessage], bool], ...] = ()
     """The sinks' ``deliver`` methods, looked up once: the reader calls them per message."""
+    targets: tuple[MessageSink, ...] = ()
+    """The sinks, in the order of ``deliveries``."""
+    drop_reports: tuple[Callable[[BaseException | None], object] | None, ...] = ()
+    """The sinks' ``dropped`` methods (None for a sink without one), in the same order."""
 
     def sinks_changed(self) -> None:
-        self.deliveries = tuple(sink.deliver for sink in self.sinks)
+        self.targets = tuple(self.sinks)
+        self.drop_reports = tuple(getattr(sink, "dropped", None) for sink in self.targets)
+        self.deliveries = tuple(sink.deliver for sink in self.targets)
 
 
 @attrs.frozen(kw_only=True)
@@ -173,10 +189,19 @@ class SubscriptionTable:
     key tuple to build and hash. This is the hot path of every subscriber in the process.
     """
 
-    def __init__(self, on_acknowledgement: Callable[[], object] | None = None) -> None:
+    def __init__(
+        self,
+        on_acknowledgement: Callable[[], object] | None = None,
+        *,
+        on_released: Callable[[Kind, bytes], object] | None = None,
+        clock: Callable[[], float] = trio.current_time,
+    ) -> None:
         self._on_acknowledgement = on_acknowledgement
+        self._on_released = on_released
+        self._clock = clock
         self.last_frame: float | None = None
-        """``time.monotonic()`` when the last Pub/Sub frame (message or acknowledgement) came."""
+        """``clock()`` (trio's clock) when the last Pub/Sub frame (message or acknowledgement)
+        came."""
         self._channels: dict[bytes, Subscription] = {}
         self._patterns: dict[bytes, Subscription] = {}
         self._shards: dict[bytes, Subscription] = {}
@@ -269,7 +294,7 @@ class SubscriptionTable:
     def route_many(self, frames: list[list[object]]) -> None:
         """Route the push frames of one read, in order, as ``route`` would one by one, with
         the clock read once per read instead of once per frame."""
-        self.last_frame = _monotonic()
+        self.last_frame = self._clock()
         route_one = self._route_one
         for frame in frames:
             route_one(frame)
@@ -283,7 +308,7 @@ class SubscriptionTable:
         """
         if not frame:
             return False
-        self.last_frame = _monotonic()
+        self.last_frame = self._clock()
         return self._route_one(frame)
 
     def _route_one(self, frame: list[object]) -> bool:
@@ -342,16 +367,45 @@ class SubscriptionTable:
                 if deliveries[0](message):
                     row.delivered += 1
                     return
-            except Exception:
-                pass
-            row.dropped += 1
+                error = None
+            except Exception as exc:
+                error = exc
+            self._refused(row, deliveries, 0, error)
             return
         delivered = 0
-        for deliver in deliveries:
+        for index, deliver in enumerate(deliveries):
             try:
                 if deliver(message):
                     delivered += 1
-            except Exception:
-                pass
+                    continue
+                error = None
+            except Exception as exc:
+                error = exc
+            self._refused(row, deliveries, index, error)
         row.delivered += delivered
-        row.dropped += len(deliveries) - delivered
+
+    def _refused(
+        self,
+        row: Subscription,
+        deliveries: tuple[Callable[[RedisMessage], bool], ...],
+        index: int,
+        error: Exception | None,
+    ) -> None:
+        """Count one refused delivery, tell the sink, and remove it if it is closed for good.
+
+        Off the hot path: only a full mailbox, or a closed one, comes here.
+        """
+        row.dropped += 1
+        if row.deliveries is not deliveries:
+            return  # the row changed while the message was being delivered
+        report = row.drop_reports[index]
+        if report is not None:
+            try:
+                report(error)
+            except Exception:
+                logger.exception("the drop report of a sink of %r failed", row.name)
+        if isinstance(error, trio.ClosedResourceError):
+            sink = row.targets[index]
+            logger.debug("a sink of %s %r is closed; removing it", row.kind.value, row.name)
+            if self.remove(row.kind, row.name, sink) and self._on_released is not None:
+                self._on_released(row.kind, row.name)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import socket
 import ssl
 from typing import TYPE_CHECKING, Final, TypeAlias
@@ -10,14 +12,14 @@ from typing import TYPE_CHECKING, Final, TypeAlias
 import attrs
 import trio
 
-from actors._errors import RedisConnectionError
+from actors._errors import RedisConnectionError, RedisError, RedisTlsError
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from actors.redis._config import RedisSettings
 
-__all__ = ["Connector", "Transport", "open_transport"]
+__all__ = ["Connector", "Transport", "open_transport", "tls_failure"]
 
 logger = logging.getLogger(__name__)
 
@@ -89,10 +91,45 @@ async def _connect_socket(settings: RedisSettings) -> tuple[socket.socket, trio.
             raw.close()
             raise
         return raw, sock
-    reasons = "; ".join(str(failure) for failure in failures) or "no address"
+    reasons = "; ".join(dict.fromkeys(_reason(failure) for failure in failures)) or "no address"
     raise RedisConnectionError(f"cannot connect to {settings.describe()}: {reasons}") from (
         failures[-1] if failures else None
     )
+
+
+def _reason(error: OSError) -> str:
+    """A few words for an operator: ``connection refused`` rather than the whole errno text."""
+    if error.errno is not None and error.errno in errno.errorcode:
+        return os.strerror(error.errno).lower()
+    return str(error)
+
+
+# TLS failures a retry may heal: the peer went away in the middle of the handshake.
+_TRANSIENT_TLS: Final = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
+
+
+def tls_failure(error: BaseException, settings: RedisSettings) -> RedisError | None:
+    """The fatal ``RedisTlsError`` that ``error`` amounts to, or None if a retry may heal it.
+
+    A certificate or host name that does not verify, a certificate of ours the server refuses,
+    or a server that does not speak TLS at all is configuration; a connection dropped in the
+    middle of the handshake is chance. trio reports TLS failures as ``BrokenResourceError``
+    with the ``ssl.SSLError`` as its cause, so the whole cause chain is searched.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            detail = current.verify_message or str(current)
+            return RedisTlsError(
+                f"the TLS certificate of {settings.describe()} did not verify: {detail}"
+            )
+        if isinstance(current, ssl.SSLError) and not isinstance(current, _TRANSIENT_TLS):
+            reason = (current.reason or str(current)).lower().replace("_", " ")
+            return RedisTlsError(f"TLS with {settings.describe()} failed: {reason}")
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _ssl_context(settings: RedisSettings) -> ssl.SSLContext:
@@ -115,7 +152,9 @@ async def open_transport(settings: RedisSettings) -> Transport:
         The open transport.
 
     Raises:
-        RedisConnectionError: The server could not be reached, or the TLS handshake failed.
+        RedisConnectionError: The server could not be reached, or the TLS handshake was cut
+            off: a retry may succeed.
+        RedisTlsError: The TLS files could not be loaded, or the certificates did not verify.
     """
     raw, sock = await _connect_socket(settings)
     # The trio socket wraps the same stdlib socket object, so both share one file descriptor.
@@ -124,12 +163,19 @@ async def open_transport(settings: RedisSettings) -> Transport:
         return Transport(stream=stream, raw_socket=raw)
     try:
         context = _ssl_context(settings)
+    except (OSError, ValueError) as exc:
+        await trio.aclose_forcefully(stream)
+        raise RedisTlsError(f"cannot load the TLS files for {settings.describe()}: {exc}") from exc
+    try:
         tls_stream = trio.SSLStream(stream, context, server_hostname=settings.host)
         await tls_stream.do_handshake()
     except (OSError, trio.BrokenResourceError) as exc:
         await trio.aclose_forcefully(stream)
+        fatal = tls_failure(exc, settings)
+        if fatal is not None:
+            raise fatal from exc
         raise RedisConnectionError(
-            f"TLS handshake with {settings.describe()} failed: {exc}"
+            f"TLS handshake with {settings.describe()} failed: {exc!r}"
         ) from exc
     except BaseException:
         await trio.aclose_forcefully(stream)

@@ -67,6 +67,19 @@ class ActorContext:
 
         unlink(self.ref, other)
 
+    def reset_backoff(self) -> None:
+        """Tell the supervisor that this incarnation is healthy.
+
+        If it ends later, its restart waits the backoff's initial delay again instead of the
+        next, longer one: the backoff then punishes only incarnations that fail before they
+        prove themselves (a connection that fails its handshake again and again), not one that
+        worked and broke. Without this call, the backoff starts over once an incarnation has run
+        for ``Backoff.reset_after`` seconds. Harmless when the actor has no supervisor.
+        """
+        owner = self.ref._owner
+        if owner is not None:
+            owner.child_healthy(self.ref)
+
     def stop(self) -> None:
         """Stop this actor with the ``normal`` exit reason.
 

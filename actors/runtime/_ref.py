@@ -30,9 +30,12 @@ _actor_ids = itertools.count(1)
 
 
 class StopListener(Protocol):
-    """The owner of an actor (its supervisor), told when someone asks the actor to stop."""
+    """The owner of an actor (its supervisor): told when someone asks the actor to stop, and
+    when the actor reports itself healthy (``ActorContext.reset_backoff``)."""
 
     def child_stop_requested(self, ref: ActorRef) -> None: ...
+
+    def child_healthy(self, ref: ActorRef) -> None: ...
 
 
 class ActorState(enum.Enum):

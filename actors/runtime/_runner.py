@@ -196,15 +196,27 @@ def unlink(ref: ActorRef, other: ActorRef) -> None:
         other._links.discard(ref)
 
 
-def log_exit(ref: ActorRef, reason: ExitReason, what_next: str) -> None:
-    """Log an abnormal exit with the actor's identity and what its owner does about it."""
+def log_exit(
+    ref: ActorRef,
+    reason: ExitReason,
+    what_next: str,
+    *,
+    level: int = logging.ERROR,
+    label: str | None = None,
+) -> None:
+    """Log an abnormal exit with the actor's identity and what its owner does about it.
+
+    A crash logged at ERROR (the default) carries its traceback. Below ERROR, for failures the
+    owner expects and heals (a lost connection), it is one line with the error's type and
+    message, and the traceback goes to DEBUG.
+    """
+    name = label or ref._label()
     if isinstance(reason, Crashed):
-        logger.error(
-            "%s crashed: %r; %s",
-            ref._label(),
-            reason.exception,
-            what_next,
-            exc_info=reason.exception,
-        )
+        error = reason.exception
+        if level >= logging.ERROR:
+            logger.log(level, "%s crashed: %r; %s", name, error, what_next, exc_info=error)
+        else:
+            logger.log(level, "%s failed: %s: %s; %s", name, type(error).__name__, error, what_next)
+            logger.debug("%s failed", name, exc_info=error)
     elif isinstance(reason, Killed):
         logger.warning("%s did not stop within its grace period and was cancelled", ref._label())

@@ -226,7 +226,13 @@ class SupervisorCore:
             child.attempt = 0
         delay = backoff.delay(child.attempt, self.system.random)
         child.attempt += 1
-        log_exit(child.ref, reason, f"restarting in {delay:.3f} s ({self.spec.strategy.value})")
+        log_exit(
+            child.ref,
+            reason,
+            f"restarting in {delay:.3f} s ({self.spec.strategy.value})",
+            level=child.spec.crash_log_level,
+            label=f"{child.spec.id} ({child.ref._label()})",
+        )
         for instrument in self.system._instruments:
             instrument.actor_restarted(child.ref, reason, delay)
         group: list[Child] = []
@@ -317,6 +323,12 @@ class SupervisorCore:
     def _forget(self, child: Child) -> None:
         self.children.pop(child.key, None)
         self.by_ref.pop(child.ref, None)
+
+    def child_healthy(self, ref: ActorRef) -> None:
+        """A child proved itself: its next restart waits the backoff's initial delay."""
+        child = self.by_ref.get(ref)
+        if child is not None:
+            child.attempt = 0
 
     def child_stop_requested(self, ref: ActorRef) -> None:
         """Someone asked a child to stop for good; a child waiting to restart stops at once."""

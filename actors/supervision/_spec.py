@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import logging
 import math
 from typing import TYPE_CHECKING, ClassVar, Final
 
@@ -80,14 +81,21 @@ class Backoff:
 
     def delay(self, attempt: int, rng: random.Random) -> float:
         """Seconds to wait before restart number ``attempt`` (0-based) in a row."""
+        delay = self._base(attempt)
+        if self.jitter and delay > 0:
+            delay *= 1 + rng.uniform(-self.jitter, self.jitter)
+        return min(delay, self.maximum)
+
+    def longest_delay(self, attempt: int) -> float:
+        """The most ``delay(attempt)`` can be, whatever the jitter draws: for bounds."""
+        return min(self._base(attempt) * (1 + self.jitter), self.maximum)
+
+    def _base(self, attempt: int) -> float:
         try:
             raw = self.initial * self.multiplier**attempt
         except OverflowError:
             raw = math.inf
-        delay = min(raw, self.maximum)
-        if self.jitter and delay > 0:
-            delay *= 1 + rng.uniform(-self.jitter, self.jitter)
-        return min(delay, self.maximum)
+        return min(raw, self.maximum)
 
 
 DEFAULT_BACKOFF: Final = Backoff()
@@ -120,6 +128,10 @@ class ChildSpec:
         backoff: Delay before each restart; ``NO_BACKOFF`` restarts at once.
         mailbox: The child's mailbox settings.
         name: A name to register the child under in the actor system.
+        crash_log_level: How loudly a crash that the supervisor restarts is logged: ERROR
+            (the default) with the traceback; below that (``logging.WARNING`` for a child whose
+            failures are expected and healed by the restart, such as a lost connection) one
+            line with the error and the restart delay, the traceback at DEBUG.
     """
 
     id: str = attrs.field()
@@ -130,6 +142,7 @@ class ChildSpec:
     backoff: Backoff = DEFAULT_BACKOFF
     mailbox: MailboxConfig = DEFAULT_MAILBOX
     name: str | None = None
+    crash_log_level: int = logging.ERROR
 
     @id.validator
     def _check_id(self, _: object, value: str) -> None:

@@ -21,6 +21,11 @@ from actors.redis import (
 )
 
 
+def ZERO_CLOCK() -> float:
+    """The table reads trio's clock by default; these tests route frames outside trio."""
+    return 0.0
+
+
 class ListSink:
     """A sink that records what it is given; ``accept=False`` makes it refuse (a full mailbox)."""
 
@@ -45,7 +50,7 @@ class ListSink:
 
 
 def test_first_add_and_last_remove_are_reported() -> None:
-    table = SubscriptionTable()
+    table = SubscriptionTable(clock=ZERO_CLOCK)
     a, b = ListSink(), ListSink()
     assert table.add(Kind.CHANNEL, b"news", a) is True
     assert table.add(Kind.CHANNEL, b"news", b) is False
@@ -66,7 +71,7 @@ def test_first_add_and_last_remove_are_reported() -> None:
 
 
 def test_the_same_sink_twice_counts_twice() -> None:
-    table = SubscriptionTable()
+    table = SubscriptionTable(clock=ZERO_CLOCK)
     sink = ListSink()
     assert table.add(Kind.CHANNEL, b"c", sink) is True
     assert table.add(Kind.CHANNEL, b"c", sink) is False
@@ -75,7 +80,7 @@ def test_the_same_sink_twice_counts_twice() -> None:
 
 
 def test_kinds_are_counted_separately() -> None:
-    table = SubscriptionTable()
+    table = SubscriptionTable(clock=ZERO_CLOCK)
     sink = ListSink()
     assert table.add(Kind.CHANNEL, b"x", sink) is True
     assert table.add(Kind.PATTERN, b"x", sink) is True
@@ -90,7 +95,7 @@ def test_kinds_are_counted_separately() -> None:
 
 
 def test_rows_and_names_keep_the_order_of_first_subscription() -> None:
-    table = SubscriptionTable()
+    table = SubscriptionTable(clock=ZERO_CLOCK)
     sink = ListSink()
     for name in (b"c", b"a", b"b"):
         table.add(Kind.CHANNEL, name, sink)
@@ -112,7 +117,7 @@ def test_rows_and_names_keep_the_order_of_first_subscription() -> None:
 )
 def test_reference_counts_match_a_model(operations: list[tuple[bool, bytes, int]]) -> None:
     """Random adds and removes: "first" and "last" are reported exactly at 0 -> 1 and 1 -> 0."""
-    table = SubscriptionTable()
+    table = SubscriptionTable(clock=ZERO_CLOCK)
     sinks = [ListSink() for _ in range(4)]
     model: dict[bytes, list[int]] = {}
     for adding, name, index in operations:
@@ -140,7 +145,7 @@ def test_reference_counts_match_a_model(operations: list[tuple[bool, bytes, int]
 
 
 def test_message_frames_reach_their_channel_sinks() -> None:
-    table = SubscriptionTable()
+    table = SubscriptionTable(clock=ZERO_CLOCK)
     a, b, other = ListSink(), ListSink(), ListSink()
     table.add(Kind.CHANNEL, b"news", a)
     table.add(Kind.CHANNEL, b"news", b)
@@ -161,7 +166,7 @@ def test_message_frames_reach_their_channel_sinks() -> None:
 
 
 def test_pattern_messages_carry_the_concrete_channel() -> None:
-    table = SubscriptionTable()
+    table = SubscriptionTable(clock=ZERO_CLOCK)
     sink = ListSink()
     table.add(Kind.PATTERN, b"news.*", sink)
     assert table.route([b"pmessage", b"news.*", b"news.sport", b"goal"]) is True
@@ -176,7 +181,7 @@ def test_pattern_messages_carry_the_concrete_channel() -> None:
 
 
 def test_shard_messages_go_to_shard_subscriptions_only() -> None:
-    table = SubscriptionTable()
+    table = SubscriptionTable(clock=ZERO_CLOCK)
     shard, plain = ListSink(), ListSink()
     table.add(Kind.SHARD, b"s", shard)
     table.add(Kind.CHANNEL, b"s", plain)
@@ -190,7 +195,7 @@ def test_shard_messages_go_to_shard_subscriptions_only() -> None:
 
 def test_channel_and_matching_pattern_deliver_once_per_subscription() -> None:
     """Redis sends one frame per matching subscription; the table routes each of them once."""
-    table = SubscriptionTable()
+    table = SubscriptionTable(clock=ZERO_CLOCK)
     both, channel_only, pattern_only = ListSink(), ListSink(), ListSink()
     table.add(Kind.CHANNEL, b"news.sport", both)
     table.add(Kind.PATTERN, b"news.*", both)
@@ -208,7 +213,7 @@ def test_channel_and_matching_pattern_deliver_once_per_subscription() -> None:
 
 
 def test_acknowledgements_set_and_clear_the_flag() -> None:
-    table = SubscriptionTable()
+    table = SubscriptionTable(clock=ZERO_CLOCK)
     sink = ListSink()
     for kind in Kind:
         table.add(kind, b"n", sink)
@@ -235,7 +240,7 @@ def test_acknowledgements_set_and_clear_the_flag() -> None:
 
 
 def test_acknowledgement_of_an_unknown_name_is_harmless() -> None:
-    table = SubscriptionTable()
+    table = SubscriptionTable(clock=ZERO_CLOCK)
     assert table.route([b"subscribe", b"gone", 0]) is True
     assert table.route([b"unsubscribe", b"gone", 0]) is True
     assert len(table) == 0
@@ -243,7 +248,7 @@ def test_acknowledgement_of_an_unknown_name_is_harmless() -> None:
 
 
 def test_unroutable_messages_are_counted() -> None:
-    table = SubscriptionTable()
+    table = SubscriptionTable(clock=ZERO_CLOCK)
     sink = ListSink()
     table.add(Kind.CHANNEL, b"kept", sink)
     assert table.route([b"message", b"left", b"x"]) is True
@@ -256,7 +261,7 @@ def test_unroutable_messages_are_counted() -> None:
 
 
 def test_a_refusing_sink_is_counted_as_a_drop_and_does_not_affect_others() -> None:
-    table = SubscriptionTable()
+    table = SubscriptionTable(clock=ZERO_CLOCK)
     full, ok = ListSink(accept=False), ListSink()
     table.add(Kind.CHANNEL, b"c", full)
     table.add(Kind.CHANNEL, b"c", ok)
@@ -270,7 +275,7 @@ def test_a_refusing_sink_is_counted_as_a_drop_and_does_not_affect_others() -> No
 
 
 def test_broadcast_tells_each_sink_once() -> None:
-    table = SubscriptionTable()
+    table = SubscriptionTable(clock=ZERO_CLOCK)
     a, b, c = ListSink(), ListSink(), ListSink()
     table.add(Kind.CHANNEL, b"1", a)
     table.add(Kind.CHANNEL, b"2", a)
@@ -299,7 +304,7 @@ def test_broadcast_tells_each_sink_once() -> None:
 
 
 def test_frames_that_are_not_pubsub_are_refused() -> None:
-    table = SubscriptionTable()
+    table = SubscriptionTable(clock=ZERO_CLOCK)
     sink = ListSink()
     table.add(Kind.CHANNEL, b"c", sink)
     frames: list[list[Any]] = [
@@ -365,7 +370,7 @@ _values = st.recursive(
 @settings(max_examples=300)
 @given(st.lists(st.lists(_values, max_size=5), max_size=20))
 def test_random_frames_never_crash_and_never_corrupt_counts(frames: list[list[Any]]) -> None:
-    table = SubscriptionTable()
+    table = SubscriptionTable(clock=ZERO_CLOCK)
     channel, pattern = ListSink(), ListSink(accept=False)
     table.add(Kind.CHANNEL, b"c", channel)
     table.add(Kind.PATTERN, b"c*", pattern)
@@ -398,7 +403,7 @@ class RaisingSink(ListSink):
 
 
 def _routed_table() -> tuple[SubscriptionTable, dict[str, ListSink]]:
-    table = SubscriptionTable()
+    table = SubscriptionTable(clock=ZERO_CLOCK)
     sinks = {
         "one": ListSink(),
         "full": ListSink(accept=False),

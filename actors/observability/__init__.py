@@ -25,6 +25,7 @@ from actors.observability._http_server import (
 from actors.observability._instrument import Instrument
 from actors.observability._metrics import (
     OVERFLOW_LABEL,
+    GaugeReadings,
     GuardedMetric,
     MetricsInstrument,
     PubSubMetrics,
@@ -32,6 +33,7 @@ from actors.observability._metrics import (
 
 __all__ = [
     "OVERFLOW_LABEL",
+    "GaugeReadings",
     "GuardedMetric",
     "HealthCheck",
     "HealthReport",

@@ -9,6 +9,11 @@ one series whose labels are all ``"other"``, and ``actors_metrics_label_overflow
 counts every folded observation.
 
 The hot path is one dictionary look-up: the labelled child of each combination is cached.
+
+Counters and histograms are fed where their events happen (a message dropped, a subscription
+restarted, a reconnect). Gauges (subscribers, mailbox depths, whether Redis is connected) are
+read when Prometheus scrapes, from a ``GaugeReadings`` source the Pub/Sub layer registers with
+``read_gauges_from``: no figure moves because someone asked for a health report.
 """
 
 from __future__ import annotations
@@ -17,11 +22,16 @@ import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final, Generic, TypeVar
 
+import attrs
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from actors.observability._instrument import Instrument
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping
+
     from actors.runtime._exit import ExitReason
     from actors.runtime._mailbox import Overflow
     from actors.runtime._ref import ActorRef
@@ -31,6 +41,7 @@ __all__ = [
     "DURATION_BUCKETS",
     "OVERFLOW_LABEL",
     "UNNAMED_ACTOR",
+    "GaugeReadings",
     "GuardedMetric",
     "MetricsInstrument",
     "PubSubMetrics",
@@ -97,11 +108,71 @@ class GuardedMetric(Generic[_M]):
             self._other = other
         return self._other
 
-    def remove_group(self, first: str) -> None:
-        """Forget every child whose first label value is ``first``, freeing their slots."""
-        for values in [values for values in self._children if values[0] == first]:
-            del self._children[values]
-            self._metric.remove(*values)
+
+@attrs.frozen(kw_only=True)
+class GaugeReadings:
+    """What the gauges show at one scrape, read from the running Pub/Sub."""
+
+    subscribers: Mapping[str, int]
+    """Local subscriptions per channel group."""
+    mailbox_depth: Mapping[str, int]
+    """Messages queued for each channel group's handlers (summed over its subscriptions)."""
+    connected: bool | None = None
+    """Whether the broker is connected and its subscriptions are active; None for a broker
+    without a connection (``memory://``)."""
+
+
+class _ScrapeCollector(Collector):
+    """Reads the gauges from their source when the registry is collected."""
+
+    def __init__(self, source: Callable[[], GaugeReadings], limit: int) -> None:
+        self.source = source
+        self.limit = limit
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        # Names only: registering must not read the source.
+        yield from self._families()
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        readings = self.source()
+        subscribers, depth, connected = self._families()
+        for family, values in (
+            (subscribers, readings.subscribers),
+            (depth, readings.mailbox_depth),
+        ):
+            for group, value in self._folded(values).items():
+                family.add_metric([group], value)
+        yield subscribers
+        yield depth
+        if readings.connected is not None:
+            connected.add_metric([], 1.0 if readings.connected else 0.0)
+            yield connected
+
+    def _families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily(
+                "actors_pubsub_subscribers",
+                "Local subscriptions per channel group.",
+                labels=["channel_group"],
+            ),
+            GaugeMetricFamily(
+                "actors_pubsub_mailbox_depth",
+                "Messages queued for a channel group's handlers.",
+                labels=["channel_group"],
+            ),
+            GaugeMetricFamily(
+                "actors_redis_connected",
+                "1 while the Redis connection is attached with every subscription active.",
+            ),
+        )
+
+    def _folded(self, values: Mapping[str, int]) -> dict[str, int]:
+        """At most ``limit`` groups; the rest summed into ``other``, as the guard folds."""
+        folded: dict[str, int] = {}
+        for group in sorted(values):
+            key = group if len(folded) < self.limit or group in folded else OVERFLOW_LABEL
+            folded[key] = folded.get(key, 0) + values[group]
+        return folded
 
 
 class PubSubMetrics:
@@ -166,12 +237,23 @@ class PubSubMetrics:
             "Redis connections attached after the first one.",
             registry=self.registry,
         )
-        self._subscribers = self.gauge(
-            "actors_pubsub_subscribers", "Local subscriptions per channel group.", group
+        self._gap = Histogram(
+            "actors_redis_gap_seconds",
+            "How long subscriptions were inactive across a lost connection, per gap.",
+            registry=self.registry,
+            buckets=DURATION_BUCKETS,
         )
-        self._mailbox_depth = self.gauge(
-            "actors_pubsub_mailbox_depth", "Messages queued for a channel group's handlers.", group
+        self._losses = Counter(
+            "actors_redis_connection_losses_total",
+            "Attached Redis connections that were lost (each one starts a gap).",
+            registry=self.registry,
         )
+        self._failures = Counter(
+            "actors_redis_connection_failures_total",
+            "Redis connections stopped for good by a failure retrying cannot heal.",
+            registry=self.registry,
+        )
+        self._gauge_source: _ScrapeCollector | None = None
         self._processing = self.histogram(
             "actors_pubsub_processing_seconds",
             "Time a handler took for one message.",
@@ -241,21 +323,39 @@ class PubSubMetrics:
         """Count Redis connections attached after the first one."""
         self._reconnects.inc(count)
 
-    def set_subscribers(self, channel_group: str, subscribers: int) -> None:
-        """Set the number of local subscriptions of ``channel_group``."""
-        self._subscribers.child(channel_group).set(subscribers)
+    def redis_connection_lost(self) -> None:
+        """Count an attached Redis connection that was lost."""
+        self._losses.inc()
 
-    def set_mailbox_depth(self, channel_group: str, depth: int) -> None:
-        """Set the number of messages queued for ``channel_group``'s handlers."""
-        self._mailbox_depth.child(channel_group).set(depth)
+    def redis_connection_failed(self) -> None:
+        """Count a Redis connection stopped for good (a failure retrying cannot heal)."""
+        self._failures.inc()
 
-    def forget_channel_group(self, channel_group: str) -> None:
-        """Remove ``channel_group``'s gauges, once its last subscription is gone.
+    def observe_gap(self, seconds: float) -> None:
+        """Record how long subscriptions were inactive across one lost connection."""
+        self._gap.observe(max(seconds, 0.0))
 
-        Counters and histograms stay: Prometheus expects them never to go back.
+    def read_gauges_from(self, source: Callable[[], GaugeReadings]) -> None:
+        """Read ``actors_pubsub_subscribers``, ``actors_pubsub_mailbox_depth`` and
+        ``actors_redis_connected`` from ``source`` at every scrape.
+
+        Args:
+            source: Called when Prometheus scrapes; quick, and free of side effects. Channel
+                groups beyond ``max_label_values`` are summed into ``"other"``.
+
+        Raises:
+            ValueError: These metrics already read from another source.
         """
-        self._subscribers.remove_group(channel_group)
-        self._mailbox_depth.remove_group(channel_group)
+        if self._gauge_source is not None:
+            raise ValueError("these metrics already read their gauges from another source")
+        self._gauge_source = _ScrapeCollector(source, self.max_label_values)
+        self.registry.register(self._gauge_source)
+
+    def stop_reading_gauges(self) -> None:
+        """Forget the gauges' source (its Pub/Sub has closed); the gauges leave the scrape."""
+        if self._gauge_source is not None:
+            self.registry.unregister(self._gauge_source)
+            self._gauge_source = None
 
     def observe_processing(self, channel_group: str, handler: str, seconds: float) -> None:
         """Record that ``handler`` took ``seconds`` for one message of ``channel_group``."""

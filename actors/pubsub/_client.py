@@ -8,6 +8,7 @@ payload, however many subscriptions share it) and calls the handler under an err
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import itertools
 import logging
@@ -18,7 +19,12 @@ from typing import TYPE_CHECKING, Final
 import attrs
 import trio
 
-from actors._errors import InvalidChannelNameError, RedisConnectionError, RedisTimeoutError
+from actors._errors import (
+    ActorsError,
+    InvalidChannelNameError,
+    RedisConnectionError,
+    RedisTimeoutError,
+)
 from actors.messages import CODEC, GLOB_CHARACTERS, Codec
 from actors.pubsub._connection_actor import DEFAULT_CONNECTION_OPTIONS, ConnectionOptions
 from actors.pubsub._policy import (
@@ -27,7 +33,7 @@ from actors.pubsub._policy import (
     ErrorPolicy,
     RetryPolicy,
 )
-from actors.pubsub._sinks import MailboxSink
+from actors.pubsub._sinks import MailboxSink, SubscriptionSink
 from actors.pubsub._subscription import (
     SubscriptionActor,
     SubscriptionCounters,
@@ -35,7 +41,7 @@ from actors.pubsub._subscription import (
     SubscriptionSpec,
     _type_name,
 )
-from actors.runtime import MailboxConfig, MailboxStatistics, Overflow
+from actors.runtime import Down, MailboxConfig, MailboxStatistics, Overflow
 from actors.supervision import ChildSpec, Strategy, SupervisorSpec, open_supervisor
 
 if TYPE_CHECKING:
@@ -44,13 +50,14 @@ if TYPE_CHECKING:
     from actors.observability import HealthReport, PubSubMetrics
     from actors.pubsub._broker import Broker, BrokerSubscription
     from actors.redis import ConnectionLost, Resubscribed
-    from actors.runtime import ActorRef, ActorSystem
+    from actors.runtime import ActorContext, ActorRef, ActorSystem
     from actors.supervision import Supervisor
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_BUFFER_SIZE: Final = 1000  # messages per subscription mailbox; the users' buffer size
 _MARK: Final = "__actors_subscription__"
+RELEASER_CHILD_ID: Final = "releaser"
 _subscription_numbers = itertools.count(1)
 
 
@@ -101,7 +108,12 @@ class HandlerStatistics:
 
 
 class SubscriptionHandle:
-    """A running subscription; ``await close()`` unsubscribes and stops its actor."""
+    """A running subscription; ``await close()`` unsubscribes and stops its actor.
+
+    Its lifetime is the actor's: when the subscription's actor stops for good for any reason
+    (``close()``, ``ref.stop()``, its supervisor giving up), the broker subscription is released
+    as ``close()`` would release it.
+    """
 
     def __init__(
         self,
@@ -109,11 +121,14 @@ class SubscriptionHandle:
         spec: SubscriptionSpec,
         ref: ActorRef,
         broker_subscription: BrokerSubscription,
+        child_id: str,
     ) -> None:
         self._pubsub = pubsub
         self.spec = spec
         self.ref = ref
         self._broker_subscription = broker_subscription
+        self._child_id = child_id
+        self._released = False
 
     @property
     def name(self) -> str:
@@ -122,10 +137,22 @@ class SubscriptionHandle:
 
     async def close(self) -> None:
         """Unsubscribe, then stop the subscription's actor (messages still queued are dropped)."""
-        await self._broker_subscription.close()
-        self._pubsub._handles.discard(self)
-        self._pubsub._count_subscribers(self.name)
+        await self._release()
         await self.ref.stop("unsubscribed")
+
+    async def _release(self) -> None:
+        """Give the broker subscription up and forget the handle; once, whoever asks first."""
+        if self._released:
+            await trio.lowlevel.checkpoint()
+            return
+        self._released = True
+        self._pubsub._handles.discard(self)
+        await self._broker_subscription.close()
+
+    async def _forget_child(self) -> None:
+        """The actor stopped for good: its supervisor need not keep its spec."""
+        with contextlib.suppress(ActorsError):
+            await self._pubsub.supervisor.delete_child(self._child_id)
 
     def statistics(self) -> HandlerStatistics:
         """Counters of the subscription and its mailbox."""
@@ -181,6 +208,7 @@ class PubSub:
         broker: Broker,
         supervisor: Supervisor,
         settings: PubSubSettings,
+        handles: set[SubscriptionHandle],
         observer: SubscriptionObserver | None = None,
         metrics: PubSubMetrics | None = None,
     ) -> None:
@@ -189,13 +217,13 @@ class PubSub:
         self.supervisor = supervisor
         self.settings = settings
         self.metrics = metrics
-        self._reported_reconnects = 0
+        self._releaser = supervisor.child(RELEASER_CHILD_ID)
         if observer is None and metrics is not None:
             from actors.pubsub._health import MetricsObserver
 
             observer = MetricsObserver(metrics)
         self.observer = observer
-        self._handles: set[SubscriptionHandle] = set()
+        self._handles = handles
 
     def publish_bound(self) -> float:
         """The longest a ``publish`` takes, in seconds: the connection options'
@@ -340,7 +368,12 @@ class PubSub:
             mailbox=config,
         )
         ref = await self.supervisor.start_child(child)
-        sink = MailboxSink(ref)
+        observer = self.observer
+        sink: MailboxSink = (
+            MailboxSink(ref)
+            if observer is None
+            else SubscriptionSink(ref, lambda reason: observer.dropped(spec, reason))
+        )
         try:
             with trio.fail_after(self.settings.ack_timeout + 1):
                 if pattern:
@@ -352,15 +385,10 @@ class PubSub:
                 await self.supervisor.terminate_child(child.id)
                 await self.supervisor.delete_child(child.id)
             raise
-        handle = SubscriptionHandle(self, spec, ref, broker_subscription)
+        handle = SubscriptionHandle(self, spec, ref, broker_subscription, child.id)
         self._handles.add(handle)
-        self._count_subscribers(handle.name)
+        await self._releaser.tell(_Watch(handle))
         return handle
-
-    def _count_subscribers(self, group: str) -> None:
-        if self.metrics is not None:
-            count = sum(1 for handle in self._handles if handle.name == group)
-            self.metrics.set_subscribers(group, count)
 
     async def register(self, service: object) -> list[SubscriptionHandle]:
         """Subscribe every method of ``service`` marked with ``@subscription``."""
@@ -458,6 +486,7 @@ async def open_pubsub(
         metrics: Prometheus metrics to feed (messages, drops, decode errors, retries,
             processing time, lag, subscribers, mailbox depth, reconnects).
     """
+    from actors.pubsub._health import MetricsHubObserver, gauge_readings
     from actors.pubsub._open import open_broker
 
     settings = settings or PubSubSettings()
@@ -467,8 +496,56 @@ async def open_pubsub(
         max_restarts=settings.max_restarts,
         within=settings.within,
     )
+    handles: set[SubscriptionHandle] = set()
+    spec = attrs.evolve(
+        spec,
+        children=[
+            ChildSpec(id=RELEASER_CHILD_ID, start=_release_stopped_subscriptions, args=(handles,))
+        ],
+    )
+    hub_observer = MetricsHubObserver(metrics) if metrics is not None else None
     async with (
-        open_broker(system, url, options=options) as broker,
+        open_broker(system, url, options=options, observer=hub_observer) as broker,
         open_supervisor(system, spec) as supervisor,
     ):
-        yield PubSub(system, broker, supervisor, settings, observer, metrics)
+        pubsub = PubSub(system, broker, supervisor, settings, handles, observer, metrics)
+        if metrics is not None:
+            metrics.read_gauges_from(lambda: gauge_readings(pubsub))
+        try:
+            yield pubsub
+        finally:
+            if metrics is not None:
+                metrics.stop_reading_gauges()
+
+
+@attrs.frozen
+class _Watch:
+    """Tells the releaser about a new subscription."""
+
+    handle: SubscriptionHandle
+
+
+async def _release_stopped_subscriptions(
+    context: ActorContext, open_handles: set[SubscriptionHandle]
+) -> None:
+    """The releaser actor: watches every subscription's actor, and when one stops for good
+    (closed, stopped through its ref, given up on by its supervisor) releases its broker
+    subscription, as ``SubscriptionHandle.close()`` would.
+
+    One actor for all subscriptions, the first child of their supervisor: no task per
+    subscription, nothing left behind. A restarted releaser watches every open handle again.
+    """
+    handles: dict[ActorRef, SubscriptionHandle] = {}
+    for handle in list(open_handles):
+        handles[handle.ref] = handle
+        context.watch(handle.ref)
+    async for message in context:
+        match message:
+            case _Watch(handle=handle):
+                handles[handle.ref] = handle
+                context.watch(handle.ref)
+            case Down(ref=ref):
+                stopped = handles.pop(ref, None)
+                if stopped is not None:
+                    await stopped._release()
+                    await stopped._forget_child()

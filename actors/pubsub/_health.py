@@ -13,12 +13,19 @@ import trio
 
 from actors._errors import ActorsError
 from actors.messages import Message
-from actors.observability import HealthCheck, HealthReport, PubSubMetrics, combine_checks
+from actors.observability import (
+    GaugeReadings,
+    HealthCheck,
+    HealthReport,
+    PubSubMetrics,
+    combine_checks,
+)
 from actors.pubsub._redis import RedisPubSub
 from actors.pubsub._subscription import SubscriptionObserver, _type_name
-from actors.redis import Kind
+from actors.redis import HubObserver, Kind
 
 if TYPE_CHECKING:
+    from actors._errors import RedisConfigurationError
     from actors.pubsub._client import PubSub
     from actors.pubsub._subscription import SubscriptionSpec
     from actors.redis import RedisMessage
@@ -54,6 +61,45 @@ class MetricsObserver(SubscriptionObserver):
     def retried(self, spec: SubscriptionSpec) -> None:
         self.metrics.handler_retried(spec.name.decode(errors="replace"), _handler_name(spec))
 
+    def dropped(self, spec: SubscriptionSpec, reason: str) -> None:
+        self.metrics.message_dropped(spec.name.decode(errors="replace"), reason)
+
+    def restarted(self, spec: SubscriptionSpec) -> None:
+        self.metrics.subscription_restarted(spec.name.decode(errors="replace"))
+
+
+class MetricsHubObserver(HubObserver):
+    """Feeds the Redis connection's events to ``PubSubMetrics`` as they happen."""
+
+    def __init__(self, metrics: PubSubMetrics) -> None:
+        self.metrics = metrics
+
+    def attached(self, *, reconnect: bool) -> None:
+        if reconnect:
+            self.metrics.redis_reconnected()
+
+    def lost(self, reason: str) -> None:
+        self.metrics.redis_connection_lost()
+
+    def gap_closed(self, seconds: float) -> None:
+        self.metrics.observe_gap(seconds)
+
+    def failed(self, error: RedisConfigurationError) -> None:
+        self.metrics.redis_connection_failed()
+
+
+def gauge_readings(pubsub: PubSub) -> GaugeReadings:
+    """What the gauges show now: read at scrape time, changing nothing."""
+    subscribers: dict[str, int] = {}
+    depth: dict[str, int] = {}
+    for handle in pubsub.subscriptions():
+        group = handle.name
+        subscribers[group] = subscribers.get(group, 0) + 1
+        depth[group] = depth.get(group, 0) + handle.ref.statistics().mailbox.size
+    broker = pubsub.broker
+    connected = broker.hub.connected if isinstance(broker, RedisPubSub) else None
+    return GaugeReadings(subscribers=subscribers, mailbox_depth=depth, connected=connected)
+
 
 def _handler_name(spec: SubscriptionSpec) -> str:
     return str(getattr(spec.handler, "__qualname__", repr(spec.handler)))
@@ -62,9 +108,10 @@ def _handler_name(spec: SubscriptionSpec) -> str:
 async def pubsub_health(pubsub: PubSub) -> HealthReport:
     """Up, degraded or down, with the details an operator needs.
 
-    Down: not connected, or the liveness probe is overdue (a deaf connection is never up).
-    Degraded: the server's subscription counts disagree with our table, a subscription mailbox
-    is nearly full, or subscriptions were restarted.
+    Down: not connected (with the cause: the last failed attempt or loss, or the failure that
+    stopped the connection for good), or the liveness probe is overdue (a deaf connection is
+    never up). Degraded: the server's subscription counts disagree with our table, or a
+    subscription mailbox is nearly full. A report reads state only: it changes no metric.
     """
     checks: dict[str, HealthCheck] = {}
     broker = pubsub.broker
@@ -74,7 +121,6 @@ async def pubsub_health(pubsub: PubSub) -> HealthReport:
     else:
         checks["connection"] = HealthCheck.up(broker="memory")
     checks["subscriptions"] = _subscriptions_check(pubsub)
-    _update_gauges(pubsub)
     return combine_checks(checks)
 
 
@@ -90,9 +136,14 @@ def _connection_check(broker: RedisPubSub) -> HealthCheck:
         "last_message_age": hub.last_message_age,
         "last_probe_age": hub.last_probe_age,
         "gap_started": hub.gap_started,
+        "gap_age": hub.gap_age,
+        "last_error": hub.last_error,
     }
+    if hub.failure is not None:
+        return HealthCheck.down(**detail, reason=f"failed for good: {hub.failure}")
     if not hub.connected:
-        return HealthCheck.down(**detail, reason="not connected")
+        cause = hub.last_error or "connecting"
+        return HealthCheck.down(**detail, reason=f"not connected: {cause}")
     # Activity proves the connection alive; without any, a probe must have come back lately.
     patience = options.probe_interval + options.probe_timeout + 1.0
     last_sign = min(
@@ -156,20 +207,3 @@ def _subscriptions_check(pubsub: PubSub) -> HealthCheck:
     if worst == "degraded":
         return HealthCheck.degraded(subscriptions=rows, reason="a subscription mailbox is full")
     return HealthCheck.up(subscriptions=rows)
-
-
-def _update_gauges(pubsub: PubSub) -> None:
-    metrics = pubsub.metrics
-    if metrics is None:
-        return
-    if isinstance(pubsub.broker, RedisPubSub):
-        reconnects = pubsub.broker.statistics().hub.reconnects
-        if reconnects > pubsub._reported_reconnects:
-            metrics.redis_reconnected(reconnects - pubsub._reported_reconnects)
-            pubsub._reported_reconnects = reconnects
-    groups: dict[str, int] = {}
-    for handle in pubsub.subscriptions():
-        groups[handle.name] = groups.get(handle.name, 0) + 1
-        metrics.set_mailbox_depth(handle.name, handle.statistics().mailbox.size)
-    for group, count in groups.items():
-        metrics.set_subscribers(group, count)

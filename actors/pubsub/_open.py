@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
     from actors.pubsub._broker import Broker
     from actors.pubsub._connection_actor import ConnectionOptions
+    from actors.redis import HubObserver
     from actors.runtime import ActorSystem
 
 REDIS_SCHEMES: Final = ("redis", "rediss", "unix")
@@ -48,6 +49,7 @@ async def open_broker(
     *,
     options: ConnectionOptions | None = None,
     name: str | None = None,
+    observer: HubObserver | None = None,
 ) -> AsyncIterator[Broker]:
     """Open the broker a URL names, for the duration of a block.
 
@@ -61,6 +63,7 @@ async def open_broker(
         url: ``memory://[NAME]``, ``redis://...``, ``rediss://...`` or ``unix://...``.
         options: Connection options for Redis (ignored by ``memory://``).
         name: A registered name for the Redis connection's supervisor (ignored by ``memory://``).
+        observer: Told about the Redis connection's events (ignored by ``memory://``).
 
     Yields:
         A ``MemoryBroker`` or a ``RedisPubSub``.
@@ -75,7 +78,9 @@ async def open_broker(
         async with open_memory_broker(memory_broker_name(url)) as broker:
             yield broker
     elif scheme in REDIS_SCHEMES:
-        async with open_redis_pubsub(system, url, options=options, name=name) as pubsub:
+        async with open_redis_pubsub(
+            system, url, options=options, name=name, observer=observer
+        ) as pubsub:
             yield pubsub
     else:
         # Only the scheme is shown: the rest of the URL may hold a password.

@@ -6,6 +6,9 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from actors._errors import MailboxFullError
+from actors.runtime import Overflow
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -33,10 +36,39 @@ class MailboxSink:
         self.deliver: Callable[[SubscriptionEvent], bool] = ref._mailbox.put_nowait
 
 
+class SubscriptionSink(MailboxSink):
+    """The sink of a typed subscription: a ``MailboxSink`` that reports each refused message.
+
+    The table calls ``dropped`` where the loss happens (in the Redis reader, off its hot path:
+    only a full or closed mailbox gets there), so the loss reaches the metrics at once.
+    """
+
+    __slots__ = ("on_dropped", "overflow")
+
+    def __init__(self, ref: ActorRef, on_dropped: Callable[[str], object]) -> None:
+        super().__init__(ref)
+        self.overflow = ref.statistics().mailbox.overflow
+        self.on_dropped = on_dropped
+
+    def dropped(self, error: BaseException | None) -> None:
+        """Tell ``on_dropped`` why a message was lost: ``overflow_<policy>`` or
+        ``subscriber_stopped``."""
+        if isinstance(error, trio.ClosedResourceError):
+            reason = "subscriber_stopped"
+        elif isinstance(error, trio.WouldBlock):
+            reason = f"overflow_{Overflow.BLOCK.value}"
+        elif isinstance(error, MailboxFullError):
+            reason = f"overflow_{Overflow.FAIL.value}"
+        else:
+            reason = f"overflow_{self.overflow.value}"
+        self.on_dropped(reason)
+
+
 class ChannelSink:
     """Delivers subscription events into a trio memory channel (for code that is not an actor).
 
-    A full channel drops the new message; the subscription counts it.
+    A full channel drops the new message; the subscription counts it. A channel closed at
+    either end closes the sink for good: the broker removes it.
     """
 
     __slots__ = ("channel",)
@@ -47,6 +79,8 @@ class ChannelSink:
     def deliver(self, event: SubscriptionEvent) -> bool:
         try:
             self.channel.send_nowait(event)
-        except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+        except trio.WouldBlock:
             return False
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
+            raise trio.ClosedResourceError("the sink's channel is closed") from error
         return True

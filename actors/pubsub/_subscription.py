@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import TYPE_CHECKING
 
 import attrs
@@ -42,7 +41,7 @@ class SubscriptionCounters:
     gaps: int = 0
     """Connection losses reported to the subscription."""
     last_message_at: float | None = None
-    """``time.time()`` of the last message."""
+    """When the last message arrived, on trio's clock (``trio.current_time()``)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -81,6 +80,14 @@ class SubscriptionObserver:
     def retried(self, spec: SubscriptionSpec) -> None:
         """The handler is called again."""
 
+    def dropped(self, spec: SubscriptionSpec, reason: str) -> None:
+        """The subscription's mailbox refused a message (called by the Redis reader, so it
+        must be quick): ``reason`` is ``overflow_<policy>`` (``overflow_drop_oldest``, ...) or
+        ``subscriber_stopped``."""
+
+    def restarted(self, spec: SubscriptionSpec) -> None:
+        """The subscription's actor was restarted by its supervisor."""
+
 
 class SubscriptionActor(Actor):
     """One subscription's actor: its mailbox is fed by the broker, it calls the handler."""
@@ -90,6 +97,8 @@ class SubscriptionActor(Actor):
 
     async def restarted(self, reason: ExitReason) -> None:
         logger.warning("subscription to %s restarted after %r", self.spec.label, reason)
+        if self.spec.observer is not None:
+            self.spec.observer.restarted(self.spec)
 
     async def receive(self, message: object) -> object:
         match message:
@@ -106,7 +115,7 @@ class SubscriptionActor(Actor):
         spec = self.spec
         counters = spec.counters
         counters.received += 1
-        counters.last_message_at = time.time()
+        counters.last_message_at = trio.current_time()
         try:
             decoded = decode_cached(message, spec.message_type, spec.codec)
         except MessageDecodeError as error:
@@ -121,7 +130,7 @@ class SubscriptionActor(Actor):
         attempt = 0
         while True:
             attempt += 1
-            started = time.perf_counter() if observer is not None else 0.0
+            started = trio.current_time() if observer is not None else 0.0
             try:
                 if spec.takes_channel:
                     await spec.handler(decoded, message.channel.decode(errors="replace"))
@@ -142,7 +151,7 @@ class SubscriptionActor(Actor):
                 return
             counters.handled += 1
             if observer is not None:
-                observer.handled(spec, time.perf_counter() - started)
+                observer.handled(spec, trio.current_time() - started)
             return
 
     async def _give_up(

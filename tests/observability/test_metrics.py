@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 
 from actors import ActorContext, ActorSystem, Crashed, MailboxConfig, Overflow, open_actor_system
-from actors.observability import OVERFLOW_LABEL, MetricsInstrument, PubSubMetrics
+from actors.observability import OVERFLOW_LABEL, GaugeReadings, MetricsInstrument, PubSubMetrics
 
 
 def exposition(metrics: PubSubMetrics) -> str:
@@ -31,8 +31,14 @@ def test_every_pubsub_metric_appears_in_the_exposition_with_its_labels() -> None
     metrics.handler_retried("events.*", "handle_events")
     metrics.subscription_restarted("presence")
     metrics.redis_reconnected()
-    metrics.set_subscribers("events.*", 3)
-    metrics.set_mailbox_depth("events.*", 17)
+    metrics.redis_connection_lost()
+    metrics.redis_connection_failed()
+    metrics.observe_gap(0.3)
+    metrics.read_gauges_from(
+        lambda: GaugeReadings(
+            subscribers={"events.*": 3}, mailbox_depth={"events.*": 17}, connected=True
+        )
+    )
     metrics.observe_processing("events.*", "handle_events", 0.002)
     metrics.observe_lag("events.*", 0.5)
     text = exposition(metrics)
@@ -45,6 +51,10 @@ def test_every_pubsub_metric_appears_in_the_exposition_with_its_labels() -> None
         'actors_pubsub_handler_retries_total{channel_group="events.*",handler="handle_events"} 1.0',
         'actors_pubsub_subscription_restarts_total{channel_group="presence"} 1.0',
         "actors_redis_reconnects_total 1.0",
+        "actors_redis_connection_losses_total 1.0",
+        "actors_redis_connection_failures_total 1.0",
+        'actors_redis_gap_seconds_bucket{le="0.5"} 1.0',
+        "actors_redis_connected 1.0",
         'actors_pubsub_subscribers{channel_group="events.*"} 3.0',
         'actors_pubsub_mailbox_depth{channel_group="events.*"} 17.0',
         'actors_pubsub_processing_seconds_bucket{channel_group="events.*",'
@@ -122,14 +132,42 @@ def test_the_limit_is_per_metric() -> None:
     assert sample(metrics, overflow, metric="actors_pubsub_decode_errors_total") == 0.0
 
 
-def test_forgetting_a_channel_group_removes_its_gauges_and_frees_their_slots() -> None:
-    metrics = PubSubMetrics(max_label_values=1)
-    metrics.set_subscribers("chat:1", 2)
-    metrics.set_mailbox_depth("chat:1", 5)
-    metrics.forget_channel_group("chat:1")
+def test_gauges_are_read_at_each_scrape_and_only_then() -> None:
+    """The source is read by a scrape and by nothing else; a group that is gone is gone."""
+    metrics = PubSubMetrics(max_label_values=2)
+    readings = [GaugeReadings(subscribers={"chat:1": 2}, mailbox_depth={"chat:1": 5})]
+    reads = 0
+
+    def source() -> GaugeReadings:
+        nonlocal reads
+        reads += 1
+        return readings[-1]
+
+    metrics.read_gauges_from(source)
+    assert reads == 0  # registering reads nothing
+    assert sample(metrics, "actors_pubsub_subscribers", channel_group="chat:1") == 2.0
+    assert sample(metrics, "actors_pubsub_mailbox_depth", channel_group="chat:1") == 5.0
+    assert sample(metrics, "actors_redis_connected") is None  # no connection behind it
+    readings.append(
+        GaugeReadings(
+            subscribers={"chat:2": 1, "chat:3": 1, "chat:4": 4},
+            mailbox_depth={"chat:2": 0, "chat:3": 0, "chat:4": 9},
+            connected=False,
+        )
+    )
     assert sample(metrics, "actors_pubsub_subscribers", channel_group="chat:1") is None
-    metrics.set_subscribers("chat:2", 1)
     assert sample(metrics, "actors_pubsub_subscribers", channel_group="chat:2") == 1.0
+    assert sample(metrics, "actors_pubsub_subscribers", channel_group="chat:3") == 1.0
+    # Past max_label_values the rest is summed into "other", as the guard folds counters.
+    assert sample(metrics, "actors_pubsub_subscribers", channel_group=OVERFLOW_LABEL) == 4.0
+    assert sample(metrics, "actors_pubsub_mailbox_depth", channel_group=OVERFLOW_LABEL) == 9.0
+    assert sample(metrics, "actors_redis_connected") == 0.0
+    with pytest.raises(ValueError, match="another source"):
+        metrics.read_gauges_from(source)
+    metrics.stop_reading_gauges()
+    reads_before = reads
+    assert sample(metrics, "actors_pubsub_subscribers", channel_group="chat:2") is None
+    assert reads == reads_before
 
 
 def test_a_limit_below_one_is_refused() -> None:

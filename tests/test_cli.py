@@ -9,6 +9,7 @@ from __future__ import annotations
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -18,7 +19,7 @@ from typing import IO, Final
 
 import pytest
 
-from actors.cli import main
+from actors.cli import build_parser, main
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 DEMO: Final = [sys.executable, "-m", "actors", "demo"]
@@ -181,13 +182,70 @@ def test_serve_refuses_inconsistent_presence_timings(capsys: pytest.CaptureFixtu
     assert "heartbeat must be positive and below ttl" in capsys.readouterr().err
 
 
-def test_serve_reports_a_port_in_use(capsys: pytest.CaptureFixture[str]) -> None:
-    import socket
+@pytest.mark.parametrize("port", ["-1", "65536", "99999999999", "80.5", "http", ""])
+def test_serve_refuses_a_port_outside_0_to_65535(
+    port: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", "--port", port])
+    assert exit_info.value.code == 2
+    message = capsys.readouterr().err.splitlines()[-1]
+    assert message == (
+        f"actors serve: error: argument --port: must be a port number from 0 to 65535: {port!r}"
+    )
 
+
+@pytest.mark.parametrize("port", [0, 65535])
+def test_serve_takes_both_ends_of_the_port_range(port: int) -> None:
+    assert build_parser().parse_args(["serve", "--port", str(port)]).port == port
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        *[
+            (option, value)
+            for option in ("--presence-ttl", "--presence-heartbeat", "--presence-sweep")
+            for value in ("0", "-1", "nan", "inf", "soon")
+        ],
+        *[("--presence-grace", value) for value in ("-1", "-0.5", "nan", "inf", "-inf", "soon")],
+        *[("--gc-threshold", value) for value in ("-1", "1.5", "many")],
+    ],
+)
+def test_serve_refuses_nonsense_timings_and_thresholds(
+    option: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", f"{option}={value}"])
+    assert exit_info.value.code == 2
+    assert f"argument {option}: " in capsys.readouterr().err
+
+
+def test_serve_takes_no_presence_grace_and_no_collector_setting() -> None:
+    """0 is meaningful for both: leave at once, and leave Python's collector alone."""
+    arguments = build_parser().parse_args(["serve", "--presence-grace", "0", "--gc-threshold", "0"])
+    assert arguments.presence_grace == 0.0
+    assert arguments.gc_threshold == 0
+
+
+def test_serve_reports_a_port_in_use_in_one_line() -> None:
+    """A real socket holds the port; the server says so in one line, without a traceback."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        code = main(["serve", "--port", str(port), "--gc-threshold", "0"])
-    assert code == 1
-    assert "Address already in use" in capsys.readouterr().err
+        result = subprocess.run(
+            [sys.executable, "-m", "actors", "serve", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            cwd=ROOT,
+            check=False,
+        )
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        f"error: cannot listen on 127.0.0.1:{port}: address already in use; "
+        "pick another port with --port"
+    )
+    assert "serving on" not in result.stdout

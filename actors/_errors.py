@@ -9,6 +9,8 @@ against trio's channels keeps working.
 
 from __future__ import annotations
 
+import errno
+
 import trio
 
 __all__ = [
@@ -17,6 +19,7 @@ __all__ = [
     "ActorStartError",
     "ActorStoppedError",
     "ActorsError",
+    "AddressInUseError",
     "AskTimeoutError",
     "ChildAlreadyExistsError",
     "ChildNotFoundError",
@@ -231,3 +234,24 @@ class InvalidChannelNameError(ActorsError, ValueError):
         super().__init__(f"invalid channel name part {value[:64]!r}: {reason}")
         self.value = value
         self.reason = reason
+
+
+class AddressInUseError(ActorsError, OSError):
+    """A server cannot listen: another socket already holds the address and port.
+
+    An ``OSError`` with ``errno.EADDRINUSE``, so code that catches ``OSError`` goes on working,
+    whose message names the address; the bind's own error is its ``__cause__``.
+
+    Attributes:
+        host: The address that was to be bound, as given.
+        port: The port that was to be bound.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__(errno.EADDRINUSE, "address already in use")
+        self.host = host
+        self.port = port
+
+    def __str__(self) -> str:
+        shown = f"[{self.host}]" if ":" in self.host else self.host
+        return f"cannot listen on {shown}:{self.port}: {self.strerror}"

@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING, Final
 
 import trio
 
-from actors import ActorsError, __version__
+from actors import ActorsError, AddressInUseError, __version__
 from actors._demo import DemoOptions, run_demo
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
 EXIT_INTERRUPTED: Final = 130  # what shells report for a process ended by SIGINT
+MAX_PORT: Final = 65_535
 
 
 def _positive_seconds(text: str) -> float:
@@ -31,6 +32,36 @@ def _positive_seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
+    return value
+
+
+def _non_negative_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or a positive number of seconds: {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_PORT:
+        raise argparse.ArgumentTypeError(f"must be a port number from 0 to {MAX_PORT}: {text!r}")
     return value
 
 
@@ -160,7 +191,10 @@ def _configure_serve(parser: argparse.ArgumentParser) -> None:
         "--host", default="127.0.0.1", help="address to bind (default: %(default)s)"
     )
     parser.add_argument(
-        "--port", type=int, default=8000, help="port; 0 picks a free one (default: %(default)s)"
+        "--port",
+        type=_port,
+        default=8000,
+        help="port, from 0 to 65535; 0 picks a free one (default: %(default)s)",
     )
     parser.add_argument(
         "--redis-url",
@@ -195,14 +229,14 @@ def _configure_serve(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--presence-sweep", type=_positive_seconds, default=5.0, metavar="SECONDS")
     parser.add_argument(
         "--presence-grace",
-        type=float,
+        type=_non_negative_seconds,
         default=5.0,
         metavar="SECONDS",
         help="reconnect grace window before a user goes offline (default: %(default)s)",
     )
     parser.add_argument(
         "--gc-threshold",
-        type=int,
+        type=_non_negative_int,
         default=50_000,
         metavar="N",
         help="once up, freeze the startup heap and collect the young generation every N "
@@ -240,15 +274,19 @@ def _run_serve(arguments: argparse.Namespace) -> int:
         print(line, flush=True)
 
     async def serve() -> int:
-        await run_server(
-            url=arguments.redis_url,
-            host=arguments.host,
-            port=arguments.port,
-            secret=secret_from(arguments.secret),
-            settings=settings,
-            announce=announce,
-            gc_threshold=arguments.gc_threshold or None,
-        )
+        try:
+            await run_server(
+                url=arguments.redis_url,
+                host=arguments.host,
+                port=arguments.port,
+                secret=secret_from(arguments.secret),
+                settings=settings,
+                announce=announce,
+                gc_threshold=arguments.gc_threshold or None,
+            )
+        except AddressInUseError as error:
+            print(f"error: {error}; pick another port with --port", file=sys.stderr)
+            return 1
         return 0
 
     return _run_operator(serve)

@@ -12,6 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent / "redis"))
 sys.path.insert(0, str(Path(__file__).parent / "gateway"))
 sys.path.insert(0, str(Path(__file__).parent / "helpers"))
+sys.path.insert(0, str(Path(__file__).parent.parent / "scripts"))  # dev.py, for its tests
 from _servers import RedisServer, running_redis_server
 
 from actors import ActorSystem, open_actor_system

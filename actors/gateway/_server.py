@@ -56,6 +56,9 @@ async def run_server(
             session is a task, and a fan-out leaves a frame in flight in each of them, which
             Python's default collector setting turns into full collections (see
             docs/performance.md); None leaves the collector as it is.
+
+    Raises:
+        AddressInUseError: Another socket holds ``host`` and ``port``; nothing was served.
     """
     try:
         await _serve_until_signalled(url, host, port, secret, settings, announce, gc_threshold)

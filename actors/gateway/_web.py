@@ -183,6 +183,10 @@ async def serve_gateway(
         host: The address to bind; loopback by default (``0.0.0.0`` in a container).
         health: The ``/health`` source; default: the gateway's PubSub health.
         task_status: Given the bound port once the server listens.
+
+    Raises:
+        AddressInUseError: Another socket holds the address and port.
+        OSError: The address cannot be bound for another reason.
     """
     web = GatewayWeb(gateway, health or gateway.pubsub.health)
     await serve_http(

@@ -121,7 +121,8 @@ async def serve_observability(
         task_status: Given the bound port once the server listens.
 
     Raises:
-        OSError: If the address cannot be bound.
+        AddressInUseError: Another socket holds the address and port.
+        OSError: The address cannot be bound for another reason.
     """
     routes = ObservabilityRoutes(metrics, health, health_timeout=health_timeout)
 

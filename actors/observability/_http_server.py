@@ -13,6 +13,7 @@ library can read the handshake itself as if it had been first on the connection.
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Final
@@ -20,6 +21,8 @@ from typing import Final
 import attrs
 import h11
 import trio
+
+from actors._errors import AddressInUseError
 
 __all__ = ["HttpRequest", "HttpResponse", "ReplayStream", "UpgradeHandler", "serve_http"]
 
@@ -285,10 +288,16 @@ async def serve_http(
         task_status: Given the bound port once the server listens.
 
     Raises:
-        OSError: If the address cannot be bound.
+        AddressInUseError: Another socket holds the address and port.
+        OSError: The address cannot be bound for another reason.
     """
     limits = _Limits(max_request_bytes, connection_timeout)
-    listeners = await trio.open_tcp_listeners(port, host=host)
+    try:
+        listeners = await trio.open_tcp_listeners(port, host=host)
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            raise AddressInUseError(host, port) from error
+        raise
     bound_port: int = listeners[0].socket.getsockname()[1]
     logger.info("HTTP server listening on %s:%d", host, bound_port)
 

@@ -5,6 +5,7 @@ Real sockets, so the real clock: waits are on events with deadlines, never on sl
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,6 +18,7 @@ import trio.testing
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from actors import AddressInUseError
 from actors.observability import (
     HealthCheck,
     HealthReport,
@@ -341,3 +343,25 @@ async def test_the_bound_port_is_reported_and_the_server_stops_when_cancelled() 
         nursery.cancel_scope.cancel()
     with pytest.raises(OSError):  # noqa: PT011 - the errno varies by platform
         await trio.open_tcp_stream("127.0.0.1", port)
+
+
+@deadline
+async def test_a_port_in_use_is_an_address_in_use_error_naming_the_address() -> None:
+    with trio.socket.socket() as taken:
+        await taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(AddressInUseError) as raised:
+            await serve_observability(port, metrics=PubSubMetrics(), health=Health())
+    error = raised.value
+    assert isinstance(error, OSError)
+    assert error.errno == errno.EADDRINUSE
+    assert (error.host, error.port) == ("127.0.0.1", port)
+    assert str(error) == f"cannot listen on 127.0.0.1:{port}: address already in use"
+    assert isinstance(error.__cause__, OSError)
+
+
+def test_an_address_in_use_error_shows_an_ipv6_address_in_brackets() -> None:
+    assert (
+        str(AddressInUseError("::1", 8000)) == "cannot listen on [::1]:8000: address already in use"
+    )

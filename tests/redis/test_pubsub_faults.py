@@ -291,6 +291,9 @@ async def _is_true(value: bool) -> bool:
     return value
 
 
+# A hundred restarts of a real Redis under their own fail_after(50), which must fire before the
+# session guard, with the redis-server fixture's start and stop on top.
+@pytest.mark.timeout(120)
 async def test_a_hundred_kill_restart_cycles_under_load(
     redis_server: RedisServer, system: ActorSystem
 ) -> None:

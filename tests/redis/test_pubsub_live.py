@@ -199,6 +199,9 @@ FLOOD = 50_000
 SLOW_CAPACITY = 10
 
 
+# A flood of 50,000 messages under its own fail_after(60), which must fire before the session
+# guard, with the redis-server fixture's start and stop on top.
+@pytest.mark.timeout(120)
 async def test_a_slow_consumer_loses_only_its_own_messages(
     redis_server: RedisServer, system: ActorSystem
 ) -> None:

@@ -60,6 +60,7 @@ from actors.messages import (
 )
 from actors.observability import (
     OVERFLOW_LABEL,
+    GaugeReadings,
     GuardedMetric,
     HealthCheck,
     HealthReport,
@@ -172,6 +173,7 @@ __all__ = [
     "Decodable",
     "Down",
     "ExitReason",
+    "GaugeReadings",
     "GuardedMetric",
     "HealthCheck",
     "HealthReport",

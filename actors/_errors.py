@@ -142,7 +142,15 @@ class RedisConnectionLostError(RedisConnectionError):
 
 
 class RedisTimeoutError(RedisError, trio.TooSlowError):
-    """Connecting, or an acknowledgement, took longer than its timeout."""
+    """Connecting, or an acknowledgement, took longer than its timeout.
+
+    Attributes:
+        seconds: The timeout that ran out, when the error knows it.
+    """
+
+    def __init__(self, message: str, *, seconds: float | None = None) -> None:
+        super().__init__(message)
+        self.seconds = seconds
 
 
 class RedisProtocolError(RedisError):

@@ -11,10 +11,16 @@ from typing import TYPE_CHECKING, Final, TextIO
 import orjson
 import trio
 
-from actors._errors import ActorsError, RedisError
+from actors._errors import ActorsError, RedisError, RedisTimeoutError
 from actors.messages import is_pattern
 from actors.pubsub import ChannelSink, ConnectionOptions, open_redis_pubsub
-from actors.redis import ConnectionLost, RedisMessage, Resubscribed, SubscriptionEvent
+from actors.redis import (
+    ConnectionLost,
+    RedisMessage,
+    Resubscribed,
+    SubscriptionEvent,
+    failure_cause,
+)
 from actors.runtime import open_actor_system
 
 if TYPE_CHECKING:
@@ -100,11 +106,20 @@ async def health(url: str, out: TextIO) -> int:
             open_actor_system() as system,
             open_redis_pubsub(system, url, options=options) as pubsub,
         ):
-            with trio.fail_after(CONNECT_TIMEOUT):
+            with trio.move_on_after(CONNECT_TIMEOUT):
                 await pubsub.wait_connected()
-            status = await _check(pubsub, report)
+            if pubsub.hub.connected:
+                status = await _check(pubsub, report)
+            else:
+                # Still trying: say why the last attempt failed, or that none has ended yet.
+                error = pubsub.hub.last_exception or RedisTimeoutError(
+                    f"no connection within {CONNECT_TIMEOUT} s", seconds=CONNECT_TIMEOUT
+                )
+                report["error"] = pubsub.hub.last_error or str(error)
+                report["cause"] = failure_cause(error)
     except (ActorsError, trio.TooSlowError, OSError) as error:
         report["error"] = f"{type(error).__name__}: {error}"
+        report["cause"] = failure_cause(error)
     report["status"] = status
     print(json.dumps(report, indent=2, sort_keys=True), file=out)
     return 0 if status == "up" else 1

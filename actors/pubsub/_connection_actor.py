@@ -86,6 +86,7 @@ async def run_connection(
     restarted), or when it is stopped.
     """
     reason = "the connection actor stopped"
+    failure: RedisError | None = None
     try:
         async with open_redis_connection(
             settings, push_batch_handler=hub.push_many, connector=options.connector
@@ -102,17 +103,19 @@ async def run_connection(
             else:
                 reason = await _serve(context, hub, commands, None, options)
     except RedisConfigurationError as error:
-        logger.error(
+        # Not logged louder: the error reaches the owner of the block, which reports it.
+        logger.debug(
             "the Redis connection to %s cannot work: %s (not retried)", settings.describe(), error
         )
         hub.fail(error)
         raise ActorShutdown(f"Redis connection failed for good: {error}") from None
     except RedisError as error:
         reason = str(error)
+        failure = error
         raise
     finally:
         if hub.failure is None:
-            hub.detach(reason, notify=not context.stopping)
+            hub.detach(reason, notify=not context.stopping, error=failure)
     raise RedisConnectionLostError(reason)
 
 

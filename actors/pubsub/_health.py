@@ -22,7 +22,7 @@ from actors.observability import (
 )
 from actors.pubsub._redis import RedisPubSub
 from actors.pubsub._subscription import SubscriptionObserver, _type_name
-from actors.redis import HubObserver, Kind
+from actors.redis import HubObserver, Kind, failure_cause
 
 if TYPE_CHECKING:
     from actors._errors import RedisConfigurationError
@@ -139,11 +139,18 @@ def _connection_check(broker: RedisPubSub) -> HealthCheck:
         "gap_age": hub.gap_age,
         "last_error": hub.last_error,
     }
-    if hub.failure is not None:
-        return HealthCheck.down(**detail, reason=f"failed for good: {hub.failure}")
+    failure = broker.hub.failure
+    if failure is not None:
+        return HealthCheck.down(
+            **detail, reason=f"failed for good: {failure}", cause=failure_cause(failure)
+        )
     if not hub.connected:
-        cause = hub.last_error or "connecting"
-        return HealthCheck.down(**detail, reason=f"not connected: {cause}")
+        error = broker.hub.last_exception
+        return HealthCheck.down(
+            **detail,
+            reason=f"not connected: {hub.last_error or 'connecting'}",
+            cause=failure_cause(error) if error is not None else "connecting",
+        )
     # Activity proves the connection alive; without any, a probe must have come back lately.
     patience = options.probe_interval + options.probe_timeout + 1.0
     last_sign = min(

@@ -17,6 +17,7 @@ from actors.redis._connection import (
     RedisConnectionStatistics,
     open_redis_connection,
 )
+from actors.redis._failures import failure_cause
 from actors.redis._pubsub import DEFAULT_ACK_TIMEOUT, HubObserver, PubSubHub, PubSubStatistics
 from actors.redis._resp import (
     MAX_FEED_SIZE,
@@ -68,6 +69,7 @@ __all__ = [
     "SubscriptionTable",
     "Transport",
     "encode_command",
+    "failure_cause",
     "is_push",
     "open_redis_connection",
     "open_transport",

@@ -513,7 +513,8 @@ async def open_redis_connection(
         transport = await connector(settings)
     if connect_scope.cancelled_caught:
         raise RedisTimeoutError(
-            f"connecting to {settings.describe()} took longer than {settings.connect_timeout} s"
+            f"connecting to {settings.describe()} timed out after {settings.connect_timeout} s",
+            seconds=settings.connect_timeout,
         )
     error: BaseException | None = None
     try:
@@ -526,8 +527,9 @@ async def open_redis_connection(
                     protocol, server_info = await _handshake(connection, settings)
                 if handshake_scope.cancelled_caught:
                     raise RedisTimeoutError(
-                        f"the handshake with {settings.describe()} took longer than "
-                        f"{settings.connect_timeout} s"
+                        f"the handshake with {settings.describe()} timed out after "
+                        f"{settings.connect_timeout} s",
+                        seconds=settings.connect_timeout,
                     )
                 connection._opened(protocol, server_info)
                 logger.debug("connected to %s (RESP%d)", settings.describe(), connection.protocol)

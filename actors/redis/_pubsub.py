@@ -158,6 +158,7 @@ class PubSubHub:
         self._attachments = 0
         self._gap_start: float | None = None
         self._last_error: str | None = None
+        self._last_exception: BaseException | None = None
         self._failure: RedisConfigurationError | None = None
         self._last_probe: float | None = None
         self._probe_token: bytes | None = None
@@ -208,6 +209,7 @@ class PubSubHub:
         self._ready = True
         self._attachments += 1
         self._last_error = None
+        self._last_exception = None
         self._state_changed()
         self.observer.attached(reconnect=self._attachments > 1)
         if self._gap_start is not None:
@@ -221,12 +223,15 @@ class PubSubHub:
             self.observer.gap_closed(gap.duration)
             self.table.broadcast(gap)
 
-    def detach(self, reason: str, *, notify: bool = True) -> None:
+    def detach(
+        self, reason: str, *, notify: bool = True, error: BaseException | None = None
+    ) -> None:
         """The attached connection is gone, or a connection attempt failed: a gap has started.
 
         Every sink is told once per gap (``ConnectionLost``); ``reason`` is kept for health
-        reports until a connection is attached again. ``notify=False`` is for an orderly close,
-        which is no gap: nothing is lost.
+        reports until a connection is attached again, with ``error`` if there is one (see
+        ``failure_cause``). ``notify=False`` is for an orderly close, which is no gap: nothing is
+        lost.
         """
         was_attached = self._ready
         self._commands = None
@@ -235,6 +240,7 @@ class PubSubHub:
         self._probe_event = None
         if notify:
             self._last_error = reason
+            self._last_exception = error
         self._state_changed()
         if notify and was_attached and self._gap_start is None:
             self._gap_start = trio.current_time()
@@ -249,7 +255,7 @@ class PubSubHub:
         """
         if self._failure is not None:
             return
-        self.detach(str(error))
+        self.detach(str(error), error=error)
         self._failure = error
         self._state_changed()
         self._acknowledged()
@@ -264,6 +270,11 @@ class PubSubHub:
     def last_error(self) -> str | None:
         """Why the last attempt failed or the last connection was lost (None once attached)."""
         return self._last_error
+
+    @property
+    def last_exception(self) -> BaseException | None:
+        """The error behind ``last_error``, when there was one."""
+        return self._last_exception
 
     @property
     def connected(self) -> bool:
@@ -386,7 +397,10 @@ class PubSubHub:
             while not done():
                 await self._acks.wait()
         if scope.cancelled_caught:
-            raise RedisTimeoutError(f"Redis did not acknowledge {what} within {self.ack_timeout} s")
+            raise RedisTimeoutError(
+                f"Redis did not acknowledge {what} within {self.ack_timeout} s",
+                seconds=self.ack_timeout,
+            )
 
     # -- commands --------------------------------------------------------------------------------
 
@@ -433,7 +447,9 @@ class PubSubHub:
             with trio.move_on_after(within) as scope:
                 await connection.ping()
             if scope.cancelled_caught:
-                raise RedisTimeoutError(f"the liveness PING did not come back within {within} s")
+                raise RedisTimeoutError(
+                    f"the liveness PING did not come back within {within} s", seconds=within
+                )
             self._last_probe = trio.current_time()
             return self._last_probe - started
         token = str(next(self._probe_numbers)).encode()
@@ -445,7 +461,9 @@ class PubSubHub:
             await connection.publish(self.probe_channel, token)
             await event.wait()
         if scope.cancelled_caught:
-            raise RedisTimeoutError(f"the liveness probe did not come back within {within} s")
+            raise RedisTimeoutError(
+                f"the liveness probe did not come back within {within} s", seconds=within
+            )
         return trio.current_time() - started
 
     def _probe_arrived(self, token: bytes) -> None:

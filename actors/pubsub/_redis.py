@@ -63,11 +63,14 @@ class RedisPubSub:
         self.hub = hub
         self.supervisor = supervisor
         self.options = options if options is not None else ConnectionOptions()
+        # Kept, not looked up: the ref outlives the supervisor, so statistics still answer
+        # once the block has ended (after a failure for good, say).
+        self._connection_ref = supervisor.child(CONNECTION_CHILD_ID)
 
     @property
     def connection_ref(self) -> ActorRef:
         """The connection actor's ref (stable across reconnects)."""
-        return self.supervisor.child(CONNECTION_CHILD_ID)
+        return self._connection_ref
 
     async def subscribe(self, channel: bytes | str, sink: MessageSink) -> Subscription:
         """Subscribe a sink to a channel; returns once Redis has acknowledged it."""

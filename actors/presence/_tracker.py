@@ -6,6 +6,9 @@ Each tracker mirrors the scope in local state: it loads a snapshot on start and 
 ``Resubscribed`` gap, then applies diffs. Diffs carry the scope's version after their change:
 a diff no newer than the snapshot, or than the last change applied to its member, is dropped,
 so nothing is counted twice whatever the order of snapshot and diffs.
+
+A connection in its grace window has left, so a tracker that starts (or resyncs) does not list
+it unless it already did.
 """
 
 from __future__ import annotations
@@ -184,22 +187,22 @@ class PresenceTracker:
 
         With a grace window (``settings.grace``, or ``grace`` if given) the user's last
         connection is only marked leaving, and True means the user goes offline when the window
-        passes unless they join again: a sweep then removes it and publishes the leave. Pass
-        ``grace=0`` for a leave the user asked for, which no reconnect will follow.
+        passes unless they join again: a sweep then removes it and publishes the leave.
+        Trackers that start within the window do not list the connection. Pass ``grace=0`` for
+        a leave the user asked for, which no reconnect will follow.
         """
         self._local.pop((user_id, connection_id), None)
         return await self._leave(user_id, connection_id, grace)
 
     async def _leave(self, user_id: str, connection_id: str, grace: float | None = None) -> bool:
-        removal = await self.store.leave(
-            self.scope,
-            user_id,
-            connection_id,
-            self.settings.grace if grace is None else grace,
-        )
+        grace = self.settings.grace if grace is None else grace
+        removal = await self.store.leave(self.scope, user_id, connection_id, grace)
         if removal is None:
             return False
-        if not removal.deferred:
+        if removal.deferred:
+            if removal.replaced is not None:
+                await self._publish_leave(removal.replaced, expired=False)
+        else:
             await self._publish_leave(removal, expired=False)
         return removal.user_offline
 
@@ -253,7 +256,15 @@ class PresenceTracker:
                 raise
             pending, self._pending = self._pending, None
             before = set(self._connection_counts)
-            self._members = dict(snapshot.members)
+            # A connection in its grace window has left: a tracker that did not list it (a new
+            # one) does not start to, so whoever joins after a leave never sees it; one that
+            # did keeps it, so that a reconnect within the window is no flap. Its leave, or the
+            # join that ends the window, comes as a diff.
+            self._members = {
+                key: metadata
+                for key, metadata in snapshot.members.items()
+                if key not in snapshot.leaving or key in self._members
+            }
             self._connection_counts = {}
             for user_id, _ in self._members:
                 self._connection_counts[user_id] = self._connection_counts.get(user_id, 0) + 1

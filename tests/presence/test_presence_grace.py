@@ -152,6 +152,38 @@ async def test_a_tracker_started_in_a_grace_window_does_not_list_the_connection(
         ]
 
 
+async def test_a_closed_tracker_publishes_the_leave_it_owes_when_the_window_ends(
+    system: ActorSystem, autojump_clock: trio.testing.MockClock
+) -> None:
+    """No tracker of the scope is left to sweep it, and the leave still goes out on time."""
+    store = MemoryPresenceStore()
+    seen: list[tuple[float, PresenceDiff]] = []
+
+    async def record(diff: PresenceDiff) -> None:
+        seen.append((trio.current_time(), diff))
+
+    async with (
+        open_pubsub(system, "memory://presence-grace-owed") as watcher,
+        open_pubsub(system, "memory://presence-grace-owed") as pubsub,
+    ):
+        await watcher.subscribe(presence_channel("g"), record, message_type=PresenceDiff)
+        async with open_presence_tracker(system, pubsub, "g", store=store, settings=GRACE) as a:
+            await a.join("ada", "tab")
+            await a.join("bob", "tab")
+            await trio.sleep(1)
+            left_at = trio.current_time()
+            assert await a.leave("ada", "tab")
+            await trio.sleep(2)
+        closed_at = trio.current_time()  # bob's leave, on close, opens his window
+        await trio.sleep(3 * GRACE.grace)
+        leaves = [(at, diff) for at, diff in seen if isinstance(diff, PresenceLeave)]
+        assert [(at, diff.user_id, diff.last_connection) for at, diff in leaves] == [
+            (left_at + GRACE.grace, "ada", True),
+            (closed_at + GRACE.grace, "bob", True),
+        ]
+        assert (await store.snapshot("g")).members == {}
+
+
 async def test_a_second_leave_within_the_window_keeps_the_user_listed_by_every_tracker(
     system: ActorSystem, autojump_clock: trio.testing.MockClock
 ) -> None:

@@ -56,7 +56,8 @@ return result
 JOIN_SCRIPT: Final = Script(
     _keeping_keys(
         """
-if redis.call('HGET', KEYS[5], ARGV[2]) == ARGV[1] then
+local returned = redis.call('HGET', KEYS[5], ARGV[2]) == ARGV[1]
+if returned then
   if ARGV[5] == '1' then return {0, 0, tonumber(redis.call('GET', KEYS[4]) or '0')} end
   redis.call('HDEL', KEYS[5], ARGV[2])
 end
@@ -66,6 +67,9 @@ local online = 0
 local version = tonumber(redis.call('GET', KEYS[4]) or '0')
 if added == 1 then
   if redis.call('HINCRBY', KEYS[3], ARGV[2], 1) == 1 then online = 1 end
+end
+if added == 1 or returned then
+  added = 1
   version = redis.call('INCR', KEYS[4])
 end
 return {added, online, version}
@@ -74,7 +78,8 @@ return {added, online, version}
 )
 """KEYS: members, expiry, users, version, leaving. ARGV: member, user id, metadata JSON, TTL,
 whether it is a heartbeat (``1``: a leaving member is left alone) or a join (``0``: it cancels
-the leave), how long to keep the scope's keys."""
+the leave, and is a change, since trackers started within the window do not list it), how long
+to keep the scope's keys."""
 
 LEAVE_SCRIPT: Final = Script(
     _keeping_keys(
@@ -83,18 +88,19 @@ if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return {0, 0, 0} end
 local leaving = redis.call('HGET', KEYS[5], ARGV[2])
 if leaving == ARGV[1] then return {0, 0, 0} end
 local grace = tonumber(ARGV[3])
-if grace > 0 then
-  local live = tonumber(redis.call('HGET', KEYS[3], ARGV[2]) or '0')
-  if leaving then live = live - 1 end
-  if live <= 1 then
-    local at = string.format('%.6f', now + grace)
-    if not leaving then
-      redis.call('HSET', KEYS[5], ARGV[2], ARGV[1])
-      redis.call('ZADD', KEYS[2], at, ARGV[1])
-      return {2, 1, tonumber(redis.call('GET', KEYS[4]) or '0')}
-    end
-    redis.call('ZADD', KEYS[2], at, leaving)
+local live = tonumber(redis.call('HGET', KEYS[3], ARGV[2]) or '0')
+if leaving then live = live - 1 end
+if grace > 0 and live <= 1 then
+  local reply = {2, 1, tonumber(redis.call('GET', KEYS[4]) or '0')}
+  if leaving then
+    redis.call('HDEL', KEYS[1], leaving)
+    redis.call('ZREM', KEYS[2], leaving)
+    redis.call('HINCRBY', KEYS[3], ARGV[2], -1)
+    reply = {2, 1, redis.call('INCR', KEYS[4]), leaving}
   end
+  redis.call('HSET', KEYS[5], ARGV[2], ARGV[1])
+  redis.call('ZADD', KEYS[2], string.format('%.6f', now + grace), ARGV[1])
+  return reply
 end
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
@@ -110,7 +116,8 @@ return {1, offline, redis.call('INCR', KEYS[4])}
 """KEYS: members, expiry, users, version, leaving. ARGV: member, user id, grace (seconds), how
 long to keep the scope's keys.
 
-Replies ``{removed, offline, version}``; ``removed`` is 2 for a deferred leave."""
+Replies ``{removed, offline, version}``; ``removed`` is 2 for a deferred leave, which names a
+fourth item when it replaced the user's leaving member (removed then, at ``version``)."""
 
 EXPIRE_SCRIPT: Final = Script(
     _keeping_keys(
@@ -146,7 +153,11 @@ call, how long to keep the scope's keys."""
 
 SNAPSHOT_SCRIPT: Final = Script(
     """
-return {tonumber(redis.call('GET', KEYS[4]) or '0'), redis.call('HGETALL', KEYS[1])}
+return {
+  tonumber(redis.call('GET', KEYS[4]) or '0'),
+  redis.call('HGETALL', KEYS[1]),
+  redis.call('HVALS', KEYS[5]),
+}
 """
 )
 """KEYS: members, expiry, users, version, leaving."""
@@ -253,15 +264,25 @@ class RedisPresenceStore:
             presence_keys(scope),
             (member_key(user_id, connection_id), user_id, repr(float(grace)), self._keep),
         )
-        removed, offline, version = reply
+        removed, offline, version, *replaced_member = reply
         if not removed:
             return None
+        replaced = None
+        if replaced_member:
+            replaced = Removal(
+                user_id=user_id,
+                connection_id=_split(replaced_member[0])[1],
+                user_offline=False,
+                version=int(version),
+                left=True,
+            )
         return Removal(
             user_id=user_id,
             connection_id=connection_id,
             user_offline=bool(offline),
             version=int(version),
             deferred=removed == 2,
+            replaced=replaced,
         )
 
     async def expire(self, scope: str) -> list[Removal]:
@@ -284,12 +305,18 @@ class RedisPresenceStore:
         return removals
 
     async def snapshot(self, scope: str) -> Snapshot:
-        """Live members (see ``PresenceStore.snapshot``)."""
-        version, flat = await SNAPSHOT_SCRIPT.run(await self._connection(), presence_keys(scope))
+        """Members and leaving ones (see ``PresenceStore.snapshot``)."""
+        version, flat, leaving = await SNAPSHOT_SCRIPT.run(
+            await self._connection(), presence_keys(scope)
+        )
         members: dict[tuple[str, str], Metadata] = {}
         for index in range(0, len(flat), 2):
             metadata = json.loads(flat[index + 1])
             members[_split(flat[index])] = (
                 {str(k): str(v) for k, v in metadata.items()} if isinstance(metadata, dict) else {}
             )
-        return Snapshot(version=int(version), members=members)
+        return Snapshot(
+            version=int(version),
+            members=members,
+            leaving=frozenset(_split(member) for member in leaving),
+        )

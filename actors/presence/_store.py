@@ -35,7 +35,8 @@ class JoinResult:
     """What a join or heartbeat changed."""
 
     added: bool
-    """Whether the connection was not a member before (a join diff is due)."""
+    """Whether a join diff is due: the connection was not a member before, or a join ended its
+    grace window (trackers started within the window do not list it)."""
     user_online: bool
     """Whether it is the user's first connection (the user went online)."""
     version: int
@@ -51,12 +52,16 @@ class Removal:
     user_offline: bool
     """Whether it was the user's last connection (the user went offline)."""
     version: int
-    """The scope's version after this removal (unchanged for a deferred leave)."""
+    """The scope's version after this removal (for a deferred leave, which removes nothing yet,
+    the version it left the scope at)."""
     deferred: bool = False
     """Nothing was removed yet: the user's last connection lingers for the grace window (no
     diff is due now; a sweep removes it, and publishes the leave, once the window passes)."""
     left: bool = False
     """A sweep removed a connection that had left explicitly (its grace window passed)."""
+    replaced: Removal | None = None
+    """For a deferred leave: the user's connection that was in its grace window until now,
+    removed by this leave (whose window takes over): its leave diff is due now."""
 
 
 @attrs.frozen(kw_only=True)
@@ -66,6 +71,8 @@ class Snapshot:
     version: int
     members: dict[tuple[str, str], Metadata]
     """``(user_id, connection_id)`` to metadata."""
+    leaving: frozenset[tuple[str, str]] = frozenset()
+    """The members in their grace window: they have left, and are not removed yet."""
 
 
 class PresenceStore(Protocol):
@@ -98,9 +105,11 @@ class PresenceStore(Protocol):
         With ``grace > 0``, the user's last live connection is not removed but marked leaving,
         expiring ``grace`` seconds from now (a ``deferred`` removal, no diff due): a join of
         that connection within the window cancels the leave, a join of another one keeps the
-        user online, and otherwise a sweep removes it. When the user's last live connection
-        leaves while another one of theirs is already leaving, it is removed at once and the
-        leaving one's window is pushed to ``grace`` from now, so the user never flaps.
+        user online, and otherwise a sweep removes it. A user has one leaving connection at
+        most: when their last live connection leaves while another one of theirs is leaving,
+        the new one takes over the window (``grace`` from now) and the older one is removed at
+        once (``replaced``), so the user never flaps, even for a tracker that started within
+        the older window and so never listed that connection.
         """
         ...
 
@@ -109,10 +118,11 @@ class PresenceStore(Protocol):
         ...
 
     async def snapshot(self, scope: str) -> Snapshot:
-        """The live members and the version they are at.
+        """The members, the version they are at, and which of them are leaving.
 
-        A member is live until a sweep removes it and publishes its leave, so a snapshot agrees
-        with the diffs: one past its expiry is still listed (and a heartbeat may still save it).
+        A member is listed until a sweep removes it and publishes its leave, so a snapshot
+        agrees with the diffs: one past its expiry is still listed (and a heartbeat may still
+        save it). Members in their grace window are listed too, and named in ``leaving``.
         """
         ...
 
@@ -161,7 +171,8 @@ class MemoryPresenceStore:
         check_ids(user_id, connection_id)
         state = self._scope(scope)
         key = (user_id, connection_id)
-        if state.leaving.get(user_id) == connection_id:
+        returned = state.leaving.get(user_id) == connection_id
+        if returned:
             if heartbeat:
                 return JoinResult(added=False, user_online=False, version=state.version)
             del state.leaving[user_id]
@@ -173,8 +184,9 @@ class MemoryPresenceStore:
             count = state.connections.get(user_id, 0)
             state.connections[user_id] = count + 1
             online = count == 0
+        if added or returned:
             state.version += 1
-        return JoinResult(added=added, user_online=online, version=state.version)
+        return JoinResult(added=added or returned, user_online=online, version=state.version)
 
     async def heartbeat(
         self, scope: str, user_id: str, connection_id: str, metadata: Metadata, ttl: float
@@ -217,20 +229,18 @@ class MemoryPresenceStore:
         leaving = state.leaving.get(user_id)
         if key not in state.members or leaving == connection_id:
             return None
-        if grace > 0:
-            live = state.connections[user_id] - (leaving is not None)
-            if live <= 1:
-                if leaving is None:
-                    state.leaving[user_id] = connection_id
-                    state.expiry[key] = self._clock() + grace
-                    return Removal(
-                        user_id=user_id,
-                        connection_id=connection_id,
-                        user_offline=True,
-                        version=state.version,
-                        deferred=True,
-                    )
-                state.expiry[(user_id, leaving)] = self._clock() + grace
+        if grace > 0 and state.connections[user_id] - (leaving is not None) <= 1:
+            replaced = None if leaving is None else self._remove(state, (user_id, leaving))
+            state.leaving[user_id] = connection_id
+            state.expiry[key] = self._clock() + grace
+            return Removal(
+                user_id=user_id,
+                connection_id=connection_id,
+                user_offline=True,
+                version=state.version,
+                deferred=True,
+                replaced=replaced,
+            )
         return self._remove(state, key)
 
     async def expire(self, scope: str) -> list[Removal]:
@@ -242,8 +252,9 @@ class MemoryPresenceStore:
         return [self._remove(state, key) for _, key in due]
 
     async def snapshot(self, scope: str) -> Snapshot:
-        """Live members (see ``PresenceStore.snapshot``)."""
+        """Members and leaving ones (see ``PresenceStore.snapshot``)."""
         await trio.lowlevel.checkpoint()
         state = self._scope(scope)
         members = {key: dict(metadata) for key, metadata in state.members.items()}
-        return Snapshot(version=state.version, members=members)
+        leaving = frozenset(state.leaving.items())
+        return Snapshot(version=state.version, members=members, leaving=leaving)

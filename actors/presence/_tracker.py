@@ -6,11 +6,17 @@ Each tracker mirrors the scope in local state: it loads a snapshot on start and 
 ``Resubscribed`` gap, then applies diffs. Diffs carry the scope's version after their change:
 a diff no newer than the snapshot, or than the last change applied to its member, is dropped,
 so nothing is counted twice whatever the order of snapshot and diffs.
+
+A connection in its grace window has left, so a tracker that starts (or resyncs) does not list
+it unless it already did; and the sweeps that end the windows a tracker opened outlive it, so
+a scope whose last tracker here closed (a room hub that stopped) still gets its leaves on time.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import math
 import weakref
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Final
@@ -41,6 +47,7 @@ DEFAULT_HEARTBEAT: Final = 25.0
 DEFAULT_SWEEP_INTERVAL: Final = 5.0
 DEFAULT_GRACE: Final = 5.0
 LOOPS_CHILD_ID: Final = "presence-loops"
+_hand_over_numbers = itertools.count(1)
 
 
 @attrs.frozen(kw_only=True)
@@ -132,6 +139,9 @@ class PresenceTracker:
         self._baseline = 0
         self._pending: list[PresenceDiff] | None = None
         self._resync_lock = trio.Lock()
+        self._window_ends: list[float] = []
+        """When the grace windows this tracker opened end (trio time), until a sweep of it
+        passes them: each end needs a sweep, even once the tracker is closed."""
         self.resyncs = 0
         """Snapshots loaded so far."""
 
@@ -184,22 +194,24 @@ class PresenceTracker:
 
         With a grace window (``settings.grace``, or ``grace`` if given) the user's last
         connection is only marked leaving, and True means the user goes offline when the window
-        passes unless they join again: a sweep then removes it and publishes the leave. Pass
-        ``grace=0`` for a leave the user asked for, which no reconnect will follow.
+        passes unless they join again: a sweep then removes it and publishes the leave (this
+        tracker sweeps when the window ends even if it is closed by then). Trackers that start
+        within the window do not list the connection. Pass ``grace=0`` for a leave the user
+        asked for, which no reconnect will follow.
         """
         self._local.pop((user_id, connection_id), None)
         return await self._leave(user_id, connection_id, grace)
 
     async def _leave(self, user_id: str, connection_id: str, grace: float | None = None) -> bool:
-        removal = await self.store.leave(
-            self.scope,
-            user_id,
-            connection_id,
-            self.settings.grace if grace is None else grace,
-        )
+        grace = self.settings.grace if grace is None else grace
+        removal = await self.store.leave(self.scope, user_id, connection_id, grace)
         if removal is None:
             return False
-        if not removal.deferred:
+        if removal.deferred:
+            self._window_ends.append(trio.current_time() + grace)
+            if removal.replaced is not None:
+                await self._publish_leave(removal.replaced, expired=False)
+        else:
             await self._publish_leave(removal, expired=False)
         return removal.user_offline
 
@@ -235,7 +247,9 @@ class PresenceTracker:
 
         Also removes leaving connections whose grace window has passed.
         """
+        now = trio.current_time()
         removals = await self.store.expire(self.scope)
+        self._window_ends = [end for end in self._window_ends if end > now]
         for removal in removals:
             await self._publish_leave(removal, expired=not removal.left)
         return removals
@@ -253,7 +267,15 @@ class PresenceTracker:
                 raise
             pending, self._pending = self._pending, None
             before = set(self._connection_counts)
-            self._members = dict(snapshot.members)
+            # A connection in its grace window has left: a tracker that did not list it (a new
+            # one) does not start to, so whoever joins after a leave never sees it; one that
+            # did keeps it, so that a reconnect within the window is no flap. Its leave, or the
+            # join that ends the window, comes as a diff.
+            self._members = {
+                key: metadata
+                for key, metadata in snapshot.members.items()
+                if key not in snapshot.leaving or key in self._members
+            }
             self._connection_counts = {}
             for user_id, _ in self._members:
                 self._connection_counts[user_id] = self._connection_counts.get(user_id, 0) + 1
@@ -385,6 +407,48 @@ class PresenceTracker:
             except ActorsError as error:
                 logger.warning("presence leave of %s on close failed: %s", user_id, error)
 
+    async def _hand_over_windows(self) -> None:
+        """Start an actor for the sweeps this closed tracker still owes its grace windows."""
+        self._watchers.clear()  # a closed tracker tells nobody: its scope may have a new one
+        if not self._window_ends or not self.settings.leave_on_close:
+            return  # (without leave_on_close, it closes as if its process had died)
+        spec = ChildSpec(
+            id=f"presence-windows-{next(_hand_over_numbers)}:{self.scope}",
+            start=_sweep_when_windows_end,
+            args=(self, sorted(self._window_ends)),
+            restart=Restart.TEMPORARY,
+            shutdown=0,
+        )
+        try:
+            await self.pubsub.supervisor.start_child(spec)
+        except ActorsError as error:  # the PubSub is closing: any other tracker sweeps
+            logger.warning(
+                "presence of %r: the windows' sweeps not handed over: %s", self.scope, error
+            )
+
+
+async def _sweep_when_windows_end(
+    context: ActorContext, tracker: PresenceTracker, window_ends: list[float]
+) -> None:
+    """A closed tracker's last duty: sweep its scope as the grace windows it opened end.
+
+    No tracker of the scope may be left here to sweep it (a room hub stops with its last
+    session), and the leaves must still go out on time: a sweep at the end of each window, but
+    no more often than the tracker swept (so at most ``sweep_interval`` late, as it would be).
+    It runs under the ``PubSub``'s supervisor, as the sweeps need its broker, and so stops with
+    it. A window ended by a join, or swept by another tracker, costs one empty sweep.
+    """
+    swept_at = -math.inf
+    for end in window_ends:
+        if end <= swept_at:
+            continue  # removed by the last sweep
+        await trio.sleep_until(max(end, swept_at + tracker.settings.sweep_interval))
+        swept_at = trio.current_time()
+        try:
+            await tracker.sweep()
+        except ActorsError as error:
+            logger.warning("presence sweep of %r failed: %s", tracker.scope, error)
+
 
 async def _run_loops(context: ActorContext, tracker: PresenceTracker) -> None:
     """The tracker's actor: heartbeats its connections and sweeps expired members."""
@@ -406,7 +470,9 @@ async def open_presence_tracker(
 
     Subscribes to ``presence:{scope}``, loads the snapshot, and runs the heartbeat and sweep
     loops in a supervised actor. Leaving the block makes this tracker's connections leave
-    (with the grace window; not at all if ``settings.leave_on_close`` is False) and stops it.
+    (with the grace window; not at all if ``settings.leave_on_close`` is False) and stops it;
+    the sweeps due when the grace windows it opened end go on in a temporary actor under the
+    ``PubSub``'s supervisor, so those leaves go out on time with no tracker of the scope left.
 
     Args:
         system: The actor system the tracker's actor runs in.
@@ -443,3 +509,4 @@ async def open_presence_tracker(
     finally:
         with trio.CancelScope(shield=True):
             await handle.close()
+            await tracker._hand_over_windows()

@@ -215,6 +215,8 @@ class PubSub:
         self.system = system
         self.broker = broker
         self.supervisor = supervisor
+        """Supervises the subscription actors, and any actor that needs the broker to the end
+        (it stops them before the broker closes), such as a closed presence tracker's sweeps."""
         self.settings = settings
         self.metrics = metrics
         self._releaser = supervisor.child(RELEASER_CHILD_ID)

@@ -54,14 +54,25 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
-def _sign_in(browser: Browser, url: str, name: str) -> Page:
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
+def _open(browser: Browser, url: str) -> Page:
+    """The page in a browser context of its own (its own storage, as another person's)."""
+    page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
     page.goto(url)
+    return page
+
+
+def _sign_in(browser: Browser, url: str, name: str, page: Page | None = None) -> Page:
+    page = page or _open(browser, url)
     page.get_by_test_id("name-input").fill(name)
     page.get_by_test_id("sign-in").click()
     expect(page.get_by_test_id("connection-state")).to_have_text("connected", timeout=TIMEOUT)
     return page
+
+
+def _join(page: Page, room: str) -> None:
+    page.get_by_test_id("room-input").fill(room)
+    page.get_by_test_id("room-join").click()
+    expect(page.get_by_test_id(f"room-{room}")).to_be_visible(timeout=TIMEOUT)
 
 
 def test_two_people_chat_see_each_other_and_typing_then_one_leaves(browser: Browser) -> None:
@@ -126,3 +137,61 @@ def test_the_page_reconnects_and_rejoins_by_itself(browser: Browser) -> None:
         # The server knows the room was joined again: its hub is there.
         assert second.port == first.port
         ada.context.close()
+
+
+# Waits (up to the timeout given, in milliseconds) until the gateway's sessions gauge, read by
+# the page itself, is 0: the server has ended every session, and so left their rooms.
+UNTIL_NO_SESSIONS = """async (timeout) => {
+    const deadline = Date.now() + timeout;
+    while (Date.now() < deadline) {
+        const metrics = await (await fetch("/metrics", { cache: "no-store" })).text();
+        if (/^actors_gateway_sessions 0(\\.0)?$/m.test(metrics)) return true;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    return false;
+}"""
+# Every name the room's member list shows, from now on, however briefly.
+RECORD_MEMBERS = """() => {
+    window.__membersShown = new Set();
+    const list = document.getElementById("room-members");
+    const record = () => {
+        for (const member of list.querySelectorAll('[data-testid="room-member"]')) {
+            window.__membersShown.add(member.textContent);
+        }
+    };
+    new MutationObserver(record).observe(list, { childList: true, subtree: true });
+}"""
+
+
+@pytest.mark.parametrize("how", ["signs out", "closes the tab"])
+def test_a_member_who_went_is_never_listed_for_the_next_joiner(browser: Browser, how: str) -> None:
+    """The room's hub stops with ada's session; bob, joining next, is shown bob alone."""
+    grace = ("--presence-grace", "5", "--presence-sweep", "1")  # the defaults' grace window
+    with server_process("memory://", *grace) as server:
+        ada = _sign_in(browser, server.url, "ada")
+        _join(ada, "ops")
+        members = ada.get_by_test_id("room-members").get_by_test_id("room-member")
+        expect(members).to_have_text(["ada"], timeout=TIMEOUT)
+        if how == "signs out":
+            ada.get_by_test_id("sign-out").click()
+            expect(ada.get_by_test_id("sign-in")).to_be_visible(timeout=TIMEOUT)
+        else:
+            ada.context.close()
+        bob = _open(browser, server.url)
+        assert bob.evaluate(UNTIL_NO_SESSIONS, TIMEOUT)  # her session has ended: she has left
+        _sign_in(browser, server.url, "bob", bob)
+        bob.evaluate(RECORD_MEMBERS)
+        _join(bob, "ops")
+
+        members = bob.get_by_test_id("room-members").get_by_test_id("room-member")
+        expect(members.filter(has_text="bob")).to_have_count(1, timeout=TIMEOUT)
+        assert members.all_inner_texts() == ["bob"]  # right after the join is shown
+        # Past her grace window: she has gone offline for bob too (the global list), ...
+        online = bob.get_by_test_id("online-users").get_by_test_id("online-user")
+        expect(online).to_have_text(["bob"], timeout=TIMEOUT)
+        # ... and the room never listed her meanwhile.
+        expect(members).to_have_text(["bob"])
+        assert bob.evaluate("[...window.__membersShown]") == ["bob"]
+        if how == "signs out":
+            ada.context.close()
+        bob.context.close()

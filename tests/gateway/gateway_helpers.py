@@ -9,6 +9,7 @@ from typing import Any
 import attrs
 import orjson
 import trio
+import trio.testing
 import trio_websocket
 
 from actors import ActorSystem
@@ -65,6 +66,10 @@ class Client:
         # trio-websocket's client leaves its socket open when the server closed first.
         await trio.aclose_forcefully(self.connection._stream)
 
+    async def drop(self) -> None:
+        """Cut the connection without a close frame, as a closed tab or a lost network does."""
+        await trio.aclose_forcefully(self.connection._stream)
+
     async def send(self, **frame: Any) -> None:
         await self.connection.send_message(orjson.dumps(frame).decode())
 
@@ -116,6 +121,35 @@ class Client:
                     await self.connection.get_message()
                 except trio_websocket.ConnectionClosed as closed:
                     return closed.reason.code if closed.reason else None
+
+
+@asynccontextmanager
+async def connected_in_memory(gateway: Gateway, name: str) -> AsyncIterator[Client]:
+    """A session of ``name`` over an in-memory stream, welcomed: no socket, so tests of it may
+    run on virtual time (``autojump_clock``). The HTTP server and ``hello`` are skipped."""
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+
+    async def serve(nursery: trio.Nursery) -> None:
+        request = await trio_websocket.wrap_server_stream(nursery, server_stream)
+        await gateway.serve_connection(await request.accept(), name)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(serve, nursery)
+        # The stream is typed as a socket's, but any trio stream does.
+        connection = await trio_websocket.wrap_client_stream(
+            nursery,
+            client_stream,  # type: ignore[arg-type]
+            "gateway",
+            "/ws",
+            message_queue_size=64,
+        )
+        client = Client(connection)
+        try:
+            welcome = await client.receive()
+            assert welcome["type"] == "welcome", welcome
+            yield client
+        finally:
+            await client.aclose()
 
 
 @asynccontextmanager

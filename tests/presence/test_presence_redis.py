@@ -156,6 +156,7 @@ async def test_grace_window_on_redis(system: ActorSystem, presence_redis: str) -
         assert a.online_users() == b.online_users() == {"ada"}
         assert [(type(d), d.connection_id) for d in seen] == [
             (PresenceJoin, "phone"),
+            (PresenceJoin, "phone"),  # back: trackers started meanwhile did not list it
             (PresenceJoin, "laptop"),
             (PresenceLeave, "phone"),
         ]
@@ -172,6 +173,52 @@ async def test_grace_window_on_redis(system: ActorSystem, presence_redis: str) -
         assert [(d.connection_id, d.expired) for d in offline] == [("laptop", False)]
         snapshot = await a.store.snapshot("room-r4")
         assert snapshot.members == {}
+
+
+async def test_trackers_started_within_a_grace_window_on_redis(
+    system: ActorSystem, presence_redis: str
+) -> None:
+    """A tracker started within a window does not list the connection that left, and sees no
+    flap when it comes back or leaves again; a closed tracker still ends its window."""
+    grace = PresenceSettings(ttl=30.0, heartbeat=10.0, sweep_interval=3600.0, grace=2.0)
+    seen: list[PresenceDiff] = []
+
+    async def record(diff: PresenceDiff) -> None:
+        seen.append(diff)
+
+    async with (
+        open_pubsub(system, presence_redis) as watcher,
+        open_pubsub(system, presence_redis) as one,
+        open_pubsub(system, presence_redis) as two,
+    ):
+        await watcher.subscribe(presence_channel("room-r6"), record, message_type=PresenceDiff)
+        async with open_presence_tracker(system, one, "room-r6", settings=grace) as old:
+            await old.join("ada", "phone")
+            assert await old.leave("ada", "phone")
+            async with open_presence_tracker(system, two, "room-r6", settings=grace) as new:
+                assert new.online_users() == set()
+                assert old.online_users() == {"ada"}
+                assert not await old.join("ada", "phone")  # back within the window
+                await _until(lambda: new.connections("ada").keys() == {"phone"})
+                assert await old.leave("ada", "phone")
+            async with open_presence_tracker(system, two, "room-r6", settings=grace) as newer:
+                assert newer.online_users() == set()
+                assert not await newer.join("ada", "laptop")
+                # Gone again within phone's window: laptop takes it over, phone goes now.
+                assert await newer.leave("ada", "laptop")
+                await _until(lambda: old.connections("ada").keys() == {"laptop"})
+                assert newer.connections("ada").keys() == {"laptop"}
+                snapshot = await newer.store.snapshot("room-r6")
+                assert snapshot.leaving == {("ada", "laptop")}
+                assert snapshot.members.keys() == {("ada", "laptop")}
+        # Both trackers closed, and nobody else sweeps: the one that opened the window does.
+        closed_at = trio.current_time()
+        await _until(lambda: any(isinstance(d, PresenceLeave) and d.last_connection for d in seen))
+        assert trio.current_time() - closed_at < grace.grace + 1.0
+        offline = [d for d in seen if isinstance(d, PresenceLeave) and d.last_connection]
+        assert [(d.connection_id, d.expired) for d in offline] == [("laptop", False)]
+        assert [d for d in seen if isinstance(d, PresenceJoin) and d.first_connection] == seen[:1]
+        assert (await newer.store.snapshot("room-r6")).members == {}
 
 
 async def test_a_killed_process_gives_exactly_one_leave_per_user(

@@ -119,7 +119,7 @@ async def test_pending_calls_fail_at_once_when_the_password_stops_working(
 async def test_a_database_out_of_range_is_refused_for_good(redis_server: RedisServer) -> None:
     with trio.fail_after(TIMEOUT):
         async with open_actor_system() as system:
-            with pytest.raises(RedisHandshakeError, match="SELECT .*out of range") as raised:
+            with pytest.raises(RedisHandshakeError, match=r"SELECT .*out of range") as raised:
                 async with open_pubsub(system, f"{redis_server.url}/99"):
                     await trio.sleep_forever()
     assert raised.value.command == "SELECT"

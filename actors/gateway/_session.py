@@ -165,9 +165,11 @@ class Session:
                     break
                 await self.connection.send_message(item)
         except trio_websocket.ConnectionClosed:
-            pass
-        finally:
-            done.cancel()
+            # The client closed. The receive loop ends the session once it has handled the
+            # frames the client sent before its close (the leaves of a sign-out, say):
+            # cancelling here could drop them.
+            return
+        done.cancel()
 
     async def close_deadline(self, done: trio.CancelScope) -> None:
         await self._closing.wait()

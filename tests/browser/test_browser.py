@@ -195,3 +195,30 @@ def test_a_member_who_went_is_never_listed_for_the_next_joiner(browser: Browser,
         if how == "signs out":
             ada.context.close()
         bob.context.close()
+
+
+def test_signing_out_leaves_the_room_at_once_for_those_who_stay_and_those_who_come(
+    browser: Browser,
+) -> None:
+    """Signing out is a leave the user asks for: carol, who stays (so the room's hub keeps
+    running), sees ada go at once, not after the grace window, and bob, joining next, never
+    sees her."""
+    grace = ("--presence-grace", "30", "--presence-sweep", "1")  # far longer than the test
+    with server_process("memory://", *grace) as server:
+        carol = _sign_in(browser, server.url, "carol")
+        _join(carol, "ops")
+        ada = _sign_in(browser, server.url, "ada")
+        _join(ada, "ops")
+        carol_members = carol.get_by_test_id("room-members").get_by_test_id("room-member")
+        expect(carol_members).to_have_text(["carol", "ada"], timeout=TIMEOUT)  # self first
+        ada.get_by_test_id("sign-out").click()
+        expect(ada.get_by_test_id("sign-in")).to_be_visible(timeout=TIMEOUT)
+        expect(carol_members).to_have_text(["carol"], timeout=TIMEOUT)
+        bob = _sign_in(browser, server.url, "bob")
+        bob.evaluate(RECORD_MEMBERS)
+        _join(bob, "ops")
+        members = bob.get_by_test_id("room-members").get_by_test_id("room-member")
+        expect(members).to_have_text(["bob", "carol"], timeout=TIMEOUT)
+        assert sorted(bob.evaluate("[...window.__membersShown]")) == ["bob", "carol"]
+        for page in (ada, bob, carol):
+            page.context.close()

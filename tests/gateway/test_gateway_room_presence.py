@@ -14,6 +14,7 @@ import orjson
 import pytest
 import trio
 import trio.testing
+import trio_websocket
 from gateway_helpers import SECRET, Client, connected, connected_in_memory, running_gateway
 
 from actors import ActorSystem
@@ -167,3 +168,65 @@ async def test_a_joiner_on_another_server_never_sees_a_member_who_went_on_redis(
             ((at, leave),) = leaves
             assert (leave.user_id, leave.last_connection, leave.expired) == ("ada", True, False)
             assert at - gone_at >= presence.grace
+
+
+class _ClosedWithFramesInFlight:
+    """A connection whose client sent ``frames`` and then closed before the server read them:
+    every send meets the close, while the frames are still there to be read. An ``Event``
+    among the frames holds the reading back until it is set."""
+
+    def __init__(self, *frames: dict[str, str] | trio.Event) -> None:
+        self.frames = list(frames)
+        self.closed = trio_websocket.CloseReason(1000, "signed out")
+
+    async def get_message(self) -> str:
+        await trio.lowlevel.checkpoint()
+        while self.frames:
+            frame = self.frames.pop(0)
+            if isinstance(frame, trio.Event):
+                await frame.wait()
+                continue
+            return orjson.dumps(frame).decode()
+        raise trio_websocket.ConnectionClosed(self.closed)
+
+    async def send_message(self, message: str) -> None:
+        await trio.lowlevel.checkpoint()
+        raise trio_websocket.ConnectionClosed(self.closed)
+
+    async def ping(self) -> None:
+        await self.send_message("")
+
+    async def aclose(self, code: int = 1000, reason: str | None = None) -> None:
+        await trio.lowlevel.checkpoint()
+
+
+async def test_frames_sent_before_a_close_are_handled_although_sends_fail(
+    system: ActorSystem, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A sign-out sends a leave per room, then closes. The server meets the close on its first
+    send, but still handles every frame the client sent before it: carol, who stays in the
+    room (so its hub runs on), sees ada join and then leave at once, not after the grace
+    window."""
+    async with (
+        gateway_on(system, "memory://") as gateway,
+        connected_in_memory(gateway, "carol") as carol,
+    ):
+        await carol.send(type="join", room="r2")
+        await carol.expect("joined", room="r2")
+        joined = trio.Event()
+        connection = _ClosedWithFramesInFlight(
+            {"type": "join", "room": "r2"}, joined, {"type": "leave", "room": "r2"}
+        )
+        codes: list[int] = []
+
+        async def serve() -> None:
+            codes.append(await gateway.serve_connection(connection, "ada"))  # type: ignore[arg-type]
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(serve)
+            await carol.expect_presence("r2", joined="ada")
+            left_at = trio.current_time()
+            joined.set()
+            await carol.expect_presence("r2", left="ada")
+            assert trio.current_time() - left_at < PRESENCE.grace
+        assert codes == [1000]

@@ -879,6 +879,12 @@ function resetSession() {
 }
 
 function signOut() {
+  // Signing out is a leave the user asks for: every room drops us at once, with no grace
+  // window (a closed tab keeps one, in case it comes back). The socket sends these frames
+  // before its close frame.
+  for (const [name, r] of state.rooms) {
+    if (r.joined || r.joining) send({ type: "leave", room: name });
+  }
   resetSession();
   store.remove("name");
   $("composer").value = "";

@@ -485,7 +485,13 @@ async def test_pubsub_introspection_agrees_with_the_server_s_view(
             second.send_subscription_command("SUBSCRIBE", "news")
             second.send_subscription_command("PSUBSCRIBE", "news.*")
             second.send_subscription_command("SSUBSCRIBE", "shard")
-            await server.wait_until(lambda: server.shard_numsub("shard") == 1)
+            # Each connection's commands run in order, the connections' in any order.
+            await server.wait_until(
+                lambda: (
+                    server.connections[0].patterns == (b"news.*",)
+                    and server.shard_numsub("shard") == 1
+                )
+            )
             assert await observer.pubsub_numsub("news", "news.eu", "none") == {
                 "news": 2,
                 "news.eu": 1,

@@ -103,7 +103,9 @@ class ClientState:
         "shard_channels",
     )
 
-    def __init__(self, client_id: int, send: Callable[[bytes], object], authenticated: bool):
+    def __init__(
+        self, client_id: int, send: Callable[[bytes], object], authenticated: bool
+    ) -> None:
         self._send = send
         self.id = client_id
         self.protocol = 2  # every connection starts in RESP2 until HELLO 3

@@ -25,10 +25,10 @@ class Pipe:
 
     __slots__ = ("_buffer", "_lot", "broken", "finished", "held", "reader_gone")
 
-    def __init__(self, *, held: bool = False) -> None:
+    def __init__(self) -> None:
         self._buffer = bytearray()
         self._lot = trio.lowlevel.ParkingLot()
-        self.held = held
+        self.held = False
         """Black-holed: written bytes wait, unseen by the reader, until released."""
         self.finished = False
         """The writer closed its end: the reader gets EOF once the buffer is read."""
@@ -63,9 +63,11 @@ class Pipe:
         self._lot.unpark_all()
 
     def hold(self) -> None:
+        """Black-hole the pipe: what is written from now on (and what is buffered) waits."""
         self.held = True
 
     def release(self) -> None:
+        """Lift the black hole: the reader sees what waited, in order."""
         self.held = False
         self._lot.unpark_all()
 

@@ -39,6 +39,7 @@ from actors.pubsub import (
 )
 from actors.redis import (
     ConnectionLost,
+    RedisConnection,
     RedisMessage,
     RedisSettings,
     Resubscribed,
@@ -176,7 +177,7 @@ async def test_a_black_hole_holds_commands_and_pushes_until_it_lifts(
     pushes: list[list[object]] = []
     answered_at: list[float] = []
 
-    async def echo_after_the_black_hole(redis: Any) -> None:
+    async def echo_after_the_black_hole(redis: RedisConnection) -> None:
         assert await redis.execute("ECHO", "after") == b"after"
         answered_at.append(trio.current_time())
 

@@ -446,16 +446,19 @@ async def test_publish_gives_up_after_its_retry_budget(
             assert trio.current_time() - started == 0.125 + 2.0 + 0.25 + 2.0
 
 
+NOPERM = "NOPERM this user has no permissions to access one of the channels used"
+
+
+def forbid_secrets(connection: MemoryRedisConnection, command: tuple[bytes, ...]) -> str | None:
+    """A command hook: an ACL that forbids subscribing to ``secret``."""
+    if command[0].upper() == b"SUBSCRIBE" and b"secret" in command[1:]:
+        return NOPERM
+    return None
+
+
 async def test_a_subscription_the_server_refuses_raises_its_error(
     system: ActorSystem, autojump_clock: trio.testing.MockClock
 ) -> None:
-    refusal = "NOPERM this user has no permissions to access one of the channels used"
-
-    def forbid_secrets(connection: MemoryRedisConnection, command: tuple[bytes, ...]) -> str | None:
-        if command[0].upper() == b"SUBSCRIBE" and b"secret" in command[1:]:
-            return refusal
-        return None
-
     sink, _ = events()
     async with (
         serving() as server,
@@ -463,10 +466,35 @@ async def test_a_subscription_the_server_refuses_raises_its_error(
     ):
         await pubsub.wait_connected()
         server.set_command_hook(forbid_secrets)
-        with pytest.raises(RedisPermissionError, match=f"^{refusal}$"):
+        with pytest.raises(RedisPermissionError, match=f"^{NOPERM}$"):
             await pubsub.subscribe("secret", sink)
         await pubsub.subscribe("public", sink)
         assert (server.numsub("secret"), server.numsub("public")) == (0, 1)
+        assert server.attempt_times() == [0.0]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "client bug: in RESP2 an error reply on the subscriber connection reaches "
+        "SubscriptionTable.route_many, which indexes it as a list: the reader crashes with "
+        "TypeError, the connection is replaced, the replay repeats the refusal, and subscribe "
+        "times out instead of raising RedisPermissionError"
+    ),
+)
+async def test_a_subscription_refused_in_resp2_raises_the_server_s_error(
+    system: ActorSystem, autojump_clock: trio.testing.MockClock
+) -> None:
+    sink, _ = events()
+    async with serving() as server:
+        options = connection_options(server, ack_timeout=2.0)
+        settings = attrs.evolve(SETTINGS, protocol=2)
+        async with open_redis_pubsub(system, settings, options=options) as pubsub:
+            await pubsub.wait_connected()
+            server.set_command_hook(forbid_secrets)
+            with pytest.raises(RedisPermissionError, match=f"^{NOPERM}$"):
+                await pubsub.subscribe("secret", sink)
+            assert server.attempt_times() == [0.0, 0.0]  # no reconnect: nothing broke
 
 
 async def test_resp2_mode_subscribes_on_a_connection_of_its_own(

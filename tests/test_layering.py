@@ -37,6 +37,7 @@ ABOVE_SUPERVISION = (
     "actors.chat",
     "actors.notifications",
     "actors.gateway",
+    "actors.testing",
 )
 
 GATEWAY_MAY_IMPORT = (
@@ -68,6 +69,9 @@ CHAT_MAY_IMPORT = PRESENCE_MAY_IMPORT
 NOTIFICATIONS_MAY_IMPORT = PRESENCE_MAY_IMPORT
 """Notifications sit beside chat and presence: the same layers below, neither of them."""
 
+TESTING_MAY_IMPORT = ("actors._errors", "actors.redis", "actors.pubsub")
+"""The test helpers drive the Redis client (and use the Pub/Sub layer's Redis glob matcher)."""
+
 RULES = (
     Rule(layer="actors.runtime", forbidden=("actors.supervision", *ABOVE_SUPERVISION)),
     Rule(layer="actors.supervision", forbidden=ABOVE_SUPERVISION),
@@ -83,6 +87,7 @@ RULES = (
     Rule(layer="actors.chat", allowed_only=CHAT_MAY_IMPORT),
     Rule(layer="actors.notifications", allowed_only=NOTIFICATIONS_MAY_IMPORT),
     Rule(layer="actors.gateway", allowed_only=GATEWAY_MAY_IMPORT),
+    Rule(layer="actors.testing", allowed_only=TESTING_MAY_IMPORT),
 )
 
 
@@ -189,6 +194,19 @@ def test_the_built_layers_are_checked() -> None:
     """A rule for a layer that exists must find files, or it checks nothing."""
     for rule in RULES[:3]:
         assert layer_files(rule), rule.layer
+
+
+def test_only_tests_import_the_test_helpers() -> None:
+    """No module of the library imports ``actors.testing``, so importing it makes no cycle."""
+    testing = PACKAGE / "testing"
+    problems = [
+        f"{path.relative_to(PACKAGE.parent)}:{imported.line}: {imported.module}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if testing not in path.parents
+        for imported in actors_imports(path)
+        if within(imported.module, "actors.testing")
+    ]
+    assert not problems, "library modules import actors.testing:\n" + "\n".join(problems)
 
 
 def test_every_module_starts_with_future_annotations() -> None:

@@ -22,6 +22,9 @@ PACKAGES = [
     "actors.messages",
 ]
 ERRORS = "actors._errors"
+HELPER_PACKAGES = ["actors.testing"]
+"""Public packages that ``actors`` does not re-export, as ``trio`` does not re-export
+``trio.testing``: checked on their own (importable, complete, documented)."""
 
 
 def public_names(module: types.ModuleType) -> list[str]:
@@ -33,7 +36,7 @@ def documented(value: object) -> bool:
     return bool(inspect.getdoc(value))
 
 
-@pytest.mark.parametrize("package", [*PACKAGES, ERRORS])
+@pytest.mark.parametrize("package", [*PACKAGES, *HELPER_PACKAGES, ERRORS])
 def test_all_names_are_importable_and_unique(package: str) -> None:
     module = importlib.import_module(package)
     names = public_names(module)
@@ -65,7 +68,7 @@ def test_top_level_names_come_from_a_subpackage() -> None:
     assert not extra, f"actors.__all__ names not exported by any subpackage: {extra}"
 
 
-@pytest.mark.parametrize("package", [*PACKAGES, ERRORS])
+@pytest.mark.parametrize("package", [*PACKAGES, *HELPER_PACKAGES, ERRORS])
 def test_no_public_name_is_missing_from_all(package: str) -> None:
     """A public class or function defined in (or imported into) a package is in its ``__all__``."""
     module = importlib.import_module(package)
@@ -100,15 +103,26 @@ def _public_members(cls: type) -> list[tuple[str, object]]:
 
 
 PUBLIC_OBJECTS = [
-    pytest.param(name, getattr(actors, name), id=name)
-    for name in actors.__all__
-    if inspect.isclass(getattr(actors, name)) or inspect.isfunction(getattr(actors, name))
+    # Named in full (``actors.testing.MemoryRedisServer``); the ids of ``actors`` names are bare.
+    pytest.param(
+        f"{module.__name__}.{name}", value, id=f"{module.__name__}.{name}"[len("actors.") :]
+    )
+    for module in map(importlib.import_module, ["actors", *HELPER_PACKAGES])
+    for name in public_names(module)
+    if inspect.isclass(value := getattr(module, name)) or inspect.isfunction(value)
 ]
+
+
+def test_helper_packages_are_not_re_exported() -> None:
+    """Test helpers stay out of ``actors``, as ``trio.testing`` stays out of ``trio``."""
+    for package in HELPER_PACKAGES:
+        names = set(public_names(importlib.import_module(package)))
+        assert not names & set(actors.__all__), package
 
 
 @pytest.mark.parametrize(("name", "value"), PUBLIC_OBJECTS)
 def test_public_classes_and_functions_have_docstrings(name: str, value: object) -> None:
-    assert documented(value), f"actors.{name} has no docstring"
+    assert documented(value), f"{name} has no docstring"
 
 
 # Known gaps, reported to the owners of actors/: strict xfails, so fixing one fails the test
@@ -133,7 +147,7 @@ def test_public_methods_have_docstrings(name: str, value: type) -> None:
     if issubclass(value, BaseException | enum.Enum):
         return
     undocumented = [member for member, obj in _public_members(value) if not documented(obj)]
-    assert not undocumented, f"actors.{name} has undocumented public members: {undocumented}"
+    assert not undocumented, f"{name} has undocumented public members: {undocumented}"
 
 
 def test_version_is_a_string() -> None:

@@ -1,0 +1,550 @@
+"""The Redis layer meets the in-memory server's faults, and its timing is checked in virtual time.
+
+Connect timeouts, black holes, drops, resets, restarts, reconnect backoff, a flapping server,
+the publish retry budget and acknowledgement timeouts, each with exact ``trio.current_time()``
+assertions under ``autojump_clock``. Delays are sums of powers of two, so the floating-point
+sums are exact.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import pytest
+import trio
+import trio.testing
+
+from actors import (
+    ActorSystem,
+    Backoff,
+    Message,
+    RedisConnectionError,
+    RedisConnectionLostError,
+    RedisPermissionError,
+    RedisTimeoutError,
+    message_type,
+)
+from actors.pubsub import (
+    ChannelSink,
+    ConnectionOptions,
+    PubSubSettings,
+    RetryPolicy,
+    open_pubsub,
+    open_redis_pubsub,
+)
+from actors.redis import (
+    ConnectionLost,
+    RedisConnection,
+    RedisMessage,
+    RedisSettings,
+    Resubscribed,
+    SubscriptionEvent,
+    open_redis_connection,
+)
+from actors.testing import (
+    AttemptOutcome,
+    MemoryRedisConnection,
+    MemoryRedisServer,
+    open_memory_redis_server,
+)
+
+DEADLINE = 600.0  # seconds of virtual time; a deadlock fails at once under autojump_clock
+SETTINGS = RedisSettings(connect_timeout=2.5)
+BACKOFF = Backoff(initial=0.125, multiplier=2.0, maximum=4.0, jitter=0.0, reset_after=30.0)
+OPTIONS = ConnectionOptions(
+    reconnect=BACKOFF,
+    max_restarts=1000,
+    within=1.0,
+    # The tests that are not about liveness keep the probe out of the way.
+    probe_interval=3600.0,
+)
+ACCEPTED, REFUSED = AttemptOutcome.ACCEPTED, AttemptOutcome.REFUSED
+
+
+@asynccontextmanager
+async def serving(**options: Any) -> AsyncIterator[MemoryRedisServer]:
+    """A serving server, with a deadline on the block (see test_memory_redis.serving)."""
+    with trio.fail_after(DEADLINE):
+        async with open_memory_redis_server(**options) as server:
+            yield server
+
+
+def connection_options(server: MemoryRedisServer, **changes: Any) -> ConnectionOptions:
+    return attrs.evolve(OPTIONS, connector=server.connect, **changes)
+
+
+def events() -> tuple[ChannelSink, trio.MemoryReceiveChannel[SubscriptionEvent]]:
+    send, receive = trio.open_memory_channel[SubscriptionEvent](1000)
+    return ChannelSink(send), receive
+
+
+def outcomes(server: MemoryRedisServer) -> list[AttemptOutcome]:
+    return [attempt.outcome for attempt in server.attempts]
+
+
+# -- connecting ----------------------------------------------------------------------------------
+
+
+async def test_a_refused_connect_fails_at_once_as_a_refused_tcp_connect_does(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with serving() as server:
+        await trio.sleep(1)
+        server.refuse_connections()
+        with pytest.raises(RedisConnectionError) as refused:
+            async with open_redis_connection(SETTINGS, connector=server.connect):
+                pass  # pragma: no cover
+        reason = os.strerror(errno.ECONNREFUSED)
+        assert str(refused.value) == (
+            f"cannot connect to redis://localhost:6379/0: [Errno {errno.ECONNREFUSED}] {reason}"
+        )
+        assert isinstance(refused.value.__cause__, ConnectionRefusedError)
+        assert trio.current_time() == 1.0
+        server.accept_connections()
+        async with open_redis_connection(SETTINGS, connector=server.connect):
+            pass
+        assert [(attempt.at, attempt.outcome) for attempt in server.attempts] == [
+            (1.0, REFUSED),
+            (1.0, ACCEPTED),
+        ]
+
+
+async def test_a_hanging_connect_times_out_after_exactly_connect_timeout(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with serving() as server:
+        server.hang_connections()
+        with pytest.raises(
+            RedisTimeoutError,
+            match=r"^connecting to redis://localhost:6379/0 took longer than 2\.5 s$",
+        ):
+            async with open_redis_connection(SETTINGS, connector=server.connect):
+                pass  # pragma: no cover
+        assert trio.current_time() == 2.5
+        assert outcomes(server) == [AttemptOutcome.ABANDONED]
+        assert server.connections == []
+
+
+async def test_a_hanging_connect_goes_through_when_connections_are_accepted_again(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def accept_after(server: MemoryRedisServer, delay: float) -> None:
+        await trio.sleep(delay)
+        server.accept_connections()
+
+    async with serving() as server, trio.open_nursery() as nursery:
+        server.hang_connections()
+        nursery.start_soon(accept_after, server, 1.5)
+        async with open_redis_connection(SETTINGS, connector=server.connect) as redis:
+            assert trio.current_time() == 1.5
+            assert await redis.ping() == b"PONG"
+        assert outcomes(server) == [ACCEPTED]
+        assert server.attempt_times() == [0.0]
+
+
+async def test_a_stalled_handshake_times_out_after_exactly_connect_timeout(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with serving() as server:
+        server.stall_handshakes()
+        with pytest.raises(
+            RedisTimeoutError,
+            match=r"^the handshake with redis://localhost:6379/0 took longer than 2\.5 s$",
+        ):
+            async with open_redis_connection(SETTINGS, connector=server.connect):
+                pass  # pragma: no cover
+        assert trio.current_time() == 2.5
+        (connection,) = server.connections  # accepted, never answered: the server is wedged
+        assert (connection.stalled, connection.commands) == (True, [])
+        # Once resumed, the server reads the HELLO that waited, then the client's close.
+        server.resume()
+        await connection.wait_closed()
+        assert connection.command_names() == ["HELLO"]
+        assert server.connections == []
+
+
+# -- live connections ----------------------------------------------------------------------------
+
+
+async def test_a_black_hole_holds_commands_and_pushes_until_it_lifts(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    pushes: list[list[object]] = []
+    answered_at: list[float] = []
+
+    async def echo_after_the_black_hole(redis: RedisConnection) -> None:
+        assert await redis.execute("ECHO", "after") == b"after"
+        answered_at.append(trio.current_time())
+
+    async with (
+        serving() as server,
+        open_redis_connection(
+            SETTINGS, connector=server.connect, push_handler=pushes.append
+        ) as redis,
+    ):
+        redis.send_subscription_command("SUBSCRIBE", "news")
+        await server.wait_until(lambda: server.numsub("news") == 1)
+        await trio.testing.wait_all_tasks_blocked()  # the acknowledgement reaches the client
+        assert pushes == [[b"subscribe", b"news", 1]]
+        server.stall()
+        # The server still counts the subscriber: the message waits in the black hole.
+        assert await server.publish("news", b"held") == 1
+        with trio.move_on_after(4) as scope:
+            await redis.ping()
+        assert scope.cancelled_caught
+        assert trio.current_time() == 4.0
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(echo_after_the_black_hole, redis)
+            await trio.sleep(1)
+            assert len(pushes) == 1
+            server.resume()
+        assert answered_at == [5.0]
+        assert pushes[-1] == [b"message", b"news", b"held"]
+        (connection,) = server.connections
+        # What was held ran in order, the PING the client gave up on included.
+        assert connection.command_names() == ["HELLO", "SUBSCRIBE", "PING", "PING", "ECHO"]
+        assert redis.statistics().replies_discarded == 1
+
+
+async def test_a_dropped_connection_fails_the_pending_command_and_reads_eof(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    def drop_on_echo(connection: MemoryRedisConnection, command: tuple[bytes, ...]) -> None:
+        if command[0].upper() == b"ECHO":
+            connection.drop()
+
+    async with (
+        serving() as server,
+        open_redis_connection(SETTINGS, connector=server.connect) as redis,
+    ):
+        server.set_command_hook(drop_on_echo)
+        with pytest.raises(RedisConnectionLostError, match="it may or may not have run"):
+            await redis.execute("ECHO", "lost")
+        cause = await redis.wait_closed()
+        assert str(cause) == "the server closed the connection"
+        assert trio.current_time() == 0.0
+        assert server.connections == []
+
+
+async def test_a_reset_connection_fails_the_client_s_next_read(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with (
+        serving() as server,
+        open_redis_connection(SETTINGS, connector=server.connect) as redis,
+    ):
+        server.reset_connections()
+        cause = await redis.wait_closed()
+        assert isinstance(cause, RedisConnectionLostError)
+        assert str(cause).startswith("reading from the server failed: BrokenResourceError(")
+        with pytest.raises(RedisConnectionError, match="was lost"):
+            await redis.ping()
+
+
+async def test_the_client_s_stream_fails_as_a_socket_does(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with serving() as server:
+        dropped = (await server.connect(SETTINGS)).stream
+        reset = (await server.connect(SETTINGS)).stream
+        await dropped.send_all(b"*1\r\n$4\r\nPING\r\n")
+        await server.wait_until(lambda: server.connections[0].commands != [])
+        first, second = server.connections
+        first.drop()
+        second.reset()
+        assert await dropped.receive_some() == b"+PONG\r\n"  # what was sent, then EOF
+        assert await dropped.receive_some() == b""
+        with pytest.raises(trio.BrokenResourceError):
+            await dropped.send_all(b"*1\r\n$4\r\nPING\r\n")
+        with pytest.raises(trio.BrokenResourceError):
+            await reset.receive_some()
+        with pytest.raises(trio.BrokenResourceError):
+            await reset.send_all(b"*1\r\n$4\r\nPING\r\n")
+        await reset.aclose()
+        with pytest.raises(trio.ClosedResourceError):
+            await reset.receive_some()
+
+
+# -- the connection actor ------------------------------------------------------------------------
+
+
+async def test_a_restart_tells_subscribers_of_the_gap_and_forgets_everything(
+    system: ActorSystem, autojump_clock: trio.testing.MockClock
+) -> None:
+    sink, received = events()
+    async with (
+        serving() as server,
+        open_redis_pubsub(system, SETTINGS, options=connection_options(server)) as pubsub,
+    ):
+        await pubsub.subscribe("news", sink)
+        assert await pubsub.connection().execute("SET", "key", "value") == b"OK"
+        await trio.sleep(1)
+        server.restart()
+        lost = await received.receive()
+        assert isinstance(lost, ConnectionLost)
+        assert lost.reason == "connection closed: the server closed the connection"
+        assert trio.current_time() == 1.0
+        assert isinstance(await received.receive(), Resubscribed)
+        assert trio.current_time() == 1.125  # the reconnect backoff's first delay
+        assert (server.restarts, server.numsub("news")) == (1, 1)
+        assert await pubsub.connection().execute("GET", "key") is None
+        assert await pubsub.publish("news", "after the restart") == 1
+        message = await received.receive()
+        assert isinstance(message, RedisMessage)
+        assert message.payload == b"after the restart"
+        assert server.attempt_times() == [0.0, 1.125]
+
+
+async def test_reconnects_follow_the_backoff_while_connections_are_refused(
+    system: ActorSystem, autojump_clock: trio.testing.MockClock
+) -> None:
+    sink, received = events()
+    async with (
+        serving() as server,
+        open_redis_pubsub(system, SETTINGS, options=connection_options(server)) as pubsub,
+    ):
+        await pubsub.subscribe("news", sink)
+        await trio.sleep(1)
+        server.refuse_connections()
+        server.drop_connections()
+        assert isinstance(await received.receive(), ConnectionLost)
+        await trio.sleep(20)
+        server.accept_connections()
+        assert isinstance(await received.receive(), Resubscribed)
+        # 1/8 s, doubling, at most 4 s; the attempt at 20.875 is refused, the next one taken.
+        assert server.attempt_times() == [
+            0.0,
+            1.125,
+            1.375,
+            1.875,
+            2.875,
+            4.875,
+            8.875,
+            12.875,
+            16.875,
+            20.875,
+            24.875,
+        ]
+        assert trio.current_time() == 24.875
+        assert outcomes(server) == [ACCEPTED, *[REFUSED] * 9, ACCEPTED]
+        assert server.numsub("news") == 1
+
+
+async def test_a_flapping_server_keeps_the_backoff_growing_until_a_connection_lasts(
+    system: ActorSystem, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Each flapping connection handshakes and replays, then dies at once: the backoff keeps
+    doubling. A connection that lasts ``reset_after`` seconds starts the backoff over."""
+    sink, received = events()
+    async with (
+        serving() as server,
+        open_redis_pubsub(system, SETTINGS, options=connection_options(server)) as pubsub,
+    ):
+        await pubsub.subscribe("news", sink)
+        await trio.sleep(1)
+        server.drop_after(3)  # HELLO, the replayed SUBSCRIBE and its PING fence
+        server.drop_connections()
+        await trio.sleep(11)
+        server.drop_after(None)  # the attempt at 12.875 lasts
+        await trio.sleep(40)
+        server.drop_connections()
+        await trio.sleep(1)
+        assert server.attempt_times() == [
+            0.0,
+            1.125,
+            1.375,
+            1.875,
+            2.875,
+            4.875,
+            8.875,
+            12.875,
+            52.125,  # 30 s and more of health: back to the first delay
+        ]
+        flapping = [attempt.connection for attempt in server.attempts[1:7]]
+        assert all(
+            connection is not None and connection.command_names() == ["HELLO", "SUBSCRIBE", "PING"]
+            for connection in flapping
+        )
+        gaps: list[str] = []
+        while True:
+            try:
+                gaps.append(type(received.receive_nowait()).__name__)
+            except trio.WouldBlock:
+                break
+        # Every flap is a gap the subscriber is told about: lost, then resubscribed.
+        assert gaps == ["ConnectionLost", "Resubscribed"] * 8
+
+
+async def test_subscribing_into_a_black_hole_times_out_after_exactly_ack_timeout(
+    system: ActorSystem, autojump_clock: trio.testing.MockClock
+) -> None:
+    sink, _ = events()
+    async with serving() as server:
+        options = connection_options(server, ack_timeout=2.5)
+        async with open_redis_pubsub(system, SETTINGS, options=options) as pubsub:
+            await pubsub.wait_connected()
+            server.stall()
+            with pytest.raises(
+                RedisTimeoutError,
+                match=r"^Redis did not acknowledge subscribing to b'news' within 2\.5 s$",
+            ):
+                await pubsub.subscribe("news", sink)
+            assert trio.current_time() == 2.5
+            assert pubsub.statistics().hub.subscriptions == ()  # nothing left behind
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "client bug: PubSubHub.idle_for and SubscriptionTable.last_frame read time.monotonic(), "
+        "not trio's clock, so in virtual time an idle connection is never probed"
+    ),
+)
+async def test_a_stalled_server_is_found_by_the_liveness_probe(
+    system: ActorSystem, autojump_clock: trio.testing.MockClock
+) -> None:
+    sink, received = events()
+    lost: SubscriptionEvent | None = None
+    async with serving() as server:
+        options = connection_options(server, probe_interval=5.0, probe_timeout=3.0)
+        async with open_redis_pubsub(system, SETTINGS, options=options) as pubsub:
+            await pubsub.subscribe("news", sink)
+            server.stall()
+            with trio.move_on_after(60):
+                lost = await received.receive()
+                lost_at = trio.current_time()
+    assert isinstance(lost, ConnectionLost), "no ConnectionLost within 60 s of a black hole"
+    assert lost.reason.startswith("liveness probe failed")
+    assert lost_at == 8.0  # probe_interval of silence, then probe_timeout
+
+
+# -- publishing and subscribing ------------------------------------------------------------------
+
+
+async def test_publish_gives_up_after_its_retry_budget(
+    system: ActorSystem, autojump_clock: trio.testing.MockClock
+) -> None:
+    retry = RetryPolicy(max_attempts=3, backoff=attrs.evolve(BACKOFF, reset_after=0.0))
+    async with serving() as server:
+        settings = PubSubSettings(
+            ack_timeout=2.0, publish_retry=retry, connection=connection_options(server)
+        )
+        async with open_pubsub(system, "redis://memory", settings=settings) as pubsub:
+            assert await pubsub.publish("news", b"hello") == 0
+            server.refuse_connections()
+            server.drop_connections()
+            await trio.testing.wait_all_tasks_blocked()  # the client sees the drop
+            started = trio.current_time()
+            with pytest.raises(RedisConnectionError, match="failed 3 times"):
+                await pubsub.publish("news", b"lost")
+            # Each retry waits its backoff, then up to ack_timeout for the connection.
+            assert trio.current_time() - started == 0.125 + 2.0 + 0.25 + 2.0
+
+
+NOPERM = "NOPERM this user has no permissions to access one of the channels used"
+
+
+def forbid_secrets(connection: MemoryRedisConnection, command: tuple[bytes, ...]) -> str | None:
+    """A command hook: an ACL that forbids subscribing to ``secret``."""
+    if command[0].upper() == b"SUBSCRIBE" and b"secret" in command[1:]:
+        return NOPERM
+    return None
+
+
+async def test_a_subscription_the_server_refuses_raises_its_error(
+    system: ActorSystem, autojump_clock: trio.testing.MockClock
+) -> None:
+    sink, _ = events()
+    async with (
+        serving() as server,
+        open_redis_pubsub(system, SETTINGS, options=connection_options(server)) as pubsub,
+    ):
+        await pubsub.wait_connected()
+        server.set_command_hook(forbid_secrets)
+        with pytest.raises(RedisPermissionError, match=f"^{NOPERM}$"):
+            await pubsub.subscribe("secret", sink)
+        await pubsub.subscribe("public", sink)
+        assert (server.numsub("secret"), server.numsub("public")) == (0, 1)
+        assert server.attempt_times() == [0.0]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "client bug: in RESP2 an error reply on the subscriber connection reaches "
+        "SubscriptionTable.route_many, which indexes it as a list: the reader crashes with "
+        "TypeError, the connection is replaced, the replay repeats the refusal, and subscribe "
+        "times out instead of raising RedisPermissionError"
+    ),
+)
+async def test_a_subscription_refused_in_resp2_raises_the_server_s_error(
+    system: ActorSystem, autojump_clock: trio.testing.MockClock
+) -> None:
+    sink, _ = events()
+    async with serving() as server:
+        options = connection_options(server, ack_timeout=2.0)
+        settings = attrs.evolve(SETTINGS, protocol=2)
+        async with open_redis_pubsub(system, settings, options=options) as pubsub:
+            await pubsub.wait_connected()
+            server.set_command_hook(forbid_secrets)
+            with pytest.raises(RedisPermissionError, match=f"^{NOPERM}$"):
+                await pubsub.subscribe("secret", sink)
+            assert server.attempt_times() == [0.0, 0.0]  # no reconnect: nothing broke
+
+
+async def test_resp2_mode_subscribes_on_a_connection_of_its_own(
+    system: ActorSystem, autojump_clock: trio.testing.MockClock
+) -> None:
+    sink, received = events()
+    async with (
+        serving() as server,
+        open_redis_pubsub(
+            system, attrs.evolve(SETTINGS, protocol=2), options=connection_options(server)
+        ) as pubsub,
+    ):
+        await pubsub.subscribe("news", sink)
+        commands, subscriber = server.connections
+        assert (commands.protocol, subscriber.protocol) == (2, 2)
+        assert commands.channels == ()
+        assert b"news" in subscriber.channels
+        assert await pubsub.publish("news", "in resp2") == 1
+        message = await received.receive()
+        assert isinstance(message, RedisMessage)
+        assert message.payload == b"in resp2"
+        server.restart()
+        assert isinstance(await received.receive(), ConnectionLost)
+        assert isinstance(await received.receive(), Resubscribed)
+        assert server.numsub("news") == 1
+        assert len(server.connections) == 2
+
+
+@message_type("memory-redis-test-greeting")
+@attrs.frozen(kw_only=True)
+class Greeting(Message):
+    text: str
+
+
+async def test_typed_pubsub_round_trips_through_the_memory_server(
+    system: ActorSystem, autojump_clock: trio.testing.MockClock
+) -> None:
+    greetings: list[Greeting] = []
+    arrived = trio.Event()
+
+    async def handler(message: Greeting) -> None:
+        greetings.append(message)
+        arrived.set()
+
+    greeting = Greeting(text="hello")
+    async with serving() as server:
+        settings = PubSubSettings(connection=connection_options(server))
+        async with open_pubsub(system, "redis://memory", settings=settings) as pubsub:
+            await pubsub.subscribe("greetings", handler)
+            assert await pubsub.publish("greetings", greeting) == 1
+            await arrived.wait()
+        assert greetings == [greeting]
+        assert trio.current_time() == 0.0

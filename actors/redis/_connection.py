@@ -399,6 +399,11 @@ class RedisConnection(RedisCommands):
         subscriber_mode = self._subscriber_mode
         for frame in frames:
             if type(frame) is _PushNotification or (subscriber_mode and not self._pending):
+                if isinstance(frame, RedisReplyError):
+                    # RESP2 subscriber mode: a refused subscription command answers with an
+                    # error reply, which no waiter owns and which is no push frame.
+                    _log_refusal(frame)
+                    continue
                 if batch is not None:
                     pushes.append(frame)  # type: ignore[arg-type]
                     continue

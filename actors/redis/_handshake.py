@@ -87,6 +87,10 @@ async def _handshake_resp2(connection: _Executor, settings: RedisSettings) -> No
             await _setup(connection, "AUTH", "AUTH", settings.password)
     if settings.client_name is not None:
         await _setup(connection, "CLIENT SETNAME", "CLIENT", "SETNAME", settings.client_name)
+    elif settings.password is None:
+        # Otherwise nothing here would meet a server that wants a password; a PING does
+        # (NOAUTH), so the connection fails at its setup as in RESP3, not at its first command.
+        await _setup(connection, "PING", "PING")
 
 
 async def _setup(connection: _Executor, name: str, *command: Argument) -> Any:

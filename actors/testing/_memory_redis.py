@@ -178,8 +178,9 @@ class MemoryRedisServer:
             attempt.outcome = AttemptOutcome.REFUSED
             self._notify()
             refusal = ConnectionRefusedError(errno.ECONNREFUSED, os.strerror(errno.ECONNREFUSED))
+            # Worded as open_transport words a refused TCP connect.
             raise RedisConnectionError(
-                f"cannot connect to {settings.describe()}: {refusal}"
+                f"cannot connect to {settings.describe()}: connection refused"
             ) from refusal
         connection = self._accept(stalled=self._stalled or self._admission is _Admission.STALL)
         attempt.outcome = AttemptOutcome.ACCEPTED

@@ -13,7 +13,6 @@ short polls of a real process's state.
 from __future__ import annotations
 
 import socket
-import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -306,7 +305,6 @@ async def test_a_hundred_kill_restart_cycles_under_load(
         ):
             published = [0]
             nursery.start_soon(keep_publishing, redis_server.url, CHANNELS, published)
-            started = time.monotonic()
             for cycle in range(cycles):
                 redis_server.kill()
                 await redis_server.restart_async()
@@ -314,7 +312,6 @@ async def test_a_hundred_kill_restart_cycles_under_load(
                     # Half the time, let it reconnect; otherwise kill it again at once, while it
                     # is connecting or replaying.
                     await pubsub.wait_connected()
-            elapsed = time.monotonic() - started
             await pubsub.wait_connected()
             await subscribers.wait_final_message(b"final")
             await assert_numsub_agrees(pubsub)
@@ -328,7 +325,6 @@ async def test_a_hundred_kill_restart_cycles_under_load(
                 assert len(gaps) >= cycles // 2
                 assert_gaps_well_formed(collector)
             nursery.cancel_scope.cancel()
-    assert elapsed < 40, f"{cycles} kill/restart cycles took {elapsed:.2f} s"
 
 
 async def test_pending_commands_fail_at_once_when_the_server_dies(

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Final, TypeAlias
 import hiredis
 import trio
 
-from actors.testing._memory_commands import ClientState
+from actors.testing._memory_state import ClientState
 from actors.testing._memory_stream import ClientStream, Pipe
 from actors.testing._resp_encoder import ErrorReply
 

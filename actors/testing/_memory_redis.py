@@ -28,8 +28,9 @@ import trio
 
 from actors._errors import RedisConnectionError
 from actors.redis import Transport
-from actors.testing._memory_commands import Dataset, ServerConfig
+from actors.testing._memory_commands import Dataset
 from actors.testing._memory_connection import CommandHook, MemoryRedisConnection
+from actors.testing._memory_state import ServerConfig
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable

@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import contextlib
 import os
-import queue
 import re
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Final
+from typing import Final
 
 import dev
 import pytest
+from line_reader import LineReader
 
 from actors.cli import build_parser, main
 
@@ -45,44 +44,6 @@ def stopped_at_the_end(output: str) -> list[str]:
     _, found, shutdown = output.partition("stopping everything in reverse start order")
     assert found, output
     return re.findall(r"^ *\d+\.\d+s  (\w+) stopped \(shutdown", shutdown, flags=re.MULTILINE)
-
-
-class LineReader:
-    """Reads a pipe in a thread, so the test can wait for a line with a deadline."""
-
-    def __init__(self, pipe: IO[str]) -> None:
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.seen: list[str] = []
-        self.thread = threading.Thread(target=self._read, args=(pipe,), daemon=True)
-        self.thread.start()
-
-    def _read(self, pipe: IO[str]) -> None:
-        for line in pipe:
-            self.lines.put(line)
-        self.lines.put(None)  # end of output
-
-    def wait_for(self, pattern: str, timeout: float) -> str:
-        """Return the first line that contains ``pattern``; fail at the deadline or at EOF."""
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            try:
-                line = self.lines.get(timeout=max(remaining, 0))
-            except queue.Empty:
-                pytest.fail(f"no line with {pattern!r} within {timeout} s: {self.seen}")
-            if line is None:
-                pytest.fail(f"output ended without a line with {pattern!r}: {self.seen}")
-            self.seen.append(line)
-            if pattern in line:
-                return line
-
-    def rest(self, timeout: float) -> str:
-        """Everything up to the end of the output, which must come within ``timeout``."""
-        self.thread.join(timeout)
-        assert not self.thread.is_alive(), "the output did not end"
-        while (line := self.lines.get_nowait()) is not None:
-            self.seen.append(line)
-        return "".join(self.seen)
 
 
 def test_help_lists_the_demo_command() -> None:

@@ -334,5 +334,9 @@ def main(argv: list[str] | None = None) -> int:
         SystemExit: From argparse, for ``--help``, ``--version`` and bad arguments.
     """
     arguments = build_parser().parse_args(argv)
-    code: int = arguments.handler(arguments)
+    try:
+        code: int = arguments.handler(arguments)
+    except KeyboardInterrupt:
+        # Ctrl-C while the command still imports what it needs, before it can stop in order.
+        return EXIT_INTERRUPTED
     return code

@@ -8,6 +8,7 @@ these tests read. Every wait has a deadline, so a hung demo fails the test inste
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -21,6 +22,7 @@ from typing import Final
 
 import dev
 import pytest
+from _servers import RedisServer, free_port, require_redis_server
 from line_reader import LineReader
 
 from actors.cli import build_parser, main
@@ -216,6 +218,58 @@ def test_serve_reports_a_port_in_use_in_one_line() -> None:
         "pick another port with --port"
     )
     assert "serving on" not in result.stdout
+
+
+HEALTH_PASSWORD: Final = "health-check-secret-7b3a"
+
+
+def run_health(url: str) -> tuple[int, dict[str, object], str]:
+    """``actors health URL``: its exit code, its JSON report, and everything it printed."""
+    result = subprocess.run(
+        [sys.executable, "-m", "actors", "health", url],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        cwd=ROOT,
+        check=False,
+    )
+    report = json.loads(result.stdout)
+    assert isinstance(report, dict), result.stdout
+    return result.returncode, report, result.stdout + result.stderr
+
+
+def test_health_names_connection_refused_for_a_closed_port() -> None:
+    port = free_port()  # nobody listens there
+    code, report, output = run_health(f"redis://:{HEALTH_PASSWORD}@127.0.0.1:{port}")
+    assert code == 1, output
+    assert report["status"] == "down"
+    assert report["cause"] == "connection refused"
+    assert report["url"] == f"redis://:***@127.0.0.1:{port}"
+    assert HEALTH_PASSWORD not in output
+
+
+def test_health_names_a_refused_password(tmp_path: Path) -> None:
+    require_redis_server()
+    with RedisServer(tmp_path / "redis", extra_args=("--requirepass", "the-right-one")) as server:
+        code, report, output = run_health(f"redis://:{HEALTH_PASSWORD}@127.0.0.1:{server.port}")
+    assert code == 1, output
+    assert report["status"] == "down"
+    assert report["cause"] == "authentication failed"
+    assert "WRONGPASS" in str(report["error"])
+    assert HEALTH_PASSWORD not in output
+
+
+def test_health_gives_up_on_a_server_that_never_answers() -> None:
+    """The socket accepts connections (the kernel completes them) but never reads or writes."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        port = silent.getsockname()[1]
+        code, report, output = run_health(f"redis://:{HEALTH_PASSWORD}@127.0.0.1:{port}")
+    assert code == 1, output
+    assert report["status"] == "down"
+    assert report["cause"] == "timed out after 5 s"
+    assert HEALTH_PASSWORD not in output
 
 
 def child_of(pid: int) -> int:

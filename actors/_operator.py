@@ -20,6 +20,7 @@ from actors.redis import (
     Resubscribed,
     SubscriptionEvent,
     failure_cause,
+    redact_url,
 )
 from actors.runtime import open_actor_system
 
@@ -98,7 +99,7 @@ async def subscribe(url: str, name: str, out: TextIO, *, limit: int | None = Non
 
 async def health(url: str, out: TextIO) -> int:
     """Print a JSON health report of a Redis connection; exit code 0 if up, 1 if not."""
-    report: dict[str, object] = {"url": _without_password(url)}
+    report: dict[str, object] = {"url": redact_url(url)}
     status = "down"
     options = ConnectionOptions(probe_timeout=PROBE_TIMEOUT)
     try:
@@ -140,12 +141,3 @@ async def _check(pubsub: RedisPubSub, report: dict[str, object]) -> str:
         report["probe"] = str(error)
         return "down"
     return "up"
-
-
-def _without_password(url: str) -> str:
-    scheme, separator, rest = url.partition("://")
-    credentials, at, location = rest.rpartition("@")
-    if not at or ":" not in credentials:
-        return url
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}{separator}{user}:***@{location}"

@@ -22,6 +22,7 @@ from actors.observability import (
     serve_http,
 )
 from actors.pubsub import open_pubsub
+from actors.redis import redact_url
 from actors.runtime import DEFAULT_GC_THRESHOLD, open_actor_system, tune_garbage_collector
 
 if TYPE_CHECKING:
@@ -124,7 +125,7 @@ async def _serve_until_signalled(
                 )
             )
             shown = "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host
-            where = f"http://{shown}:{bound} ({url.split('@')[-1]})"
+            where = f"http://{shown}:{bound} ({redact_url(url)})"
             announce(f"listening on {where}: /health and /metrics answer now")
 
             def ready() -> None:

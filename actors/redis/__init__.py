@@ -9,7 +9,7 @@ Usable on its own; it imports nothing from the rest of ``actors`` but its errors
 from __future__ import annotations
 
 from actors.redis._commands import RedisCommands, Script, parse_info
-from actors.redis._config import DEFAULT_CONNECT_TIMEOUT, DEFAULT_PORT, RedisSettings
+from actors.redis._config import DEFAULT_CONNECT_TIMEOUT, DEFAULT_PORT, RedisSettings, redact_url
 from actors.redis._connection import (
     PushHandler,
     RedisConnection,
@@ -74,5 +74,6 @@ __all__ = [
     "open_redis_connection",
     "open_transport",
     "parse_info",
+    "redact_url",
     "reply_error",
 ]

@@ -10,7 +10,7 @@ import attrs
 
 from actors._errors import RedisUrlError
 
-__all__ = ["DEFAULT_CONNECT_TIMEOUT", "DEFAULT_PORT", "RedisSettings"]
+__all__ = ["DEFAULT_CONNECT_TIMEOUT", "DEFAULT_PORT", "RedisSettings", "redact_url"]
 
 DEFAULT_PORT: Final = 6379
 DEFAULT_CONNECT_TIMEOUT: Final = 5.0  # seconds
@@ -128,15 +128,15 @@ class RedisSettings:
             parts = urlsplit(url)
             port = parts.port
         except ValueError as exc:
-            raise RedisUrlError(f"invalid Redis URL {_redact(url)!r}: {exc}") from None
+            raise RedisUrlError(f"invalid Redis URL {redact_url(url)!r}: {exc}") from None
         scheme = parts.scheme.lower()
         if scheme not in _SCHEMES:
             raise RedisUrlError(
-                f"invalid Redis URL {_redact(url)!r}: the scheme must be redis://, rediss:// or "
+                f"invalid Redis URL {redact_url(url)!r}: the scheme must be redis://, rediss:// or "
                 "unix://"
             )
         if parts.fragment:
-            raise RedisUrlError(f"invalid Redis URL {_redact(url)!r}: fragments are not allowed")
+            raise RedisUrlError(f"invalid Redis URL {redact_url(url)!r}: fragments are not allowed")
         options: dict[str, object] = {}
         if parts.username:
             options["username"] = unquote(parts.username)
@@ -144,10 +144,10 @@ class RedisSettings:
             options["password"] = unquote(parts.password)
         if scheme == "unix":
             if not parts.path or parts.path == "/":
-                raise RedisUrlError(f"invalid Redis URL {_redact(url)!r}: no socket path")
+                raise RedisUrlError(f"invalid Redis URL {redact_url(url)!r}: no socket path")
             if parts.hostname or port is not None:
                 raise RedisUrlError(
-                    f"invalid Redis URL {_redact(url)!r}: a unix:// URL takes no host or port "
+                    f"invalid Redis URL {redact_url(url)!r}: a unix:// URL takes no host or port "
                     "(write unix:///path/to/socket)"
                 )
             options["unix_path"] = unquote(parts.path)
@@ -165,15 +165,16 @@ class RedisSettings:
             if key not in _QUERY_PARSERS:
                 known = ", ".join(sorted(_QUERY_PARSERS))
                 raise RedisUrlError(
-                    f"invalid Redis URL {_redact(url)!r}: unknown option {name!r} (known: {known})"
+                    f"invalid Redis URL {redact_url(url)!r}: unknown option {name!r} "
+                    f"(known: {known})"
                 )
             if key in options and (key != "db" or "db" in options):
-                raise RedisUrlError(f"invalid Redis URL {_redact(url)!r}: {name!r} given twice")
+                raise RedisUrlError(f"invalid Redis URL {redact_url(url)!r}: {name!r} given twice")
             options[key] = _QUERY_PARSERS[key](url, key, value)
         try:
             return cls(**options)  # type: ignore[arg-type]
         except (ValueError, TypeError) as exc:
-            raise RedisUrlError(f"invalid Redis URL {_redact(url)!r}: {exc}") from None
+            raise RedisUrlError(f"invalid Redis URL {redact_url(url)!r}: {exc}") from None
 
     def describe(self) -> str:
         """Return where this connects, as a URL without the password, for logs and errors."""
@@ -185,7 +186,16 @@ class RedisSettings:
         return f"{scheme}://{user}{host}:{self.port}/{self.db}"
 
 
-def _redact(url: str) -> str:
+def redact_url(url: str) -> str:
+    """``url`` with its password replaced by ``***``, for logs, errors and reports.
+
+    Args:
+        url: Any URL.
+
+    Returns:
+        The URL as it was, but for the password; ``<unparsable URL>`` for one ``urlsplit``
+        cannot read.
+    """
     try:
         parts = urlsplit(url)
         password = parts.password
@@ -202,7 +212,7 @@ def _parse_int(url: str, key: str, value: str) -> int:
         return int(value, 10)
     except ValueError:
         raise RedisUrlError(
-            f"invalid Redis URL {_redact(url)!r}: {key} must be an integer, not {value!r}"
+            f"invalid Redis URL {redact_url(url)!r}: {key} must be an integer, not {value!r}"
         ) from None
 
 
@@ -211,7 +221,7 @@ def _parse_float(url: str, key: str, value: str) -> float:
         return float(value)
     except ValueError:
         raise RedisUrlError(
-            f"invalid Redis URL {_redact(url)!r}: {key} must be a number, not {value!r}"
+            f"invalid Redis URL {redact_url(url)!r}: {key} must be a number, not {value!r}"
         ) from None
 
 
@@ -222,13 +232,13 @@ def _parse_bool(url: str, key: str, value: str) -> bool:
     if lowered in _FALSE:
         return False
     raise RedisUrlError(
-        f"invalid Redis URL {_redact(url)!r}: {key} must be true or false, not {value!r}"
+        f"invalid Redis URL {redact_url(url)!r}: {key} must be true or false, not {value!r}"
     )
 
 
 def _parse_text(url: str, key: str, value: str) -> str:
     if not value:
-        raise RedisUrlError(f"invalid Redis URL {_redact(url)!r}: {key} is empty")
+        raise RedisUrlError(f"invalid Redis URL {redact_url(url)!r}: {key} is empty")
     return value
 
 

@@ -178,6 +178,39 @@ def finish_publisher(process: subprocess.Popen[str], timeout: float = 120.0) -> 
     return result
 
 
+class SteadyPublisher:
+    """``_raw_publisher.py steady`` in its own process for the duration of a block.
+
+    It publishes ``rate`` stamped messages per second round-robin over ``ch.0`` ..
+    ``ch.{channels-1}``, reconnecting by itself whenever the server goes away; closing its
+    standard input stops it, and ``summary`` then holds what it printed (messages sent and
+    skipped, connections made, seconds disconnected, the rate while connected).
+    """
+
+    def __init__(
+        self, url: str, channels: int, rate: int, template_file: Path | None = None
+    ) -> None:
+        host, port = host_port(url)
+        self.command = [sys.executable, str(PUBLISHER), host, str(port), "steady"]
+        self.command += [str(channels), str(rate)]
+        if template_file is not None:
+            self.command.append(str(template_file))
+        self.process: subprocess.Popen[str] | None = None
+        self.summary: dict[str, Any] = {}
+
+    def __enter__(self) -> SteadyPublisher:
+        self.process = subprocess.Popen(
+            self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        assert self.process is not None
+        output = self.process.communicate(timeout=30)[0]  # closes its standard input first
+        if self.process.returncode == 0 and output.strip():
+            self.summary = json.loads(output.strip().splitlines()[-1])
+
+
 class RoundPublisher:
     """A thread publishing one message to every channel, round after round, every ``interval``.
 

@@ -49,10 +49,11 @@ class ConnectionOptions:
             most 5 s, ±20 %). It starts from ``initial`` again as soon as a connection is
             healthy (replayed and probed), and keeps growing while attempts fail before that.
         max_restarts: Reconnects allowed within ``within`` seconds before the connection's
-            supervisor gives up. A plain outage never reaches it (attempts soon come
-            ``reconnect.maximum`` seconds apart); a server that accepts, answers a probe and
-            drops the connection more than ``max_restarts`` times within ``within`` seconds
-            does.
+            supervisor gives up: a spin guard. Every attempt counts, failed ones included, so
+            the window is short: at least 80 ms apart (the first delay, less its jitter) and
+            further apart while attempts fail, outages of any length and restarts of the
+            server a fraction of a second apart never come near 10 within 1 s; a server that
+            accepts, answers a probe and drops the connection at once, over and over, does.
         within: The window for ``max_restarts``, in seconds.
         probe_interval: Seconds without any pushed message after which a probe is sent.
         probe_timeout: Seconds a probe may take before the connection counts as dead.
@@ -66,7 +67,7 @@ class ConnectionOptions:
 
     reconnect: Backoff = DEFAULT_RECONNECT_BACKOFF
     max_restarts: int = 10
-    within: float = 5.0
+    within: float = 1.0
     probe_interval: float = DEFAULT_PROBE_INTERVAL
     probe_timeout: float = DEFAULT_PROBE_TIMEOUT
     ack_timeout: float = 30.0

@@ -34,9 +34,17 @@ from actors import (
     RedisAuthenticationError,
     RedisConnectionError,
     RedisTimeoutError,
+    RestartIntensityError,
     message_type,
 )
-from actors.pubsub import PubSub, PubSubSettings, RetryPolicy, open_pubsub, open_redis_pubsub
+from actors.pubsub import (
+    ConnectionOptions,
+    PubSub,
+    PubSubSettings,
+    RetryPolicy,
+    open_pubsub,
+    open_redis_pubsub,
+)
 from actors.redis import ConnectionLost, RedisMessage, Resubscribed
 from actors.testing import AttemptOutcome, MemoryRedisConnection, MemoryRedisServer
 
@@ -265,3 +273,46 @@ async def test_statistics_ages_are_virtual_time(
         assert (hub.gap_started, hub.gap_age) == (2.0, 3.0)
         assert hub.last_error is not None
         assert "connection refused" in hub.last_error
+
+
+# -- the spin guard: the connection's restart intensity ------------------------------------------
+
+
+async def test_outages_longer_than_the_first_delay_never_exhaust_the_default_intensity(
+    system: ActorSystem, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Twenty outages of 0.2 s, 0.5 s apart, with the default options (jitter included): each
+    costs two attempts, and every one is recovered; the supervisor never gives up."""
+    sink, received = events()
+    async with serving() as server:
+        options = ConnectionOptions(connector=server.connect)
+        async with open_redis_pubsub(system, SETTINGS, options=options) as pubsub:
+            await pubsub.subscribe("news", sink)
+            for _ in range(20):
+                await outage(server, 0.2)
+                assert isinstance(await received.receive(), ConnectionLost)
+                assert isinstance(await received.receive(), Resubscribed)
+                await trio.sleep(0.5)
+            assert pubsub.statistics().connection_restarts == 40
+
+
+async def test_a_server_that_drops_every_healthy_connection_at_once_is_given_up_on(
+    system: ActorSystem, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Accepted, replayed, probed, dropped, again and again: each loss waits the first delay
+    only, so the connection would spin; past 10 restarts within 1 s its supervisor gives up and
+    the error leaves the block."""
+    async with serving() as server:
+        options = ConnectionOptions(
+            connector=server.connect, reconnect=attrs.evolve(BACKOFF, initial=0.0625)
+        )
+        with pytest.raises(RestartIntensityError, match=r"more than 10 restarts within 1\.0 s"):
+            async with open_redis_pubsub(system, SETTINGS, options=options) as pubsub:
+                await pubsub.wait_connected()
+                # HELLO, the replay (SUBSCRIBE and its fence), the probe (PING, PUBLISH): then
+                # it is dropped.
+                server.drop_after(5)
+                server.drop_connections()
+                await trio.sleep_forever()
+        # The first restart at the first drop, at 0; the eleventh, ten first delays later.
+        assert trio.current_time() == 10 * 0.0625

@@ -33,6 +33,7 @@ from actors import (
     Message,
     RedisAuthenticationError,
     RedisConnectionError,
+    RedisHandshakeError,
     RedisTimeoutError,
     RestartIntensityError,
     message_type,
@@ -97,6 +98,25 @@ async def test_refused_credentials_fail_open_pubsub_at_once_and_are_never_retrie
         assert trio.current_time() == 0.0
         await trio.sleep(60)
         assert outcomes(server) == [ACCEPTED]  # one attempt, no retry loop
+
+
+async def test_an_acl_that_refuses_hello_fails_open_pubsub_at_once(
+    system: ActorSystem, autojump_clock: trio.testing.MockClock
+) -> None:
+    def refuse_hello(connection: MemoryRedisConnection, command: tuple[bytes, ...]) -> str | None:
+        if command[0].upper() == b"HELLO":
+            return "NOPERM this user has no permissions to run the 'hello' command"
+        return None
+
+    async with serving() as server:
+        server.set_command_hook(refuse_hello)
+        with pytest.raises(RedisHandshakeError, match=r"refused HELLO .*: NOPERM") as raised:
+            async with open_pubsub(system, "redis://memory", settings=settings_for(server)):
+                await trio.sleep_forever()
+        assert (raised.value.command, raised.value.code) == ("HELLO", "NOPERM")
+        assert trio.current_time() == 0.0
+        await trio.sleep(60)
+        assert outcomes(server) == [ACCEPTED]
 
 
 async def test_a_reconnect_that_meets_refused_credentials_fails_the_pending_publish_at_once(

@@ -13,6 +13,7 @@ from actors.messages._base import (
     message_type,
     message_type_name,
 )
+from actors.messages._cache import Decodable, decode_cached
 from actors.messages._channels import (
     GLOB_CHARACTERS,
     MAX_CHANNEL_PART_LENGTH,
@@ -20,13 +21,16 @@ from actors.messages._channels import (
     escape_glob,
     is_pattern,
 )
-from actors.messages._codec import (
-    CODEC,
-    DEFAULT_MAX_DEPTH,
-    DEFAULT_MAX_PAYLOAD_SIZE,
-    Codec,
-    Decodable,
-    decode_cached,
+from actors.messages._codec import CODEC, DEFAULT_MAX_DEPTH, DEFAULT_MAX_PAYLOAD_SIZE, Codec
+from actors.messages._wire import (
+    FieldNaming,
+    TaggedUnion,
+    UnknownKeys,
+    Untagged,
+    enum_by_name,
+    field_naming,
+    tagged_union,
+    untagged,
 )
 
 __all__ = [
@@ -38,14 +42,22 @@ __all__ = [
     "TYPE_FIELD",
     "Codec",
     "Decodable",
+    "FieldNaming",
     "InvalidChannelNameError",
     "Message",
     "MessageDecodeError",
+    "TaggedUnion",
+    "UnknownKeys",
+    "Untagged",
     "channel_name",
     "decode_cached",
+    "enum_by_name",
     "escape_glob",
+    "field_naming",
     "is_pattern",
     "message_class",
     "message_type",
     "message_type_name",
+    "tagged_union",
+    "untagged",
 ]

@@ -120,11 +120,6 @@ def message_type(name: str) -> Callable[[T], T]:
             )
         if cls in _names:
             raise ValueError(f"{cls.__qualname__} is already registered as {_names[cls]!r}")
-        if any(field.name == TYPE_FIELD for field in attrs.fields(cast("type", cls))):
-            raise ValueError(
-                f"{cls.__qualname__} has a field named {TYPE_FIELD!r}, which is the discriminator; "
-                "rename the field (kotlinx.serialization refuses this clash too)"
-            )
         # A forward reference to a class defined later fails here; the codec retries on first use.
         with contextlib.suppress(NameError):
             attrs.resolve_types(cls, localns={**caller_locals, cls.__name__: cls})

@@ -1,50 +1,60 @@
 """The codec: one cattrs converter with orjson, tagged unions and hostile-input-safe decoding.
 
-Wire format (docs/wire-format.md): a registered message is a JSON object whose first key is
-``"type"`` (its registered name), then its fields in snake_case; datetimes are ISO-8601 UTC
-strings ending in ``Z``; bytes fields are standard base64. Plain ``str`` payloads are UTF-8 text,
-``bytes`` payloads are raw, ``dict`` payloads are a JSON object.
+Wire format (docs/wire-format.md): a registered message is a JSON object whose first key is the
+discriminator (``"type"`` unless configured) holding its registered name, then its fields; an
+attrs class that is not registered, or one named with ``untagged()``, is the object of its
+fields alone. Field names are as written in Python or camelCase, enums by value or by name,
+unknown keys ignored or refused: each a codec-wide setting that a type may override (see
+``_wire``). Datetimes are ISO-8601 UTC strings ending in ``Z``; bytes fields are standard base64.
+Plain ``str`` payloads are UTF-8 text, ``bytes`` payloads are raw, ``dict`` payloads a JSON
+object.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
+import enum
 import types
 import typing
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, cast, overload
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast, overload
 
 import attrs
 import cattrs
 import orjson
-from cattrs.cols import (
-    homogenous_tuple_structure_factory,
-    is_frozenset,
-    is_mapping,
-    is_sequence,
-    is_set,
-    list_structure_factory,
-)
-from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 from cattrs.preconf.orjson import make_converter
 from cattrs.strategies import configure_tagged_union
 from cattrs.v import format_exception
 
 from actors._errors import MessageDecodeError
 from actors.messages._base import TYPE_FIELD, _names, message_type_name
+from actors.messages._collections import collection_structure_hook, is_collection
+from actors.messages._scalars import (
+    json_kind,
+    max_depth_exceeded,
+    structure_bool,
+    structure_bytes,
+    structure_datetime,
+    structure_float,
+    structure_int,
+    structure_str,
+    unstructure_bytes,
+    unstructure_datetime,
+)
+from actors.messages._wire import (
+    FieldNaming,
+    TaggedUnion,
+    UnknownKeys,
+    Untagged,
+    check_discriminator,
+    class_naming,
+    is_enum_by_name,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = [
-    "CODEC",
-    "DEFAULT_MAX_DEPTH",
-    "DEFAULT_MAX_PAYLOAD_SIZE",
-    "Codec",
-    "Decodable",
-    "decode_cached",
-]
+__all__ = ["CODEC", "DEFAULT_MAX_DEPTH", "DEFAULT_MAX_PAYLOAD_SIZE", "Codec"]
 
 T = TypeVar("T")
 
@@ -54,26 +64,15 @@ DEFAULT_MAX_PAYLOAD_SIZE: Final = 1024 * 1024  # bytes
 DEFAULT_MAX_DEPTH: Final = 64  # levels of JSON arrays and objects
 """Payloads nested deeper than this are refused before structuring."""
 
-_MAX_DATETIME_LENGTH: Final = 64  # characters
 _DUMPS_OPTIONS: Final = orjson.OPT_UTC_Z
-
-
-def _json_kind(value: object) -> str:
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, bool):
-        return "a boolean"
-    if value is None:
-        return "null"
-    return "a number"
 
 
 def describe(expected: object) -> str:
     """A short name for an expected type: its wire name, class name, or ``A | B``."""
+    if isinstance(expected, Untagged):
+        return describe(expected.cls)
+    if isinstance(expected, TaggedUnion):
+        return describe(expected.union)
     if isinstance(expected, type):
         return message_type_name(expected) or expected.__qualname__
     args = typing.get_args(expected)
@@ -86,82 +85,14 @@ def _is_union(tp: object) -> bool:
     return isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union
 
 
-# ---- strict hooks for scalars: cattrs' defaults call str()/int(), which would accept 1 as "1"
-
-
-def _structure_str(value: object, _: type) -> str:
-    if type(value) is not str:
-        raise TypeError(f"expected a string, got {_json_kind(value)}")
-    return value
-
-
-def _structure_int(value: object, _: type) -> int:
-    if type(value) is not int:
-        raise TypeError(f"expected an integer, got {_json_kind(value)}")
-    return value
-
-
-def _structure_float(value: object, _: type) -> float:
-    if type(value) is float:
-        return value
-    if type(value) is int:
-        return float(value)
-    raise TypeError(f"expected a number, got {_json_kind(value)}")
-
-
-def _structure_bool(value: object, _: type) -> bool:
-    if type(value) is not bool:
-        raise TypeError(f"expected a boolean, got {_json_kind(value)}")
-    return value
-
-
-def _structure_bytes(value: object, _: type) -> bytes:
-    if type(value) is not str:
-        raise TypeError(f"expected a base64 string, got {_json_kind(value)}")
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError("invalid base64") from None
-
-
-def _unstructure_bytes(value: bytes) -> str:
-    return base64.b64encode(value).decode("ascii")
-
-
-def _structure_datetime(value: object, _: type) -> datetime:
-    if type(value) is not str:
-        raise TypeError(f"expected an ISO-8601 string, got {_json_kind(value)}")
-    if len(value) > _MAX_DATETIME_LENGTH:
-        raise ValueError("datetime string too long")
-    parsed = datetime.fromisoformat(value)
-    if parsed.tzinfo is None:
-        raise ValueError("datetime without a UTC offset: add Z or +00:00")
-    return parsed if parsed.tzinfo is UTC else parsed.astimezone(UTC)
-
-
-def _unstructure_datetime(value: datetime) -> datetime:
-    # orjson writes the string (with OPT_UTC_Z, "...Z"); we only normalize to UTC.
-    if value.tzinfo is UTC:
-        return value
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"cannot encode the naive datetime {value!r}: attach tzinfo=UTC")
-    return value.astimezone(UTC)
-
-
-def _max_depth_exceeded(value: object, limit: int) -> bool:
-    """Whether JSON arrays and objects nest deeper than ``limit``; iterative, stops early."""
-    stack: list[tuple[object, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > limit:
-            return True
-        if isinstance(item, dict):
-            stack.extend(
-                (child, depth + 1) for child in item.values() if isinstance(child, (dict, list))
-            )
-        elif isinstance(item, list):
-            stack.extend((child, depth + 1) for child in item if isinstance(child, (dict, list)))
-    return False
+def _members(expected: object) -> tuple[type, ...] | None:
+    """The registered classes a tagged expected type stands for, or None if it is not one."""
+    if isinstance(expected, type):
+        return (expected,) if expected in _names else None
+    args = typing.get_args(expected)
+    if _is_union(expected) and args and all(arg in _names for arg in args):
+        return cast("tuple[type, ...]", args)
+    return None
 
 
 class Codec:
@@ -169,7 +100,7 @@ class Codec:
 
     One per process is typical: use ``CODEC``. A codec owns one cattrs converter (the orjson
     preconf ``make_converter()``) configured for registered messages, tagged unions of them,
-    UTC datetimes, base64 bytes and strict scalar types.
+    plain attrs classes, UTC datetimes, base64 bytes and strict scalar types.
 
     Decoding never evaluates or unpickles anything; it refuses payloads over ``max_payload_size``
     before parsing and JSON nested deeper than ``max_depth`` before structuring, so the work per
@@ -178,9 +109,16 @@ class Codec:
     Args:
         max_payload_size: The longest payload ``decode`` accepts, in bytes.
         max_depth: The deepest nesting of JSON arrays and objects ``decode`` accepts.
+        discriminator: The key that holds a registered message's type name (kotlinx's
+            ``classDiscriminator``); ``tagged_union`` sets one per union.
+        field_naming: How field names go on the wire; ``@field_naming`` sets one per class.
+        enums_by_name: Write and read enums by member name (``"ONLINE"``, as Kotlin does)
+            rather than by value; ``@enum_by_name`` sets it per enum.
+        unknown_keys: Whether a key the class does not declare is ignored (the default) or
+            refused, as kotlinx's default ``Json`` refuses it.
 
     Raises:
-        ValueError: A limit is not positive.
+        ValueError: A limit is not positive, or the discriminator is not a plausible key.
     """
 
     def __init__(
@@ -188,45 +126,68 @@ class Codec:
         *,
         max_payload_size: int = DEFAULT_MAX_PAYLOAD_SIZE,
         max_depth: int = DEFAULT_MAX_DEPTH,
+        discriminator: str = TYPE_FIELD,
+        field_naming: FieldNaming = FieldNaming.AS_WRITTEN,
+        enums_by_name: bool = False,
+        unknown_keys: UnknownKeys = UnknownKeys.IGNORE,
     ) -> None:
         if max_payload_size < 1 or max_depth < 1:
             raise ValueError("max_payload_size and max_depth must be positive")
         self.max_payload_size = max_payload_size
         self.max_depth = max_depth
+        self.discriminator = check_discriminator(discriminator)
+        self.field_naming = field_naming
+        self.enums_by_name = enums_by_name
+        self.unknown_keys = unknown_keys
         self._prepared: set[Any] = set()
-        # Per expected type: its accepted tags and its structure hook, looked up once.
-        self._decoders: dict[Any, tuple[tuple[str, ...], Callable[[Any, Any], Any]]] = {}
+        # Per expected type: (discriminator or None, classes by tag, structure when untagged).
+        self._decoders: dict[Any, tuple[str | None, dict[str, type], Any]] = {}
+        self._tagged_bodies: dict[tuple[type, str], Callable[[dict[str, Any]], Any]] = {}
+        self._unstructure_bodies: dict[type, Callable[[Any], dict[str, Any]]] = {}
         converter = make_converter()
         self.converter: cattrs.Converter = converter
         for scalar, hook in (
-            (str, _structure_str),
-            (int, _structure_int),
-            (float, _structure_float),
-            (bool, _structure_bool),
-            (bytes, _structure_bytes),
-            (datetime, _structure_datetime),
+            (str, structure_str),
+            (int, structure_int),
+            (float, structure_float),
+            (bool, structure_bool),
+            (bytes, structure_bytes),
+            (datetime, structure_datetime),
         ):
             converter.register_structure_hook(scalar, hook)
-        converter.register_unstructure_hook(bytes, _unstructure_bytes)
-        converter.register_unstructure_hook(datetime, _unstructure_datetime)
-        converter.register_structure_hook_factory(_is_collection, self._collection_hook)
+        converter.register_unstructure_hook(bytes, unstructure_bytes)
+        converter.register_unstructure_hook(datetime, unstructure_datetime)
+        converter.register_structure_hook_factory(
+            is_collection, lambda tp: collection_structure_hook(converter, tp)
+        )
+        converter.register_structure_hook_factory(self._by_name, self._enum_structure_hook)
+        converter.register_unstructure_hook_factory(self._by_name, self._enum_unstructure_hook)
+        # Later factories are tried first: registered messages before plain attrs classes.
+        converter.register_structure_hook_factory(_is_plain_attrs, self._body_structure_hook)
+        converter.register_unstructure_hook_factory(_is_plain_attrs, self._body_unstructure_hook)
         converter.register_structure_hook_factory(_is_message, self._message_structure_hook)
         converter.register_unstructure_hook_factory(_is_message, self._message_unstructure_hook)
 
     # ---- encoding
 
-    def encode(self, message: object) -> bytes:
+    def encode(self, message: object, *, as_type: object = None) -> bytes:
         """Turn a message into the bytes to publish.
 
         Args:
-            message: An instance of a registered message class, a ``str`` (sent as UTF-8),
-                ``bytes`` (sent as they are) or a ``dict`` (sent as a JSON object).
+            message: An instance of an attrs class (a registered message, tagged; any other,
+                untagged), or a ``str`` (sent as UTF-8), ``bytes`` (sent as they are) or a
+                ``dict`` (sent as a JSON object).
+            as_type: What the message is sent as: ``untagged(cls)`` for a registered class
+                without its discriminator, a ``tagged_union(...)`` for its union's
+                discriminator, or the class, union or attrs class it belongs to (the default:
+                its own class).
 
         Returns:
             The payload.
 
         Raises:
-            TypeError: The message is of another type, or a dict holds something JSON cannot.
+            TypeError: The message is of another type, does not belong to ``as_type``, or a
+                dict holds something JSON cannot.
             ValueError: A datetime in the message is naive.
         """
         cls = type(message)
@@ -236,14 +197,39 @@ class Codec:
             return cast("str", message).encode("utf-8")
         if cls is dict:
             return orjson.dumps(message, option=_DUMPS_OPTIONS)
-        if cls not in _names:
+        if not attrs.has(cls):
             raise TypeError(
-                f"cannot encode {cls.__qualname__}: register it with @message_type(...), "
-                "or send str, bytes or dict"
+                f"cannot encode {cls.__qualname__}: send an attrs class (registered with "
+                "@message_type(...) for a type tag), str, bytes or dict"
             )
-        if cls not in self._prepared:
-            self.prepare(cls)
-        return orjson.dumps(self.converter.unstructure(message, cls), option=_DUMPS_OPTIONS)
+        discriminator = self._encoding_discriminator(cls, as_type)
+        data = self._body_unstructure(cls)(message)
+        if discriminator is not None:
+            data = {discriminator: _names[cls], **data}
+        return orjson.dumps(data, option=_DUMPS_OPTIONS)
+
+    def _encoding_discriminator(self, cls: type, as_type: object) -> str | None:
+        key = (cls, as_type)
+        if as_type is None or as_type is cls:
+            discriminator = self.discriminator if cls in _names else None
+        elif isinstance(as_type, Untagged):
+            if as_type.cls is not cls:
+                raise TypeError(f"cannot send {cls.__qualname__} as {describe(as_type)}")
+            discriminator = None
+        else:
+            expected = as_type.union if isinstance(as_type, TaggedUnion) else as_type
+            members = _members(expected)
+            if members is None or cls not in members:
+                raise TypeError(f"cannot send {cls.__qualname__} as {describe(as_type)}")
+            discriminator = (
+                as_type.discriminator if isinstance(as_type, TaggedUnion) else self.discriminator
+            )
+        if key not in self._prepared:
+            self._walk(cls, set())
+            if discriminator is not None:
+                self._check_clash(cls, discriminator)
+            self._prepared.add(key)
+        return discriminator
 
     # ---- decoding
 
@@ -256,8 +242,10 @@ class Codec:
 
         Args:
             payload: The received bytes.
-            expected: A registered message class, a union of them (``UserOnline | UserOffline``),
-                or ``str``, ``bytes`` or ``dict``.
+            expected: A registered message class or a union of them (tagged, on the codec's
+                discriminator), a ``tagged_union(...)`` (on its own), an attrs class that is
+                not registered or ``untagged(cls)`` (no discriminator), or ``str``, ``bytes``
+                or ``dict``.
 
         Returns:
             The decoded message; for ``dict``, a new dict (treat it as read-only when shared).
@@ -282,11 +270,7 @@ class Codec:
                 ) from None
         decoder = self._decoders.get(expected)
         if decoder is None:
-            self.prepare(expected)
-            decoder = self._decoders[expected] = (
-                () if expected is dict else self._tags(expected),
-                self.converter.get_structure_hook(cast("Any", expected)),
-            )
+            decoder = self._decoders[expected] = self._decoder(expected)
         try:
             value = orjson.loads(payload)
         except orjson.JSONDecodeError as exc:
@@ -295,63 +279,112 @@ class Codec:
             ) from None
         if type(value) is not dict:
             raise MessageDecodeError(
-                f"not a JSON object but {_json_kind(value)}", expected=describe(expected)
+                f"not a JSON object but {json_kind(value)}", expected=describe(expected)
             )
         # Count brackets first (fast, in C): only payloads that could be too deep are walked.
-        if payload.count(b"[") + payload.count(b"{") > self.max_depth and _max_depth_exceeded(
+        if payload.count(b"[") + payload.count(b"{") > self.max_depth and max_depth_exceeded(
             value, self.max_depth
         ):
             raise MessageDecodeError(
                 f"nested deeper than {self.max_depth} levels", expected=describe(expected)
             )
-        if expected is dict:
-            return value
-        tag = value.get(TYPE_FIELD)
-        tags, structure = decoder
-        if tag not in tags:
-            if tag is None:
-                reason = f"missing type tag {TYPE_FIELD!r}"
-            elif type(tag) is not str:
-                reason = f"type tag is {_json_kind(tag)}, not a string"
-            else:
-                reason = (
-                    f"unexpected type tag {tag[:128]!r}; expected {' or '.join(map(repr, tags))}"
+        discriminator, classes, structure = decoder
+        if discriminator is not None:
+            tag = value.get(discriminator)
+            cls = classes.get(tag) if type(tag) is str else None
+            if cls is None:
+                raise MessageDecodeError(
+                    _tag_reason(tag, discriminator, tuple(classes)), expected=describe(expected)
                 )
-            raise MessageDecodeError(reason, expected=describe(expected))
+            structure = self._tagged_body(cls, discriminator)
+        elif structure is None:
+            return value  # dict
         try:
-            return structure(value, expected)
+            return structure(value)
         except Exception as exc:
             errors = tuple(cattrs.transform_error(exc, "$", _format_exception))
             raise MessageDecodeError(
                 "invalid fields", expected=describe(expected), errors=errors
             ) from exc
 
+    def _decoder(self, expected: object) -> tuple[str | None, dict[str, type], Any]:
+        self.prepare(expected)
+        if expected is dict:
+            return None, {}, None
+        if isinstance(expected, Untagged) or _is_plain_attrs(expected):
+            cls = expected.cls if isinstance(expected, Untagged) else cast("type", expected)
+            body = self._body_structure(cls)
+            return None, {}, lambda value: body(value, cls)
+        if isinstance(expected, TaggedUnion):
+            discriminator, expected = expected.discriminator, expected.union
+        else:
+            discriminator = self.discriminator
+        members = _members(expected)
+        assert members is not None  # prepare() checked it
+        return discriminator, {_names[cls]: cls for cls in members}, None
+
+    def _tagged_body(self, cls: type, discriminator: str) -> Callable[[dict[str, Any]], Any]:
+        """Structure a class's fields from an object that also holds its discriminator."""
+        found = self._tagged_bodies.get((cls, discriminator))
+        if found is not None:
+            return found
+        body = self._body_structure(cls)
+        if self.unknown_keys is UnknownKeys.FORBID:
+
+            def structure(value: dict[str, Any]) -> Any:
+                return body({k: v for k, v in value.items() if k != discriminator}, cls)
+
+        else:
+
+            def structure(value: dict[str, Any]) -> Any:
+                return body(value, cls)
+
+        self._tagged_bodies[(cls, discriminator)] = structure
+        return structure
+
     def prepare(self, expected: object) -> None:
-        """Check a message type or union and build its hooks now rather than on first use.
+        """Check an expected type and build its hooks now rather than on first use.
 
         Unions of registered messages, at the top or in fields, are configured as cattrs
-        tagged unions on ``"type"``.
+        tagged unions on the codec's discriminator.
 
         Args:
-            expected: A registered message class, a union of them, or ``str``, ``bytes``, ``dict``.
+            expected: What ``decode`` takes as ``expected``.
 
         Raises:
-            TypeError: ``expected`` is neither, or its annotations cannot be resolved.
+            TypeError: ``expected`` is none of those, its annotations cannot be resolved, or a
+                tagged class has a field named like its discriminator.
         """
         if expected in (str, bytes, dict):
             self._prepared.add(expected)
             return
-        if not (isinstance(expected, type) and expected in _names) and not (
-            _is_union(expected) and all(arg in _names for arg in typing.get_args(expected))
-        ):
-            raise TypeError(
-                f"cannot decode into {expected!r}: expected a registered message class, a union "
-                "of them, str, bytes or dict"
+        if isinstance(expected, Untagged):
+            self._walk(expected.cls, set())
+        elif _is_plain_attrs(expected):
+            self._walk(expected, set())
+        else:
+            union = expected.union if isinstance(expected, TaggedUnion) else expected
+            members = _members(union)
+            if members is None:
+                raise TypeError(
+                    f"cannot decode into {expected!r}: expected an attrs class, a registered "
+                    "message class or a union of them, untagged(cls), tagged_union(...), str, "
+                    "bytes or dict"
+                )
+            discriminator = (
+                expected.discriminator if isinstance(expected, TaggedUnion) else self.discriminator
             )
-        self._walk(expected, set())
+            self._walk(union, set())
+            for cls in members:
+                self._check_clash(cls, discriminator)
         self._prepared.add(expected)
 
-    def _walk(self, tp: Any, seen: set[object]) -> None:
+    def _walk(self, tp: Any, seen: set[object], *, nested: bool = False) -> None:
+        """Resolve annotations and configure nested unions, through every field's type.
+
+        Registered classes reached through a field are tagged on the codec's discriminator;
+        the type at the top is checked by its caller, which knows how it is used.
+        """
         if tp in seen:
             return
         seen.add(tp)
@@ -365,96 +398,140 @@ class Codec:
                     "localns=...) yourself"
                 ) from None
             for field in attrs.fields(tp):
-                self._walk(field.type, seen)
+                self._walk(field.type, seen, nested=True)
+            if nested and tp in _names:
+                self._check_clash(tp, self.discriminator, nested=True)
             return
         args = typing.get_args(tp)
         if _is_union(tp) and args and all(arg in _names for arg in args):
             for arg in args:
-                self._walk(arg, seen)
+                self._walk(arg, seen, nested=nested)
             configure_tagged_union(
-                tp, self.converter, tag_generator=_names.__getitem__, tag_name=TYPE_FIELD
+                tp, self.converter, tag_generator=_names.__getitem__, tag_name=self.discriminator
             )
             return
         for arg in args:
-            self._walk(arg, seen)
+            self._walk(arg, seen, nested=nested)
 
-    def _tags(self, expected: object) -> tuple[str, ...]:
-        if isinstance(expected, type):
-            return (_names[expected],)
-        return tuple(_names[arg] for arg in typing.get_args(expected))
+    def _check_clash(self, cls: type, discriminator: str, *, nested: bool = False) -> None:
+        names = {self._naming(cls).wire_name(field.name) for field in attrs.fields(cls)}
+        if discriminator in names:
+            where = "nested in a message, it is tagged: " if nested else ""
+            raise TypeError(
+                f"{cls.__qualname__} has a field written {discriminator!r}, the discriminator "
+                f"it is tagged with; {where}use it untagged (untagged(cls), or leave it "
+                "unregistered), or choose another discriminator"
+            )
+
+    # ---- per-class settings
+
+    def _naming(self, cls: type) -> FieldNaming:
+        return class_naming(cls) or self.field_naming
+
+    def _by_name(self, tp: object) -> bool:
+        return (
+            isinstance(tp, type)
+            and issubclass(tp, enum.Enum)
+            and (self.enums_by_name or is_enum_by_name(tp))
+        )
+
+    def _renames(self, cls: type) -> dict[str, Any]:
+        naming = self._naming(cls)
+        if naming is FieldNaming.AS_WRITTEN:
+            return {}
+        return {
+            field.name: override(rename=naming.wire_name(field.name))
+            for field in attrs.fields(cls)
+            if naming.wire_name(field.name) != field.name
+        }
 
     # ---- hook factories
 
+    def _body_structure(self, cls: type) -> Callable[[Any, type], Any]:
+        """The structure hook of a class's fields alone, whatever its tag."""
+        return cast(
+            "Callable[[Any, type], Any]",
+            make_dict_structure_fn(
+                cls,
+                self.converter,
+                _cattrs_forbid_extra_keys=self.unknown_keys is UnknownKeys.FORBID,
+                **self._renames(cls),
+            ),
+        )
+
+    def _body_unstructure(self, cls: type) -> Callable[[Any], dict[str, Any]]:
+        """The unstructure hook of a class's fields alone, built once per class."""
+        found = self._unstructure_bodies.get(cls)
+        if found is None:
+            found = make_dict_unstructure_fn(cls, self.converter, **self._renames(cls))
+            self._unstructure_bodies[cls] = found
+        return found
+
+    def _body_structure_hook(self, cls: type) -> Callable[[Any, type], Any]:
+        body = self._body_structure(cls)
+
+        def structure_object(value: Any, _: type) -> Any:
+            if type(value) is not dict:
+                raise TypeError(f"expected an object, got {json_kind(value)}")
+            return body(value, cls)
+
+        return structure_object
+
+    def _body_unstructure_hook(self, cls: type) -> Callable[[Any], dict[str, Any]]:
+        return self._body_unstructure(cls)
+
     def _message_structure_hook(self, cls: type) -> Callable[[Any, type], Any]:
+        """A registered class nested in a field: tagged on the codec's discriminator."""
         name = _names[cls]
-        base: Callable[[Any, type], Any] = make_dict_structure_fn(cls, self.converter)
+        discriminator = self.discriminator
+        body = self._tagged_body(cls, discriminator)
 
         def structure_message(value: Any, _: type) -> Any:
             if type(value) is not dict:
-                raise TypeError(f"expected an object for {name!r}, got {_json_kind(value)}")
-            if value.get(TYPE_FIELD) != name:
-                raise ValueError(f"expected type tag {name!r}, got {value.get(TYPE_FIELD)!r}")
-            return base(value, cls)
+                raise TypeError(f"expected an object for {name!r}, got {json_kind(value)}")
+            if value.get(discriminator) != name:
+                raise ValueError(f"expected type tag {name!r}, got {value.get(discriminator)!r}")
+            return body(value)
 
         return structure_message
 
     def _message_unstructure_hook(self, cls: type) -> Callable[[Any], dict[str, Any]]:
         name = _names[cls]
-        base: Callable[[Any], dict[str, Any]] = make_dict_unstructure_fn(cls, self.converter)
+        discriminator = self.discriminator
+        body = self._body_unstructure(cls)
 
         def unstructure_message(value: Any) -> dict[str, Any]:
-            return {TYPE_FIELD: name, **base(value)}
+            return {discriminator: name, **body(value)}
 
         return unstructure_message
 
-    def _collection_hook(self, tp: Any) -> Callable[[Any, type], Any]:
-        # cattrs' defaults accept any iterable ("abc" as a list of 3 strings); JSON gives
-        # exactly list and dict, so insist on them before delegating.
-        inner: Callable[[Any, Any], Any]
-        converter: Any = self.converter
-        if is_mapping(tp):
-            inner = converter.gen_structure_mapping(tp)
-            wanted: type = dict
-        else:
-            wanted = list
-            origin = typing.get_origin(tp) or tp
-            args = typing.get_args(tp)
-            if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis) and args:
-                inner = converter.gen_structure_hetero_tuple(tp)
-            elif origin is tuple:
-                inner = homogenous_tuple_structure_factory(tp, self.converter)
-            elif is_set(tp) or is_frozenset(tp):
-                list_type: Any = list[args[0]] if args else list  # type: ignore[valid-type]
-                as_list = list_structure_factory(list_type, converter)
-                make: Callable[[list[Any]], Any] = frozenset if is_frozenset(tp) else set
+    def _enum_structure_hook(self, cls: type[enum.Enum]) -> Callable[[Any, type], Any]:
+        members = cls.__members__
 
-                def from_list(value: Any, _: type) -> Any:
-                    return make(as_list(value, list))
+        def structure_enum(value: Any, _: type) -> Any:
+            if type(value) is not str:
+                raise TypeError(f"expected a name of {cls.__name__}, got {json_kind(value)}")
+            try:
+                return members[value]
+            except KeyError:
+                names = ", ".join(members)
+                raise ValueError(f"{value[:64]!r} is not one of {names}") from None
 
-                inner = from_list
-            else:
-                inner = list_structure_factory(tp, self.converter)
+        return structure_enum
 
-        def structure_collection(value: Any, cl: type) -> Any:
-            if type(value) is not wanted:
-                kind = "an object" if wanted is dict else "an array"
-                raise TypeError(f"expected {kind}, got {_json_kind(value)}")
-            return inner(value, cl)
+    def _enum_unstructure_hook(self, cls: type[enum.Enum]) -> Callable[[Any], str]:
+        def unstructure_enum(value: enum.Enum) -> str:
+            return value.name
 
-        return structure_collection
+        return unstructure_enum
 
 
 def _is_message(tp: object) -> bool:
     return isinstance(tp, type) and tp in _names
 
 
-def _is_collection(tp: object) -> bool:
-    if tp in (str, bytes, bytearray):
-        return False
-    try:
-        return bool(is_mapping(tp) or is_sequence(tp) or is_set(tp) or is_frozenset(tp))
-    except TypeError:
-        return False
+def _is_plain_attrs(tp: object) -> bool:
+    return isinstance(tp, type) and attrs.has(tp) and tp not in _names
 
 
 def _format_exception(exc: BaseException, tp: type | None) -> str:
@@ -474,59 +551,13 @@ def _json_reason(payload: bytes, exc: orjson.JSONDecodeError) -> str:
     return f"invalid JSON: {exc.msg} at byte {exc.pos}"
 
 
+def _tag_reason(tag: object, discriminator: str, tags: tuple[str, ...]) -> str:
+    if tag is None:
+        return f"missing type tag {discriminator!r}"
+    if type(tag) is not str:
+        return f"type tag is {json_kind(tag)}, not a string"
+    return f"unexpected type tag {tag[:128]!r}; expected {' or '.join(map(repr, tags))}"
+
+
 CODEC: Final = Codec()
 """The process-wide default codec."""
-
-
-class Decodable(Protocol):
-    """Anything carrying a received payload and a ``decoded`` slot, such as ``RedisMessage``."""
-
-    payload: bytes
-    decoded: object
-
-
-@overload
-def decode_cached(message: Decodable, expected: type[T], codec: Codec = ...) -> T: ...
-@overload
-def decode_cached(message: Decodable, expected: object, codec: Codec = ...) -> Any: ...
-def decode_cached(message: Decodable, expected: object, codec: Codec = CODEC) -> Any:
-    """Decode a received message's payload at most once per expected type.
-
-    The result, or the ``MessageDecodeError``, is kept in ``message.decoded`` (an
-    ``(expected, result)`` pair, or a dict keyed by the expected type once a second type is
-    asked for), so every local subscription of the same type shares one decoding.
-    Messages are frozen, so sharing the decoded object is safe; a decoded ``dict`` is shared
-    too, so treat it as read-only.
-
-    Args:
-        message: An object with ``payload`` bytes and a ``decoded`` attribute (None at first).
-        expected: As for ``Codec.decode``.
-        codec: The codec to decode with.
-
-    Returns:
-        The decoded message.
-
-    Raises:
-        MessageDecodeError: The payload is not a valid ``expected`` (the same error each time).
-        TypeError: ``expected`` is not something the codec can decode into.
-    """
-    # One expected type per payload is the common case: a pair, not a dict, until a second.
-    cache = message.decoded
-    if type(cache) is tuple and (cache[0] is expected or cache[0] == expected):
-        result = cache[1]
-    elif type(cache) is dict and expected in cache:
-        result = cache[expected]
-    else:
-        try:
-            result = codec.decode(message.payload, expected)
-        except MessageDecodeError as exc:
-            result = exc
-        if type(cache) is dict:
-            cache[expected] = result
-        elif type(cache) is tuple:
-            message.decoded = {cache[0]: cache[1], expected: result}
-        else:
-            message.decoded = (expected, result)
-    if isinstance(result, MessageDecodeError):
-        raise result.with_traceback(None)
-    return result

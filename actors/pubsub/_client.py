@@ -234,7 +234,14 @@ class PubSub:
         delays = sum(retry.backoff.longest_delay(n) for n in range(retry.max_attempts - 1))
         return self.settings.connection.reconnect_wait + delays
 
-    async def publish(self, channel: str, message: object, *, group: str | None = None) -> int:
+    async def publish(
+        self,
+        channel: str,
+        message: object,
+        *,
+        group: str | None = None,
+        as_type: object = None,
+    ) -> int:
         """Encode ``message`` once and publish it; returns the number of receivers.
 
         A publish that meets a lost connection is retried by ``settings.publish_retry`` (3
@@ -246,9 +253,14 @@ class PubSub:
 
         Args:
             channel: The channel to publish on.
-            message: A registered message, or ``str``, ``bytes`` or ``dict``.
+            message: An attrs class (a registered message is tagged), or ``str``, ``bytes`` or
+                ``dict``.
             group: The channel group for metrics, such as ``"user:*"`` for ``"user:42"``;
                 default: the channel itself (the metrics fold rare values past their limit).
+            as_type: What the message is sent as (see ``Codec.encode``): ``untagged(cls)``
+                for a registered class without its discriminator, a ``tagged_union(...)`` for
+                a union's own discriminator; by default a registered message is tagged and any
+                other attrs class is not.
 
         Raises:
             RedisConnectionError: Still failing after the last attempt, or the connection was
@@ -258,7 +270,7 @@ class PubSub:
             RedisConfigurationError: The connection stopped for good (at once).
             TypeError: The message cannot be encoded.
         """
-        payload = self.settings.codec.encode(message)
+        payload = self.settings.codec.encode(message, as_type=as_type)
         if self.metrics is not None:
             self.metrics.message_published(group or channel, _type_name(type(message)))
         retry = self.settings.publish_retry
@@ -304,8 +316,10 @@ class PubSub:
         Args:
             channel: The exact channel; glob characters are refused (use ``psubscribe``).
             handler: ``async def handler(message)`` or ``async def handler(message, channel)``.
-            message_type: The expected type or union; default: the handler's annotation,
-                else ``bytes``.
+            message_type: What payloads decode into (see ``Codec.decode``): a registered
+                message class or a union of them (tagged), ``tagged_union(...)``, an attrs
+                class that is not registered or ``untagged(cls)`` (no discriminator), or
+                ``str``, ``bytes``, ``dict``; default: the handler's annotation, else ``bytes``.
             mailbox: The subscription's mailbox; default ``settings.buffer_size`` and
                 ``settings.overflow``.
             error_policy: Default ``settings.error_policy``.

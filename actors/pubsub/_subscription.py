@@ -9,7 +9,14 @@ import attrs
 import trio
 
 from actors._errors import MessageDecodeError
-from actors.messages import CODEC, Codec, decode_cached, message_type_name
+from actors.messages import (
+    CODEC,
+    Codec,
+    TaggedUnion,
+    Untagged,
+    decode_cached,
+    message_type_name,
+)
 from actors.pubsub._policy import DeadLetter, ErrorAction, ErrorPolicy
 from actors.redis import ConnectionLost, RedisMessage, Resubscribed
 from actors.runtime import Actor
@@ -185,5 +192,9 @@ class SubscriptionActor(Actor):
 
 
 def _type_name(message_type: object) -> str:
+    if isinstance(message_type, Untagged):
+        message_type = message_type.cls
+    elif isinstance(message_type, TaggedUnion):
+        message_type = message_type.union
     registered = message_type_name(message_type) if isinstance(message_type, type) else None
     return registered or str(getattr(message_type, "__name__", repr(message_type)))

@@ -21,6 +21,8 @@ from actors import (
     message_class,
     message_type,
     message_type_name,
+    tagged_union,
+    untagged,
 )
 
 
@@ -298,13 +300,24 @@ def test_duplicate_registrations_are_refused() -> None:
         message_type("test.another-name")(UserOnline)
 
 
-def test_a_field_named_type_clashes_with_the_discriminator() -> None:
-    with pytest.raises(ValueError, match="discriminator"):
+def test_a_field_named_like_the_discriminator_is_refused_only_where_it_is_tagged() -> None:
+    @message_type("test.clash")
+    @attrs.frozen
+    class Clash:
+        type: str
 
-        @message_type("test.clash")
-        @attrs.frozen
-        class Clash:
-            type: str
+    for call in (
+        lambda: CODEC.encode(Clash(type="x")),
+        lambda: CODEC.decode(b'{"type": "test.clash"}', Clash),
+    ):
+        with pytest.raises(TypeError, match="the discriminator it is tagged with"):
+            call()
+    # Untagged, or told apart by another key, the field is just a field.
+    assert CODEC.encode(Clash(type="x"), as_type=untagged(Clash)) == b'{"type":"x"}'
+    assert CODEC.decode(b'{"type": "x"}', untagged(Clash)) == Clash(type="x")
+    kind = tagged_union(Clash, discriminator="kind")
+    assert CODEC.encode(Clash(type="x"), as_type=kind) == b'{"kind":"test.clash","type":"x"}'
+    assert CODEC.decode(b'{"kind": "test.clash", "type": "y"}', kind) == Clash(type="y")
 
 
 def test_classes_defined_in_a_function_with_postponed_annotations_work() -> None:
@@ -330,11 +343,24 @@ def test_classes_defined_in_a_function_with_postponed_annotations_work() -> None
     assert round_trip(shape, Shape | Other) == shape
 
 
-def test_encode_refuses_unregistered_types() -> None:
-    with pytest.raises(TypeError, match="message_type"):
-        CODEC.encode(Notification("t", "a", "b"))
+def test_an_attrs_class_that_is_not_registered_is_untagged_both_ways() -> None:
+    """As kotlinx writes a plain ``@Serializable`` class: its fields, and no discriminator."""
+    notification = Notification("mention", "a", "b")
+    payload = CODEC.encode(notification)
+    # Its own field called type is a field, not a discriminator.
+    assert orjson.loads(payload) == {"type": "mention", "title": "a", "body": "b"}
+    assert CODEC.decode(payload, Notification) == notification
+    extra = b'{"type": "mention", "title": "a", "body": "b", "new": 1}'
+    assert CODEC.decode(extra, Notification) == notification
+
+
+def test_encode_and_decode_refuse_what_is_not_an_attrs_class_or_a_plain_payload() -> None:
+    with pytest.raises(TypeError, match="send an attrs class"):
+        CODEC.encode(object())
     with pytest.raises(TypeError, match="cannot decode into"):
-        CODEC.decode(b"{}", Notification)
+        CODEC.decode(b"{}", list[int])
+    with pytest.raises(TypeError, match="cannot send"):
+        CODEC.encode(Notification("t", "a", "b"), as_type=UserOnline)
 
 
 # ---- every decode failure kind

@@ -140,10 +140,11 @@ class Codec:
         self.enums_by_name = enums_by_name
         self.unknown_keys = unknown_keys
         self._prepared: set[Any] = set()
-        # Per expected type: (discriminator or None, classes by tag, structure when untagged).
-        self._decoders: dict[Any, tuple[str | None, dict[str, type], Any]] = {}
+        # Per expected type: (discriminator or None, structure by tag, structure when untagged).
+        self._decoders: dict[Any, tuple[str | None, dict[str, Any], Any]] = {}
         self._tagged_bodies: dict[tuple[type, str], Callable[[dict[str, Any]], Any]] = {}
         self._unstructure_bodies: dict[type, Callable[[Any], dict[str, Any]]] = {}
+        self._encoders: dict[object, Callable[[Any], dict[str, Any]]] = {}
         converter = make_converter()
         self.converter: cattrs.Converter = converter
         for scalar, hook in (
@@ -202,11 +203,24 @@ class Codec:
                 f"cannot encode {cls.__qualname__}: send an attrs class (registered with "
                 "@message_type(...) for a type tag), str, bytes or dict"
             )
+        # Sent as its own class, the common case, is looked up by the class alone.
+        encoder = self._encoders.get(cls if as_type is None else (cls, as_type))
+        if encoder is None:
+            encoder = self._encoder(cls, as_type)
+        return orjson.dumps(encoder(message), option=_DUMPS_OPTIONS)
+
+    def _encoder(self, cls: type, as_type: object) -> Callable[[Any], dict[str, Any]]:
         discriminator = self._encoding_discriminator(cls, as_type)
-        data = self._body_unstructure(cls)(message)
+        body = self._body_unstructure(cls)
+        encoder = body
         if discriminator is not None:
-            data = {discriminator: _names[cls], **data}
-        return orjson.dumps(data, option=_DUMPS_OPTIONS)
+            name = _names[cls]
+
+            def encoder(message: Any) -> dict[str, Any]:
+                return {discriminator: name, **body(message)}
+
+        self._encoders[cls if as_type is None else (cls, as_type)] = encoder
+        return encoder
 
     def _encoding_discriminator(self, cls: type, as_type: object) -> str | None:
         key = (cls, as_type)
@@ -288,15 +302,15 @@ class Codec:
             raise MessageDecodeError(
                 f"nested deeper than {self.max_depth} levels", expected=describe(expected)
             )
-        discriminator, classes, structure = decoder
+        discriminator, structures, structure = decoder
         if discriminator is not None:
             tag = value.get(discriminator)
-            cls = classes.get(tag) if type(tag) is str else None
-            if cls is None:
+            structure = structures.get(tag) if type(tag) is str else None
+            if structure is None:
                 raise MessageDecodeError(
-                    _tag_reason(tag, discriminator, tuple(classes)), expected=describe(expected)
+                    _tag_reason(tag, discriminator, tuple(structures)),
+                    expected=describe(expected),
                 )
-            structure = self._tagged_body(cls, discriminator)
         elif structure is None:
             return value  # dict
         try:
@@ -307,7 +321,7 @@ class Codec:
                 "invalid fields", expected=describe(expected), errors=errors
             ) from exc
 
-    def _decoder(self, expected: object) -> tuple[str | None, dict[str, type], Any]:
+    def _decoder(self, expected: object) -> tuple[str | None, dict[str, Any], Any]:
         self.prepare(expected)
         if expected is dict:
             return None, {}, None
@@ -321,7 +335,11 @@ class Codec:
             discriminator = self.discriminator
         members = _members(expected)
         assert members is not None  # prepare() checked it
-        return discriminator, {_names[cls]: cls for cls in members}, None
+        return (
+            discriminator,
+            {_names[cls]: self._tagged_body(cls, discriminator) for cls in members},
+            None,
+        )
 
     def _tagged_body(self, cls: type, discriminator: str) -> Callable[[dict[str, Any]], Any]:
         """Structure a class's fields from an object that also holds its discriminator."""

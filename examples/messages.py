@@ -16,6 +16,7 @@ from actors import (
     Message,
     MessageDecodeError,
     channel_name,
+    enum_by_name,
     escape_glob,
     message_type,
 )
@@ -54,6 +55,7 @@ class PubSubNotification(Message):
 # docs: start presence
 
 
+@enum_by_name  # "ONLINE" on the wire, as Kotlin writes an enum constant
 class PresenceStatus(enum.Enum):
     ONLINE = "online"
     AWAY = "away"

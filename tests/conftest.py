@@ -12,8 +12,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent / "redis"))
 sys.path.insert(0, str(Path(__file__).parent / "gateway"))
 sys.path.insert(0, str(Path(__file__).parent / "helpers"))
+sys.path.insert(0, str(Path(__file__).parent / "kotlin"))
 sys.path.insert(0, str(Path(__file__).parent.parent / "scripts"))  # dev.py, for its tests
 from _servers import RedisServer, running_redis_server
+from kotlin_peer import KotlinPeer, require_kotlin_peer
 
 from actors import ActorSystem, open_actor_system
 
@@ -37,3 +39,12 @@ def fresh_redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     """A private redis-server for one test, which the test may kill and restart."""
     with running_redis_server(tmp_path / "redis-server") as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def kotlin_peer() -> KotlinPeer:
+    """The guide's Kotlin peer, compiled once (or taken from the build cache).
+
+    Skips without the Kotlin toolchain; fails instead in CI or under ``ACTORS_REQUIRE_REDIS=1``.
+    """
+    return require_kotlin_peer()

@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent / "gateway"))
 sys.path.insert(0, str(Path(__file__).parent / "helpers"))
 sys.path.insert(0, str(Path(__file__).parent / "kotlin"))
 sys.path.insert(0, str(Path(__file__).parent.parent / "scripts"))  # dev.py, for its tests
+sys.path.insert(0, str(Path(__file__).parent.parent / "examples"))  # mirrors some tests use
 from _servers import RedisServer, running_redis_server
 from kotlin_peer import KotlinPeer, require_kotlin_peer
 

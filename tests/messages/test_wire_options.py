@@ -53,14 +53,14 @@ class Presence:
     last_seen: datetime
 
 
-@message_type("UserOnline")
+@message_type("Online")
 @attrs.frozen(kw_only=True)
 class UserOnline:
     user_id: str
     presence: Presence
 
 
-@message_type("PresenceMessage.UserOffline")
+@message_type("PresenceMessage.Offline")
 @attrs.frozen(kw_only=True)
 class UserOffline:
     user_id: str
@@ -114,7 +114,7 @@ def test_a_registered_class_is_used_both_ways() -> None:
     online = UserOnline(user_id="ada", presence=Presence(status=Status.AWAY, last_seen=AT))
     tagged = CODEC.encode(online)
     plain = CODEC.encode(online, as_type=untagged(UserOnline))
-    assert json(tagged) == {"type": "UserOnline", **json(plain)}
+    assert json(tagged) == {"type": "Online", **json(plain)}
     assert "type" not in json(plain)
     assert CODEC.decode(tagged, UserOnline | UserOffline) == online
     assert CODEC.decode(plain, untagged(UserOnline)) == online
@@ -127,7 +127,7 @@ def test_a_registered_class_is_used_both_ways() -> None:
 
 def test_tag_values_may_be_kotlin_simple_nested_or_qualified_names() -> None:
     offline = UserOffline(user_id="ada")
-    assert json(CODEC.encode(offline)) == {"type": "PresenceMessage.UserOffline", "user_id": "ada"}
+    assert json(CODEC.encode(offline)) == {"type": "PresenceMessage.Offline", "user_id": "ada"}
     qualified = FullyQualified(user_id="ada", id="n1", timestamp=AT)
     assert json(CODEC.encode(qualified))["type"] == "com.example.PubSubMessage.Notification"
     assert CODEC.decode(CODEC.encode(qualified), FullyQualified) == qualified
@@ -135,16 +135,16 @@ def test_tag_values_may_be_kotlin_simple_nested_or_qualified_names() -> None:
 
 def test_the_discriminator_is_set_per_codec_and_per_union() -> None:
     offline = UserOffline(user_id="ada")
-    assert json(KIND.encode(offline)) == {"kind": "PresenceMessage.UserOffline", "user_id": "ada"}
-    assert KIND.decode(b'{"kind":"PresenceMessage.UserOffline","user_id":"b"}', UserOffline) == (
+    assert json(KIND.encode(offline)) == {"kind": "PresenceMessage.Offline", "user_id": "ada"}
+    assert KIND.decode(b'{"kind":"PresenceMessage.Offline","user_id":"b"}', UserOffline) == (
         UserOffline(user_id="b")
     )
     at_type = tagged_union(UserOnline | UserOffline, discriminator="@type")
     payload = CODEC.encode(offline, as_type=at_type)
-    assert json(payload) == {"@type": "PresenceMessage.UserOffline", "user_id": "ada"}
+    assert json(payload) == {"@type": "PresenceMessage.Offline", "user_id": "ada"}
     assert CODEC.decode(payload, at_type) == offline
     with pytest.raises(MessageDecodeError, match="missing type tag '@type'"):
-        CODEC.decode(b'{"type":"PresenceMessage.UserOffline","user_id":"b"}', at_type)
+        CODEC.decode(b'{"type":"PresenceMessage.Offline","user_id":"b"}', at_type)
     with pytest.raises(ValueError, match="invalid discriminator"):
         tagged_union(UserOffline, discriminator="no spaces")
 
@@ -156,14 +156,14 @@ def test_camel_case_names_and_enum_names_both_ways_nested_included() -> None:
     online = UserOnline(user_id="ada", presence=Presence(status=Status.ONLINE, last_seen=AT))
     payload = CAMEL.encode(online)
     assert json(payload) == {
-        "type": "UserOnline",
+        "type": "Online",
         "userId": "ada",
         "presence": {"status": "ONLINE", "lastSeen": "2026-12-04T12:05:00.250000Z"},
     }
     assert CAMEL.decode(payload, UserOnline) == online
     with pytest.raises(MessageDecodeError) as refused:
         CAMEL.decode(
-            b'{"type":"UserOnline","userId":"a","presence":{"status":"online","lastSeen":'
+            b'{"type":"Online","userId":"a","presence":{"status":"online","lastSeen":'
             b'"2026-12-04T12:05:00Z"}}',
             UserOnline,
         )
@@ -188,7 +188,7 @@ def test_a_class_and_an_enum_keep_their_own_settings_under_any_codec() -> None:
 
 
 def test_unknown_keys_are_ignored_by_default_and_refused_when_asked() -> None:
-    extra = b'{"type":"PresenceMessage.UserOffline","user_id":"a","added_later":1}'
+    extra = b'{"type":"PresenceMessage.Offline","user_id":"a","added_later":1}'
     assert CODEC.decode(extra, UserOffline) == UserOffline(user_id="a")
     with pytest.raises(MessageDecodeError) as refused:
         STRICT.decode(extra, UserOffline)
@@ -198,7 +198,7 @@ def test_unknown_keys_are_ignored_by_default_and_refused_when_asked() -> None:
         user_id="a"
     )
     nested = (
-        b'{"type":"UserOnline","user_id":"a","presence":'
+        b'{"type":"Online","user_id":"a","presence":'
         b'{"status":"online","last_seen":"2026-12-04T12:05:00Z","mood":"fine"}}'
     )
     assert CODEC.decode(nested, UserOnline).user_id == "a"

@@ -18,7 +18,7 @@ import orjson
 import pytest
 import trio
 import trio.testing
-from memory_redis import (
+from in_memory_redis import (
     BACKOFF,
     SETTINGS,
     connection_options,

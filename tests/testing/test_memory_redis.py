@@ -11,7 +11,7 @@ import hiredis
 import pytest
 import trio
 import trio.testing
-from memory_redis import serving
+from in_memory_redis import serving
 
 from actors import (
     RedisAuthenticationError,

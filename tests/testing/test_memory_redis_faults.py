@@ -12,7 +12,7 @@ import attrs
 import pytest
 import trio
 import trio.testing
-from memory_redis import BACKOFF, SETTINGS, connection_options, events, outcomes, serving
+from in_memory_redis import BACKOFF, SETTINGS, connection_options, events, outcomes, serving
 
 from actors import (
     ActorSystem,

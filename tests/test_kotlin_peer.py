@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
 
 import pytest
 import trio
 from _servers import RedisServer
 from kotlin_peer import KINDS, KotlinPeer, PeerLine
+from push_collector import PushCollector
 
 from actors.redis import open_redis_connection
 
@@ -275,28 +275,10 @@ REFUSED = [
 ]
 
 
-class Pushes:
-    """A push handler that keeps every frame and lets the test wait for a number of them."""
-
-    def __init__(self) -> None:
-        self.frames: list[list[Any]] = []
-        self._changed = trio.Event()
-
-    def __call__(self, frame: list[Any]) -> None:
-        self.frames.append(list(frame))
-        self._changed.set()
-
-    async def wait_for(self, count: int) -> list[list[Any]]:
-        while len(self.frames) < count:
-            self._changed = trio.Event()
-            await self._changed.wait()
-        return self.frames
-
-
 async def test_kotlinx_publishes_the_guide_messages_byte_for_byte_as_recorded(
     kotlin_peer: KotlinPeer, fresh_redis_server: RedisServer
 ) -> None:
-    pushes = Pushes()
+    pushes = PushCollector()
     channels = [kotlin_peer.channel("from-kotlin", kind) for kind in KINDS]
     with trio.fail_after(TIMEOUT):
         async with open_redis_connection(fresh_redis_server.url, push_handler=pushes) as redis:

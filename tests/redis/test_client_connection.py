@@ -18,6 +18,7 @@ from _servers import (
     UnixRedisServer,
     free_port,
 )
+from push_collector import PushCollector
 
 from actors._errors import (
     RedisAuthenticationError,
@@ -38,24 +39,6 @@ from actors.redis import (
 )
 
 TIMEOUT = 10.0  # seconds: guard against hangs in every test
-
-
-class PushCollector:
-    """A push handler that keeps every frame and lets a test wait for the n-th one."""
-
-    def __init__(self) -> None:
-        self.frames: list[list[Any]] = []
-        self._changed = trio.Event()
-
-    def __call__(self, frame: list[Any]) -> None:
-        self.frames.append(list(frame))
-        self._changed.set()
-
-    async def wait_for(self, count: int) -> list[list[Any]]:
-        while len(self.frames) < count:
-            self._changed = trio.Event()
-            await self._changed.wait()
-        return self.frames
 
 
 async def test_execute_returns_replies_and_helpers_normalise_them(

@@ -122,11 +122,14 @@ def run_forwarding_signals(command: list[str], grace: float = SHUTDOWN_GRACE) ->
 
 
 def test(python: Path, extra: list[str]) -> int:
+    # The whole suite measures branch coverage and fails below the floor set in pyproject.toml,
+    # naming the lines not covered; a run of a few tests (arguments given) does not.
+    coverage = () if extra else ("--cov", "--cov-report=term-missing:skip-covered")
     steps = [
         ("ruff", "check", *LINT_TARGETS),
         ("ruff", "format", "--check", *LINT_TARGETS),
         ("mypy", "--strict", *TYPE_TARGETS),
-        ("pytest", *extra),
+        ("pytest", *coverage, *extra),
     ]
     for step in steps:
         code = run(python, *step)

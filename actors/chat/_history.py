@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from actors.chat._messages import ChatMessage, history_key
 from actors.messages import CODEC
-from actors.pubsub import MemoryBroker, RedisPubSub
 from actors.redis import Argument, Script
 
 if TYPE_CHECKING:
@@ -88,8 +87,10 @@ class RedisHistoryStore:
         return [CODEC.decode(bytes(item), ChatMessage) for item in reversed(raw)]
 
 
+# A shared server's name keeps its history for the process's life, as the server keeps its
+# name; a private broker's history lives as long as the broker.
 _named_memory_stores: dict[str, MemoryHistoryStore] = {}
-_private_memory_stores: weakref.WeakKeyDictionary[MemoryBroker, MemoryHistoryStore] = (
+_private_memory_stores: weakref.WeakKeyDictionary[object, MemoryHistoryStore] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -97,17 +98,14 @@ _private_memory_stores: weakref.WeakKeyDictionary[MemoryBroker, MemoryHistorySto
 def default_history_store(pubsub: PubSub) -> HistoryStore:
     """The history store matching a ``PubSub``'s broker.
 
-    Redis for ``redis://``-family URLs; for ``memory://NAME`` one store per name (shared like
-    the broker), for a private ``memory://`` one per broker.
-
-    Raises:
-        TypeError: The broker is neither.
+    Redis when the broker has it; otherwise one in-process store per broker state (shared by
+    every broker of one ``memory://NAME``, private to a ``memory://`` broker).
     """
     broker = pubsub.broker
-    if isinstance(broker, RedisPubSub):
-        return RedisHistoryStore(broker.ready_connection)
-    if isinstance(broker, MemoryBroker):
-        if broker.name is not None:
-            return _named_memory_stores.setdefault(broker.name, MemoryHistoryStore())
-        return _private_memory_stores.setdefault(broker, MemoryHistoryStore())
-    raise TypeError(f"no history store for broker {broker!r}: pass history_store=")
+    connection = broker.command_connection()
+    if connection is not None:
+        return RedisHistoryStore(connection)
+    key = broker.shared_state_key
+    if isinstance(key, str):
+        return _named_memory_stores.setdefault(key, MemoryHistoryStore())
+    return _private_memory_stores.setdefault(key, MemoryHistoryStore())

@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from actors.redis import Kind, MessageSink
+    from collections.abc import Awaitable, Callable
+
+    from actors.observability import HealthCheck
+    from actors.redis import Kind, MessageSink, RedisConnection
 
 
 class BrokerSubscription(Protocol):
@@ -41,4 +44,25 @@ class Broker(Protocol):
 
     async def wait_connected(self) -> None:
         """Wait until the broker can deliver (at once for the memory broker)."""
+        ...
+
+    @property
+    def connected(self) -> bool | None:
+        """Whether the broker's connection is up with every subscription active; None for a
+        broker without a connection (``memory://``)."""
+        ...
+
+    async def health_checks(self) -> dict[str, HealthCheck]:
+        """The broker's own checks for a health report, by name (``connection``, ...)."""
+        ...
+
+    def command_connection(self) -> Callable[[], Awaitable[RedisConnection]] | None:
+        """Where stores that keep state in Redis get a connection for their commands (it waits
+        for a reconnect within its bound); None for a broker without Redis."""
+        ...
+
+    @property
+    def shared_state_key(self) -> object:
+        """In-process stores (history, presence) are shared by the brokers with the same key:
+        one per ``memory://NAME`` server, one per private broker."""
         ...

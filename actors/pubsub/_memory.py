@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Final, NoReturn
 import trio
 
 from actors._errors import RedisConnectionError
+from actors.observability import HealthCheck
 from actors.pubsub._glob import compile_glob
 from actors.redis import Kind, PubSubStatistics, SubscriptionTable
 
@@ -344,6 +345,27 @@ class MemoryBroker:
     async def wait_connected(self) -> None:
         """Return at once (a checkpoint): the memory broker is always connected."""
         await trio.lowlevel.checkpoint()
+
+    @property
+    def connected(self) -> None:
+        """None: there is no connection behind ``memory://``."""
+        return None
+
+    async def health_checks(self) -> dict[str, HealthCheck]:
+        """``connection``: up while the broker is open."""
+        await trio.lowlevel.checkpoint()
+        if self._closed:
+            return {"connection": HealthCheck.down(broker="memory", reason="closed")}
+        return {"connection": HealthCheck.up(broker="memory")}
+
+    def command_connection(self) -> None:
+        """None: stores keep their state in this process."""
+        return None
+
+    @property
+    def shared_state_key(self) -> object:
+        """The shared server's name for ``memory://NAME``, else this broker."""
+        return self._server.name if self._server.name is not None else self
 
     def connection(self) -> NoReturn:
         """There is no Redis connection behind ``memory://``.

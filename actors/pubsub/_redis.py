@@ -10,13 +10,15 @@ import attrs
 import trio
 
 from actors.pubsub._connection_actor import ConnectionOptions, run_connection
+from actors.pubsub._redis_health import connection_check, server_check
 from actors.redis import HubObserver, Kind, PubSubHub, RedisSettings
 from actors.supervision import ChildSpec, Restart, SupervisorSpec, open_supervisor
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
     from actors._errors import RedisConfigurationError
+    from actors.observability import HealthCheck
     from actors.redis import MessageSink, PubSubStatistics, RedisConnection
     from actors.runtime import ActorRef, ActorSystem
     from actors.supervision import Supervisor
@@ -121,6 +123,25 @@ class RedisPubSub:
         with trio.move_on_after(self.options.reconnect_wait):
             await self.hub.wait_connected()
         return self.hub.connection()
+
+    @property
+    def connected(self) -> bool:
+        """Whether a connection is attached with every subscription replayed."""
+        return self.hub.connected
+
+    async def health_checks(self) -> dict[str, HealthCheck]:
+        """``connection`` (state, liveness, the cause when down) and ``server`` (its view of
+        our subscriptions)."""
+        return {"connection": connection_check(self), "server": await server_check(self)}
+
+    def command_connection(self) -> Callable[[], Awaitable[RedisConnection]]:
+        """``ready_connection``: stores keep their state in this Redis."""
+        return self.ready_connection
+
+    @property
+    def shared_state_key(self) -> object:
+        """This broker: its state is in Redis, shared with every process already."""
+        return self
 
     async def wait_connected(self) -> None:
         """Wait until connected with every subscription replayed; unbounded (an outage lasts

@@ -21,7 +21,7 @@ channel.
 
 Ours: the path users take, ``open_pubsub(system, url)`` with the default settings (reconnect
 backoff 100 ms, x2, at most 5 s, +-20 % jitter, starting over from 100 ms once a connection is
-healthy; restart intensity 10 within 5 s), typed messages (``Stamped``, a registered
+healthy; restart intensity 10 within 1 s), typed messages (``Stamped``, a registered
 ``Message`` carrying the publisher's ``time.monotonic_ns()``) and one
 ``pubsub.subscribe(channel, handler)`` per channel (one subscription actor each). Per outage,
 the connection actor's restarts (``RedisPubSub.statistics().connection_restarts`` through
@@ -37,7 +37,7 @@ run with the same garbage collector setting (``--gc-threshold``, default Python'
 
 The top-level ``ours`` and ``peer`` are the worst recovery over all outages of both scenarios
 (seconds, lower is better); ``ratio`` is peer / ours. ``ours_*_peak_restarts`` is the most
-connection restarts that fell within one restart-intensity window (``within``, 5 s): the
+connection restarts that fell within one restart-intensity window (``within``, 1 s by default): the
 connection's supervisor gives up for good above ``max_restarts`` (10).
 
 ``--restart-after MS`` waits MS milliseconds between the kill and the restart (default 0: at

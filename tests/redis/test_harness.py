@@ -15,17 +15,16 @@ import attrs
 import pytest
 import trio
 from _proxy import BlackHoleProxy
-from _servers import (
-    REQUIRE_ENV,
+from _servers import FakeRedisTcpServer, encode_command
+
+from actors.testing import (
     AclRedisServer,
-    FakeRedisTcpServer,
     RedisServer,
     RedisServerFactory,
     TlsRedisServer,
     UnixRedisServer,
-    encode_command,
-    skip_or_fail,
 )
+from actors.testing.pytest_plugin import REQUIRE_REDIS_ENV, skip_or_fail
 
 PING = b"*1\r\n$4\r\nPING\r\n"
 PONG = b"+PONG\r\n"
@@ -386,10 +385,10 @@ async def test_any_redis_server_answers_ping(
 
 
 def test_missing_redis_skips_unless_required(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(REQUIRE_ENV, raising=False)
+    monkeypatch.delenv(REQUIRE_REDIS_ENV, raising=False)
     with pytest.raises(pytest.skip.Exception, match="no redis-server"):
         skip_or_fail("no redis-server")
-    monkeypatch.setenv(REQUIRE_ENV, "1")
+    monkeypatch.setenv(REQUIRE_REDIS_ENV, "1")
     with pytest.raises(pytest.fail.Exception, match="no redis-server"):
         skip_or_fail("no redis-server")
 

@@ -86,9 +86,12 @@ class Inbox:
         self._changed = trio.Event()
 
     async def __call__(self, item: Any) -> None:
-        """Record ``item``: the inbox as an async handler. A checkpoint, after the recording."""
+        """Record ``item``: the inbox as an async handler.
+
+        Deliberately not a checkpoint: the caller finishes its own bookkeeping (counting the
+        message as handled, say) before a waiter wakes up and looks at it.
+        """
         self.add(item)
-        await trio.lowlevel.checkpoint()
 
     async def wait_until(
         self,

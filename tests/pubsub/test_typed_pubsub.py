@@ -13,7 +13,6 @@ import attrs
 import orjson
 import pytest
 import trio
-from inbox import Inbox
 
 from actors import (
     InvalidChannelNameError,
@@ -36,7 +35,7 @@ from actors.pubsub import (
     subscription,
 )
 from actors.supervision import Backoff
-from actors.testing import RedisServer
+from actors.testing import Inbox, RedisServer
 
 TIMEOUT = 10.0
 FAST = Backoff(initial=0.01, multiplier=2.0, maximum=0.05, jitter=0.0, reset_after=0.0)

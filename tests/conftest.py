@@ -23,7 +23,8 @@ from kotlin_peer import KotlinPeer, require_kotlin_peer
 
 from actors import ActorSystem
 
-pytest_plugins = ["actors.testing.pytest_plugin"]
+# pytester runs the plugin in projects of its own (tests/testing/test_plugin.py).
+pytest_plugins = ["actors.testing.pytest_plugin", "pytester"]
 
 
 @pytest.fixture

@@ -64,7 +64,9 @@ async def wait_until(
                     return
             await trio.sleep(interval)
     description = what or getattr(condition, "__qualname__", repr(condition))
-    raise trio.TooSlowError(f"{description} did not hold within {timeout} s") from last_error
+    raise trio.TooSlowError(
+        f"timed out after {timeout} s waiting for {description}"
+    ) from last_error
 
 
 class Inbox:
@@ -120,7 +122,7 @@ class Inbox:
             return self.items
         description = what or getattr(condition, "__qualname__", repr(condition))
         raise trio.TooSlowError(
-            f"{description} did not hold within {timeout} s; received: {self.items!r}"
+            f"timed out after {timeout} s waiting for {description}; received: {self.items!r}"
         )
 
     async def wait_for(

@@ -20,9 +20,11 @@ from _servers import FakeRedisTcpServer, encode_command
 from actors.testing import (
     AclRedisServer,
     RedisServer,
+    RedisServerError,
     RedisServerFactory,
     TlsRedisServer,
     UnixRedisServer,
+    missing_tooling,
 )
 from actors.testing.pytest_plugin import REQUIRE_REDIS_ENV, skip_or_fail
 
@@ -406,3 +408,22 @@ def test_graceful_stop_and_restart_of_a_running_server(tmp_path: Path) -> None:
         server.stop(graceful=True)
     assert not server.running
     assert "ready to exit" in server.log()
+
+
+def test_without_redis_server_a_start_raises_and_the_factory_asks_its_hook_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outside pytest a missing redis-server is an error; the plugin's hook makes it a skip."""
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    assert "redis-server is not on PATH" in (missing_tooling() or "")
+    with pytest.raises(RedisServerError, match="redis-server is not on PATH"):
+        RedisServer(tmp_path / "alone").start()
+    with pytest.raises(RedisServerError, match="redis-server is not on PATH"):
+        RedisServerFactory(tmp_path / "plain")()
+    reasons: list[str] = []
+    factory = RedisServerFactory(tmp_path / "hooked", on_missing=reasons.append)
+    with pytest.raises(RedisServerError):
+        factory.tls_files  # noqa: B018 - the property generates them
+    assert len(reasons) == 1
+    assert "redis-server is not on PATH" in reasons[0]
+    assert factory.servers == []

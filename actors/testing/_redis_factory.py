@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Self, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from actors.testing._redis_server import (
     AclRedisServer,
@@ -17,7 +17,6 @@ from actors.testing._tls import generate_tls_files
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from pathlib import Path
-    from types import TracebackType
 
     from actors.testing._tls import TlsFiles
 
@@ -33,7 +32,7 @@ class RedisServerFactory:
     ``tls()`` and ``acl()`` return the other variants (``start=False``: not started yet). Each
     server gets its own directory under ``base``; the TLS servers share one set of certificates.
     The plugin's ``redis_server_factory`` fixture gives each test one, stopped at its teardown;
-    elsewhere, use it as a context manager or call ``stop_all()``.
+    elsewhere, call ``stop_all()`` in a ``finally:`` block.
 
     Args:
         base: The directory under which the servers work.
@@ -135,14 +134,3 @@ class RedisServerFactory:
                 errors.append(error)
         if errors:
             raise ExceptionGroup("stopping redis-server processes failed", errors)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop_all()

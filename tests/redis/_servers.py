@@ -8,7 +8,6 @@ RESP encoder, so that the harness's own tests check the servers without any Redi
 from __future__ import annotations
 
 import threading
-from types import TracebackType
 from typing import ClassVar, Self
 
 import fakeredis
@@ -37,25 +36,15 @@ class FakeRedisTcpServer:
 
     def __init__(self) -> None:
         self._server = fakeredis.TcpFakeServer((HOST, 0))
-        self._port: int = self._server.server_address[1]
+        self.host = HOST
+        self.port: int = self._server.server_address[1]
+        self.url = f"redis://{HOST}:{self.port}"
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},
-            name=f"fakeredis-tcp-{self._port}",
+            name=f"fakeredis-tcp-{self.port}",
             daemon=True,
         )
-
-    @property
-    def host(self) -> str:
-        return HOST
-
-    @property
-    def port(self) -> int:
-        return self._port
-
-    @property
-    def url(self) -> str:
-        return f"redis://{HOST}:{self._port}"
 
     def start(self) -> Self:
         self._thread.start()
@@ -67,14 +56,3 @@ class FakeRedisTcpServer:
             self._server.shutdown()
             self._thread.join()
         self._server.server_close()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()

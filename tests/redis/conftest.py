@@ -29,20 +29,21 @@ async def black_hole_proxy(redis_server: RedisServer, nursery: trio.Nursery) -> 
 @pytest.fixture
 def fakeredis_server() -> Iterator[FakeRedisTcpServer]:
     """fakeredis's TCP server in a thread on a free port: use RESP2 mode with it."""
-    with FakeRedisTcpServer() as server:
+    server = FakeRedisTcpServer().start()
+    try:
         yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture
-def any_redis_server(request: pytest.FixtureRequest) -> Iterator[RedisServer | FakeRedisTcpServer]:
+def any_redis_server(request: pytest.FixtureRequest) -> RedisServer | FakeRedisTcpServer:
     """A real private server when redis-server is installed, else fakeredis's TCP server.
 
     For functional tests that must run everywhere; with ``ACTORS_REQUIRE_REDIS=1`` and no
     redis-server, the test fails instead of falling back.
     """
-    if missing_tooling() is not None and not redis_required():
-        with FakeRedisTcpServer() as fake:
-            yield fake
-        return
-    server: RedisServer = request.getfixturevalue("redis_server")
-    yield server
+    fall_back = missing_tooling() is not None and not redis_required()
+    server: RedisServer | FakeRedisTcpServer
+    server = request.getfixturevalue("fakeredis_server" if fall_back else "redis_server")
+    return server

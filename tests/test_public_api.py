@@ -129,7 +129,7 @@ PUBLIC_OBJECTS = [
 
 
 def test_the_plugin_is_registered_once(pytestconfig: pytest.Config) -> None:
-    """The entry point registers the plugin; ``pytest_plugins`` in conftest.py adds no twin."""
+    """The entry point and ``pytest_plugins`` in conftest.py both name it: it is there once."""
     plugin = importlib.import_module(PLUGIN)
     assert pytestconfig.pluginmanager.get_plugin(PLUGIN) is plugin
     registered = pytestconfig.pluginmanager.list_name_plugin()

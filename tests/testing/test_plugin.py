@@ -89,6 +89,15 @@ def test_without_redis_server_the_test_is_skipped_or_under_the_variable_failed(
     result.stdout.fnmatch_lines(["*redis-server is not on PATH*turns this skip into a failure*"])
 
 
+def test_the_entry_point_imports_nothing_of_actors() -> None:
+    """pytest loads it before coverage starts: ``actors`` is imported later, and measured."""
+    code = (
+        "import sys, _actors_pytest_plugin; "
+        "assert not [m for m in sys.modules if m.split('.')[0] == 'actors'], sorted(sys.modules)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
 def test_the_kit_imports_without_pytest() -> None:
     """``import actors.testing`` (servers, in-memory Redis, waits) works where pytest is absent."""
     code = "import sys; sys.modules['pytest'] = None; import actors.testing"

@@ -1,8 +1,9 @@
 """The pytest plugin of ``actors.testing``: fixtures for private Redis servers and actor systems.
 
 Installed with ``pip install actors[testing]``, it is registered through the ``pytest11`` entry
-point, so its fixtures are there in every test without a ``conftest.py`` line. The async fixtures
-need pytest-trio (``trio_mode = true``, or ``@pytest.mark.trio`` on each test).
+point (``_actors_pytest_plugin``, which registers this module once pytest is configured), so its
+fixtures are there in every test without a ``conftest.py`` line. The async fixtures need
+pytest-trio (``trio_mode = true``, or ``@pytest.mark.trio`` on each test).
 
 Skip policy: a test that uses a real-server fixture (or is marked ``@pytest.mark.redis``) is marked
 ``redis`` and skipped with the reason when ``redis-server`` (or, for TLS, ``openssl`` or a

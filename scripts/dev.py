@@ -31,8 +31,9 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
 STAMP = VENV / ".installed-from"
-LINT_TARGETS = ["actors", "tests", "examples", "benchmarks", "scripts"]
-TYPE_TARGETS = ["actors", "tests", "examples"]
+PLUGIN_ENTRY = "_actors_pytest_plugin.py"  # the test kit's pytest11 entry point, beside actors/
+LINT_TARGETS = ["actors", PLUGIN_ENTRY, "tests", "examples", "benchmarks", "scripts"]
+TYPE_TARGETS = ["actors", PLUGIN_ENTRY, "tests", "examples"]
 SHUTDOWN_GRACE: Final = 10.0  # seconds the server gets to stop after a signal before it is killed
 
 

@@ -1,10 +1,14 @@
-"""Shared fixtures: an actor system per test, and private redis-servers for any test folder."""
+"""The project's own fixtures; the shared ones come from the plugin of ``actors.testing``.
+
+The plugin (private redis-servers, ``actor_system``, ``memory_redis``, the ``redis`` marker and
+its skip-or-fail policy) is registered by the ``pytest11`` entry point of the editable install
+that ``scripts/dev.py`` makes; ``pytest_plugins`` below loads it too when the checkout is only on
+the path, and pytest does not load it twice.
+"""
 
 from __future__ import annotations
 
-import random
 import sys
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,31 +19,18 @@ sys.path.insert(0, str(Path(__file__).parent / "helpers"))
 sys.path.insert(0, str(Path(__file__).parent / "kotlin"))
 sys.path.insert(0, str(Path(__file__).parent.parent / "scripts"))  # dev.py, for its tests
 sys.path.insert(0, str(Path(__file__).parent.parent / "examples"))  # mirrors some tests use
-from _servers import RedisServer, running_redis_server
 from kotlin_peer import KotlinPeer, require_kotlin_peer
 
-from actors import ActorSystem, open_actor_system
+from actors import ActorSystem
+
+# pytester runs the plugin in projects of its own (tests/testing/test_plugin.py).
+pytest_plugins = ["actors.testing.pytest_plugin", "pytester"]
 
 
 @pytest.fixture
-async def system() -> AsyncIterator[ActorSystem]:
-    """An actor system with a seeded random source, closed in order after the test."""
-    async with open_actor_system(random=random.Random(1234)) as actor_system:
-        yield actor_system
-
-
-@pytest.fixture(scope="module")
-def module_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A private redis-server shared by one test module (skips without redis-server)."""
-    with running_redis_server(tmp_path_factory.mktemp("redis")) as server:
-        yield server.url
-
-
-@pytest.fixture
-def fresh_redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    """A private redis-server for one test, which the test may kill and restart."""
-    with running_redis_server(tmp_path / "redis-server") as server:
-        yield server
+def system(actor_system: ActorSystem) -> ActorSystem:
+    """The plugin's ``actor_system``, under the short name the project's tests use."""
+    return actor_system
 
 
 @pytest.fixture(scope="session")

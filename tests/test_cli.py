@@ -22,10 +22,11 @@ from typing import Final
 
 import dev
 import pytest
-from _servers import RedisServer, free_port, require_redis_server
 from line_reader import LineReader
 
 from actors.cli import build_parser, main
+from actors.testing import RedisServer, free_port
+from actors.testing.pytest_plugin import require_redis_server
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 DEMO: Final = [sys.executable, "-m", "actors", "demo"]

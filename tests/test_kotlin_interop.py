@@ -13,20 +13,20 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 
 import trio
-from _servers import RedisServer
 from kotlin_interop import AS_KOTLIN_TYPE, KOTLIN, SAMPLES
 from kotlin_peer import KotlinPeer
 
 from actors import ActorSystem
 from actors.pubsub import PubSubSettings, open_pubsub
+from actors.testing import RedisServer
 
 TIMEOUT = 30.0
 
 
 async def test_every_guide_message_from_kotlin_decodes_into_equal_objects(
-    system: ActorSystem, kotlin_peer: KotlinPeer, fresh_redis_server: RedisServer
+    system: ActorSystem, kotlin_peer: KotlinPeer, redis_server: RedisServer
 ) -> None:
-    url = fresh_redis_server.url
+    url = redis_server.url
     received: dict[str, list[object]] = defaultdict(list)
     all_in = trio.Event()
 
@@ -59,11 +59,11 @@ async def test_every_guide_message_from_kotlin_decodes_into_equal_objects(
 
 
 async def test_every_guide_message_from_python_is_taken_by_kotlinx_as_its_own(
-    system: ActorSystem, kotlin_peer: KotlinPeer, fresh_redis_server: RedisServer
+    system: ActorSystem, kotlin_peer: KotlinPeer, redis_server: RedisServer
 ) -> None:
     """kotlinx decodes each payload and writes it again exactly as it writes its own value:
     it decoded an equal value, and refused nothing (its default Json refuses unknown keys)."""
-    url = fresh_redis_server.url
+    url = redis_server.url
     with trio.fail_after(TIMEOUT):
         own = [line for line in await kotlin_peer.publish(url, "kotlin-own") if line.json]
         async with (

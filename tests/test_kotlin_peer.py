@@ -14,11 +14,11 @@ import re
 
 import pytest
 import trio
-from _servers import RedisServer
 from kotlin_peer import KINDS, KotlinPeer, PeerLine
 from push_collector import PushCollector
 
 from actors.redis import open_redis_connection
+from actors.testing import RedisServer
 
 TIMEOUT = 30.0
 
@@ -276,15 +276,15 @@ REFUSED = [
 
 
 async def test_kotlinx_publishes_the_guide_messages_byte_for_byte_as_recorded(
-    kotlin_peer: KotlinPeer, fresh_redis_server: RedisServer
+    kotlin_peer: KotlinPeer, redis_server: RedisServer
 ) -> None:
     pushes = PushCollector()
     channels = [kotlin_peer.channel("from-kotlin", kind) for kind in KINDS]
     with trio.fail_after(TIMEOUT):
-        async with open_redis_connection(fresh_redis_server.url, push_handler=pushes) as redis:
+        async with open_redis_connection(redis_server.url, push_handler=pushes) as redis:
             redis.send_subscription_command("SUBSCRIBE", *channels)
             await pushes.wait_for(len(channels))
-            lines = await kotlin_peer.publish(fresh_redis_server.url, "from-kotlin")
+            lines = await kotlin_peer.publish(redis_server.url, "from-kotlin")
             published = [line for line in lines if line.json is not None]
             frames = await pushes.wait_for(len(channels) + len(published))
     assert lines == PUBLISHED
@@ -318,15 +318,15 @@ def test_kotlinx_keys_are_camel_case_with_a_discriminator_only_through_a_sealed_
 
 
 async def test_kotlinx_default_json_takes_and_refuses_hand_written_payloads_as_recorded(
-    kotlin_peer: KotlinPeer, fresh_redis_server: RedisServer
+    kotlin_peer: KotlinPeer, redis_server: RedisServer
 ) -> None:
     cases = [(kind, payload, expected, None) for kind, payload, expected in ACCEPTED] + [
         (kind, payload, None, error) for kind, payload, error in REFUSED
     ]
     with trio.fail_after(TIMEOUT):
         async with (
-            open_redis_connection(fresh_redis_server.url) as redis,
-            kotlin_peer.receiving(fresh_redis_server.url, "to-kotlin", len(cases)) as receiver,
+            open_redis_connection(redis_server.url) as redis,
+            kotlin_peer.receiving(redis_server.url, "to-kotlin", len(cases)) as receiver,
         ):
             for kind, payload, _, _ in cases:
                 channel = kotlin_peer.channel("to-kotlin", kind)

@@ -69,8 +69,9 @@ CHAT_MAY_IMPORT = PRESENCE_MAY_IMPORT
 NOTIFICATIONS_MAY_IMPORT = PRESENCE_MAY_IMPORT
 """Notifications sit beside chat and presence: the same layers below, neither of them."""
 
-TESTING_MAY_IMPORT = ("actors._errors", "actors.redis", "actors.pubsub")
-"""The test helpers drive the Redis client (and use the Pub/Sub layer's Redis glob matcher)."""
+TESTING_MAY_IMPORT = ("actors._errors", "actors.redis", "actors.pubsub", "actors.runtime")
+"""The test kit drives the Redis client (and uses the Pub/Sub layer's Redis glob matcher); its
+pytest plugin opens actor systems."""
 
 RULES = (
     Rule(layer="actors.runtime", forbidden=("actors.supervision", *ABOVE_SUPERVISION)),

@@ -7,7 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from _servers import free_port
+
+from actors.testing import free_port
 
 TIMEOUT = 30.0
 

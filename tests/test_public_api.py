@@ -25,6 +25,21 @@ ERRORS = "actors._errors"
 HELPER_PACKAGES = ["actors.testing"]
 """Public packages that ``actors`` does not re-export, as ``trio`` does not re-export
 ``trio.testing``: checked on their own (importable, complete, documented)."""
+PLUGIN = "actors.testing.pytest_plugin"
+"""The pytest plugin: its ``__all__`` is the skip-or-fail policy; pytest finds its fixtures."""
+PLUGIN_FIXTURES = [
+    "redis_server_factory",
+    "redis_server",
+    "module_redis_server",
+    "module_redis_url",
+    "unix_redis_server",
+    "tls_files",
+    "tls_redis_server",
+    "tls_client_auth_redis_server",
+    "acl_redis_server",
+    "actor_system",
+    "memory_redis",
+]
 
 
 def public_names(module: types.ModuleType) -> list[str]:
@@ -36,7 +51,7 @@ def documented(value: object) -> bool:
     return bool(inspect.getdoc(value))
 
 
-@pytest.mark.parametrize("package", [*PACKAGES, *HELPER_PACKAGES, ERRORS])
+@pytest.mark.parametrize("package", [*PACKAGES, *HELPER_PACKAGES, PLUGIN, ERRORS])
 def test_all_names_are_importable_and_unique(package: str) -> None:
     module = importlib.import_module(package)
     names = public_names(module)
@@ -107,10 +122,24 @@ PUBLIC_OBJECTS = [
     pytest.param(
         f"{module.__name__}.{name}", value, id=f"{module.__name__}.{name}"[len("actors.") :]
     )
-    for module in map(importlib.import_module, ["actors", *HELPER_PACKAGES])
+    for module in map(importlib.import_module, ["actors", *HELPER_PACKAGES, PLUGIN])
     for name in public_names(module)
     if inspect.isclass(value := getattr(module, name)) or inspect.isfunction(value)
 ]
+
+
+def test_the_plugin_is_registered_once(pytestconfig: pytest.Config) -> None:
+    """The entry point and ``pytest_plugins`` in conftest.py both name it: it is there once."""
+    plugin = importlib.import_module(PLUGIN)
+    assert pytestconfig.pluginmanager.get_plugin(PLUGIN) is plugin
+    registered = pytestconfig.pluginmanager.list_name_plugin()
+    assert [name for name, value in registered if value is plugin] == [PLUGIN]
+
+
+@pytest.mark.parametrize("name", PLUGIN_FIXTURES)
+def test_plugin_fixtures_are_documented(name: str) -> None:
+    fixture = getattr(importlib.import_module(PLUGIN), name)
+    assert documented(fixture), f"the fixture {name} has no docstring"
 
 
 def test_helper_packages_are_not_re_exported() -> None:

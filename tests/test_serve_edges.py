@@ -26,10 +26,11 @@ from typing import Final
 
 import attrs
 import pytest
-from _servers import RedisServer, free_port, require_redis_server
 from line_reader import LineReader
 
 from actors.cli import EXIT_INTERRUPTED
+from actors.testing import RedisServer, free_port
+from actors.testing.pytest_plugin import require_redis_server
 
 pytestmark = pytest.mark.skipif(
     sys.platform == "win32", reason="sends SIGINT and SIGTERM to a child process"

@@ -16,6 +16,8 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from server_process import server_process  # tests/gateway, on the path from the root conftest
 
+from actors.testing import free_port
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGUMENTS = [
     "--no-sandbox",
@@ -116,8 +118,6 @@ def test_two_people_chat_see_each_other_and_typing_then_one_leaves(browser: Brow
 
 
 def test_the_page_reconnects_and_rejoins_by_itself(browser: Browser) -> None:
-    from _servers import free_port  # tests/redis, on the path from the root conftest
-
     port = str(free_port())
     with server_process("memory://", "--port", port, *FAST_PRESENCE) as first:
         ada = _sign_in(browser, first.url, "ada")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import pytest
 import trio
 import trio.testing
-from _servers import RedisServer
 
 from actors import ActorSystem
 from actors.chat import (
@@ -19,6 +18,7 @@ from actors.chat import (
     open_chat_service,
 )
 from actors.pubsub import RedisPubSub, open_pubsub
+from actors.testing import RedisServer
 
 FAST = RateLimit(rate=1000.0, burst=1000)
 
@@ -79,11 +79,11 @@ async def test_messages_reach_a_subscriber_on_another_connection(
 
 
 async def test_a_message_sent_while_redis_is_down_waits_for_the_reconnect(
-    system: ActorSystem, fresh_redis_server: RedisServer
+    system: ActorSystem, redis_server: RedisServer
 ) -> None:
-    fresh_redis_server.kill()
+    redis_server.kill()
     async with (
-        open_pubsub(system, fresh_redis_server.url) as pubsub,
+        open_pubsub(system, redis_server.url) as pubsub,
         open_chat_service(system, pubsub, rate=FAST) as chat,
         trio.open_nursery() as nursery,
     ):
@@ -97,7 +97,7 @@ async def test_a_message_sent_while_redis_is_down_waits_for_the_reconnect(
         nursery.start_soon(send)
         await trio.testing.wait_all_tasks_blocked()
         assert sent == []  # waiting for a connection, not refused
-        await trio.to_thread.run_sync(fresh_redis_server.start)
+        await trio.to_thread.run_sync(redis_server.start)
         with trio.fail_after(15):
             await done.wait()
         assert [m.text for m in await chat.history("late")] == ["sent before Redis was up"]

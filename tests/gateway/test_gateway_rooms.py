@@ -5,11 +5,11 @@ from __future__ import annotations
 import attrs
 import pytest
 import trio
-from _servers import RedisServer
 from gateway_helpers import connected, post_json, running_gateway
 
 from actors import ActorSystem, message_type
 from actors.notifications import LiveUpdate, publish_update
+from actors.testing import RedisServer
 
 
 async def test_two_users_chat_in_a_room(system: ActorSystem) -> None:
@@ -214,10 +214,10 @@ async def test_a_user_with_two_tabs_stays_online_until_the_last_closes(
 
 
 async def test_sessions_survive_a_redis_restart_and_get_the_state_again(
-    system: ActorSystem, fresh_redis_server: RedisServer
+    system: ActorSystem, redis_server: RedisServer
 ) -> None:
     async with (
-        running_gateway(system, url=fresh_redis_server.url) as server,
+        running_gateway(system, url=redis_server.url) as server,
         connected(server, "ada") as ada,
         connected(server, "bob") as bob,
     ):
@@ -225,7 +225,7 @@ async def test_sessions_survive_a_redis_restart_and_get_the_state_again(
             await client.send(type="join", room="r5")
             await client.expect("joined", room="r5")
         await ada.expect_presence("r5", joined="bob")  # what ada was told before the restart
-        await trio.to_thread.run_sync(fresh_redis_server.restart)
+        await trio.to_thread.run_sync(redis_server.restart)
         await bob.send(type="say", room="r5", text="still here?", ref="after")
         reply = await bob.expect_any(("ack", "error"))
         while reply["type"] == "error":  # "unavailable" until the command connection is back

@@ -6,7 +6,6 @@ import attrs
 import pytest
 import trio
 import trio.testing
-from inbox import Inbox
 
 from actors import ActorsError, ActorSystem, InvalidChannelNameError, message_type
 from actors.notifications import (
@@ -25,6 +24,7 @@ from actors.notifications import (
 )
 from actors.observability import PubSubMetrics
 from actors.pubsub import DeadLetter, ErrorPolicy, PubSubSettings, open_pubsub
+from actors.testing import Inbox
 
 
 @message_type("test.notifications.memory.score")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import attrs
 import pytest
-from inbox import Inbox
 
 from actors import ActorSystem, InvalidChannelNameError, message_type
 from actors.notifications import (
@@ -20,6 +19,7 @@ from actors.notifications import (
     publish_update,
 )
 from actors.pubsub import DeadLetter, ErrorPolicy, PubSubSettings, RedisPubSub, open_pubsub
+from actors.testing import Inbox
 
 
 @message_type("test.notifications.redis.deploy")

@@ -15,7 +15,6 @@ from contextlib import asynccontextmanager
 
 import pytest
 import trio
-from _servers import RedisServer
 
 from actors import ActorSystem
 from actors.pubsub import (
@@ -28,6 +27,7 @@ from actors.pubsub import (
     open_broker,
 )
 from actors.redis import Kind, RedisMessage, SubscriptionEvent
+from actors.testing import RedisServer
 
 TIMEOUT = 20.0
 OPTIONS = ConnectionOptions(ack_timeout=10.0)
@@ -37,9 +37,9 @@ _names = itertools.count(1)
 
 
 @pytest.fixture
-def redis_url(fresh_redis_server: RedisServer) -> str:
+def redis_url(redis_server: RedisServer) -> str:
     """A private redis-server for one test (skipped when redis-server is not installed)."""
-    return fresh_redis_server.url
+    return redis_server.url
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -13,12 +13,13 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-from _servers import RedisServer, encode_command, running_redis_server
+from _servers import encode_command
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from actors.pubsub import compile_glob, glob_match
 from actors.redis import Frame, RespParser
+from actors.testing import RedisServer
 
 # (pattern, subject, Redis's answer)
 CASES: list[tuple[bytes, bytes, bool]] = [
@@ -169,13 +170,12 @@ class ChannelsOracle:
 
 
 @pytest.fixture(scope="module")
-def oracle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChannelsOracle]:
-    with running_redis_server(tmp_path_factory.mktemp("glob-redis")) as server:
-        client = ChannelsOracle(server)
-        try:
-            yield client
-        finally:
-            client.close()
+def oracle(module_redis_server: RedisServer) -> Iterator[ChannelsOracle]:
+    client = ChannelsOracle(module_redis_server)
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 SMALL_CASES = [case for case in CASES if len(case[0]) < 100 and case[1]]

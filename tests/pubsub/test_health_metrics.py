@@ -8,7 +8,6 @@ import attrs
 import pytest
 import trio
 import trio.testing
-from _servers import RedisServer
 from prometheus_client import generate_latest
 
 from actors import (
@@ -21,6 +20,7 @@ from actors import (
     serve_observability,
 )
 from actors.pubsub import ConnectionOptions, PubSubSettings, RedisPubSub, open_pubsub
+from actors.testing import RedisServer
 
 TIMEOUT = 10.0
 
@@ -32,8 +32,8 @@ class Ping(Message):
 
 
 @pytest.fixture
-def server(fresh_redis_server: RedisServer) -> RedisServer:
-    return fresh_redis_server
+def server(redis_server: RedisServer) -> RedisServer:
+    return redis_server
 
 
 async def test_health_is_up_with_connection_server_and_subscription_details(

@@ -11,11 +11,12 @@ import attrs
 import orjson
 import pytest
 import trio
-from _servers import RedisServer, require_redis_server
 
 from actors import MailboxConfig, Message, Overflow, message_type, open_actor_system
 from actors.pubsub import DeadLetter, ErrorPolicy, open_pubsub
 from actors.redis import open_redis_connection
+from actors.testing import RedisServer
+from actors.testing.pytest_plugin import require_redis_server
 
 HOSTILE = 100_000
 VALID_EVERY = 10  # one valid message after every ten hostile ones

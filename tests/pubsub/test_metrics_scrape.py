@@ -14,7 +14,6 @@ from contextlib import asynccontextmanager
 import attrs
 import pytest
 import trio
-from _servers import RedisServer
 from prometheus_client.parser import text_string_to_metric_families
 
 from actors import ActorSystem, MailboxConfig, Message, Overflow, message_type
@@ -26,6 +25,7 @@ from actors.observability import (
 )
 from actors.pubsub import ErrorAction, ErrorPolicy, PubSub, RetryPolicy, open_pubsub
 from actors.runtime import open_actor_system
+from actors.testing import RedisServer
 
 TIMEOUT = 20.0
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -107,7 +107,7 @@ async def scraped(url: str) -> AsyncIterator[Scraped]:
     ],
 )
 async def test_mailbox_overflow_drops_are_counted_by_policy_as_they_happen(
-    fresh_redis_server: RedisServer, overflow: Overflow, reason: str
+    redis_server: RedisServer, overflow: Overflow, reason: str
 ) -> None:
     release = trio.Event()
 
@@ -116,7 +116,7 @@ async def test_mailbox_overflow_drops_are_counted_by_policy_as_they_happen(
 
     mailbox = MailboxConfig(capacity=2, overflow=overflow, batch_size=1)
     with trio.fail_after(TIMEOUT):
-        async with scraped(fresh_redis_server.url) as site:
+        async with scraped(redis_server.url) as site:
             handle = await site.pubsub.subscribe("slow", stuck, mailbox=mailbox)
             for number in range(20):
                 await site.pubsub.publish("slow", Tick(number=number))
@@ -168,7 +168,7 @@ async def test_mailbox_overflow_drops_are_counted_by_policy_as_they_happen(
 
 
 async def test_subscription_restarts_are_counted_when_they_happen(
-    fresh_redis_server: RedisServer,
+    redis_server: RedisServer,
 ) -> None:
     escalate = ErrorPolicy(retry=RetryPolicy(max_attempts=1), exhausted=ErrorAction.ESCALATE)
 
@@ -176,7 +176,7 @@ async def test_subscription_restarts_are_counted_when_they_happen(
         raise RuntimeError(f"cannot take tick {message.number}")
 
     with trio.fail_after(TIMEOUT):
-        async with scraped(fresh_redis_server.url) as site:
+        async with scraped(redis_server.url) as site:
             handle = await site.pubsub.subscribe("crashy", crash, error_policy=escalate)
             for number in range(3):
                 await site.pubsub.publish("crashy", Tick(number=number))
@@ -199,22 +199,22 @@ async def test_subscription_restarts_are_counted_when_they_happen(
 
 
 async def test_a_lost_connection_moves_connected_losses_gaps_and_reconnects(
-    fresh_redis_server: RedisServer,
+    redis_server: RedisServer,
 ) -> None:
     with trio.fail_after(TIMEOUT):
-        async with scraped(fresh_redis_server.url) as site:
+        async with scraped(redis_server.url) as site:
             await site.pubsub.subscribe("news", _ignore)
             samples = await site.samples()
             assert value(samples, "actors_redis_connected") == 1.0
             assert value(samples, "actors_redis_reconnects_total") == 0.0
             assert value(samples, "actors_redis_gap_seconds_count") == 0.0
-            fresh_redis_server.kill()
+            redis_server.kill()
             samples = await site.wait_for(
                 lambda samples: value(samples, "actors_redis_connected") == 0.0
             )
             assert value(samples, "actors_redis_connection_losses_total") == 1.0
             assert value(samples, "actors_redis_gap_seconds_count") == 0.0  # not closed yet
-            await fresh_redis_server.restart_async()
+            await redis_server.restart_async()
             samples = await site.wait_for(
                 lambda samples: value(samples, "actors_redis_connected") == 1.0
             )
@@ -226,12 +226,12 @@ async def test_a_lost_connection_moves_connected_losses_gaps_and_reconnects(
 
 
 async def test_a_health_report_changes_no_figure(
-    system: ActorSystem, fresh_redis_server: RedisServer
+    system: ActorSystem, redis_server: RedisServer
 ) -> None:
     metrics = PubSubMetrics()
     with trio.fail_after(TIMEOUT):
         async with (
-            open_pubsub(system, fresh_redis_server.url, metrics=metrics) as pubsub,
+            open_pubsub(system, redis_server.url, metrics=metrics) as pubsub,
             trio.open_nursery() as nursery,
         ):
             port = await nursery.start(

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 import trio
 import trio.testing
-from _servers import RedisServer
 from pubsub_test_helpers import wait_for
 
 from actors import GLOB_CHARACTERS, ActorContext, ActorSystem, InvalidChannelNameError
 from actors.pubsub import MailboxSink, PubSub, open_pubsub
 from actors.redis import open_redis_connection
+from actors.testing import RedisServer
 
 TIMEOUT = 20.0
 
@@ -65,9 +65,9 @@ def proved_healthy(pubsub: PubSub) -> Callable[[], Awaitable[bool]]:
 
 
 async def test_a_subscription_whose_actor_is_stopped_is_released(
-    system: ActorSystem, fresh_redis_server: RedisServer
+    system: ActorSystem, redis_server: RedisServer
 ) -> None:
-    url = fresh_redis_server.url
+    url = redis_server.url
     with trio.fail_after(TIMEOUT):
         async with open_pubsub(system, url) as pubsub:
             await wait_for(proved_healthy(pubsub), what="the connection's first probe")
@@ -104,9 +104,9 @@ async def test_a_subscription_is_released_on_the_memory_broker_too(system: Actor
 
 
 async def test_a_raw_sink_of_a_stopped_actor_is_removed_at_its_next_message(
-    system: ActorSystem, fresh_redis_server: RedisServer
+    system: ActorSystem, redis_server: RedisServer
 ) -> None:
-    url = fresh_redis_server.url
+    url = redis_server.url
 
     async def reader(context: ActorContext) -> None:
         async for _ in context:

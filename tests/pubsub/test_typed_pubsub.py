@@ -13,8 +13,6 @@ import attrs
 import orjson
 import pytest
 import trio
-from _servers import RedisServer
-from inbox import Inbox
 
 from actors import (
     InvalidChannelNameError,
@@ -37,6 +35,7 @@ from actors.pubsub import (
     subscription,
 )
 from actors.supervision import Backoff
+from actors.testing import Inbox, RedisServer
 
 TIMEOUT = 10.0
 FAST = Backoff(initial=0.01, multiplier=2.0, maximum=0.05, jitter=0.0, reset_after=0.0)
@@ -356,8 +355,8 @@ async def test_dead_letters_go_to_a_capped_redis_list_and_to_a_channel(redis_url
 
 
 @pytest.fixture
-def private_server(fresh_redis_server: RedisServer) -> RedisServer:
-    return fresh_redis_server
+def private_server(redis_server: RedisServer) -> RedisServer:
+    return redis_server
 
 
 RECONNECTING = PubSubSettings(

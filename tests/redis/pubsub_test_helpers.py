@@ -22,6 +22,7 @@ from actors.redis import (
     Resubscribed,
     SubscriptionEvent,
 )
+from actors.testing import wait_until
 
 FAST_BACKOFF = Backoff(initial=0.01, maximum=0.05, jitter=0)
 """Reconnect quickly in tests: 10 ms, doubling, at most 50 ms, no jitter."""
@@ -113,17 +114,9 @@ def mailbox(capacity: float = 100_000) -> MailboxConfig:
 async def wait_for(
     condition: Callable[[], Awaitable[bool]], *, what: str, limit: float = 10.0
 ) -> None:
-    """Poll an async condition (typically a query to a real server) until it holds."""
-    with trio.move_on_after(limit) as scope:
-        while True:
-            try:
-                if await condition():
-                    return
-            except OSError:
-                pass
-            await trio.sleep(POLL)
-    if scope.cancelled_caught:
-        raise AssertionError(f"timed out after {limit} s waiting for {what}")
+    """Poll an async condition (typically a query to a real server) until it holds, every
+    ``POLL`` seconds; a query that fails with ``OSError`` (a server going away) means "not yet"."""
+    await wait_until(condition, timeout=limit, interval=POLL, what=what, retry_on=OSError)
 
 
 def table_channels(pubsub: RedisPubSub) -> list[bytes]:

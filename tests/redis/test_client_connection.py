@@ -10,14 +10,7 @@ from typing import Any, Literal
 import pytest
 import trio
 import trio.testing
-from _servers import (
-    AclRedisServer,
-    FakeRedisTcpServer,
-    RedisServer,
-    TlsRedisServer,
-    UnixRedisServer,
-    free_port,
-)
+from _servers import FakeRedisTcpServer
 from push_collector import PushCollector
 
 from actors._errors import (
@@ -37,6 +30,7 @@ from actors.redis import (
     Script,
     open_redis_connection,
 )
+from actors.testing import AclRedisServer, RedisServer, TlsRedisServer, UnixRedisServer, free_port
 
 TIMEOUT = 10.0  # seconds: guard against hangs in every test
 

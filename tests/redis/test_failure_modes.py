@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import pytest
 import trio
-from _servers import RedisServer, RedisServerFactory
 
 from actors import (
     RedisAuthenticationError,
@@ -29,6 +28,7 @@ from actors.redis import (
     failure_cause,
     open_redis_connection,
 )
+from actors.testing import RedisServer, RedisServerFactory
 
 TIMEOUT = 20.0
 PASSWORD = "right-password"

@@ -15,17 +15,18 @@ import attrs
 import pytest
 import trio
 from _proxy import BlackHoleProxy
-from _servers import (
-    REQUIRE_ENV,
+from _servers import FakeRedisTcpServer, encode_command
+
+from actors.testing import (
     AclRedisServer,
-    FakeRedisTcpServer,
     RedisServer,
+    RedisServerError,
     RedisServerFactory,
     TlsRedisServer,
     UnixRedisServer,
-    encode_command,
-    skip_or_fail,
+    missing_tooling,
 )
+from actors.testing.pytest_plugin import REQUIRE_REDIS_ENV, skip_or_fail
 
 PING = b"*1\r\n$4\r\nPING\r\n"
 PONG = b"+PONG\r\n"
@@ -386,10 +387,10 @@ async def test_any_redis_server_answers_ping(
 
 
 def test_missing_redis_skips_unless_required(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(REQUIRE_ENV, raising=False)
+    monkeypatch.delenv(REQUIRE_REDIS_ENV, raising=False)
     with pytest.raises(pytest.skip.Exception, match="no redis-server"):
         skip_or_fail("no redis-server")
-    monkeypatch.setenv(REQUIRE_ENV, "1")
+    monkeypatch.setenv(REQUIRE_REDIS_ENV, "1")
     with pytest.raises(pytest.fail.Exception, match="no redis-server"):
         skip_or_fail("no redis-server")
 
@@ -407,3 +408,22 @@ def test_graceful_stop_and_restart_of_a_running_server(tmp_path: Path) -> None:
         server.stop(graceful=True)
     assert not server.running
     assert "ready to exit" in server.log()
+
+
+def test_without_redis_server_a_start_raises_and_the_factory_asks_its_hook_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outside pytest a missing redis-server is an error; the plugin's hook makes it a skip."""
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    assert "redis-server is not on PATH" in (missing_tooling() or "")
+    with pytest.raises(RedisServerError, match="redis-server is not on PATH"):
+        RedisServer(tmp_path / "alone").start()
+    with pytest.raises(RedisServerError, match="redis-server is not on PATH"):
+        RedisServerFactory(tmp_path / "plain")()
+    reasons: list[str] = []
+    factory = RedisServerFactory(tmp_path / "hooked", on_missing=reasons.append)
+    with pytest.raises(RedisServerError):
+        factory.tls_files  # noqa: B018 - the property generates them
+    assert len(reasons) == 1
+    assert "redis-server is not on PATH" in reasons[0]
+    assert factory.servers == []

@@ -10,12 +10,12 @@ from __future__ import annotations
 import attrs
 import pytest
 import trio
-from _servers import AclRedisServer
 from pubsub_test_helpers import FAST_BACKOFF, Collector, collector_actor, mailbox, wait_for
 
 from actors import ActorSystem, RedisPermissionError
 from actors.pubsub import ConnectionOptions, MailboxSink, open_redis_pubsub
 from actors.redis import RedisSettings, open_redis_connection
+from actors.testing import AclRedisServer
 
 TIMEOUT = 10.0
 PROMPTLY = 3.0  # seconds: far below the 30 s acknowledgement timeout

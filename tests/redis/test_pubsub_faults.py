@@ -20,7 +20,7 @@ import attrs
 import pytest
 import trio
 from _proxy import BlackHoleProxy
-from _servers import RedisServer, RedisServerFactory, encode_command
+from _servers import encode_command
 from pubsub_test_helpers import (
     FAST_OPTIONS,
     POLL,
@@ -40,6 +40,7 @@ from actors.redis import (
     SubscriptionEvent,
     open_redis_connection,
 )
+from actors.testing import RedisServer, RedisServerFactory
 
 TIMEOUT = 20.0
 CHANNELS = ("f:a", "f:b", "f:c")

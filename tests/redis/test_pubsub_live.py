@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 import trio
-from _servers import FakeRedisTcpServer, RedisServer
+from _servers import FakeRedisTcpServer
 from pubsub_test_helpers import (
     FAST_OPTIONS,
     Collector,
@@ -33,6 +33,7 @@ from actors.redis import (
     SubscriptionEvent,
     open_redis_connection,
 )
+from actors.testing import RedisServer
 
 TIMEOUT = 20.0
 

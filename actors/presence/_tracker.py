@@ -194,6 +194,9 @@ class PresenceTracker:
         """Refresh one connection now (the tracker also does it every ``settings.heartbeat``).
 
         A connection that had expired is added again, and its join published.
+
+        Raises:
+            ValueError: An id is empty, or the connection id contains ``:``.
         """
         check_ids(user_id, connection_id)
         metadata = None if metadata is None else dict(metadata)

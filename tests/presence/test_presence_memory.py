@@ -135,12 +135,18 @@ async def test_a_dead_process_gives_exactly_one_leave_per_user(
 async def test_bad_ids_and_settings_are_refused(system: ActorSystem) -> None:
     with pytest.raises(ValueError, match="heartbeat"):
         PresenceSettings(ttl=1.0, heartbeat=2.0)
+    with pytest.raises(ValueError, match="request_timeout"):
+        PresenceSettings(request_timeout=0.0)
     async with (
         open_pubsub(system, "memory://") as pubsub,
         open_presence_tracker(pubsub, "s") as tracker,
     ):
         with pytest.raises(ValueError, match="':'"):
             await tracker.join("ada", "a:b")
+        with pytest.raises(ValueError, match="empty"):
+            await tracker.heartbeat("", "c1")
+        assert await tracker.online_users() == set()  # refused by the handle: no crash
+        assert tracker.statistics().restarts == 0
 
 
 async def test_watchers_see_users_come_and_go_once(system: ActorSystem) -> None:

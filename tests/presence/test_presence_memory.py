@@ -211,3 +211,27 @@ async def test_a_failing_watcher_does_not_stop_the_tracker(system: ActorSystem) 
         await tracker.join("ada", "c1")
         await tracker.join("bob", "c1")
         assert await tracker.online_users() == {"ada", "bob"}
+
+
+async def test_a_heartbeat_puts_back_a_lost_connection_and_a_sweep_can_be_asked_for(
+    system: ActorSystem, autojump_clock: trio.testing.MockClock
+) -> None:
+    store = MemoryPresenceStore()
+    rare_sweeps = PresenceSettings(ttl=6.0, heartbeat=2.0, sweep_interval=100.0, grace=0.0)
+    async with open_pubsub(system, "memory://") as pubsub:
+        tracker_cm = open_presence_tracker(pubsub, "s", store=store, settings=rare_sweeps)
+        async with tracker_cm as tracker:
+            await tracker.join("ada", "c1", {"device": "phone"})
+            await store.leave("s", "ada", "c1")  # lost, as by a Redis restarted empty
+            await tracker.resync()
+            assert await tracker.online_users() == set()
+            await tracker.heartbeat("ada", "c1", {"device": "laptop"})  # new metadata
+            assert await tracker.connections("ada") == {"c1": {"device": "laptop"}}
+            await store.join("s", "bob", "c9", {}, 0.5)  # another process's, which dies
+            await trio.sleep(1)
+            removals = await tracker.sweep()
+            assert [(r.user_id, r.connection_id, r.user_offline) for r in removals] == [
+                ("bob", "c9", True)
+            ]
+            await tracker.unwatch(print)  # not watching: nothing happens
+            assert (await store.snapshot("s")).members == {("ada", "c1"): {"device": "laptop"}}

@@ -20,7 +20,12 @@ import trio
 import trio.testing
 
 from actors import ActorRef, ActorState, ActorSystem
-from actors._errors import ActorCrashedError, ActorStoppedError
+from actors._errors import (
+    ActorCrashedError,
+    ActorStoppedError,
+    AskTimeoutError,
+    RedisConnectionError,
+)
 from actors.presence import (
     JoinResult,
     MemoryPresenceStore,
@@ -45,8 +50,8 @@ USERS = [f"u{number}" for number in range(6)]
 
 class SabotagedStore:
     """A store whose operations take a little time, so that a kill can land in one, which can
-    be made to crash its caller just after its next join or leave has changed the store, and
-    whose leaves can be held at a gate."""
+    be made to crash its caller just after its next join or leave has changed the store, whose
+    leaves and snapshots can be held at a gate, and which can fail every operation."""
 
     def __init__(self, store: PresenceStore, delay: float) -> None:
         self.store = store
@@ -56,6 +61,18 @@ class SabotagedStore:
         self.crashed = trio.Event()
         self.gate: trio.Event | None = None
         self.at_gate = trio.Event()
+        self.failure: Exception | None = None
+
+    async def _before(self) -> None:
+        await trio.sleep(self.delay)
+        if self.failure is not None:
+            raise self.failure
+
+    async def _at_gate(self) -> None:
+        await self._before()
+        if self.gate is not None:
+            self.at_gate.set()
+            await self.gate.wait()
 
     async def _after_change(self, result: T) -> T:
         await trio.sleep(self.delay)
@@ -69,32 +86,29 @@ class SabotagedStore:
     async def join(
         self, scope: str, user_id: str, connection_id: str, metadata: Metadata, ttl: float
     ) -> JoinResult:
-        await trio.sleep(self.delay)
+        await self._before()
         result = await self.store.join(scope, user_id, connection_id, metadata, ttl)
         return await self._after_change(result)
 
     async def heartbeat(
         self, scope: str, user_id: str, connection_id: str, metadata: Metadata, ttl: float
     ) -> JoinResult:
-        await trio.sleep(self.delay)
+        await self._before()
         return await self.store.heartbeat(scope, user_id, connection_id, metadata, ttl)
 
     async def leave(
         self, scope: str, user_id: str, connection_id: str, grace: float = 0.0
     ) -> Removal | None:
-        await trio.sleep(self.delay)
-        if self.gate is not None:
-            self.at_gate.set()
-            await self.gate.wait()
+        await self._at_gate()
         result = await self.store.leave(scope, user_id, connection_id, grace)
         return await self._after_change(result)
 
     async def expire(self, scope: str) -> list[Removal]:
-        await trio.sleep(self.delay)
+        await self._before()
         return await self.store.expire(scope)
 
     async def snapshot(self, scope: str) -> Snapshot:
-        await trio.sleep(self.delay)
+        await self._at_gate()
         return await self.store.snapshot(scope)
 
 
@@ -310,6 +324,69 @@ async def test_a_kill_during_a_change_waits_for_its_diff(
         assert other.statistics().resyncs == 1
         assert await doomed.online_users() == set()  # answered by the next incarnation
         assert doomed.statistics().restarts == 1
+
+
+async def test_a_request_the_tracker_died_on_fails_and_may_be_sent_again(
+    system: ActorSystem, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A snapshot is no change: a kill cancels it at once, and the asker hears of it."""
+    sabotaged = SabotagedStore(MemoryPresenceStore(), delay=0.0)
+    async with (
+        open_pubsub(system, "memory://") as pubsub,
+        open_presence_tracker(pubsub, "k", store=sabotaged, settings=SETTINGS) as tracker,
+    ):
+        await tracker.join("ada", "c1")
+        sabotaged.gate = trio.Event()
+
+        async def resync() -> None:
+            with pytest.raises(ActorStoppedError, match="while handling Resync"):
+                await tracker.resync()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(resync)
+            await sabotaged.at_gate.wait()
+            await kill(system, tracker)
+            await trio.testing.wait_all_tasks_blocked()
+            sabotaged.gate.set()
+        await tracker.resync()
+        assert await tracker.online_users() == {"ada"}
+        tracker.ref.tell_nowait("not a request")  # a bug in the sender: it crashes too
+        assert await tracker.online_users() == {"ada"}
+        assert tracker.statistics().restarts == 2
+
+
+async def test_a_failing_store_fails_the_request_and_the_tracker_goes_on(
+    system: ActorSystem, autojump_clock: trio.testing.MockClock
+) -> None:
+    store = MemoryPresenceStore()
+    sabotaged = SabotagedStore(store, delay=0.0)
+    async with two_processes(
+        system, "memory://presence-failing", doomed_store=sabotaged, store=store
+    ) as (doomed, other):
+        sabotaged.failure = RedisConnectionError("Redis is out of reach")
+        with pytest.raises(RedisConnectionError):
+            await doomed.join("ada", "c1")
+        sabotaged.failure = None
+        assert await doomed.join("ada", "c1")
+        await trio.testing.wait_all_tasks_blocked()
+        assert await other.online_users() == {"ada"}
+        assert doomed.statistics().restarts == 0
+
+
+async def test_a_tracker_that_cannot_start_is_not_kept(
+    system: ActorSystem, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Its supervisor restarts it with a growing backoff; the caller gives up at its bound."""
+    sabotaged = SabotagedStore(MemoryPresenceStore(), delay=0.0)
+    sabotaged.failure = RuntimeError("no snapshot today")
+    async with open_pubsub(system, "memory://") as pubsub:
+        started = trio.current_time()
+        with pytest.raises(AskTimeoutError):
+            async with open_presence_tracker(pubsub, "k", store=sabotaged, settings=SETTINGS):
+                raise AssertionError("the tracker started")
+        bound = pubsub.settings.ack_timeout + SETTINGS.request_timeout
+        assert trio.current_time() - started == bound
+        assert not [child for child in pubsub.supervisor.which_children() if "presence" in child.id]
 
 
 async def test_a_tracker_killed_mid_traffic_on_redis(

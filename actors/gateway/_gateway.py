@@ -202,7 +202,7 @@ class Gateway:
             session.push(frame)
 
     def _on_global_presence(self, change: PresenceChange) -> None:
-        self.presence_batcher.add(change, self.broadcast, self.presence.online_users)
+        self.presence_batcher.add(change, self.broadcast)
 
     async def _on_broadcast(self, notification: Notification) -> None:
         self.broadcast(protocol.notification_frame(notification))
@@ -247,11 +247,12 @@ class Gateway:
                 session.user_id, session.on_notification
             )
             await self.presence.join(session.user_id, session.session_id, session.metadata)
+            online = await self.presence.online_users()
         except ActorsError as error:
             logger.warning("%r could not start: %s", session, error)
             session.close(1011, "the server could not start the session")
             return
-        session.push(protocol.presence_state_frame(GLOBAL_SCOPE, self.presence.online_users()))
+        session.push(protocol.presence_state_frame(GLOBAL_SCOPE, online))
         # Only now: broadcasts (presence diffs included) follow the state, never precede it.
         self.sessions.add(session)
 
@@ -299,13 +300,13 @@ class Gateway:
 
     # --- live updates --------------------------------------------------------------------
 
-    def stats(self) -> ServerStats:
+    async def stats(self) -> ServerStats:
         """This process's figures as a live update."""
         return ServerStats(
             server=self.settings.server_name,
             sessions=len(self.sessions),
             rooms=0 if self._hubs is None else len(self._hubs.keys()),
-            users=len(self.presence.online_users()),
+            users=len(await self.presence.online_users()),
             sent_at=time.time(),
         )
 
@@ -314,7 +315,7 @@ async def _publish_stats(context: ActorContext, gateway: Gateway) -> None:
     """The stats actor: a ``ServerStats`` update every ``settings.stats_interval`` seconds."""
     while True:
         try:
-            await publish_update(gateway.pubsub, gateway.stats())
+            await publish_update(gateway.pubsub, await gateway.stats())
         except ActorsError as error:
             logger.warning("server stats not published: %s", error)
         await trio.sleep(gateway.settings.stats_interval)
@@ -352,10 +353,10 @@ async def open_gateway(
             )
         )
         presence = await stack.enter_async_context(
-            open_presence_tracker(system, pubsub, GLOBAL_SCOPE, settings=settings.presence)
+            open_presence_tracker(pubsub, GLOBAL_SCOPE, settings=settings.presence)
         )
         gateway = Gateway(system, pubsub, chat, presence, settings, signer, registry)
-        presence.watch(gateway._on_global_presence)
+        await presence.watch(gateway._on_global_presence)
         broadcasts = await gateway.notifier.subscribe_broadcast(gateway._on_broadcast)
         stack.push_async_callback(broadcasts.close)
         updates = UpdateDispatcher(pubsub)

@@ -30,9 +30,9 @@ DEFAULT_PRESENCE_INTERVAL: Final = 0.1  # seconds
 @attrs.define
 class _Pending:
     push: Callable[[str], object]
-    state: Callable[[], set[str]]
     online: dict[str, bool] = attrs.field(factory=dict)
-    resynced: bool = False
+    state: set[str] | None = None
+    """Who is online, once the tracker resynchronized (the changes since applied)."""
 
 
 class PresenceBatcher:
@@ -43,31 +43,30 @@ class PresenceBatcher:
         self._pending: dict[str, _Pending] = {}
         self._wake = trio.Event()
 
-    def add(
-        self,
-        change: PresenceChange,
-        push: Callable[[str], object],
-        state: Callable[[], set[str]],
-    ) -> None:
-        """Remember a change; ``push`` sends a frame to the scope's sessions, ``state`` gives
-        who is online now (for a resync). Never blocks."""
+    def add(self, change: PresenceChange, push: Callable[[str], object]) -> None:
+        """Remember a change; ``push`` sends a frame to the scope's sessions. Never blocks."""
         pending = self._pending.get(change.scope)
         if pending is None:
-            pending = self._pending[change.scope] = _Pending(push, state)
-        pending.push, pending.state = push, state  # a scope's newest hub is the one to tell
-        pending.resynced |= change.resynced
-        for user in change.joined:
-            pending.online[user] = True
-        for user in change.left:
-            pending.online[user] = False
+            pending = self._pending[change.scope] = _Pending(push)
+        pending.push = push  # a scope's newest hub is the one to tell
+        if change.online is not None:  # a resync: the whole state goes out
+            pending.state = set(change.online)
+        elif pending.state is not None:
+            pending.state -= change.left
+            pending.state |= change.joined
+        else:
+            for user in change.joined:
+                pending.online[user] = True
+            for user in change.left:
+                pending.online[user] = False
         self._wake.set()
 
     def flush(self) -> None:
         """Send what is pending now."""
         pending, self._pending = self._pending, {}
         for scope, changes in pending.items():
-            if changes.resynced:
-                changes.push(protocol.presence_state_frame(scope, changes.state()))
+            if changes.state is not None:
+                changes.push(protocol.presence_state_frame(scope, changes.state))
             else:
                 joined = [user for user, online in changes.online.items() if online]
                 left = [user for user, online in changes.online.items() if not online]

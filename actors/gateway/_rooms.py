@@ -70,9 +70,9 @@ class RoomHub:
         self.sessions: set[Session] = set()
         self.tracker: PresenceTracker | None = None
 
-    def online_users(self) -> set[str]:
+    async def online_users(self) -> set[str]:
         """Users in the room, across every process, from the tracker's local state."""
-        return set() if self.tracker is None else self.tracker.online_users()
+        return set() if self.tracker is None else await self.tracker.online_users()
 
     def _push(self, frame: str, *, skip_user: str | None = None) -> None:
         for session in list(self.sessions):
@@ -89,7 +89,7 @@ class RoomHub:
         self._push(protocol.typing_frame(self.room, notice.user_id), skip_user=notice.user_id)
 
     def on_presence(self, change: PresenceChange) -> None:
-        self.presence_batcher.add(change, self._push, self.online_users)
+        self.presence_batcher.add(change, self._push)
 
 
 async def run_room_hub(context: ActorContext, gateway: Gateway, room: str) -> None:
@@ -102,12 +102,10 @@ async def run_room_hub(context: ActorContext, gateway: Gateway, room: str) -> No
     try:
         async with AsyncExitStack() as stack:  # leaving it: subscriptions first, then presence
             tracker = await stack.enter_async_context(
-                open_presence_tracker(
-                    context.system, gateway.pubsub, room, settings=gateway.settings.presence
-                )
+                open_presence_tracker(gateway.pubsub, room, settings=gateway.settings.presence)
             )
             hub.tracker = tracker
-            tracker.watch(hub.on_presence)
+            await tracker.watch(hub.on_presence)
             messages = await gateway.chat.subscribe(room, hub.on_message)
             stack.push_async_callback(messages.close)
             typing = await gateway.pubsub.subscribe(

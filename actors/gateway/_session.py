@@ -317,6 +317,7 @@ class Session:
             if hub is None:
                 hub = self.rooms[room] = await self.gateway.attach(room, self)
             messages = await self.gateway.chat.history(room)
+            online = await hub.online_users()
         except ActorsError as error:
             logger.warning("%r: joining %r failed: %s", self, room, error)
             await self.leave(room)
@@ -324,7 +325,7 @@ class Session:
         # Live messages pushed since the attach are in this history too: ``joined`` replaces
         # what the client holds for the room.
         self.push(protocol.history_frame("joined", room, messages))
-        self.push(protocol.presence_state_frame(room, hub.online_users()))
+        self.push(protocol.presence_state_frame(room, online))
 
     async def leave(self, room: str, *, asked: bool = False) -> None:
         """Leave a room, if in it; ``asked``: at the user's request, so at once, no grace."""

@@ -1,6 +1,6 @@
 """Presence: who is online per scope, kept in Redis (or memory) and announced by diffs.
 
-See ``open_presence_tracker``.
+Each scope's tracker is a supervised actor; see ``open_presence_tracker``.
 """
 
 from __future__ import annotations
@@ -24,18 +24,21 @@ from actors.presence._store import (
 from actors.presence._tracker import (
     DEFAULT_GRACE,
     DEFAULT_HEARTBEAT,
+    DEFAULT_REQUEST_TIMEOUT,
     DEFAULT_SWEEP_INTERVAL,
     DEFAULT_TTL,
-    PresenceChange,
     PresenceSettings,
+    PresenceStatistics,
     PresenceTracker,
     default_store,
     open_presence_tracker,
 )
+from actors.presence._view import PresenceChange
 
 __all__ = [
     "DEFAULT_GRACE",
     "DEFAULT_HEARTBEAT",
+    "DEFAULT_REQUEST_TIMEOUT",
     "DEFAULT_SWEEP_INTERVAL",
     "DEFAULT_TTL",
     "PRESENCE_CHANNEL",
@@ -47,6 +50,7 @@ __all__ = [
     "PresenceJoin",
     "PresenceLeave",
     "PresenceSettings",
+    "PresenceStatistics",
     "PresenceStore",
     "PresenceTracker",
     "RedisPresenceStore",

@@ -2,10 +2,10 @@
 
 The store (Redis, or memory for ``memory://``) is the truth; each change is made by one atomic
 store operation, and whoever made it publishes the diff, so every change goes out exactly once.
-Each tracker mirrors the scope in local state: it loads a snapshot on start and after every
-``Resubscribed`` gap, then applies diffs. Diffs carry the scope's version after their change:
-a diff no newer than the snapshot, or than the last change applied to its member, is dropped,
-so nothing is counted twice whatever the order of snapshot and diffs.
+Each scope has one tracker, a supervised actor (``actors.presence._actor``) that mirrors the
+scope in local state: it loads a snapshot on start, after every restart and after every
+``Resubscribed`` gap, then applies diffs. ``PresenceTracker`` is the handle callers keep on it:
+its methods ask the actor.
 
 A connection in its grace window has left, so a tracker that starts (or resyncs) does not list
 it unless it already did; and the sweeps that end the windows a tracker opened outlive it, so
@@ -14,9 +14,9 @@ a scope whose last tracker here closed (a room hub that stopped) still gets its 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
-import math
 import weakref
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Final
@@ -25,20 +25,36 @@ import attrs
 import trio
 
 from actors._errors import ActorsError
-from actors.presence._messages import PresenceDiff, PresenceJoin, PresenceLeave, presence_channel
+from actors.presence._actor import (
+    CLOSE_TIMEOUT,
+    Close,
+    Connections,
+    Heartbeat,
+    Join,
+    Leave,
+    OnlineUsers,
+    Resync,
+    Sweep,
+    TrackerConfig,
+    TrackerLedger,
+    Unwatch,
+    Watch,
+    run_presence_tracker,
+)
+from actors.presence._messages import presence_channel
 from actors.presence._redis_store import RedisPresenceStore
-from actors.presence._store import MemoryPresenceStore, Metadata, check_ids
+from actors.presence._store import MemoryPresenceStore, check_ids
 from actors.pubsub import MemoryBroker, RedisPubSub
-from actors.redis import Resubscribed
-from actors.supervision import ChildSpec, Restart, SupervisorSpec, open_supervisor
+from actors.supervision import ChildSpec, Restart
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
 
-    from actors.presence._store import PresenceStore, Removal
+    from actors.presence._store import Metadata, PresenceStore, Removal
+    from actors.presence._view import PresenceChange
     from actors.pubsub import PubSub
-    from actors.redis import ConnectionLost
-    from actors.runtime import ActorContext, ActorSystem
+    from actors.runtime import ActorRef
+    from actors.supervision import Supervisor
 
 logger = logging.getLogger(__name__)
 
@@ -46,22 +62,8 @@ DEFAULT_TTL: Final = 60.0
 DEFAULT_HEARTBEAT: Final = 25.0
 DEFAULT_SWEEP_INTERVAL: Final = 5.0
 DEFAULT_GRACE: Final = 5.0
-LOOPS_CHILD_ID: Final = "presence-loops"
-_hand_over_numbers = itertools.count(1)
-
-
-@attrs.frozen(kw_only=True)
-class PresenceChange:
-    """Users who came online or went offline in a tracker's local state.
-
-    Given to the tracker's watchers after each diff that changes who is online, and after a
-    snapshot (``resynced``) that does.
-    """
-
-    scope: str
-    joined: frozenset[str] = frozenset()
-    left: frozenset[str] = frozenset()
-    resynced: bool = False
+DEFAULT_REQUEST_TIMEOUT: Final = 15.0  # seconds
+_tracker_numbers = itertools.count(1)
 
 
 @attrs.frozen(kw_only=True)
@@ -78,6 +80,9 @@ class PresenceSettings:
         grace: Reconnect grace window, in seconds: when a user's last connection leaves, the
             user goes offline only once it passes (at the first sweep after it), and a join of
             the user within it publishes no leave/join pair. 0 removes at once.
+        request_timeout: Seconds a request to the tracker (a join, a leave, who is online...)
+            waits for its answer, the requests ahead of it included. A store operation and a
+            publish each wait up to about 5 s while Redis reconnects.
     """
 
     ttl: float = DEFAULT_TTL
@@ -85,6 +90,7 @@ class PresenceSettings:
     sweep_interval: float = DEFAULT_SWEEP_INTERVAL
     leave_on_close: bool = True
     grace: float = DEFAULT_GRACE
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
 
     def __attrs_post_init__(self) -> None:
         if not 0 < self.heartbeat < self.ttl:
@@ -93,6 +99,8 @@ class PresenceSettings:
             raise ValueError(f"sweep_interval must be positive: {self!r}")
         if self.grace < 0:
             raise ValueError(f"grace must not be negative: {self!r}")
+        if not self.request_timeout > 0:
+            raise ValueError(f"request_timeout must be positive: {self!r}")
 
 
 _named_memory_stores: dict[str, MemoryPresenceStore] = {}
@@ -120,62 +128,65 @@ def default_store(pubsub: PubSub) -> PresenceStore:
     raise TypeError(f"no presence store for broker {broker!r}: pass store=")
 
 
+@attrs.frozen(kw_only=True)
+class PresenceStatistics:
+    """A snapshot of one tracker."""
+
+    scope: str
+    """The scope it tracks."""
+    connections: int
+    """This process's connections in it (heartbeated by the tracker)."""
+    resyncs: int
+    """Snapshots loaded so far: at its start, after each restart and gap, and on request."""
+    restarts: int
+    """Restarts of its actor by its supervisor."""
+    grace_windows: int
+    """Grace windows it opened that no sweep of it has ended yet."""
+
+
 class PresenceTracker:
-    """One scope's presence. Open it with ``open_presence_tracker``."""
+    """The handle on one scope's tracker actor. Open it with ``open_presence_tracker``.
 
-    def __init__(
-        self, pubsub: PubSub, scope: str, store: PresenceStore, settings: PresenceSettings
-    ) -> None:
-        self.pubsub = pubsub
-        self.scope = scope
-        self.channel = presence_channel(scope)
-        self.store = store
-        self.settings = settings
-        self._members: dict[tuple[str, str], Metadata] = {}
-        self._connection_counts: dict[str, int] = {}
-        self._watchers: list[Callable[[PresenceChange], object]] = []
-        self._local: dict[tuple[str, str], Metadata] = {}
-        self._seen: dict[tuple[str, str], int] = {}
-        self._baseline = 0
-        self._pending: list[PresenceDiff] | None = None
-        self._resync_lock = trio.Lock()
-        self._window_ends: list[float] = []
-        """When the grace windows this tracker opened end (trio time), until a sweep of it
-        passes them: each end needs a sweep, even once the tracker is closed."""
-        self.resyncs = 0
-        """Snapshots loaded so far."""
+    Every method but ``statistics`` is a request to the actor, answered in turn with the
+    others; each waits up to ``settings.request_timeout`` (``AskTimeoutError``), and raises what
+    the store or the publish raised (``RedisConnectionError``...), or ``ActorCrashedError``
+    when the tracker crashed on it (its supervisor restarts it: retry), or
+    ``ActorStoppedError`` once the tracker is closed.
 
-    # --- the API -------------------------------------------------------------------------
+    Attributes:
+        ref: The tracker actor (stable across its restarts).
+        pubsub: Where its diffs go out and come in.
+        scope: The scope it tracks.
+        channel: ``presence:{scope}``.
+        store: Where the scope's truth lives.
+        settings: Its timing.
+    """
+
+    def __init__(self, ref: ActorRef, config: TrackerConfig, ledger: TrackerLedger) -> None:
+        self.ref = ref
+        self.pubsub = config.pubsub
+        self.scope = config.scope
+        self.channel = config.channel
+        self.store = config.store
+        self.settings = config.settings
+        self._ledger = ledger
+
+    async def _ask(self, request: object) -> object:
+        return await self.ref.ask(request, timeout=self.settings.request_timeout)
 
     async def join(
         self, user_id: str, connection_id: str, metadata: Metadata | None = None
     ) -> bool:
         """Add a connection of this process; returns whether the user went online with it.
 
-        The connection is then heartbeated by this tracker until it leaves.
+        The connection is then heartbeated by the tracker until it leaves, and announced again
+        by the tracker if it restarts.
 
         Raises:
             ValueError: An id is empty, or the connection id contains ``:``.
-            RedisConnectionError: The store or the publish failed.
         """
         check_ids(user_id, connection_id)
-        metadata = dict(metadata or {})
-        self._local[(user_id, connection_id)] = metadata
-        result = await self.store.join(
-            self.scope, user_id, connection_id, metadata, self.settings.ttl
-        )
-        if result.added:
-            await self._publish(
-                PresenceJoin(
-                    scope=self.scope,
-                    user_id=user_id,
-                    connection_id=connection_id,
-                    metadata=metadata,
-                    version=result.version,
-                    first_connection=result.user_online,
-                )
-            )
-        return result.user_online
+        return bool(await self._ask(Join((user_id, connection_id), dict(metadata or {}))))
 
     async def heartbeat(
         self, user_id: str, connection_id: str, metadata: Metadata | None = None
@@ -183,11 +194,13 @@ class PresenceTracker:
         """Refresh one connection now (the tracker also does it every ``settings.heartbeat``).
 
         A connection that had expired is added again, and its join published.
+
+        Raises:
+            ValueError: An id is empty, or the connection id contains ``:``.
         """
-        key = (user_id, connection_id)
-        if metadata is not None:
-            self._local[key] = dict(metadata)
-        await self._beat(key, self._local.get(key, {}))
+        check_ids(user_id, connection_id)
+        metadata = None if metadata is None else dict(metadata)
+        await self._ask(Heartbeat((user_id, connection_id), metadata))
 
     async def leave(self, user_id: str, connection_id: str, *, grace: float | None = None) -> bool:
         """Remove a connection; returns whether the user went offline with it.
@@ -197,316 +210,130 @@ class PresenceTracker:
         passes unless they join again: a sweep then removes it and publishes the leave (this
         tracker sweeps when the window ends even if it is closed by then). Trackers that start
         within the window do not list the connection. Pass ``grace=0`` for a leave the user
-        asked for, which no reconnect will follow.
+        asked for, which no reconnect will follow. The tracker stops heartbeating the
+        connection whatever the outcome.
         """
-        self._local.pop((user_id, connection_id), None)
-        return await self._leave(user_id, connection_id, grace)
+        return bool(await self._ask(Leave((user_id, connection_id), grace)))
 
-    async def _leave(self, user_id: str, connection_id: str, grace: float | None = None) -> bool:
-        grace = self.settings.grace if grace is None else grace
-        removal = await self.store.leave(self.scope, user_id, connection_id, grace)
-        if removal is None:
-            return False
-        if removal.deferred:
-            self._window_ends.append(trio.current_time() + grace)
-            if removal.replaced is not None:
-                await self._publish_leave(removal.replaced, expired=False)
-        else:
-            await self._publish_leave(removal, expired=False)
-        return removal.user_offline
+    async def online_users(self) -> set[str]:
+        """Users with at least one connection, from the tracker's local state (no store trip)."""
+        users = await self._ask(OnlineUsers())
+        assert isinstance(users, set)
+        return users
 
-    def online_users(self) -> set[str]:
-        """Users with at least one connection, from local state (no round trip)."""
-        return set(self._connection_counts)
+    async def connections(self, user_id: str) -> dict[str, Metadata]:
+        """A user's connections and their metadata, from the tracker's local state."""
+        connections = await self._ask(Connections(user_id))
+        assert isinstance(connections, dict)
+        return connections
 
-    def watch(self, watcher: Callable[[PresenceChange], object]) -> Callable[[], None]:
-        """Call ``watcher`` with every change of who is online; returns a function to stop.
+    async def watch(self, watcher: Callable[[PresenceChange], object]) -> None:
+        """Call ``watcher`` with every change of who is online from now on.
 
-        The watcher is called synchronously from the task that applied the change, so it must
-        not block: hand the change on (``tell_nowait``, a channel's ``send_nowait``). An
-        exception it raises is logged and does not stop the tracker.
+        The watcher is called synchronously from the tracker's task, so it must not block:
+        hand the change on (``tell_nowait``, a channel's ``send_nowait``). An exception it
+        raises is logged and does not stop the tracker. A restart of the tracker keeps its
+        watchers: they get a ``resynced`` change if its snapshot differs from what they were
+        shown.
         """
-        self._watchers.append(watcher)
+        await self._ask(Watch(watcher))
 
-        def unwatch() -> None:
-            if watcher in self._watchers:
-                self._watchers.remove(watcher)
-
-        return unwatch
-
-    def connections(self, user_id: str) -> dict[str, Metadata]:
-        """A user's connections and their metadata, from local state."""
-        return {
-            connection_id: dict(metadata)
-            for (user, connection_id), metadata in self._members.items()
-            if user == user_id
-        }
+    async def unwatch(self, watcher: Callable[[PresenceChange], object]) -> None:
+        """Stop calling ``watcher`` (nothing if it was not watching)."""
+        await self._ask(Unwatch(watcher))
 
     async def sweep(self) -> list[Removal]:
         """Expire members now and publish their leaves (also done every ``sweep_interval``).
 
         Also removes leaving connections whose grace window has passed.
         """
-        now = trio.current_time()
-        removals = await self.store.expire(self.scope)
-        self._window_ends = [end for end in self._window_ends if end > now]
-        for removal in removals:
-            await self._publish_leave(removal, expired=not removal.left)
+        removals = await self._ask(Sweep())
+        assert isinstance(removals, list)
         return removals
 
     async def resync(self) -> None:
-        """Load the store's snapshot, then apply the diffs that arrived meanwhile."""
-        async with self._resync_lock:
-            self._pending = []
-            try:
-                snapshot = await self.store.snapshot(self.scope)
-            except BaseException:
-                pending, self._pending = self._pending, None
-                for diff in pending:
-                    self._apply(diff)
-                raise
-            pending, self._pending = self._pending, None
-            before = set(self._connection_counts)
-            # A connection in its grace window has left: a tracker that did not list it (a new
-            # one) does not start to, so whoever joins after a leave never sees it; one that
-            # did keeps it, so that a reconnect within the window is no flap. Its leave, or the
-            # join that ends the window, comes as a diff.
-            self._members = {
-                key: metadata
-                for key, metadata in snapshot.members.items()
-                if key not in snapshot.leaving or key in self._members
-            }
-            self._connection_counts = {}
-            for user_id, _ in self._members:
-                self._connection_counts[user_id] = self._connection_counts.get(user_id, 0) + 1
-            after = set(self._connection_counts)
-            if before != after:
-                self._notify(
-                    PresenceChange(
-                        scope=self.scope,
-                        joined=frozenset(after - before),
-                        left=frozenset(before - after),
-                        resynced=True,
-                    )
-                )
-            self._baseline = snapshot.version
-            self._seen = {key: v for key, v in self._seen.items() if v > snapshot.version}
-            for diff in pending:
-                self._apply(diff)
-            self.resyncs += 1
+        """Load the store's snapshot now (also done after every gap and restart)."""
+        await self._ask(Resync())
 
-    # --- internals -----------------------------------------------------------------------
-
-    async def _publish(self, diff: PresenceDiff) -> None:
-        self._apply(diff)
-        await self.pubsub.publish(self.channel, diff, group="presence:*")
-
-    async def _publish_leave(self, removal: Removal, *, expired: bool) -> None:
-        await self._publish(
-            PresenceLeave(
-                scope=self.scope,
-                user_id=removal.user_id,
-                connection_id=removal.connection_id,
-                version=removal.version,
-                last_connection=removal.user_offline,
-                expired=expired,
-            )
+    def statistics(self) -> PresenceStatistics:
+        """Figures of the tracker, as its actor last left them."""
+        return PresenceStatistics(
+            scope=self.scope,
+            connections=len(self._ledger.connections),
+            resyncs=self._ledger.resyncs,
+            restarts=self.ref.statistics().restarts,
+            grace_windows=len(self._ledger.window_ends),
         )
-
-    async def _beat(self, key: tuple[str, str], metadata: Metadata) -> None:
-        user_id, connection_id = key
-        result = await self.store.heartbeat(
-            self.scope, user_id, connection_id, metadata, self.settings.ttl
-        )
-        if result.added:
-            await self._publish(
-                PresenceJoin(
-                    scope=self.scope,
-                    user_id=user_id,
-                    connection_id=connection_id,
-                    metadata=metadata,
-                    version=result.version,
-                    first_connection=result.user_online,
-                )
-            )
-
-    def _apply(self, diff: PresenceDiff) -> None:
-        if diff.scope != self.scope:
-            return
-        if self._pending is not None:
-            self._pending.append(diff)
-            return
-        key = (diff.user_id, diff.connection_id)
-        if diff.version <= self._seen.get(key, self._baseline):
-            return
-        self._seen[key] = diff.version
-        user_id = diff.user_id
-        if isinstance(diff, PresenceJoin):
-            if key not in self._members:
-                count = self._connection_counts.get(user_id, 0)
-                self._connection_counts[user_id] = count + 1
-                if count == 0:
-                    self._notify(PresenceChange(scope=self.scope, joined=frozenset((user_id,))))
-            self._members[key] = dict(diff.metadata)
-        elif self._members.pop(key, None) is not None:
-            count = self._connection_counts[user_id] - 1
-            if count:
-                self._connection_counts[user_id] = count
-            else:
-                del self._connection_counts[user_id]
-                self._notify(PresenceChange(scope=self.scope, left=frozenset((user_id,))))
-
-    def _notify(self, change: PresenceChange) -> None:
-        for watcher in list(self._watchers):
-            try:
-                watcher(change)
-            except Exception:
-                logger.exception("presence watcher %r failed on %r", watcher, change)
-
-    async def _on_diff(self, diff: PresenceDiff) -> None:
-        self._apply(diff)
-
-    async def _on_gap(self, event: ConnectionLost | Resubscribed) -> None:
-        if isinstance(event, Resubscribed):
-            # A restarted Redis may have lost the scope: this process's connections are put
-            # back first (a beat re-adds a missing one and publishes its join), so that the
-            # snapshot after the gap does not show them offline until their next heartbeat.
-            await self._beat_local_connections()
-            await self.resync()
-
-    async def _beat_local_connections(self) -> None:
-        for key in list(self._local):
-            metadata = self._local.get(key)
-            if metadata is None:  # left meanwhile: a beat would add it back
-                continue
-            try:
-                await self._beat(key, metadata)
-            except ActorsError as error:
-                logger.warning("presence heartbeat of %s failed: %s", key, error)
-
-    async def _heartbeat_loop(self) -> None:
-        while True:
-            await trio.sleep(self.settings.heartbeat)
-            await self._beat_local_connections()
-
-    async def _sweep_loop(self) -> None:
-        while True:
-            await trio.sleep(self.settings.sweep_interval)
-            try:
-                await self.sweep()
-            except ActorsError as error:
-                logger.warning("presence sweep of %r failed: %s", self.scope, error)
-
-    async def _close(self) -> None:
-        local, self._local = list(self._local), {}
-        if not self.settings.leave_on_close:
-            return
-        for user_id, connection_id in local:
-            try:
-                await self._leave(user_id, connection_id)
-            except ActorsError as error:
-                logger.warning("presence leave of %s on close failed: %s", user_id, error)
-
-    async def _hand_over_windows(self) -> None:
-        """Start an actor for the sweeps this closed tracker still owes its grace windows."""
-        self._watchers.clear()  # a closed tracker tells nobody: its scope may have a new one
-        if not self._window_ends or not self.settings.leave_on_close:
-            return  # (without leave_on_close, it closes as if its process had died)
-        spec = ChildSpec(
-            id=f"presence-windows-{next(_hand_over_numbers)}:{self.scope}",
-            start=_sweep_when_windows_end,
-            args=(self, sorted(self._window_ends)),
-            restart=Restart.TEMPORARY,
-            shutdown=0,
-        )
-        try:
-            await self.pubsub.supervisor.start_child(spec)
-        except ActorsError as error:  # the PubSub is closing: any other tracker sweeps
-            logger.warning(
-                "presence of %r: the windows' sweeps not handed over: %s", self.scope, error
-            )
-
-
-async def _sweep_when_windows_end(
-    context: ActorContext, tracker: PresenceTracker, window_ends: list[float]
-) -> None:
-    """A closed tracker's last duty: sweep its scope as the grace windows it opened end.
-
-    No tracker of the scope may be left here to sweep it (a room hub stops with its last
-    session), and the leaves must still go out on time: a sweep at the end of each window, but
-    no more often than the tracker swept (so at most ``sweep_interval`` late, as it would be).
-    It runs under the ``PubSub``'s supervisor, as the sweeps need its broker, and so stops with
-    it. A window ended by a join, or swept by another tracker, costs one empty sweep.
-    """
-    swept_at = -math.inf
-    for end in window_ends:
-        if end <= swept_at:
-            continue  # removed by the last sweep
-        await trio.sleep_until(max(end, swept_at + tracker.settings.sweep_interval))
-        swept_at = trio.current_time()
-        try:
-            await tracker.sweep()
-        except ActorsError as error:
-            logger.warning("presence sweep of %r failed: %s", tracker.scope, error)
-
-
-async def _run_loops(context: ActorContext, tracker: PresenceTracker) -> None:
-    """The tracker's actor: heartbeats its connections and sweeps expired members."""
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(tracker._heartbeat_loop)
-        nursery.start_soon(tracker._sweep_loop)
 
 
 @asynccontextmanager
 async def open_presence_tracker(
-    system: ActorSystem,
     pubsub: PubSub,
     scope: str,
     *,
+    supervisor: Supervisor | None = None,
     store: PresenceStore | None = None,
     settings: PresenceSettings | None = None,
 ) -> AsyncIterator[PresenceTracker]:
     """Track one scope's presence for the duration of a block.
 
-    Subscribes to ``presence:{scope}``, loads the snapshot, and runs the heartbeat and sweep
-    loops in a supervised actor. Leaving the block makes this tracker's connections leave
-    (with the grace window; not at all if ``settings.leave_on_close`` is False) and stops it;
-    the sweeps due when the grace windows it opened end go on in a temporary actor under the
-    ``PubSub``'s supervisor, so those leaves go out on time with no tracker of the scope left.
+    Starts the scope's tracker actor under ``supervisor`` (a permanent child: a crash restarts
+    it, and the restart reloads the snapshot and announces this process's connections again),
+    and returns once it has subscribed to ``presence:{scope}`` and loaded its snapshot. Leaving
+    the block makes the tracker's connections leave (with the grace window; not at all if
+    ``settings.leave_on_close`` is False) and stops it; the sweeps due when the grace windows
+    it opened end go on in a temporary actor under the ``PubSub``'s supervisor, so those leaves
+    go out on time with no tracker of the scope left.
 
     Args:
-        system: The actor system the tracker's actor runs in.
         pubsub: Where diffs are published and received.
         scope: The scope, such as ``"global"`` or a room (ASCII letters, digits, ``-_.@``).
+        supervisor: Where the tracker actor runs: a supervisor of the caller's tree that takes
+            ``start_child`` (not ``simple_one_for_one``); default the ``PubSub``'s.
         store: Where state lives; default ``default_store(pubsub)``.
-        settings: TTL, heartbeat, sweep interval and grace window.
+        settings: TTL, heartbeat, sweep interval, grace window and request timeout.
+
+    Raises:
+        AskTimeoutError: The tracker was not ready within the Pub/Sub's ``ack_timeout`` plus
+            ``settings.request_timeout`` (it is stopped).
+        InvalidChannelNameError: The scope is not a valid channel part.
     """
-    tracker = PresenceTracker(
-        pubsub, scope, store or default_store(pubsub), settings or PresenceSettings()
+    settings = settings or PresenceSettings()
+    config = TrackerConfig(
+        pubsub=pubsub,
+        scope=scope,
+        channel=presence_channel(scope),
+        store=store or default_store(pubsub),
+        settings=settings,
     )
-    handle = await pubsub.subscribe(
-        tracker.channel, tracker._on_diff, message_type=PresenceDiff, on_gap=tracker._on_gap
+    supervisor = supervisor or pubsub.supervisor
+    # Made once, and given to every incarnation of the actor: see TrackerLedger.
+    ledger = TrackerLedger()
+    spec = ChildSpec(
+        id=f"presence-tracker-{next(_tracker_numbers)}:{scope}",
+        start=run_presence_tracker,
+        args=(config, ledger),
+        restart=Restart.PERMANENT,
     )
+    ref = await supervisor.start_child(spec)
+
+    async def stop() -> None:
+        with trio.CancelScope(shield=True), contextlib.suppress(ActorsError):
+            await supervisor.terminate_child(spec.id)  # (or its supervisor stopped it already)
+            await supervisor.delete_child(spec.id)
+
     try:
-        await tracker.resync()
-        spec = SupervisorSpec(
-            children=[
-                ChildSpec(
-                    id=LOOPS_CHILD_ID,
-                    start=_run_loops,
-                    args=(tracker,),
-                    restart=Restart.PERMANENT,
-                    shutdown=0,
-                )
-            ]
-        )
-        async with open_supervisor(system, spec):
-            try:
-                yield tracker
-            finally:
-                with trio.CancelScope(shield=True), trio.move_on_after(5):
-                    await tracker._close()
+        # Its first answer comes after its snapshot.
+        await ref.ask(OnlineUsers(), timeout=pubsub.settings.ack_timeout + settings.request_timeout)
+    except BaseException:
+        await stop()
+        raise
+    try:
+        yield PresenceTracker(ref, config, ledger)
     finally:
         with trio.CancelScope(shield=True):
-            await handle.close()
-            await tracker._hand_over_windows()
+            try:
+                await ref.ask(Close(), timeout=CLOSE_TIMEOUT + settings.request_timeout)
+            except ActorsError as error:
+                logger.warning("presence tracker of %r did not close in order: %s", scope, error)
+        await stop()

@@ -194,7 +194,7 @@ async def test_a_user_with_two_tabs_stays_online_until_the_last_closes(
         async with connected(server, "ada", headers=[(b"User-Agent", b"phone")]):
             async with connected(server, "ada", headers=[(b"User-Agent", b"laptop")]):
                 await bob.expect_presence("global", joined="ada")
-                connections = server.gateway.presence.connections("ada")
+                connections = await server.gateway.presence.connections("ada")
                 assert sorted(m["agent"] for m in connections.values()) == ["laptop", "phone"]
                 assert all(
                     m["server"] == server.gateway.settings.server_name for m in connections.values()
@@ -204,7 +204,7 @@ async def test_a_user_with_two_tabs_stays_online_until_the_last_closes(
             # One tab closed: once the server has ended its session, ada is still online...
             with trio.fail_after(10):
                 await laptop.stopped.wait()
-            assert server.gateway.presence.online_users() == {"ada", "bob"}
+            assert await server.gateway.presence.online_users() == {"ada", "bob"}
             # ... and bob is told nothing of her for several presence intervals.
             with trio.move_on_after(5 * server.gateway.settings.presence_interval):
                 while True:
@@ -242,5 +242,5 @@ async def test_sessions_survive_a_redis_restart_and_get_the_state_again(
             assert frame["type"] != "presence_diff" or not frame["left"], frame
             assert frame["type"] != "presence_state" or len(frame["users"]) == 2, frame
         (hub,) = {session.rooms["r5"] for session in server.gateway.sessions}
-        assert hub.online_users() == {"ada", "bob"}
-        assert server.gateway.presence.online_users() == {"ada", "bob"}
+        assert await hub.online_users() == {"ada", "bob"}
+        assert await server.gateway.presence.online_users() == {"ada", "bob"}

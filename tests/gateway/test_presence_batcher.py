@@ -28,7 +28,7 @@ def test_the_last_change_of_each_user_wins() -> None:
         _change(joined={"cy"}),
         _change(scope="t", joined={"ada"}),
     ]:
-        batcher.add(change, lambda frame: push(orjson.loads(frame)), set)
+        batcher.add(change, lambda frame: push(orjson.loads(frame)))
     batcher.flush()
     assert sent == [
         {"type": "presence_diff", "scope": "s", "joined": ["bob", "cy"], "left": ["ada"]},
@@ -41,11 +41,29 @@ def test_the_last_change_of_each_user_wins() -> None:
 def test_a_resync_sends_the_state() -> None:
     sent: list[object] = []
     batcher = PresenceBatcher()
-    batcher.add(_change(joined={"ada"}), lambda f: sent.append(orjson.loads(f)), set)
-    resync = PresenceChange(scope="s", joined=frozenset({"bob"}), resynced=True)
-    batcher.add(resync, lambda f: sent.append(orjson.loads(f)), lambda: {"bob", "ada"})
+    batcher.add(_change(joined={"ada"}), lambda f: sent.append(orjson.loads(f)))
+    resync = PresenceChange(
+        scope="s", joined=frozenset({"bob"}), resynced=True, online=frozenset({"bob", "ada"})
+    )
+    batcher.add(resync, lambda f: sent.append(orjson.loads(f)))
     batcher.flush()
     assert sent == [{"type": "presence_state", "scope": "s", "users": ["ada", "bob"]}]
+
+
+def test_changes_after_a_resync_are_applied_to_its_state() -> None:
+    sent: list[object] = []
+    batcher = PresenceBatcher()
+
+    def push(frame: str) -> None:
+        sent.append(orjson.loads(frame))
+
+    resync = PresenceChange(
+        scope="s", joined=frozenset({"bob"}), resynced=True, online=frozenset({"ada", "bob"})
+    )
+    for change in [resync, _change(left={"ada"}), _change(joined={"cy"})]:
+        batcher.add(change, push)
+    batcher.flush()
+    assert sent == [{"type": "presence_state", "scope": "s", "users": ["bob", "cy"]}]
 
 
 async def test_flushes_wait_for_the_interval(autojump_clock: trio.testing.MockClock) -> None:
@@ -56,7 +74,7 @@ async def test_flushes_wait_for_the_interval(autojump_clock: trio.testing.MockCl
         await trio.sleep(1)
         start = trio.current_time()
         for user in ["a", "b", "c"]:
-            batcher.add(_change(joined={user}), lambda f: sent.append(trio.current_time()), set)
+            batcher.add(_change(joined={user}), lambda f: sent.append(trio.current_time()))
             await trio.sleep(0.1)
         await trio.sleep(2)
         assert sent == [start + 0.5]  # one frame for the three, half a second after the first

@@ -23,7 +23,7 @@ async def main(url: str, scope: str) -> None:
     async with (
         open_actor_system() as system,
         open_pubsub(system, url) as pubsub,
-        open_presence_tracker(system, pubsub, scope, settings=SETTINGS) as tracker,
+        open_presence_tracker(pubsub, scope, settings=SETTINGS) as tracker,
     ):
         for user_id in ("u1", "u2"):
             for connection_id in ("c1", "c2"):

@@ -45,8 +45,8 @@ async def test_grace_window_on_memory(
         open_pubsub(system, "memory://presence-grace") as watcher,
         open_pubsub(system, "memory://presence-grace") as one,
         open_pubsub(system, "memory://presence-grace") as two,
-        open_presence_tracker(system, one, "g", store=store, settings=GRACE) as a,
-        open_presence_tracker(system, two, "g", store=store, settings=GRACE) as b,
+        open_presence_tracker(one, "g", store=store, settings=GRACE) as a,
+        open_presence_tracker(two, "g", store=store, settings=GRACE) as b,
     ):
         await watcher.subscribe(presence_channel("g"), record, message_type=PresenceDiff)
         assert await a.join("ada", "phone")
@@ -58,10 +58,10 @@ async def test_grace_window_on_memory(
         assert await a.leave("ada", "phone")  # offline once the window passes, unless back
         assert not await a.leave("ada", "phone")  # already leaving
         await trio.sleep(4.5)
-        assert b.online_users() == {"ada"}
+        assert await b.online_users() == {"ada"}
         assert not await a.join("ada", "phone")
         await trio.sleep(20)  # heartbeats keep it; the cancelled leave never fires
-        assert a.online_users() == b.online_users() == {"ada"}
+        assert await a.online_users() == await b.online_users() == {"ada"}
         assert [(type(d), d.connection_id) for d in seen] == [(PresenceJoin, "phone")] * 2
         assert _user_flips(seen) == ["online ada"]
 
@@ -71,8 +71,8 @@ async def test_grace_window_on_memory(
         await trio.sleep(2)
         assert not await b.join("ada", "laptop")
         await trio.sleep(GRACE.grace + GRACE.sweep_interval)
-        assert b.connections("ada").keys() == {"laptop"}
-        assert a.online_users() == b.online_users() == {"ada"}
+        assert (await b.connections("ada")).keys() == {"laptop"}
+        assert await a.online_users() == await b.online_users() == {"ada"}
         phone_leave = seen[-1]
         assert isinstance(phone_leave, PresenceLeave)
         assert (phone_leave.connection_id, phone_leave.last_connection) == ("phone", False)
@@ -87,14 +87,16 @@ async def test_grace_window_on_memory(
         left_at = trio.current_time()
         assert await b.leave("ada", "tablet")  # laptop is leaving: it goes now
         await trio.testing.wait_all_tasks_blocked()
-        assert a.connections("ada").keys() == b.connections("ada").keys() == {"tablet"}
+        assert (
+            (await a.connections("ada")).keys() == (await b.connections("ada")).keys() == {"tablet"}
+        )
         await trio.sleep(GRACE.grace - 0.01)
-        assert a.online_users() == b.online_users() == {"ada"}
+        assert await a.online_users() == await b.online_users() == {"ada"}
 
         # No rejoin: offline at the first sweep after the window, exactly once.
         await trio.sleep(GRACE.sweep_interval + 0.02)
         assert trio.current_time() - left_at < GRACE.grace + GRACE.sweep_interval + 0.02
-        assert a.online_users() == b.online_users() == set()
+        assert await a.online_users() == await b.online_users() == set()
         await trio.sleep(10)
         assert _user_flips(seen) == ["online ada", "offline ada"]
         last = seen[-1]
@@ -108,19 +110,19 @@ async def test_closing_a_tracker_leaves_with_grace(
     store = MemoryPresenceStore()
     async with (
         open_pubsub(system, "memory://presence-grace-close") as pubsub,
-        open_presence_tracker(system, pubsub, "g", store=store, settings=GRACE) as b,
+        open_presence_tracker(pubsub, "g", store=store, settings=GRACE) as b,
     ):
-        async with open_presence_tracker(system, pubsub, "g", store=store, settings=GRACE) as a:
+        async with open_presence_tracker(pubsub, "g", store=store, settings=GRACE) as a:
             await a.join("ada", "c1")
         await trio.sleep(GRACE.grace - 1)
-        assert b.online_users() == {"ada"}
+        assert await b.online_users() == {"ada"}
         # A restart within the window: the user never went offline.
-        async with open_presence_tracker(system, pubsub, "g", store=store, settings=GRACE) as again:
+        async with open_presence_tracker(pubsub, "g", store=store, settings=GRACE) as again:
             assert not await again.join("ada", "c1")
             await trio.sleep(GRACE.grace + GRACE.sweep_interval)
-            assert b.online_users() == {"ada"}
+            assert await b.online_users() == {"ada"}
         await trio.sleep(GRACE.grace + GRACE.sweep_interval)
-        assert b.online_users() == set()
+        assert await b.online_users() == set()
 
 
 async def test_a_tracker_started_in_a_grace_window_does_not_list_the_connection(
@@ -130,23 +132,23 @@ async def test_a_tracker_started_in_a_grace_window_does_not_list_the_connection(
     store = MemoryPresenceStore()
     async with (
         open_pubsub(system, "memory://presence-grace-newcomer") as pubsub,
-        open_presence_tracker(system, pubsub, "g", store=store, settings=GRACE) as old,
+        open_presence_tracker(pubsub, "g", store=store, settings=GRACE) as old,
     ):
         old_changes: list[PresenceChange] = []
-        old.watch(old_changes.append)
-        async with open_presence_tracker(system, pubsub, "g", store=store, settings=GRACE) as a:
+        await old.watch(old_changes.append)
+        async with open_presence_tracker(pubsub, "g", store=store, settings=GRACE) as a:
             await a.join("ada", "tab")
             await trio.testing.wait_all_tasks_blocked()
             assert await a.leave("ada", "tab")  # the tab closed: its grace window begins
         await trio.sleep(1)
-        async with open_presence_tracker(system, pubsub, "g", store=store, settings=GRACE) as new:
-            assert new.online_users() == set()
-            assert old.online_users() == {"ada"}  # it listed her: no flap within the window
+        async with open_presence_tracker(pubsub, "g", store=store, settings=GRACE) as new:
+            assert await new.online_users() == set()
+            assert await old.online_users() == {"ada"}  # it listed her: no flap within the window
             # The same connection comes back within the window: the newcomer learns it.
             assert not await old.join("ada", "tab")
             await trio.testing.wait_all_tasks_blocked()
-            assert new.online_users() == old.online_users() == {"ada"}
-            assert new.connections("ada") == {"tab": {}}
+            assert await new.online_users() == await old.online_users() == {"ada"}
+            assert await new.connections("ada") == {"tab": {}}
         assert [(change.joined, change.left) for change in old_changes] == [
             (frozenset({"ada"}), frozenset())
         ]
@@ -167,7 +169,7 @@ async def test_a_closed_tracker_publishes_the_leave_it_owes_when_the_window_ends
         open_pubsub(system, "memory://presence-grace-owed") as pubsub,
     ):
         await watcher.subscribe(presence_channel("g"), record, message_type=PresenceDiff)
-        async with open_presence_tracker(system, pubsub, "g", store=store, settings=GRACE) as a:
+        async with open_presence_tracker(pubsub, "g", store=store, settings=GRACE) as a:
             await a.join("ada", "tab")
             await a.join("bob", "tab")
             await trio.sleep(1)
@@ -191,23 +193,23 @@ async def test_a_second_leave_within_the_window_keeps_the_user_listed_by_every_t
     store = MemoryPresenceStore()
     async with (
         open_pubsub(system, "memory://presence-grace-second") as pubsub,
-        open_presence_tracker(system, pubsub, "g", store=store, settings=GRACE) as old,
+        open_presence_tracker(pubsub, "g", store=store, settings=GRACE) as old,
     ):
         await old.join("ada", "phone")
         assert await old.leave("ada", "phone")
         await trio.sleep(1)
-        async with open_presence_tracker(system, pubsub, "g", store=store, settings=GRACE) as new:
+        async with open_presence_tracker(pubsub, "g", store=store, settings=GRACE) as new:
             changes: list[PresenceChange] = []
-            new.watch(changes.append)
+            await new.watch(changes.append)
             assert not await new.join("ada", "laptop")  # back, on another connection
             await trio.sleep(1)
             left_at = trio.current_time()
             going = await new.leave("ada", "laptop")  # and gone again, within phone's window
             await trio.sleep(GRACE.grace - 0.01)
-            assert new.online_users() == old.online_users() == {"ada"}
+            assert await new.online_users() == await old.online_users() == {"ada"}
             assert going  # offline once the window passes, unless she comes back
             await trio.sleep(GRACE.sweep_interval + 0.02)
-            assert new.online_users() == old.online_users() == set()
+            assert await new.online_users() == await old.online_users() == set()
             assert trio.current_time() - left_at < GRACE.grace + GRACE.sweep_interval + 0.02
             assert [(change.joined, change.left) for change in changes] == [
                 (frozenset({"ada"}), frozenset()),
@@ -221,12 +223,12 @@ async def test_a_resync_keeps_a_connection_in_its_window_only_where_it_was_liste
     store = MemoryPresenceStore()
     async with (
         open_pubsub(system, "memory://presence-grace-resync") as pubsub,
-        open_presence_tracker(system, pubsub, "g", store=store, settings=GRACE) as a,
+        open_presence_tracker(pubsub, "g", store=store, settings=GRACE) as a,
     ):
         await a.join("ada", "tab")
         assert await a.leave("ada", "tab")
         await a.resync()  # after a gap, say
-        assert a.online_users() == {"ada"}
-        async with open_presence_tracker(system, pubsub, "g", store=store, settings=GRACE) as b:
+        assert await a.online_users() == {"ada"}
+        async with open_presence_tracker(pubsub, "g", store=store, settings=GRACE) as b:
             await b.resync()
-            assert b.online_users() == set()
+            assert await b.online_users() == set()

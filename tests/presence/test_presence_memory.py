@@ -29,16 +29,16 @@ async def test_join_leave_across_two_trackers(system: ActorSystem) -> None:
     async with (
         open_pubsub(system, "memory://presence-a") as one,
         open_pubsub(system, "memory://presence-a") as two,
-        open_presence_tracker(system, one, "room1", store=store, settings=FAST) as a,
-        open_presence_tracker(system, two, "room1", store=store, settings=FAST) as b,
+        open_presence_tracker(one, "room1", store=store, settings=FAST) as a,
+        open_presence_tracker(two, "room1", store=store, settings=FAST) as b,
     ):
         assert await a.join("ada", "c1", {"device": "phone"})
         await _settle()
-        assert b.online_users() == {"ada"}
-        assert b.connections("ada") == {"c1": {"device": "phone"}}
+        assert await b.online_users() == {"ada"}
+        assert await b.connections("ada") == {"c1": {"device": "phone"}}
         assert await a.leave("ada", "c1")
         await _settle()
-        assert a.online_users() == b.online_users() == set()
+        assert await a.online_users() == await b.online_users() == set()
         assert not await a.leave("ada", "c1")
 
 
@@ -47,34 +47,34 @@ async def test_last_connection_keeps_the_user_online(system: ActorSystem) -> Non
     async with (
         open_pubsub(system, "memory://presence-b") as one,
         open_pubsub(system, "memory://presence-b") as two,
-        open_presence_tracker(system, one, "global", store=store, settings=FAST) as a,
-        open_presence_tracker(system, two, "global", store=store, settings=FAST) as b,
+        open_presence_tracker(one, "global", store=store, settings=FAST) as a,
+        open_presence_tracker(two, "global", store=store, settings=FAST) as b,
     ):
         assert await a.join("ada", "phone")
         assert not await b.join("ada", "laptop")
         await _settle()
         assert not await a.leave("ada", "phone")
         await _settle()
-        assert a.online_users() == b.online_users() == {"ada"}
+        assert await a.online_users() == await b.online_users() == {"ada"}
         assert await b.leave("ada", "laptop")
         await _settle()
-        assert a.online_users() == b.online_users() == set()
+        assert await a.online_users() == await b.online_users() == set()
 
 
 async def test_a_late_tracker_loads_the_snapshot(system: ActorSystem) -> None:
     async with (
         open_pubsub(system, "memory://") as pubsub,
-        open_presence_tracker(system, pubsub, "s", settings=FAST) as a,
+        open_presence_tracker(pubsub, "s", settings=FAST) as a,
     ):
         await a.join("ada", "c1")
         await a.join("bob", "c1")
-        async with open_presence_tracker(system, pubsub, "s", settings=FAST) as b:
-            assert b.online_users() == {"ada", "bob"}
+        async with open_presence_tracker(pubsub, "s", settings=FAST) as b:
+            assert await b.online_users() == {"ada", "bob"}
             await b.resync()  # again: nothing is counted twice
             await _settle()
-            assert b.online_users() == {"ada", "bob"}
-            assert a.resyncs == 1
-            assert b.resyncs == 2
+            assert await b.online_users() == {"ada", "bob"}
+            assert a.statistics().resyncs == 1
+            assert b.statistics().resyncs == 2
 
 
 async def test_heartbeats_keep_members_and_closing_leaves(
@@ -82,12 +82,12 @@ async def test_heartbeats_keep_members_and_closing_leaves(
 ) -> None:
     store = MemoryPresenceStore()
     async with open_pubsub(system, "memory://presence-c") as pubsub:
-        async with open_presence_tracker(system, pubsub, "s", store=store, settings=FAST) as a:
+        async with open_presence_tracker(pubsub, "s", store=store, settings=FAST) as a:
             await a.join("ada", "c1")
             await trio.sleep(60)
-            assert a.online_users() == {"ada"}
-        async with open_presence_tracker(system, pubsub, "s", store=store, settings=FAST) as b:
-            assert b.online_users() == set()
+            assert await a.online_users() == {"ada"}
+        async with open_presence_tracker(pubsub, "s", store=store, settings=FAST) as b:
+            assert await b.online_users() == set()
 
 
 async def test_a_dead_process_gives_exactly_one_leave_per_user(
@@ -104,24 +104,24 @@ async def test_a_dead_process_gives_exactly_one_leave_per_user(
         open_pubsub(system, "memory://presence-d") as watcher,
         open_pubsub(system, "memory://presence-d") as one,
         open_pubsub(system, "memory://presence-d") as two,
-        open_presence_tracker(system, one, "s", store=store, settings=FAST) as b,
-        open_presence_tracker(system, two, "s", store=store, settings=FAST) as c,
+        open_presence_tracker(one, "s", store=store, settings=FAST) as b,
+        open_presence_tracker(two, "s", store=store, settings=FAST) as c,
     ):
         await watcher.subscribe(presence_channel("s"), record, message_type=PresenceDiff)
         async with (
             open_pubsub(system, "memory://presence-d") as doomed,
-            open_presence_tracker(system, doomed, "s", store=store, settings=dying) as a,
+            open_presence_tracker(doomed, "s", store=store, settings=dying) as a,
         ):
             await a.join("ada", "phone")
             await a.join("ada", "laptop")
             await a.join("bob", "c1")
             await b.join("cyd", "c1")
             await trio.sleep(1)
-        assert b.online_users() == {"ada", "bob", "cyd"}
+        assert await b.online_users() == {"ada", "bob", "cyd"}
         start = trio.current_time()
         await trio.sleep(FAST.ttl + FAST.sweep_interval + 1)
         assert trio.current_time() - start <= FAST.ttl + 2 * FAST.sweep_interval + 1
-        assert b.online_users() == c.online_users() == {"cyd"}
+        assert await b.online_users() == await c.online_users() == {"cyd"}
         leaves = [diff for diff in seen if isinstance(diff, PresenceLeave)]
         assert sorted((d.user_id, d.connection_id) for d in leaves) == [
             ("ada", "laptop"),
@@ -135,12 +135,18 @@ async def test_a_dead_process_gives_exactly_one_leave_per_user(
 async def test_bad_ids_and_settings_are_refused(system: ActorSystem) -> None:
     with pytest.raises(ValueError, match="heartbeat"):
         PresenceSettings(ttl=1.0, heartbeat=2.0)
+    with pytest.raises(ValueError, match="request_timeout"):
+        PresenceSettings(request_timeout=0.0)
     async with (
         open_pubsub(system, "memory://") as pubsub,
-        open_presence_tracker(system, pubsub, "s") as tracker,
+        open_presence_tracker(pubsub, "s") as tracker,
     ):
         with pytest.raises(ValueError, match="':'"):
             await tracker.join("ada", "a:b")
+        with pytest.raises(ValueError, match="empty"):
+            await tracker.heartbeat("", "c1")
+        assert await tracker.online_users() == set()  # refused by the handle: no crash
+        assert tracker.statistics().restarts == 0
 
 
 async def test_watchers_see_users_come_and_go_once(system: ActorSystem) -> None:
@@ -149,10 +155,10 @@ async def test_watchers_see_users_come_and_go_once(system: ActorSystem) -> None:
     async with (
         open_pubsub(system, "memory://presence-watch") as one,
         open_pubsub(system, "memory://presence-watch") as two,
-        open_presence_tracker(system, one, "lobby", store=store, settings=FAST) as a,
-        open_presence_tracker(system, two, "lobby", store=store, settings=FAST) as b,
+        open_presence_tracker(one, "lobby", store=store, settings=FAST) as a,
+        open_presence_tracker(two, "lobby", store=store, settings=FAST) as b,
     ):
-        unwatch = b.watch(changes.append)
+        await b.watch(changes.append)
         await a.join("ada", "phone")
         await a.join("ada", "laptop")  # the second connection: no change of who is online
         await _settle()
@@ -162,7 +168,7 @@ async def test_watchers_see_users_come_and_go_once(system: ActorSystem) -> None:
         await a.leave("ada", "laptop")
         await _settle()
         assert changes[1:] == [PresenceChange(scope="lobby", left=frozenset({"ada"}))]
-        unwatch()
+        await b.unwatch(changes.append)
         await a.join("bob", "c1")
         await _settle()
         assert len(changes) == 2
@@ -173,20 +179,24 @@ async def test_a_resync_reports_what_the_snapshot_changed(system: ActorSystem) -
     changes: list[PresenceChange] = []
     async with (
         open_pubsub(system, "memory://") as pubsub,
-        open_presence_tracker(system, pubsub, "s", store=store, settings=FAST) as tracker,
+        open_presence_tracker(pubsub, "s", store=store, settings=FAST) as tracker,
     ):
         await tracker.join("ada", "c1")
-        tracker.watch(changes.append)
+        await tracker.watch(changes.append)
         # Changes the tracker missed (made straight in the store, as during a gap).
         await store.join("s", "bob", "c1", {}, FAST.ttl)
         await store.leave("s", "ada", "c1", 0.0)
         await tracker.resync()
         assert changes == [
             PresenceChange(
-                scope="s", joined=frozenset({"bob"}), left=frozenset({"ada"}), resynced=True
+                scope="s",
+                joined=frozenset({"bob"}),
+                left=frozenset({"ada"}),
+                resynced=True,
+                online=frozenset({"bob"}),
             )
         ]
-        assert tracker.online_users() == {"bob"}
+        assert await tracker.online_users() == {"bob"}
 
 
 async def test_a_failing_watcher_does_not_stop_the_tracker(system: ActorSystem) -> None:
@@ -195,9 +205,33 @@ async def test_a_failing_watcher_does_not_stop_the_tracker(system: ActorSystem) 
 
     async with (
         open_pubsub(system, "memory://") as pubsub,
-        open_presence_tracker(system, pubsub, "s", settings=FAST) as tracker,
+        open_presence_tracker(pubsub, "s", settings=FAST) as tracker,
     ):
-        tracker.watch(broken)
+        await tracker.watch(broken)
         await tracker.join("ada", "c1")
         await tracker.join("bob", "c1")
-        assert tracker.online_users() == {"ada", "bob"}
+        assert await tracker.online_users() == {"ada", "bob"}
+
+
+async def test_a_heartbeat_puts_back_a_lost_connection_and_a_sweep_can_be_asked_for(
+    system: ActorSystem, autojump_clock: trio.testing.MockClock
+) -> None:
+    store = MemoryPresenceStore()
+    rare_sweeps = PresenceSettings(ttl=6.0, heartbeat=2.0, sweep_interval=100.0, grace=0.0)
+    async with open_pubsub(system, "memory://") as pubsub:
+        tracker_cm = open_presence_tracker(pubsub, "s", store=store, settings=rare_sweeps)
+        async with tracker_cm as tracker:
+            await tracker.join("ada", "c1", {"device": "phone"})
+            await store.leave("s", "ada", "c1")  # lost, as by a Redis restarted empty
+            await tracker.resync()
+            assert await tracker.online_users() == set()
+            await tracker.heartbeat("ada", "c1", {"device": "laptop"})  # new metadata
+            assert await tracker.connections("ada") == {"c1": {"device": "laptop"}}
+            await store.join("s", "bob", "c9", {}, 0.5)  # another process's, which dies
+            await trio.sleep(1)
+            removals = await tracker.sweep()
+            assert [(r.user_id, r.connection_id, r.user_offline) for r in removals] == [
+                ("bob", "c9", True)
+            ]
+            await tracker.unwatch(print)  # not watching: nothing happens
+            assert (await store.snapshot("s")).members == {("ada", "c1"): {"device": "laptop"}}

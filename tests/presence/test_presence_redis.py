@@ -8,7 +8,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,7 @@ from actors.presence import (
     PresenceJoin,
     PresenceLeave,
     PresenceSettings,
+    PresenceTracker,
     RedisPresenceStore,
     open_presence_tracker,
     presence_channel,
@@ -37,13 +38,24 @@ def presence_redis(module_redis_url: str) -> str:
     return module_redis_url
 
 
-async def _until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
+async def _until(condition: Callable[[], bool | Awaitable[bool]], seconds: float = 5.0) -> None:
     """Poll ``condition`` until it holds; fail after ``seconds``."""
     with trio.fail_after(seconds):
         while True:
-            if condition():
+            held = condition()
+            if held if isinstance(held, bool) else await held:
                 return
             await trio.sleep(0.02)
+
+
+async def _online_is(users: set[str], *trackers: PresenceTracker) -> bool:
+    """Whether each tracker shows exactly ``users`` online."""
+    return [await tracker.online_users() for tracker in trackers] == [users] * len(trackers)
+
+
+async def _connections_are(tracker: PresenceTracker, user_id: str, connections: set[str]) -> bool:
+    """Whether the tracker shows exactly ``connections`` of the user."""
+    return (await tracker.connections(user_id)).keys() == connections
 
 
 async def test_join_leave_and_connections_on_redis(
@@ -52,19 +64,19 @@ async def test_join_leave_and_connections_on_redis(
     async with (
         open_pubsub(system, presence_redis) as one,
         open_pubsub(system, presence_redis) as two,
-        open_presence_tracker(system, one, "room-r1", settings=FAST) as a,
-        open_presence_tracker(system, two, "room-r1", settings=FAST) as b,
+        open_presence_tracker(one, "room-r1", settings=FAST) as a,
+        open_presence_tracker(two, "room-r1", settings=FAST) as b,
     ):
         assert isinstance(a.store, RedisPresenceStore)
         assert await a.join("ada", "phone", {"device": "phone"})
         assert not await b.join("ada", "laptop")
-        await _until(lambda: len(b.connections("ada")) == 2)
-        assert b.connections("ada")["phone"] == {"device": "phone"}
+        await _until(lambda: _connections_are(b, "ada", {"phone", "laptop"}))
+        assert (await b.connections("ada"))["phone"] == {"device": "phone"}
         assert not await a.leave("ada", "phone")
-        await _until(lambda: len(b.connections("ada")) == 1)
-        assert a.online_users() == b.online_users() == {"ada"}
+        await _until(lambda: _connections_are(b, "ada", {"laptop"}))
+        assert await a.online_users() == await b.online_users() == {"ada"}
         assert await b.leave("ada", "laptop")
-        await _until(lambda: not a.online_users() and not b.online_users())
+        await _until(lambda: _online_is(set(), a, b))
         assert not await b.leave("ada", "laptop")
         snapshot = await a.store.snapshot("room-r1")
         assert snapshot.members == {}
@@ -74,15 +86,15 @@ async def test_join_leave_and_connections_on_redis(
 async def test_snapshot_then_diffs_on_redis(system: ActorSystem, presence_redis: str) -> None:
     async with (
         open_pubsub(system, presence_redis) as pubsub,
-        open_presence_tracker(system, pubsub, "room-r2", settings=FAST) as a,
+        open_presence_tracker(pubsub, "room-r2", settings=FAST) as a,
     ):
         await a.join("ada", "c1")
         await a.join("bob", "c1")
-        async with open_presence_tracker(system, pubsub, "room-r2", settings=FAST) as b:
-            assert b.online_users() == {"ada", "bob"}
+        async with open_presence_tracker(pubsub, "room-r2", settings=FAST) as b:
+            assert await b.online_users() == {"ada", "bob"}
             await b.resync()
             await a.leave("bob", "c1")
-            await _until(lambda: b.online_users() == {"ada"})
+            await _until(lambda: _online_is({"ada"}, b))
 
 
 async def test_a_dead_process_gives_exactly_one_leave_per_user_on_redis(
@@ -98,22 +110,22 @@ async def test_a_dead_process_gives_exactly_one_leave_per_user_on_redis(
         open_pubsub(system, presence_redis) as watcher,
         open_pubsub(system, presence_redis) as one,
         open_pubsub(system, presence_redis) as two,
-        open_presence_tracker(system, one, "room-r3", settings=FAST) as b,
-        open_presence_tracker(system, two, "room-r3", settings=FAST) as c,
+        open_presence_tracker(one, "room-r3", settings=FAST) as b,
+        open_presence_tracker(two, "room-r3", settings=FAST) as c,
     ):
         assert isinstance(watcher.broker, RedisPubSub)
         await watcher.subscribe(presence_channel("room-r3"), record, message_type=PresenceDiff)
         async with (
             open_pubsub(system, presence_redis) as doomed,
-            open_presence_tracker(system, doomed, "room-r3", settings=dying) as a,
+            open_presence_tracker(doomed, "room-r3", settings=dying) as a,
         ):
             await a.join("ada", "phone")
             await a.join("ada", "laptop")
             await a.join("bob", "c1")
             await b.join("cyd", "c1")
-            await _until(lambda: c.online_users() == {"ada", "bob", "cyd"})
+            await _until(lambda: _online_is({"ada", "bob", "cyd"}, c))
         started = trio.current_time()
-        await _until(lambda: b.online_users() == c.online_users() == {"cyd"}, seconds=3.0)
+        await _until(lambda: _online_is({"cyd"}, b, c), seconds=3.0)
         assert trio.current_time() - started < 3.0
         await trio.sleep(0.5)  # more sweeps by both trackers: still no second leave
         leaves = [diff for diff in seen if isinstance(diff, PresenceLeave)]
@@ -123,7 +135,7 @@ async def test_a_dead_process_gives_exactly_one_leave_per_user_on_redis(
             ("bob", "c1"),
         ]
         assert sorted(d.user_id for d in leaves if d.last_connection) == ["ada", "bob"]
-        assert b.online_users() == c.online_users() == {"cyd"}
+        assert await b.online_users() == await c.online_users() == {"cyd"}
 
 
 async def test_grace_window_on_redis(system: ActorSystem, presence_redis: str) -> None:
@@ -137,12 +149,13 @@ async def test_grace_window_on_redis(system: ActorSystem, presence_redis: str) -
         open_pubsub(system, presence_redis) as watcher,
         open_pubsub(system, presence_redis) as one,
         open_pubsub(system, presence_redis) as two,
-        open_presence_tracker(system, one, "room-r4", settings=grace) as a,
-        open_presence_tracker(system, two, "room-r4", settings=grace) as b,
+        open_presence_tracker(one, "room-r4", settings=grace) as a,
+        open_presence_tracker(two, "room-r4", settings=grace) as b,
     ):
         await watcher.subscribe(presence_channel("room-r4"), record, message_type=PresenceDiff)
         assert await a.join("ada", "phone")
-        await _until(lambda: b.online_users() == {"ada"} and len(seen) == 1)
+        await _until(lambda: _online_is({"ada"}, b))
+        await _until(lambda: len(seen) == 1)
 
         # Back within the window, on the same connection and then on another: no flap.
         assert await a.leave("ada", "phone")
@@ -151,9 +164,9 @@ async def test_grace_window_on_redis(system: ActorSystem, presence_redis: str) -
         assert await a.leave("ada", "phone")
         await trio.sleep(0.1)
         assert not await b.join("ada", "laptop")
-        await _until(lambda: b.connections("ada").keys() == {"laptop"}, seconds=3.0)
+        await _until(lambda: _connections_are(b, "ada", {"laptop"}), seconds=3.0)
         await trio.sleep(1.2)  # past TTL: the cancelled leave stays cancelled
-        assert a.online_users() == b.online_users() == {"ada"}
+        assert await a.online_users() == await b.online_users() == {"ada"}
         assert [(type(d), d.connection_id) for d in seen] == [
             (PresenceJoin, "phone"),
             (PresenceJoin, "phone"),  # back: trackers started meanwhile did not list it
@@ -166,8 +179,8 @@ async def test_grace_window_on_redis(system: ActorSystem, presence_redis: str) -
         # No rejoin: offline after the window, exactly once, as an explicit leave.
         assert await b.leave("ada", "laptop")
         await trio.sleep(0.1)
-        assert a.online_users() == b.online_users() == {"ada"}
-        await _until(lambda: not a.online_users() and not b.online_users(), seconds=3.0)
+        assert await a.online_users() == await b.online_users() == {"ada"}
+        await _until(lambda: _online_is(set(), a, b), seconds=3.0)
         await trio.sleep(0.3)
         offline = [d for d in seen if isinstance(d, PresenceLeave) and d.last_connection]
         assert [(d.connection_id, d.expired) for d in offline] == [("laptop", False)]
@@ -192,22 +205,22 @@ async def test_trackers_started_within_a_grace_window_on_redis(
         open_pubsub(system, presence_redis) as two,
     ):
         await watcher.subscribe(presence_channel("room-r6"), record, message_type=PresenceDiff)
-        async with open_presence_tracker(system, one, "room-r6", settings=grace) as old:
+        async with open_presence_tracker(one, "room-r6", settings=grace) as old:
             await old.join("ada", "phone")
             assert await old.leave("ada", "phone")
-            async with open_presence_tracker(system, two, "room-r6", settings=grace) as new:
-                assert new.online_users() == set()
-                assert old.online_users() == {"ada"}
+            async with open_presence_tracker(two, "room-r6", settings=grace) as new:
+                assert await new.online_users() == set()
+                assert await old.online_users() == {"ada"}
                 assert not await old.join("ada", "phone")  # back within the window
-                await _until(lambda: new.connections("ada").keys() == {"phone"})
+                await _until(lambda: _connections_are(new, "ada", {"phone"}))
                 assert await old.leave("ada", "phone")
-            async with open_presence_tracker(system, two, "room-r6", settings=grace) as newer:
-                assert newer.online_users() == set()
+            async with open_presence_tracker(two, "room-r6", settings=grace) as newer:
+                assert await newer.online_users() == set()
                 assert not await newer.join("ada", "laptop")
                 # Gone again within phone's window: laptop takes it over, phone goes now.
                 assert await newer.leave("ada", "laptop")
-                await _until(lambda: old.connections("ada").keys() == {"laptop"})
-                assert newer.connections("ada").keys() == {"laptop"}
+                await _until(lambda: _connections_are(old, "ada", {"laptop"}))
+                assert (await newer.connections("ada")).keys() == {"laptop"}
                 snapshot = await newer.store.snapshot("room-r6")
                 assert snapshot.leaving == {("ada", "laptop")}
                 assert snapshot.members.keys() == {("ada", "laptop")}
@@ -236,7 +249,7 @@ async def test_a_killed_process_gives_exactly_one_leave_per_user(
     async with (
         open_pubsub(system, presence_redis) as watcher,
         open_pubsub(system, presence_redis) as pubsub,
-        open_presence_tracker(system, pubsub, scope, settings=settings) as tracker,
+        open_presence_tracker(pubsub, scope, settings=settings) as tracker,
     ):
         await watcher.subscribe(presence_channel(scope), record, message_type=PresenceDiff)
         child = await trio.lowlevel.open_process(
@@ -251,12 +264,11 @@ async def test_a_killed_process_gives_exactly_one_leave_per_user(
                     assert chunk, f"the worker exited: {output!r}"
                     output += chunk
             # "ready" follows the joins, but their diffs reach this tracker through Redis later.
-            await _until(
-                lambda: len(tracker.connections("u1")) == len(tracker.connections("u2")) == 2
-            )
-            assert tracker.online_users() == {"u1", "u2"}
+            await _until(lambda: _connections_are(tracker, "u1", {"c1", "c2"}))
+            await _until(lambda: _connections_are(tracker, "u2", {"c1", "c2"}))
+            assert await tracker.online_users() == {"u1", "u2"}
             await trio.sleep(settings.ttl)  # heartbeats keep the child's users online
-            assert tracker.online_users() == {"u1", "u2"}
+            assert await tracker.online_users() == {"u1", "u2"}
         finally:
             child.send_signal(signal.SIGKILL)
             with trio.CancelScope(shield=True):
@@ -266,7 +278,7 @@ async def test_a_killed_process_gives_exactly_one_leave_per_user(
         assert child.returncode == -signal.SIGKILL
         killed = trio.current_time()
         deadline = settings.ttl + settings.sweep_interval + 1.0
-        await _until(lambda: not tracker.online_users(), seconds=deadline)
+        await _until(lambda: _online_is(set(), tracker), seconds=deadline)
         assert trio.current_time() - killed < deadline
         await trio.sleep(0.5)  # more sweeps: still no second leave
         leaves = [d for d in seen if isinstance(d, PresenceLeave)]
@@ -278,7 +290,7 @@ async def test_a_killed_process_gives_exactly_one_leave_per_user(
             ("u2", "c2"),
         ]
         assert all(d.expired for d in leaves)
-        assert not tracker.online_users()
+        assert not await tracker.online_users()
 
 
 async def test_a_scope_keeps_its_keys_while_tracked_and_not_after(
@@ -307,11 +319,9 @@ async def test_a_scope_keeps_its_keys_while_tracked_and_not_after(
         await redis.execute("PEXPIREAT", keys[3], 1)
         assert await redis.execute("EXISTS", *keys) == 0
         # A new tracker starts the scope afresh.
-        async with open_presence_tracker(
-            system, pubsub, "kept", store=store, settings=FAST
-        ) as tracker:
+        async with open_presence_tracker(pubsub, "kept", store=store, settings=FAST) as tracker:
             assert await tracker.join("bob", "c1")
-            assert tracker.online_users() == {"bob"}
+            assert await tracker.online_users() == {"bob"}
 
 
 def test_keep_must_be_positive() -> None:

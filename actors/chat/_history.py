@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import weakref
 from collections import deque
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from actors.chat._messages import ChatMessage, history_key
 from actors.messages import CODEC
+from actors.pubsub import LocalState
 from actors.redis import Argument, Script
 
 if TYPE_CHECKING:
@@ -87,12 +87,7 @@ class RedisHistoryStore:
         return [CODEC.decode(bytes(item), ChatMessage) for item in reversed(raw)]
 
 
-# A shared server's name keeps its history for the process's life, as the server keeps its
-# name; a private broker's history lives as long as the broker.
-_named_memory_stores: dict[str, MemoryHistoryStore] = {}
-_private_memory_stores: weakref.WeakKeyDictionary[object, MemoryHistoryStore] = (
-    weakref.WeakKeyDictionary()
-)
+_memory_stores: Final = LocalState(MemoryHistoryStore)
 
 
 def default_history_store(pubsub: PubSub) -> HistoryStore:
@@ -105,7 +100,4 @@ def default_history_store(pubsub: PubSub) -> HistoryStore:
     connection = broker.command_connection()
     if connection is not None:
         return RedisHistoryStore(connection)
-    key = broker.shared_state_key
-    if isinstance(key, str):
-        return _named_memory_stores.setdefault(key, MemoryHistoryStore())
-    return _private_memory_stores.setdefault(key, MemoryHistoryStore())
+    return _memory_stores.of(broker)

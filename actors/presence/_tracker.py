@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
-import weakref
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Final
 
@@ -44,7 +43,7 @@ from actors.presence._actor import (
 from actors.presence._messages import presence_channel
 from actors.presence._redis_store import RedisPresenceStore
 from actors.presence._store import MemoryPresenceStore, check_ids
-from actors.pubsub import MemoryBroker, RedisPubSub
+from actors.pubsub import LocalState
 from actors.supervision import ChildSpec, Restart
 
 if TYPE_CHECKING:
@@ -103,29 +102,20 @@ class PresenceSettings:
             raise ValueError(f"request_timeout must be positive: {self!r}")
 
 
-_named_memory_stores: dict[str, MemoryPresenceStore] = {}
-_private_memory_stores: weakref.WeakKeyDictionary[MemoryBroker, MemoryPresenceStore] = (
-    weakref.WeakKeyDictionary()
-)
+_memory_stores: Final = LocalState(MemoryPresenceStore)
 
 
 def default_store(pubsub: PubSub) -> PresenceStore:
     """The store matching a ``PubSub``'s broker.
 
-    Redis for ``redis://``-family URLs; for ``memory://NAME`` one in-process store per name
-    (shared like the broker), for a private ``memory://`` one per broker.
-
-    Raises:
-        TypeError: The broker is neither.
+    Redis when the broker has it; otherwise one in-process store per broker state (shared by
+    every broker of one ``memory://NAME``, private to a ``memory://`` broker).
     """
     broker = pubsub.broker
-    if isinstance(broker, RedisPubSub):
-        return RedisPresenceStore(broker.ready_connection)
-    if isinstance(broker, MemoryBroker):
-        if broker.name is not None:
-            return _named_memory_stores.setdefault(broker.name, MemoryPresenceStore())
-        return _private_memory_stores.setdefault(broker, MemoryPresenceStore())
-    raise TypeError(f"no presence store for broker {broker!r}: pass store=")
+    connection = broker.command_connection()
+    if connection is not None:
+        return RedisPresenceStore(connection)
+    return _memory_stores.of(broker)
 
 
 @attrs.frozen(kw_only=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from actors.pubsub._broker import Broker, BrokerSubscription
+from actors.pubsub._broker import Broker, BrokerSubscription, LocalState
 from actors.pubsub._client import (
     DEFAULT_BUFFER_SIZE,
     HandlerStatistics,
@@ -53,6 +53,7 @@ __all__ = [
     "ErrorAction",
     "ErrorPolicy",
     "HandlerStatistics",
+    "LocalState",
     "MailboxSink",
     "MemoryBroker",
     "MemorySubscription",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+import weakref
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -66,3 +67,37 @@ class Broker(Protocol):
         """In-process stores (history, presence) are shared by the brokers with the same key:
         one per ``memory://NAME`` server, one per private broker."""
         ...
+
+
+T = TypeVar("T")
+
+
+class LocalState(Generic[T]):
+    """In-process state that stands in for what Redis would keep, one per broker state.
+
+    Stores without Redis (presence, chat history on ``memory://``) keep their state here: one
+    value per ``Broker.shared_state_key``. A shared server's name keeps its value for the
+    process's life, as the server keeps its name; a private broker's value lives as long as the
+    broker.
+
+    Args:
+        factory: Makes the value the first time a key is asked for.
+    """
+
+    def __init__(self, factory: Callable[[], T]) -> None:
+        self._factory = factory
+        self._named: dict[str, T] = {}
+        self._private: weakref.WeakKeyDictionary[object, T] = weakref.WeakKeyDictionary()
+
+    def of(self, broker: Broker) -> T:
+        """The value for ``broker``'s state key, made on first use."""
+        key = broker.shared_state_key
+        if isinstance(key, str):
+            named = self._named.get(key)
+            if named is None:
+                named = self._named[key] = self._factory()
+            return named
+        private = self._private.get(key)
+        if private is None:
+            private = self._private[key] = self._factory()
+        return private

@@ -24,6 +24,7 @@ __all__ = [
     "ChildAlreadyExistsError",
     "ChildNotFoundError",
     "InvalidChannelNameError",
+    "InvalidIdentifierError",
     "InvalidSpecError",
     "LinkedActorCrashedError",
     "MailboxFullError",
@@ -228,6 +229,21 @@ class MessageDecodeError(ActorsError, ValueError):
         self.reason = reason
         self.expected = expected
         self.errors = errors
+
+
+class InvalidIdentifierError(ActorsError, ValueError):
+    """A user id, room name or presence scope breaks its rule (see ``actors.messages``).
+
+    Attributes:
+        kind: What the name was meant to be: ``user id``, ``room name``, ``presence scope``.
+        value: The name as given (only its first 64 characters appear in the message).
+    """
+
+    def __init__(self, kind: str, value: object, rule: str) -> None:
+        shown = value[:64] if isinstance(value, str) else value
+        super().__init__(f"invalid {kind} {shown!r}: {rule}")
+        self.kind = kind
+        self.value = value
 
 
 class InvalidChannelNameError(ActorsError, ValueError):

@@ -18,7 +18,6 @@ from actors.chat._messages import (
     MAX_TEXT_LENGTH,
     ChatMessage,
     check_text,
-    check_user_id,
     history_key,
     room_channel,
 )
@@ -51,7 +50,6 @@ __all__ = [
     "RedisHistoryStore",
     "RoomActor",
     "check_text",
-    "check_user_id",
     "default_history_store",
     "history_key",
     "open_chat_service",

@@ -7,12 +7,11 @@ from typing import Final
 import attrs
 
 from actors.chat._errors import InvalidChatMessageError
-from actors.messages import Message, channel_name, message_type
+from actors.messages import Message, channel_name, check_room_name, message_type
 
 CHAT_CHANNEL: Final = "chat:{room}"
 HISTORY_KEY: Final = "chat:{room}:history"
 MAX_TEXT_LENGTH: Final = 2000  # characters
-MAX_USER_ID_LENGTH: Final = 128  # characters
 
 
 @message_type("chat.message")
@@ -28,19 +27,17 @@ class ChatMessage(Message):
 
 
 def room_channel(room: str) -> str:
-    """The channel a room's messages go out on, ``chat:{room}`` (the room is validated).
+    """The channel a room's messages go out on, ``chat:{room}``.
 
     Raises:
-        InvalidChannelNameError: The room is empty, longer than 128 characters, or has
-            characters outside ASCII letters, digits and ``- _ . @`` (globs such as ``*``
-            included).
+        InvalidIdentifierError: The room name breaks the rule of room names.
     """
-    return channel_name(CHAT_CHANNEL, room=room)
+    return channel_name(CHAT_CHANNEL, room=check_room_name(room))
 
 
 def history_key(room: str) -> str:
     """The Redis list holding a room's recent messages, ``chat:{room}:history``."""
-    return channel_name(HISTORY_KEY, room=room)
+    return channel_name(HISTORY_KEY, room=check_room_name(room))
 
 
 def check_text(text: str, max_length: int = MAX_TEXT_LENGTH) -> str:
@@ -59,16 +56,3 @@ def check_text(text: str, max_length: int = MAX_TEXT_LENGTH) -> str:
             f"text is {len(text)} characters long; the limit is {max_length}"
         )
     return text
-
-
-def check_user_id(user_id: str) -> str:
-    """Return ``user_id`` if it is a non-empty string of at most 128 characters.
-
-    Raises:
-        InvalidChatMessageError: It is not.
-    """
-    if not isinstance(user_id, str) or not user_id:
-        raise InvalidChatMessageError(f"user id must be a non-empty str: {user_id!r}")
-    if len(user_id) > MAX_USER_ID_LENGTH:
-        raise InvalidChatMessageError(f"user id is longer than {MAX_USER_ID_LENGTH} characters")
-    return user_id

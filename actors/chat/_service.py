@@ -29,10 +29,10 @@ from actors.chat._messages import (
     MAX_TEXT_LENGTH,
     ChatMessage,
     check_text,
-    check_user_id,
     room_channel,
 )
 from actors.chat._rate import RateLimit, RateLimiter
+from actors.messages import check_user_id
 from actors.runtime import Actor
 from actors.supervision import (
     ChildSpec,
@@ -206,8 +206,8 @@ class ChatService:
             The message as published.
 
         Raises:
-            InvalidChannelNameError: The room name is invalid (``*``, spaces, too long...).
-            InvalidChatMessageError: The text is empty or too long, or the user id is bad.
+            InvalidIdentifierError: The room name or the user id breaks its rule.
+            InvalidChatMessageError: The text is empty or too long.
             RateLimitedError: The user is over the rate limit; nothing was sent.
             RedisConnectionError: The history or the publish failed.
         """
@@ -223,7 +223,7 @@ class ChatService:
         """The room's last messages, oldest first (at most ``history_size``, or ``limit``).
 
         Raises:
-            InvalidChannelNameError: The room name is invalid.
+            InvalidIdentifierError: The room name breaks the rule of room names.
         """
         room_channel(room)
         size = self._shared.history_size

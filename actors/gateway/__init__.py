@@ -22,9 +22,7 @@ from actors.gateway._session import Session
 from actors.gateway._tokens import (
     DEFAULT_TOKEN_TTL,
     InvalidTokenError,
-    InvalidUserIdError,
     TokenSigner,
-    check_user_id,
 )
 from actors.gateway._web import GatewayWeb, serve_gateway
 
@@ -37,13 +35,11 @@ __all__ = [
     "GatewaySettings",
     "GatewayWeb",
     "InvalidTokenError",
-    "InvalidUserIdError",
     "ProtocolError",
     "Session",
     "TokenSigner",
     "TypingNotice",
     "check_room",
-    "check_user_id",
     "open_gateway",
     "parse_client_frame",
     "run_server",

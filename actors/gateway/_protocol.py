@@ -9,13 +9,13 @@ sent to every session that gets it.
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Final
 
 import attrs
 import orjson
 
-from actors._errors import ActorsError
+from actors._errors import ActorsError, InvalidIdentifierError
+from actors.messages import IDENTIFIER_RULE, check_room_name
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -40,7 +40,6 @@ __all__ = [
 
 MAX_REF_LENGTH: Final = 64
 MAX_ROOM_LENGTH: Final = 64
-_ROOM: Final = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 
 
 class ProtocolError(ActorsError):
@@ -120,13 +119,10 @@ def check_room(room: str, ref: str | None = None) -> str:
     """
     if room in RESERVED_ROOMS:
         raise ProtocolError("invalid_room", f"{room!r} is reserved", ref)
-    if not _ROOM.fullmatch(room):
-        raise ProtocolError(
-            "invalid_room",
-            "a room name is 1 to 64 characters: ASCII letters, digits, '-', '_' and '.'",
-            ref,
-        )
-    return room
+    try:
+        return check_room_name(room)
+    except InvalidIdentifierError:
+        raise ProtocolError("invalid_room", f"a room name is {IDENTIFIER_RULE}", ref) from None
 
 
 def parse_client_frame(data: str | bytes) -> ClientFrame:

@@ -12,48 +12,27 @@ import base64
 import binascii
 import hashlib
 import hmac
-import re
 import time
 from typing import Final
 
 import orjson
 
-from actors._errors import ActorsError
+from actors._errors import ActorsError, InvalidIdentifierError
+from actors.messages import check_user_id
 
 __all__ = [
     "DEFAULT_TOKEN_TTL",
     "InvalidTokenError",
-    "InvalidUserIdError",
     "TokenSigner",
-    "check_user_id",
 ]
 
 DEFAULT_TOKEN_TTL: Final = 12 * 3600.0  # seconds
-MAX_USER_ID_LENGTH: Final = 32
 MAX_TOKEN_LENGTH: Final = 1024
 MIN_SECRET_BYTES: Final = 16
-_USER_ID: Final = re.compile(r"[A-Za-z0-9_.\-]{1,32}")
 
 
 class InvalidTokenError(ActorsError):
     """A token is malformed, wrongly signed or expired."""
-
-
-class InvalidUserIdError(ActorsError, ValueError):
-    """A user name is not 1 to 32 ASCII letters, digits, ``-``, ``_`` or ``.``."""
-
-
-def check_user_id(user_id: object) -> str:
-    """Return ``user_id`` if it may name a user of the gateway.
-
-    Raises:
-        InvalidUserIdError: It is not a str of 1 to 32 ASCII letters, digits, ``-``, ``_``, ``.``.
-    """
-    if not isinstance(user_id, str) or not _USER_ID.fullmatch(user_id):
-        raise InvalidUserIdError(
-            "a name is 1 to 32 characters: ASCII letters, digits, '-', '_' and '.'"
-        )
-    return user_id
 
 
 def _encode(data: bytes) -> str:
@@ -90,7 +69,7 @@ class TokenSigner:
         """A token for ``user_id`` and its expiry time (Unix seconds).
 
         Raises:
-            InvalidUserIdError: The user id is not allowed.
+            InvalidIdentifierError: The user id breaks the rule of user ids.
         """
         check_user_id(user_id)
         expires_at = (time.time() if now is None else now) + self.ttl
@@ -124,5 +103,5 @@ class TokenSigner:
             raise InvalidTokenError("the token has expired")
         try:
             return check_user_id(claims.get("sub"))
-        except InvalidUserIdError:
+        except InvalidIdentifierError:
             raise InvalidTokenError("the token names no valid user") from None

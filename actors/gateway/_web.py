@@ -16,9 +16,11 @@ import orjson
 import trio
 import trio_websocket
 
+from actors._errors import InvalidIdentifierError
 from actors.gateway._protocol import Hello, ProtocolError, parse_client_frame
 from actors.gateway._session import CLOSE_UNAUTHORIZED
-from actors.gateway._tokens import InvalidTokenError, InvalidUserIdError, check_user_id
+from actors.gateway._tokens import InvalidTokenError
+from actors.messages import check_user_id
 from actors.observability import HttpRequest, HttpResponse, ObservabilityRoutes, serve_http
 
 if TYPE_CHECKING:
@@ -94,7 +96,7 @@ class GatewayWeb:
             token, expires_at = self.gateway.signer.issue(check_user_id(name))
         except orjson.JSONDecodeError:
             return _json(400, {"error": 'the body must be JSON: {"name": "..."}'})
-        except InvalidUserIdError as error:
+        except InvalidIdentifierError as error:
             return _json(400, {"error": str(error)})
         return _json(200, {"token": token, "user_id": name, "expires_at": expires_at})
 

@@ -5,7 +5,7 @@ See docs/wire-format.md for what goes on the wire.
 
 from __future__ import annotations
 
-from actors._errors import InvalidChannelNameError, MessageDecodeError
+from actors._errors import InvalidChannelNameError, InvalidIdentifierError, MessageDecodeError
 from actors.messages._base import (
     TYPE_FIELD,
     Message,
@@ -22,6 +22,13 @@ from actors.messages._channels import (
     is_pattern,
 )
 from actors.messages._codec import CODEC, DEFAULT_MAX_DEPTH, DEFAULT_MAX_PAYLOAD_SIZE, Codec
+from actors.messages._identifiers import (
+    IDENTIFIER_RULE,
+    MAX_IDENTIFIER_LENGTH,
+    check_room_name,
+    check_scope,
+    check_user_id,
+)
 from actors.messages._wire import (
     FieldNaming,
     TaggedUnion,
@@ -38,18 +45,24 @@ __all__ = [
     "DEFAULT_MAX_DEPTH",
     "DEFAULT_MAX_PAYLOAD_SIZE",
     "GLOB_CHARACTERS",
+    "IDENTIFIER_RULE",
     "MAX_CHANNEL_PART_LENGTH",
+    "MAX_IDENTIFIER_LENGTH",
     "TYPE_FIELD",
     "Codec",
     "Decodable",
     "FieldNaming",
     "InvalidChannelNameError",
+    "InvalidIdentifierError",
     "Message",
     "MessageDecodeError",
     "TaggedUnion",
     "UnknownKeys",
     "Untagged",
     "channel_name",
+    "check_room_name",
+    "check_scope",
+    "check_user_id",
     "decode_cached",
     "enum_by_name",
     "escape_glob",

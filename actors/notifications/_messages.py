@@ -10,7 +10,7 @@ from typing import Any, Final
 
 import attrs
 
-from actors.messages import channel_name, message_type
+from actors.messages import channel_name, check_user_id, message_type
 from actors.notifications._errors import InvalidNotificationError
 
 USER_CHANNEL: Final = "user:{user_id}"
@@ -34,14 +34,12 @@ def new_notification_id() -> str:
 
 
 def user_channel(user_id: str) -> str:
-    """The channel of one user's notifications, ``user:{user_id}`` (the id is validated).
+    """The channel of one user's notifications, ``user:{user_id}``.
 
     Raises:
-        InvalidChannelNameError: The user id is empty, longer than 128 characters, or has
-            characters outside ASCII letters, digits and ``- _ . @`` (globs such as ``*``
-            included).
+        InvalidIdentifierError: The user id breaks the rule of user ids.
     """
-    return channel_name(USER_CHANNEL, user_id=user_id)
+    return channel_name(USER_CHANNEL, user_id=check_user_id(user_id))
 
 
 def check_kind(kind: str) -> str:
@@ -114,7 +112,7 @@ def _validate(check: Callable[[Any], object]) -> Callable[[object, object, Any],
 
 def _validate_user_id(_instance: object, _attribute: object, value: str | None) -> None:
     if value is not None:
-        user_channel(value)
+        check_user_id(value)
 
 
 @message_type("notification")

@@ -43,7 +43,7 @@ class Notifier:
         """Publish a notification on one user's channel, ``user:{user_id}``.
 
         Args:
-            user_id: Who it is for: ASCII letters, digits and ``- _ . @``, 1 to 128 characters.
+            user_id: Who it is for (see ``check_user_id``).
             kind: What it is about, such as ``"mention"``: 1 to 32 ASCII letters, digits,
                 ``-`` and ``_``.
             title: 1 to 200 characters, not blank.
@@ -54,7 +54,7 @@ class Notifier:
             The notification as published.
 
         Raises:
-            InvalidChannelNameError: The user id is invalid (``*``, spaces, too long...).
+            InvalidIdentifierError: The user id breaks the rule of user ids.
             InvalidNotificationError: The kind, title, body or data is invalid.
             RedisConnectionError: The publish failed after its retries.
         """
@@ -110,7 +110,7 @@ class Notifier:
                 in between are lost (Pub/Sub is at most once).
 
         Raises:
-            InvalidChannelNameError: The user id is invalid.
+            InvalidIdentifierError: The user id breaks the rule of user ids.
         """
         return await self.pubsub.subscribe(
             user_channel(user_id),

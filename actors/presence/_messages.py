@@ -6,19 +6,18 @@ from typing import Final
 
 import attrs
 
-from actors.messages import Message, channel_name, message_type
+from actors.messages import Message, channel_name, check_scope, message_type
 
 PRESENCE_CHANNEL: Final = "presence:{scope}"
 
 
 def presence_channel(scope: str) -> str:
-    """The channel a scope's diffs go out on, ``presence:{scope}`` (the scope is validated).
+    """The channel a scope's diffs go out on, ``presence:{scope}``.
 
     Raises:
-        InvalidChannelNameError: The scope is empty, too long or has characters outside
-            ASCII letters, digits and ``- _ . @``.
+        InvalidIdentifierError: The scope breaks the rule of presence scopes.
     """
-    return channel_name(PRESENCE_CHANNEL, scope=scope)
+    return channel_name(PRESENCE_CHANNEL, scope=check_scope(scope))
 
 
 @message_type("presence.join")

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Protocol
 import attrs
 import trio
 
+from actors.messages import check_user_id
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -17,10 +19,12 @@ def check_ids(user_id: str, connection_id: str) -> None:
     """Refuse ids the stores cannot keep apart (members are ``user_id:connection_id``).
 
     Raises:
-        ValueError: An id is empty, or the connection id contains ``:``.
+        InvalidIdentifierError: The user id breaks the rule of user ids.
+        ValueError: The connection id is empty or contains ``:``.
     """
-    if not user_id or not connection_id:
-        raise ValueError("user_id and connection_id must not be empty")
+    check_user_id(user_id)
+    if not connection_id:
+        raise ValueError("connection_id must not be empty")
     if ":" in connection_id:
         raise ValueError(f"a connection id may not contain ':': {connection_id!r}")
 

@@ -277,7 +277,7 @@ async def open_presence_tracker(
 
     Args:
         pubsub: Where diffs are published and received.
-        scope: The scope, such as ``"global"`` or a room (ASCII letters, digits, ``-_.@``).
+        scope: The scope, such as ``"global"`` or a room (see ``check_scope``).
         supervisor: Where the tracker actor runs: a supervisor of the caller's tree that takes
             ``start_child`` (not ``simple_one_for_one``); default the ``PubSub``'s.
         store: Where state lives; default ``default_store(pubsub)``.
@@ -286,7 +286,7 @@ async def open_presence_tracker(
     Raises:
         AskTimeoutError: The tracker was not ready within the Pub/Sub's ``ack_timeout`` plus
             ``settings.request_timeout`` (it is stopped).
-        InvalidChannelNameError: The scope is not a valid channel part.
+        InvalidIdentifierError: The scope breaks the rule of presence scopes.
     """
     settings = settings or PresenceSettings()
     config = TrackerConfig(

@@ -7,7 +7,7 @@ import pytest
 import trio
 import trio.testing
 
-from actors import ActorsError, ActorSystem, InvalidChannelNameError, message_type
+from actors import ActorsError, ActorSystem, InvalidIdentifierError, message_type
 from actors.notifications import (
     BROADCAST_CHANNEL,
     MAX_BODY_LENGTH,
@@ -96,11 +96,11 @@ async def test_a_broadcast_reaches_every_subscriber(system: ActorSystem) -> None
 @pytest.mark.parametrize(
     ("user_id", "fields", "error"),
     [
-        ("*", {}, InvalidChannelNameError),
-        ("user:*", {}, InvalidChannelNameError),
-        ("a b", {}, InvalidChannelNameError),
-        ("", {}, InvalidChannelNameError),
-        ("x" * 129, {}, InvalidChannelNameError),
+        ("*", {}, InvalidIdentifierError),
+        ("user:*", {}, InvalidIdentifierError),
+        ("a b", {}, InvalidIdentifierError),
+        ("", {}, InvalidIdentifierError),
+        ("x" * 65, {}, InvalidIdentifierError),
         ("bob", {"kind": ""}, InvalidNotificationError),
         ("bob", {"kind": "two words"}, InvalidNotificationError),
         ("bob", {"kind": "k" * 33}, InvalidNotificationError),
@@ -171,7 +171,7 @@ async def test_a_received_notification_with_bad_fields_is_skipped(system: ActorS
 def test_notifications_validate_when_made() -> None:
     with pytest.raises(InvalidNotificationError):
         Notification(kind="no spaces", title="t")
-    with pytest.raises(InvalidChannelNameError):
+    with pytest.raises(InvalidIdentifierError):
         Notification(user_id="*", kind="k", title="t")
     assert Notification(kind="k", title="t").id != Notification(kind="k", title="t").id
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import attrs
 import pytest
 
-from actors import ActorSystem, InvalidChannelNameError, message_type
+from actors import ActorSystem, InvalidIdentifierError, message_type
 from actors.notifications import (
     InvalidNotificationError,
     LiveUpdate,
@@ -53,7 +53,7 @@ async def test_notifications_cross_connections(
         await receiver.subscribe_user("bob", bob)
         await receiver.subscribe_broadcast(everybody)
 
-        with pytest.raises(InvalidChannelNameError):
+        with pytest.raises(InvalidIdentifierError):
             await publisher.notify("*", kind="mention", title="to everyone?")
         with pytest.raises(InvalidNotificationError):
             await publisher.notify("bob", kind="bad kind", title="t")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import trio
 
-from actors import ActorSystem
+from actors import ActorSystem, InvalidIdentifierError
 from actors.presence import (
     MemoryPresenceStore,
     PresenceChange,
@@ -144,7 +144,13 @@ async def test_bad_ids_and_settings_are_refused(system: ActorSystem) -> None:
         with pytest.raises(ValueError, match="':'"):
             await tracker.join("ada", "a:b")
         with pytest.raises(ValueError, match="empty"):
-            await tracker.heartbeat("", "c1")
+            await tracker.heartbeat("ada", "")
+        for bad in ("", "ada lovelace", "*", "x" * 65):  # the one rule of user ids
+            with pytest.raises(InvalidIdentifierError, match="invalid user id"):
+                await tracker.heartbeat(bad, "c1")
+        with pytest.raises(InvalidIdentifierError, match="invalid presence scope"):
+            async with open_presence_tracker(pubsub, "room:1"):
+                pass  # pragma: no cover
         assert await tracker.online_users() == set()  # refused by the handle: no crash
         assert tracker.statistics().restarts == 0
 

@@ -1,132 +1,26 @@
-"""The ``actors`` command line: ``python -m actors COMMAND ...`` or the ``actors`` console script.
+"""The framework's operator commands: ``publish``, ``subscribe`` and ``health`` against Redis.
 
 Each command has a ``_configure_<command>`` function that adds its arguments to the command's
 parser and sets ``handler``: the function that runs the command and returns its exit code.
-``build_parser`` adds one parser per command, so a new command is two functions and one line.
+``add_operator_commands`` adds them to any command line; the ``actors`` program
+(``actors.server.cli``) adds them beside ``serve`` and ``demo``, and ``run_command`` runs
+whichever was chosen.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import random
 import sys
 from typing import TYPE_CHECKING, Final
 
 import trio
 
-from actors import ActorsError, AddressInUseError, __version__
-from actors._demo import DemoOptions, run_demo
+from actors import ActorsError, __version__
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
 EXIT_INTERRUPTED: Final = 130  # what shells report for a process ended by SIGINT
-MAX_PORT: Final = 65_535
-
-
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
-    return value
-
-
-def _non_negative_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be 0 or a positive number of seconds: {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= MAX_PORT:
-        raise argparse.ArgumentTypeError(f"must be a port number from 0 to {MAX_PORT}: {text!r}")
-    return value
-
-
-DEMO_DESCRIPTION: Final = (
-    "Run a small supervision tree: a ticker, a worker that fails at random and is restarted with "
-    "exponential backoff, and a one_for_all subtree that exceeds its restart intensity and "
-    "escalates to the root. Shows a live view on a terminal and one line per event otherwise. "
-    "Stops after --duration seconds or on Ctrl-C, always in order."
-)
-
-
-def _configure_demo(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--duration",
-        type=_positive_seconds,
-        default=20.0,
-        metavar="SECONDS",
-        help="stop by itself after this long (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--seed",
-        type=int,
-        default=None,
-        help="seed for the failures and the backoff jitter (default: a fresh one, shown)",
-    )
-    parser.add_argument(
-        "--view",
-        choices=["auto", "live", "plain"],
-        default="auto",
-        help="live: redraw a screen; plain: one line per event; auto: live on a terminal",
-    )
-    parser.set_defaults(handler=_run_demo)
-
-
-def _run_demo(arguments: argparse.Namespace) -> int:
-    live = arguments.view == "live" or (arguments.view == "auto" and sys.stdout.isatty())
-    seed = arguments.seed if arguments.seed is not None else random.randrange(10_000)
-    options = DemoOptions(duration=arguments.duration, seed=seed, live=live)
-    try:
-        code = run_demo(options, sys.stdout)
-    except KeyboardInterrupt:
-        # Only when Ctrl-C came before the demo could catch it, or came twice.
-        print("demo interrupted before it could stop cleanly", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    if _stdout_is_broken():
-        return 1
-    return code
-
-
-def _stdout_is_broken() -> bool:
-    """Whether the reader of stdout went away (``actors demo | head``).
-
-    If so, stdout is pointed at the null device, so that the interpreter's own flush at exit
-    does not complain about the broken pipe too.
-    """
-    try:
-        sys.stdout.flush()
-    except BrokenPipeError:
-        pass
-    else:
-        return False
-    null = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, sys.stdout.fileno())
-    os.close(null)
-    return True
 
 
 def _configure_publish(parser: argparse.ArgumentParser) -> None:
@@ -139,7 +33,7 @@ def _configure_publish(parser: argparse.ArgumentParser) -> None:
 def _run_publish(arguments: argparse.Namespace) -> int:
     from actors import _operator
 
-    return _run_operator(
+    return run_operator(
         lambda: _operator.publish(arguments.url, arguments.channel, arguments.json, sys.stdout)
     )
 
@@ -158,7 +52,7 @@ def _configure_subscribe(parser: argparse.ArgumentParser) -> None:
 def _run_subscribe(arguments: argparse.Namespace) -> int:
     from actors import _operator
 
-    return _run_operator(
+    return run_operator(
         lambda: _operator.subscribe(
             arguments.url, arguments.name, sys.stdout, limit=arguments.count
         )
@@ -173,139 +67,11 @@ def _configure_health(parser: argparse.ArgumentParser) -> None:
 def _run_health(arguments: argparse.Namespace) -> int:
     from actors import _operator
 
-    return _run_operator(lambda: _operator.health(arguments.url, sys.stdout))
+    return run_operator(lambda: _operator.health(arguments.url, sys.stdout))
 
 
-def _run_operator(command: Callable[[], Awaitable[int]]) -> int:
-    try:
-        return trio.run(command)
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
-    except (ActorsError, trio.TooSlowError, OSError) as error:
-        print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
-        return 1
-
-
-def _configure_serve(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--host", default="127.0.0.1", help="address to bind (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--port",
-        type=_port,
-        default=8000,
-        help="port, from 0 to 65535; 0 picks a free one (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--redis-url",
-        default=os.environ.get("REDIS_URL", "memory://"),
-        metavar="URL",
-        help="memory:// for one process, or a redis:// URL shared by several "
-        "(default: $REDIS_URL or memory://)",
-    )
-    parser.add_argument(
-        "--secret",
-        default=None,
-        help="token secret, the same for every process (default: $ACTORS_GATEWAY_SECRET, "
-        "else a random one)",
-    )
-    parser.add_argument(
-        "--allowed-origin",
-        action="append",
-        default=None,
-        metavar="ORIGIN",
-        help="an origin allowed to open WebSockets, such as https://chat.example.com "
-        "(repeatable; default: the server's own)",
-    )
-    parser.add_argument(
-        "--server-name",
-        default=None,
-        help="this process's name in live updates and presence (default: HOST-PID)",
-    )
-    parser.add_argument("--presence-ttl", type=_positive_seconds, default=60.0, metavar="SECONDS")
-    parser.add_argument(
-        "--presence-heartbeat", type=_positive_seconds, default=25.0, metavar="SECONDS"
-    )
-    parser.add_argument("--presence-sweep", type=_positive_seconds, default=5.0, metavar="SECONDS")
-    parser.add_argument(
-        "--presence-grace",
-        type=_non_negative_seconds,
-        default=5.0,
-        metavar="SECONDS",
-        help="reconnect grace window before a user goes offline (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--gc-threshold",
-        type=_non_negative_int,
-        default=50_000,
-        metavar="N",
-        help="once up, freeze the startup heap and collect the young generation every N "
-        "allocations; 0 leaves Python's collector as it is (default: %(default)s)",
-    )
-    parser.set_defaults(handler=_run_serve)
-
-
-def _run_serve(arguments: argparse.Namespace) -> int:
-    import logging
-
-    from actors.gateway import GatewaySettings, run_server, secret_from
-    from actors.presence import PresenceSettings
-
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    try:
-        presence = PresenceSettings(
-            ttl=arguments.presence_ttl,
-            heartbeat=arguments.presence_heartbeat,
-            sweep_interval=arguments.presence_sweep,
-            grace=arguments.presence_grace,
-        )
-        settings = GatewaySettings(
-            allowed_origins=tuple(arguments.allowed_origin) if arguments.allowed_origin else None,
-            presence=presence,
-            **({"server_name": arguments.server_name} if arguments.server_name else {}),
-        )
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-
-    def announce(line: str) -> None:
-        print(line, flush=True)
-
-    async def serve() -> int:
-        try:
-            await run_server(
-                url=arguments.redis_url,
-                host=arguments.host,
-                port=arguments.port,
-                secret=secret_from(arguments.secret),
-                settings=settings,
-                announce=announce,
-                gc_threshold=arguments.gc_threshold or None,
-            )
-        except AddressInUseError as error:
-            print(f"error: {error}; pick another port with --port", file=sys.stderr)
-            return 1
-        return 0
-
-    return _run_operator(serve)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The parser of every subcommand."""
-    parser = argparse.ArgumentParser(
-        prog="actors", description="Supervised actors on trio: tools and a demo."
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    _configure_demo(
-        commands.add_parser(
-            "demo",
-            help="run a supervision tree that fails on purpose, in a live view",
-            description=DEMO_DESCRIPTION,
-        )
-    )
+def add_operator_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``publish``, ``subscribe`` and ``health`` to a command line's subcommands."""
     _configure_publish(commands.add_parser("publish", help="publish a JSON document on a channel"))
     _configure_subscribe(
         commands.add_parser(
@@ -315,28 +81,48 @@ def build_parser() -> argparse.ArgumentParser:
     _configure_health(
         commands.add_parser("health", help="check a Redis connection; exit code 0 if up")
     )
-    _configure_serve(
-        commands.add_parser(
-            "serve",
-            help="run the chat server: page, WebSocket gateway, /metrics and /health",
-        )
+
+
+def run_operator(command: Callable[[], Awaitable[int]]) -> int:
+    """Run ``command`` under trio; an error or Ctrl-C becomes an exit code and one line."""
+    try:
+        return trio.run(command)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except (ActorsError, trio.TooSlowError, OSError) as error:
+        print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of the operator commands alone."""
+    parser = argparse.ArgumentParser(
+        prog="actors", description="Operator commands for Redis Pub/Sub through actors."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    add_operator_commands(parser.add_subparsers(title="commands", metavar="COMMAND", required=True))
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit code.
-
-    Args:
-        argv: The arguments after the program name; default ``sys.argv[1:]``.
+def run_command(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
+    """Parse ``argv`` with ``parser`` and run the chosen command's handler; its exit code.
 
     Raises:
         SystemExit: From argparse, for ``--help``, ``--version`` and bad arguments.
     """
-    arguments = build_parser().parse_args(argv)
+    arguments = parser.parse_args(argv)
     try:
         code: int = arguments.handler(arguments)
     except KeyboardInterrupt:
         # Ctrl-C while the command still imports what it needs, before it can stop in order.
         return EXIT_INTERRUPTED
     return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the operator commands; returns the exit code (``python -m actors.cli``)."""
+    return run_command(build_parser(), argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -63,7 +63,7 @@ def parse_args(
         extend(parser)
     args = parser.parse_args(argv)
     if args.gc_threshold is not None:
-        from actors import tune_garbage_collector
+        from actors.runtime import tune_garbage_collector
 
         tune_garbage_collector(args.gc_threshold, freeze=False)
     sizes = quick if args.quick else full

@@ -27,10 +27,11 @@ import orjson
 import trio
 import trio_websocket
 
-from actors import open_actor_system, tune_garbage_collector
-from actors.chat import RateLimit
-from actors.gateway import GatewaySettings, open_gateway, serve_gateway
+from actors import open_actor_system
 from actors.pubsub import open_pubsub
+from actors.runtime import tune_garbage_collector
+from actors.server.chat import RateLimit
+from actors.server.gateway import GatewaySettings, open_gateway, serve_gateway
 
 UNLIMITED = 1_000_000_000
 LONG = 3600.0  # seconds: no keepalive ping, no stats update during a run

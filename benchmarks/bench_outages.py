@@ -78,9 +78,8 @@ from redis.backoff import ExponentialBackoff
 
 from actors import open_actor_system
 from actors.messages import CODEC, Message, message_type
-from actors.observability import Instrument
 from actors.pubsub import ConnectionOptions, RedisPubSub, open_pubsub
-from actors.runtime import ActorRef, ExitReason
+from actors.runtime import ActorRef, ExitReason, Instrument
 
 GOAL_SECONDS = 1.0
 INTERVAL = 3.0  # seconds between the kills of scenario A

@@ -60,7 +60,7 @@ import trio
 import trio_websocket
 from _common import emit, interleave, median, parse_args, progress, summary
 
-from actors.gateway import TokenSigner
+from actors.server.gateway import TokenSigner
 
 SERVER = Path(__file__).with_name("_websocket_server.py")
 ROOM = "bench"

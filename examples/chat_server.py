@@ -15,10 +15,10 @@ import trio
 import trio_websocket
 
 from actors import open_actor_system
-from actors.chat import RateLimit
-from actors.gateway import GatewaySettings, open_gateway, serve_gateway
 from actors.observability import PubSubMetrics
 from actors.pubsub import open_pubsub
+from actors.server.chat import RateLimit
+from actors.server.gateway import GatewaySettings, open_gateway, serve_gateway
 
 
 # docs: start embed

@@ -5,7 +5,6 @@ from __future__ import annotations
 import trio
 
 from actors import (
-    NO_BACKOFF,
     Actor,
     ActorCrashedError,
     ActorShutdown,
@@ -16,6 +15,7 @@ from actors import (
     open_actor_system,
     open_supervisor,
 )
+from actors.supervision import NO_BACKOFF
 
 
 # docs: start session

@@ -15,7 +15,8 @@ from typing import Any
 import attrs
 import orjson
 
-from actors import Codec, FieldNaming, UnknownKeys, message_type, untagged
+from actors import Codec, message_type, untagged
+from actors.messages import FieldNaming, UnknownKeys
 
 # docs: start codec
 # kotlinx's default Json: camelCase properties, enum constants by name, unknown keys refused;

@@ -11,15 +11,8 @@ from typing import Any
 
 import attrs
 
-from actors import (
-    CODEC,
-    Message,
-    MessageDecodeError,
-    channel_name,
-    enum_by_name,
-    escape_glob,
-    message_type,
-)
+from actors import Message, MessageDecodeError, channel_name, message_type
+from actors.messages import CODEC, enum_by_name, escape_glob
 
 # docs: start notification
 

@@ -4,15 +4,8 @@ from __future__ import annotations
 
 import trio
 
-from actors import (
-    Actor,
-    ActorContext,
-    ActorRef,
-    Crashed,
-    Down,
-    LinkedActorCrashedError,
-    open_actor_system,
-)
+from actors import Actor, ActorContext, ActorRef, Crashed, Down, open_actor_system
+from actors.runtime import LinkedActorCrashedError
 
 
 # docs: start watcher

@@ -11,7 +11,8 @@ import attrs
 import trio
 
 from actors import message_type, open_actor_system
-from actors.notifications import (
+from actors.pubsub import DeadLetter, ErrorPolicy, PubSubSettings, open_pubsub
+from actors.server.notifications import (
     LiveUpdate,
     Notification,
     Notifier,
@@ -19,7 +20,6 @@ from actors.notifications import (
     UpdateDispatcher,
     publish_update,
 )
-from actors.pubsub import DeadLetter, ErrorPolicy, PubSubSettings, open_pubsub
 
 
 # docs: start update-type

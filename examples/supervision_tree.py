@@ -11,7 +11,6 @@ from actors import (
     Backoff,
     ChildSpec,
     ExitReason,
-    Instrument,
     Restart,
     RestartIntensityError,
     Strategy,
@@ -20,6 +19,7 @@ from actors import (
     open_actor_system,
     open_supervisor,
 )
+from actors.runtime import Instrument
 
 
 class Stage(Actor):

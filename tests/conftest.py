@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "redis"))
-sys.path.insert(0, str(Path(__file__).parent / "gateway"))
+sys.path.insert(0, str(Path(__file__).parent / "server" / "gateway"))
 sys.path.insert(0, str(Path(__file__).parent / "helpers"))
 sys.path.insert(0, str(Path(__file__).parent / "kotlin"))
 sys.path.insert(0, str(Path(__file__).parent.parent / "scripts"))  # dev.py, for its tests

@@ -1,7 +1,11 @@
-"""Imports point down the layers of the architecture (see the design document).
+"""Imports point down the layers of the architecture (see docs/architecture.md).
 
-Every ``import`` in ``actors/`` is parsed with ``ast`` and checked against ``RULES``: a table of
-which ``actors.*`` modules each layer must not import. A later layer adds its row here.
+Every ``import`` in ``actors/`` is parsed with ``ast``, those under ``if TYPE_CHECKING:``
+included, and checked against ``RULES``: for each layer, the only ``actors`` modules it may import
+besides its own. Every module of the package belongs to exactly one layer, so a new package
+needs its row here before its first test can pass. The framework (everything but
+``actors.server``) never imports the server; ``actors.__main__``, the program, is the one
+module of the top level that does.
 """
 
 from __future__ import annotations
@@ -20,75 +24,67 @@ class Rule:
     """What the modules of one layer may import from the rest of ``actors``."""
 
     layer: str
-    """The layer's package, such as ``actors.runtime``."""
-    forbidden: tuple[str, ...] = ()
-    """Packages the layer must not import (their submodules included)."""
-    allowed_only: tuple[str, ...] | None = None
-    """If set, the only ``actors`` modules the layer may import besides itself."""
-    type_checking_exempt: bool = False
-    """Whether imports under ``if TYPE_CHECKING:`` are exempt from the rule."""
+    """The layer: a package such as ``actors.runtime`` or a module such as ``actors.cli``."""
+    may_import: tuple[str, ...]
+    """The only ``actors`` modules (their submodules included) the layer may import besides
+    itself."""
 
 
-ABOVE_SUPERVISION = (
-    "actors.redis",
-    "actors.pubsub",
-    "actors.presence",
-    "actors.messages",
-    "actors.chat",
-    "actors.notifications",
-    "actors.gateway",
-    "actors.testing",
-)
-
-GATEWAY_MAY_IMPORT = (
-    "actors._errors",
-    "actors.chat",
-    "actors.messages",
-    "actors.notifications",
-    "actors.observability",
-    "actors.presence",
-    "actors.pubsub",
-    "actors.redis",
-    "actors.runtime",
-    "actors.supervision",
-)
-"""The gateway is an application: every library layer, and nothing of the command line."""
-
-PRESENCE_MAY_IMPORT = (
-    "actors._errors",
-    "actors.pubsub",
-    "actors.redis",
-    "actors.messages",
-    "actors.runtime",
-    "actors.supervision",
-)
-
-CHAT_MAY_IMPORT = PRESENCE_MAY_IMPORT
-"""Chat sits beside presence: the same layers below it, and not presence itself."""
-
-NOTIFICATIONS_MAY_IMPORT = PRESENCE_MAY_IMPORT
-"""Notifications sit beside chat and presence: the same layers below, neither of them."""
-
-TESTING_MAY_IMPORT = ("actors._errors", "actors.redis", "actors.pubsub", "actors.runtime")
-"""The test kit drives the Redis client (and uses the Pub/Sub layer's Redis glob matcher); its
-pytest plugin opens actor systems."""
+ERRORS = "actors._errors"
+RUNTIME = (ERRORS, "actors.runtime")
+SUPERVISION = (*RUNTIME, "actors.supervision")
+PUBSUB = (*SUPERVISION, "actors.observability", "actors.messages", "actors.redis", "actors.pubsub")
+FRAMEWORK = (*PUBSUB, "actors.presence")
+"""What applications build on: every library layer, and not the test kit or the command line."""
+SERVER_SERVICE = (*FRAMEWORK,)
+"""Chat and notifications sit side by side on the framework, neither importing the other."""
 
 RULES = (
-    Rule(layer="actors.runtime", forbidden=("actors.supervision", *ABOVE_SUPERVISION)),
-    Rule(layer="actors.supervision", forbidden=ABOVE_SUPERVISION),
+    Rule(layer="actors._errors", may_import=()),
+    Rule(layer="actors.runtime", may_import=(ERRORS,)),
+    Rule(layer="actors.supervision", may_import=RUNTIME),
+    # The runtime defines the instrument hooks; observability implements them.
+    Rule(layer="actors.observability", may_import=RUNTIME),
+    Rule(layer="actors.messages", may_import=(ERRORS,)),
+    Rule(layer="actors.redis", may_import=(ERRORS,)),
+    Rule(layer="actors.pubsub", may_import=PUBSUB),
+    Rule(layer="actors.presence", may_import=FRAMEWORK),
+    # The test kit drives the Redis client (and the Pub/Sub layer's glob matcher) and opens
+    # actor systems for its pytest plugin.
     Rule(
-        layer="actors.observability",
-        allowed_only=("actors._errors",),
-        type_checking_exempt=True,
+        layer="actors.testing",
+        may_import=(ERRORS, "actors.redis", "actors.pubsub", "actors.runtime"),
     ),
-    Rule(layer="actors.redis", allowed_only=("actors._errors",)),
-    Rule(layer="actors.messages", allowed_only=("actors._errors",)),
-    Rule(layer="actors._errors", allowed_only=()),
-    Rule(layer="actors.presence", allowed_only=PRESENCE_MAY_IMPORT),
-    Rule(layer="actors.chat", allowed_only=CHAT_MAY_IMPORT),
-    Rule(layer="actors.notifications", allowed_only=NOTIFICATIONS_MAY_IMPORT),
-    Rule(layer="actors.gateway", allowed_only=GATEWAY_MAY_IMPORT),
-    Rule(layer="actors.testing", allowed_only=TESTING_MAY_IMPORT),
+    Rule(layer="actors._operator", may_import=FRAMEWORK),
+    Rule(layer="actors.cli", may_import=("actors", "actors._operator")),
+    # The package's own __init__ is the public API: it gathers the framework, nothing else.
+    Rule(layer="actors", may_import=FRAMEWORK),
+    Rule(layer="actors.__main__", may_import=("actors.server.cli",)),
+    Rule(layer="actors.server", may_import=()),
+    Rule(layer="actors.server.http", may_import=(ERRORS, "actors.observability")),
+    Rule(layer="actors.server.chat", may_import=SERVER_SERVICE),
+    Rule(layer="actors.server.notifications", may_import=SERVER_SERVICE),
+    Rule(
+        layer="actors.server.gateway",
+        may_import=(
+            *FRAMEWORK,
+            "actors.server.chat",
+            "actors.server.notifications",
+            "actors.server.http",
+        ),
+    ),
+    Rule(layer="actors.server.demo", may_import=FRAMEWORK),
+    Rule(
+        layer="actors.server.cli",
+        may_import=(
+            "actors",
+            "actors.cli",
+            "actors.presence",
+            "actors.server.demo",
+            "actors.server.gateway",
+            "actors.server.http",
+        ),
+    ),
 )
 
 
@@ -152,49 +148,68 @@ def actors_imports(path: Path, module: str | None = None) -> list[Import]:
 
 
 def within(module: str, package: str) -> bool:
+    """Whether ``module`` is ``package`` or one of its submodules.
+
+    ``actors`` stands for the top-level module alone (the public API), not the whole tree.
+    """
+    if package == "actors":
+        return module == "actors"
     return module == package or module.startswith(package + ".")
+
+
+def layer_of(module: str) -> Rule | None:
+    """The rule of the most specific layer holding ``module``."""
+    holding = [rule for rule in RULES if within(module, rule.layer)]
+    return max(holding, key=lambda rule: len(rule.layer), default=None)
 
 
 def breaks(rule: Rule, imported: Import) -> bool:
     """Whether a layer governed by ``rule`` may not make this import."""
-    if imported.type_checking and rule.type_checking_exempt:
+    if layer_of(imported.module) == rule:
         return False
-    if within(imported.module, rule.layer):
-        return False
-    if any(within(imported.module, package) for package in rule.forbidden):
-        return True
-    return rule.allowed_only is not None and not any(
-        within(imported.module, allowed) for allowed in rule.allowed_only
-    )
+    return not any(within(imported.module, allowed) for allowed in rule.may_import)
 
 
-def violations(rule: Rule, path: Path) -> list[str]:
-    where = path.relative_to(PACKAGE.parent)
-    return [
-        f"{where}:{imported.line}: {imported.module}"
-        for imported in actors_imports(path)
-        if breaks(rule, imported)
-    ]
+def modules() -> list[tuple[Path, str]]:
+    return [(path, module_name(path)) for path in sorted(PACKAGE.rglob("*.py"))]
 
 
 def layer_files(rule: Rule) -> list[Path]:
-    relative = Path(*rule.layer.split(".")[1:])
-    single = PACKAGE / relative.with_suffix(".py")
-    if single.is_file():
-        return [single]
-    return sorted((PACKAGE / relative).rglob("*.py"))
+    return [path for path, module in modules() if layer_of(module) == rule]
 
 
 @pytest.mark.parametrize("rule", RULES, ids=[rule.layer for rule in RULES])
 def test_layer_imports_point_down(rule: Rule) -> None:
-    problems = [problem for path in layer_files(rule) for problem in violations(rule, path)]
+    problems = [
+        f"{path.relative_to(PACKAGE.parent)}:{imported.line}: {imported.module}"
+        for path in layer_files(rule)
+        for imported in actors_imports(path)
+        if breaks(rule, imported)
+    ]
     assert not problems, f"{rule.layer} imports what its layer must not:\n" + "\n".join(problems)
 
 
-def test_the_built_layers_are_checked() -> None:
-    """A rule for a layer that exists must find files, or it checks nothing."""
-    for rule in RULES[:3]:
-        assert layer_files(rule), rule.layer
+@pytest.mark.parametrize("rule", RULES, ids=[rule.layer for rule in RULES])
+def test_every_rule_governs_modules(rule: Rule) -> None:
+    """A rule whose layer holds no module checks nothing: a renamed package must not hide."""
+    assert layer_files(rule), rule.layer
+
+
+def test_every_module_belongs_to_a_layer() -> None:
+    orphans = [str(path) for path, module in modules() if layer_of(module) is None]
+    assert not orphans, "modules no rule governs (add a row to RULES):\n" + "\n".join(orphans)
+
+
+def test_the_framework_never_imports_the_server() -> None:
+    """Only the server itself and the program (``python -m actors``) import ``actors.server``."""
+    problems = [
+        f"{path.relative_to(PACKAGE.parent)}:{imported.line}: {imported.module}"
+        for path, module in modules()
+        if not within(module, "actors.server") and module != "actors.__main__"
+        for imported in actors_imports(path)
+        if within(imported.module, "actors.server")
+    ]
+    assert not problems, "framework modules import the server:\n" + "\n".join(problems)
 
 
 def test_only_tests_import_the_test_helpers() -> None:
@@ -243,7 +258,29 @@ def test_the_checker_sees_forbidden_and_guarded_imports(tmp_path: Path) -> None:
         ("actors.runtime", False),
     }
     imports = actors_imports(module, "actors.runtime.sample")
-    runtime = [i.module for i in imports if breaks(RULES[0], i)]
-    assert runtime == ["actors.supervision", "actors.redis"]
-    observability = Rule(layer="actors.observability", allowed_only=(), type_checking_exempt=True)
-    assert "actors.runtime._ref" not in [i.module for i in imports if breaks(observability, i)]
+    runtime = layer_of("actors.runtime.sample")
+    assert runtime is not None
+    assert runtime.layer == "actors.runtime"
+    assert [i.module for i in imports if breaks(runtime, i)] == [
+        "actors.supervision",
+        "actors.redis",
+    ]
+    # A guarded import counts like any other: observability may import the runtime, not Redis.
+    observability = layer_of("actors.observability._metrics")
+    assert observability is not None
+    assert [i.module for i in imports if breaks(observability, i)] == [
+        "actors.supervision",
+        "actors.redis",
+    ]
+
+
+def test_the_top_level_stands_for_itself_alone() -> None:
+    assert within("actors", "actors")
+    assert not within("actors.server.gateway", "actors")
+    top = layer_of("actors")
+    assert top is not None
+    assert top.layer == "actors"
+    gateway = layer_of("actors.server.gateway._session")
+    assert gateway is not None
+    assert gateway.layer == "actors.server.gateway"
+    assert layer_of("actors.brand_new_package.module") is None

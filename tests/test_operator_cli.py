@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -76,3 +77,35 @@ def test_publish_refuses_invalid_json(redis_url: str) -> None:
     result = actors("publish", redis_url, "orders.eu", "{not json")
     assert result.returncode == 2
     assert "not valid JSON" in result.stderr
+
+
+def test_the_framework_command_line_has_the_operator_commands_alone(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``actors.cli`` (no server imported) offers publish, subscribe and health, nothing else."""
+    from actors.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    usage = capsys.readouterr().out
+    commands = re.findall(r"^    (\w+)", usage, flags=re.MULTILINE)
+    assert commands == ["publish", "subscribe", "health"]
+    assert "serve" not in usage
+    assert "demo" not in usage
+
+
+def test_the_framework_command_line_loads_no_server_module() -> None:
+    """Running ``python -m actors.cli`` imports nothing of ``actors.server``."""
+    script = (
+        "import sys, runpy\n"
+        "sys.argv = ['actors', '--version']\n"
+        "try:\n"
+        "    runpy.run_module('actors.cli', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith('actors.server')))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=TIMEOUT, check=True
+    )
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout

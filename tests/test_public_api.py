@@ -14,13 +14,28 @@ import pytest
 
 import actors
 
-PACKAGES = [
-    "actors",
+CORE = "actors"
+"""The framework's core vocabulary, re-exported at the top."""
+FRAMEWORK_PACKAGES = [
     "actors.runtime",
     "actors.supervision",
     "actors.observability",
     "actors.messages",
+    "actors.redis",
+    "actors.pubsub",
+    "actors.presence",
 ]
+SERVER_PACKAGES = [
+    "actors.server.gateway",
+    "actors.server.chat",
+    "actors.server.notifications",
+    "actors.server.http",
+    "actors.server.demo",
+]
+"""The server built on the framework: its names live in their own namespace, not in ``actors``."""
+PACKAGES = [CORE, *FRAMEWORK_PACKAGES, *SERVER_PACKAGES]
+CORE_SIZE = range(40, 61)
+"""How many names ``actors`` exports: the core vocabulary, not every name of every layer."""
 ERRORS = "actors._errors"
 HELPER_PACKAGES = ["actors.testing"]
 """Public packages that ``actors`` does not re-export, as ``trio`` does not re-export
@@ -63,24 +78,31 @@ def test_all_names_are_importable_and_unique(package: str) -> None:
     assert set(names) <= set(namespace)
 
 
-@pytest.mark.parametrize("package", PACKAGES)
-def test_subpackages_re_export_everything_public(package: str) -> None:
-    """Every public name of a subpackage and of ``_errors`` is exported by ``actors`` too."""
-    module = importlib.import_module(package)
-    missing = sorted(set(public_names(module)) - set(actors.__all__))
-    assert not missing, f"{package} exports names that actors.__all__ lacks: {missing}"
-    errors = importlib.import_module(ERRORS)
-    missing = sorted(set(public_names(errors)) - set(actors.__all__))
-    assert not missing, f"actors.__all__ lacks errors: {missing}"
-
-
-def test_top_level_names_come_from_a_subpackage() -> None:
-    sources = {
-        name for package in PACKAGES[1:] for name in importlib.import_module(package).__all__
+def test_the_core_is_small_and_comes_from_the_framework() -> None:
+    assert len(actors.__all__) in CORE_SIZE, len(actors.__all__)
+    homes = {
+        name for package in FRAMEWORK_PACKAGES for name in importlib.import_module(package).__all__
     }
-    sources |= set(public_names(importlib.import_module(ERRORS)))
-    extra = sorted(set(actors.__all__) - sources - {"__version__"})
-    assert not extra, f"actors.__all__ names not exported by any subpackage: {extra}"
+    strays = sorted(set(actors.__all__) - homes)
+    assert not strays, f"actors.__all__ names no framework package exports: {strays}"
+
+
+def test_the_server_names_stay_in_their_own_namespace() -> None:
+    for package in SERVER_PACKAGES:
+        names = set(public_names(importlib.import_module(package)))
+        shared = sorted(names & set(actors.__all__))
+        assert not shared, f"actors re-exports {package}'s {shared}"
+
+
+def test_every_error_has_a_public_home() -> None:
+    """Each error of ``_errors`` is exported by a public package, so users can catch it."""
+    exported = {
+        name
+        for package in [*FRAMEWORK_PACKAGES, *SERVER_PACKAGES]
+        for name in importlib.import_module(package).__all__
+    }
+    orphans = sorted(set(public_names(importlib.import_module(ERRORS))) - exported)
+    assert not orphans, f"errors no public package exports: {orphans}"
 
 
 @pytest.mark.parametrize("package", [*PACKAGES, *HELPER_PACKAGES, ERRORS])
@@ -122,7 +144,7 @@ PUBLIC_OBJECTS = [
     pytest.param(
         f"{module.__name__}.{name}", value, id=f"{module.__name__}.{name}"[len("actors.") :]
     )
-    for module in map(importlib.import_module, ["actors", *HELPER_PACKAGES, PLUGIN])
+    for module in map(importlib.import_module, [*PACKAGES, *HELPER_PACKAGES, PLUGIN])
     for name in public_names(module)
     if inspect.isclass(value := getattr(module, name)) or inspect.isfunction(value)
 ]

@@ -1,6 +1,7 @@
-"""Observability: instrument hooks, Prometheus metrics, health reports and their HTTP endpoint.
+"""Observability: Prometheus metrics and health reports.
 
-This layer imports nothing of the runtime, Redis or Pub/Sub layers: they feed it. A channel
+This layer imports nothing of the Redis or Pub/Sub layers: they feed it. Of the runtime it
+implements the ``Instrument`` hooks (``MetricsInstrument``), which the runtime defines. A channel
 group (the label of every Pub/Sub metric) is the subscription's declared channel or pattern,
 never the concrete channel, so that per-user channels cannot explode label cardinality.
 """
@@ -14,15 +15,6 @@ from actors.observability._health import (
     combine_checks,
     worst_status,
 )
-from actors.observability._http import HealthSource, ObservabilityRoutes, serve_observability
-from actors.observability._http_server import (
-    HttpRequest,
-    HttpResponse,
-    ReplayStream,
-    UpgradeHandler,
-    serve_http,
-)
-from actors.observability._instrument import Instrument
 from actors.observability._metrics import (
     OVERFLOW_LABEL,
     GaugeReadings,
@@ -37,18 +29,9 @@ __all__ = [
     "GuardedMetric",
     "HealthCheck",
     "HealthReport",
-    "HealthSource",
     "HealthStatus",
-    "HttpRequest",
-    "HttpResponse",
-    "Instrument",
     "MetricsInstrument",
-    "ObservabilityRoutes",
     "PubSubMetrics",
-    "ReplayStream",
-    "UpgradeHandler",
     "combine_checks",
-    "serve_http",
-    "serve_observability",
     "worst_status",
 ]

@@ -27,14 +27,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from actors.observability._instrument import Instrument
+from actors.runtime import Instrument
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
 
-    from actors.runtime._exit import ExitReason
-    from actors.runtime._mailbox import Overflow
-    from actors.runtime._ref import ActorRef
+    from actors.runtime import ActorRef, ExitReason, Overflow
 
 __all__ = [
     "DEFAULT_MAX_LABEL_VALUES",

@@ -77,6 +77,7 @@ class ChannelSink:
         self.channel = channel
 
     def deliver(self, event: SubscriptionEvent) -> bool:
+        """Send ``event`` without waiting; False when the channel is full (the caller counts it)."""
         try:
             self.channel.send_nowait(event)
         except trio.WouldBlock:

@@ -8,6 +8,20 @@ Usable on its own; it imports nothing from the rest of ``actors`` but its errors
 
 from __future__ import annotations
 
+from actors._errors import (
+    RedisAuthenticationError,
+    RedisConfigurationError,
+    RedisConnectionError,
+    RedisConnectionLostError,
+    RedisError,
+    RedisHandshakeError,
+    RedisPermissionError,
+    RedisProtocolError,
+    RedisReplyError,
+    RedisTimeoutError,
+    RedisTlsError,
+    RedisUrlError,
+)
 from actors.redis._commands import RedisCommands, Script, parse_info
 from actors.redis._config import DEFAULT_CONNECT_TIMEOUT, DEFAULT_PORT, RedisSettings, redact_url
 from actors.redis._connection import (
@@ -55,12 +69,24 @@ __all__ = [
     "PubSubHub",
     "PubSubStatistics",
     "PushHandler",
+    "RedisAuthenticationError",
     "RedisCommands",
+    "RedisConfigurationError",
     "RedisConnection",
+    "RedisConnectionError",
+    "RedisConnectionLostError",
     "RedisConnectionState",
     "RedisConnectionStatistics",
+    "RedisError",
+    "RedisHandshakeError",
     "RedisMessage",
+    "RedisPermissionError",
+    "RedisProtocolError",
+    "RedisReplyError",
     "RedisSettings",
+    "RedisTimeoutError",
+    "RedisTlsError",
+    "RedisUrlError",
     "RespParser",
     "Resubscribed",
     "Script",

@@ -266,6 +266,7 @@ class SubscriptionTable:
         return list(self._by_kind[kind])
 
     def get(self, kind: Kind, name: bytes) -> Subscription | None:
+        """The subscription of ``kind`` to ``name``, or None if there is none."""
         return self._by_kind[kind].get(name)
 
     def __len__(self) -> int:
@@ -277,6 +278,7 @@ class SubscriptionTable:
             row.acknowledged = False
 
     def unacknowledged(self) -> int:
+        """How many subscriptions the server has not confirmed yet."""
         return sum(1 for row in self.rows() if not row.acknowledged)
 
     def broadcast(self, event: ConnectionLost | Resubscribed) -> None:

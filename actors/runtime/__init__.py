@@ -5,11 +5,25 @@ Nothing here knows about Redis or Pub/Sub.
 
 from __future__ import annotations
 
+from actors._errors import (
+    ActorCrashedError,
+    ActorsError,
+    ActorShutdown,
+    ActorStartError,
+    ActorStoppedError,
+    AskTimeoutError,
+    LinkedActorCrashedError,
+    MailboxFullError,
+    MailboxOverflowError,
+    NameTakenError,
+    SelfAskError,
+)
 from actors.runtime._actor import Actor, ActorFunction
 from actors.runtime._ask import Ask
 from actors.runtime._collector import DEFAULT_GC_THRESHOLD, tune_garbage_collector
 from actors.runtime._context import ActorContext
 from actors.runtime._exit import Crashed, Down, ExitReason, Killed, Normal, Shutdown, is_abnormal
+from actors.runtime._instrument import Instrument
 from actors.runtime._mailbox import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAILBOX_CAPACITY,
@@ -34,20 +48,32 @@ __all__ = [
     "DEFAULT_SHUTDOWN_GRACE",
     "Actor",
     "ActorContext",
+    "ActorCrashedError",
     "ActorFunction",
     "ActorRef",
+    "ActorShutdown",
+    "ActorStartError",
     "ActorState",
     "ActorStatistics",
+    "ActorStoppedError",
     "ActorSystem",
+    "ActorsError",
     "Ask",
+    "AskTimeoutError",
     "Crashed",
     "Down",
     "ExitReason",
+    "Instrument",
     "Killed",
+    "LinkedActorCrashedError",
     "MailboxConfig",
+    "MailboxFullError",
+    "MailboxOverflowError",
     "MailboxStatistics",
+    "NameTakenError",
     "Normal",
     "Overflow",
+    "SelfAskError",
     "Shutdown",
     "SystemStatistics",
     "is_abnormal",

@@ -21,7 +21,7 @@ from actors.runtime._runner import Behavior, finalize, log_exit, run_incarnation
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterable
 
-    from actors.observability._instrument import Instrument
+    from actors.runtime._instrument import Instrument
 
 
 @attrs.frozen(kw_only=True)

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from actors._errors import (
+    ChildAlreadyExistsError,
+    ChildNotFoundError,
+    InvalidSpecError,
+    RestartIntensityError,
+    SupervisorError,
+)
 from actors.supervision._child import ChildStatus
 from actors.supervision._handle import (
     ChildCounts,
@@ -30,14 +37,19 @@ __all__ = [
     "DEFAULT_RESTART_WINDOW",
     "NO_BACKOFF",
     "Backoff",
+    "ChildAlreadyExistsError",
     "ChildCounts",
     "ChildInfo",
+    "ChildNotFoundError",
     "ChildSpec",
     "ChildStatus",
+    "InvalidSpecError",
     "KeyedChildren",
     "Restart",
+    "RestartIntensityError",
     "Strategy",
     "Supervisor",
+    "SupervisorError",
     "SupervisorSpec",
     "SupervisorStatistics",
     "open_supervisor",

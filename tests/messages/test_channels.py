@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from actors import InvalidChannelNameError, channel_name, escape_glob, is_pattern
+from actors import InvalidChannelNameError, channel_name
+from actors.messages import escape_glob, is_pattern
 
 
 @pytest.mark.parametrize(

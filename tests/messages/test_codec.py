@@ -12,18 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors import (
-    CODEC,
-    Codec,
-    Message,
-    MessageDecodeError,
-    decode_cached,
-    message_class,
-    message_type,
-    message_type_name,
-    tagged_union,
-    untagged,
-)
+from actors import Codec, Message, MessageDecodeError, message_type, tagged_union, untagged
+from actors.messages import CODEC, decode_cached, message_class, message_type_name
 
 
 class PresenceStatus(enum.Enum):

@@ -18,19 +18,15 @@ import pytest
 import trio
 
 from actors import (
-    CODEC,
     Codec,
-    FieldNaming,
     Message,
     MessageDecodeError,
-    UnknownKeys,
-    enum_by_name,
-    field_naming,
     message_type,
     open_actor_system,
     tagged_union,
     untagged,
 )
+from actors.messages import CODEC, FieldNaming, UnknownKeys, enum_by_name, field_naming
 from actors.pubsub import open_pubsub
 
 AT = datetime(2026, 12, 4, 12, 5, 0, 250_000, tzinfo=UTC)

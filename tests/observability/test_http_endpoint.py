@@ -18,14 +18,8 @@ import trio.testing
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from actors import AddressInUseError
-from actors.observability import (
-    HealthCheck,
-    HealthReport,
-    PubSubMetrics,
-    combine_checks,
-    serve_observability,
-)
+from actors.observability import HealthCheck, HealthReport, PubSubMetrics, combine_checks
+from actors.server.http import AddressInUseError, serve_observability
 
 DEADLINE = 10.0
 P = ParamSpec("P")

@@ -19,7 +19,7 @@ import pytest
 import trio
 import trio.testing
 
-from actors import ActorRef, ActorState, ActorSystem
+from actors import ActorRef, ActorSystem
 from actors._errors import (
     ActorCrashedError,
     ActorStoppedError,
@@ -39,7 +39,7 @@ from actors.presence import (
     open_presence_tracker,
 )
 from actors.pubsub import open_pubsub
-from actors.runtime import ActorContext
+from actors.runtime import ActorContext, ActorState
 
 T = TypeVar("T")
 Key = tuple[str, str]

@@ -10,16 +10,10 @@ import trio
 import trio.testing
 from prometheus_client import generate_latest
 
-from actors import (
-    HealthStatus,
-    MailboxConfig,
-    Message,
-    PubSubMetrics,
-    message_type,
-    open_actor_system,
-    serve_observability,
-)
+from actors import MailboxConfig, Message, message_type, open_actor_system
+from actors.observability import HealthStatus, PubSubMetrics
 from actors.pubsub import ConnectionOptions, PubSubSettings, RedisPubSub, open_pubsub
+from actors.server.http import serve_observability
 from actors.testing import RedisServer
 
 TIMEOUT = 10.0

@@ -17,14 +17,10 @@ import trio
 from prometheus_client.parser import text_string_to_metric_families
 
 from actors import ActorSystem, MailboxConfig, Message, Overflow, message_type
-from actors.observability import (
-    HealthReport,
-    MetricsInstrument,
-    PubSubMetrics,
-    serve_observability,
-)
+from actors.observability import HealthReport, MetricsInstrument, PubSubMetrics
 from actors.pubsub import ErrorAction, ErrorPolicy, PubSub, RetryPolicy, open_pubsub
 from actors.runtime import open_actor_system
+from actors.server.http import serve_observability
 from actors.testing import RedisServer
 
 TIMEOUT = 20.0

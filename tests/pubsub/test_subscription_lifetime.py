@@ -17,7 +17,8 @@ import trio
 import trio.testing
 from pubsub_test_helpers import wait_for
 
-from actors import GLOB_CHARACTERS, ActorContext, ActorSystem, InvalidChannelNameError
+from actors import ActorContext, ActorSystem, InvalidChannelNameError
+from actors.messages import GLOB_CHARACTERS
 from actors.pubsub import MailboxSink, PubSub, open_pubsub
 from actors.redis import open_redis_connection
 from actors.testing import RedisServer

@@ -13,17 +13,13 @@ from __future__ import annotations
 import pytest
 import trio
 
-from actors import (
-    RedisAuthenticationError,
-    RedisConfigurationError,
-    RedisHandshakeError,
-    RedisTlsError,
-    RedisUrlError,
-    open_actor_system,
-)
+from actors import RedisAuthenticationError, RedisConfigurationError, open_actor_system
 from actors.pubsub import ChannelSink, PubSub, open_pubsub
 from actors.redis import (
     ConnectionLost,
+    RedisHandshakeError,
+    RedisTlsError,
+    RedisUrlError,
     SubscriptionEvent,
     failure_cause,
     open_redis_connection,

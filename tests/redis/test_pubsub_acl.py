@@ -12,9 +12,9 @@ import pytest
 import trio
 from pubsub_test_helpers import FAST_BACKOFF, Collector, collector_actor, mailbox, wait_for
 
-from actors import ActorSystem, RedisPermissionError
+from actors import ActorSystem
 from actors.pubsub import ConnectionOptions, MailboxSink, open_redis_pubsub
-from actors.redis import RedisSettings, open_redis_connection
+from actors.redis import RedisPermissionError, RedisSettings, open_redis_connection
 from actors.testing import AclRedisServer
 
 TIMEOUT = 10.0

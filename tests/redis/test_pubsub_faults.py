@@ -31,10 +31,11 @@ from pubsub_test_helpers import (
     wait_for,
 )
 
-from actors import ActorSystem, RedisConnectionError, RedisConnectionLostError, RedisError
+from actors import ActorSystem, RedisConnectionError, RedisError
 from actors.pubsub import ChannelSink, MailboxSink, RedisPubSub, open_redis_pubsub
 from actors.redis import (
     ConnectionLost,
+    RedisConnectionLostError,
     RedisSettings,
     Resubscribed,
     SubscriptionEvent,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import trio
 from _proxy import BlackHoleProxy
 
-from actors import HealthStatus, open_actor_system
+from actors import open_actor_system
+from actors.observability import HealthStatus
 from actors.pubsub import ConnectionOptions, PubSubSettings, RedisPubSub, open_pubsub
 from actors.supervision import Backoff
 

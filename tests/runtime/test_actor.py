@@ -15,7 +15,6 @@ from actors import (
     ActorCrashedError,
     ActorShutdown,
     ActorStartError,
-    ActorState,
     ActorStoppedError,
     ActorSystem,
     Ask,
@@ -25,9 +24,9 @@ from actors import (
     Killed,
     MailboxConfig,
     Normal,
-    SelfAskError,
     Shutdown,
 )
+from actors.runtime import ActorState, SelfAskError
 
 
 @attrs.frozen

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from actors import DEFAULT_GC_THRESHOLD, tune_garbage_collector
+from actors.runtime import DEFAULT_GC_THRESHOLD, tune_garbage_collector
 
 
 @pytest.fixture

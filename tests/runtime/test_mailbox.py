@@ -17,13 +17,12 @@ from actors import (
     ActorSystem,
     Ask,
     Crashed,
-    Instrument,
     MailboxConfig,
     MailboxFullError,
-    MailboxOverflowError,
     Overflow,
     open_actor_system,
 )
+from actors.runtime import Instrument, MailboxOverflowError
 from actors.runtime._mailbox import Mailbox
 
 

@@ -6,18 +6,8 @@ import pytest
 import trio
 import trio.testing
 
-from actors import (
-    Actor,
-    ActorContext,
-    ActorRef,
-    ActorSystem,
-    Crashed,
-    Down,
-    LinkedActorCrashedError,
-    NameTakenError,
-    Normal,
-    Shutdown,
-)
+from actors import Actor, ActorContext, ActorRef, ActorSystem, Crashed, Down, Normal, Shutdown
+from actors.runtime import LinkedActorCrashedError, NameTakenError
 
 
 async def crash_on_message(context: ActorContext) -> None:

@@ -8,16 +8,8 @@ import pytest
 import trio
 import trio.testing
 
-from actors import (
-    Actor,
-    ActorContext,
-    ActorRef,
-    Crashed,
-    ExitReason,
-    Instrument,
-    Shutdown,
-    open_actor_system,
-)
+from actors import Actor, ActorContext, ActorRef, Crashed, ExitReason, Shutdown, open_actor_system
+from actors.runtime import Instrument
 
 
 class Named(Actor):

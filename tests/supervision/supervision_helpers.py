@@ -13,7 +13,6 @@ import attrs
 import trio
 
 from actors import (
-    NO_BACKOFF,
     Actor,
     ActorContext,
     ActorRef,
@@ -22,11 +21,11 @@ from actors import (
     Ask,
     Backoff,
     ChildSpec,
-    ChildStatus,
     ExitReason,
     Restart,
     Supervisor,
 )
+from actors.supervision import NO_BACKOFF, ChildStatus
 
 
 class Boom(Exception):

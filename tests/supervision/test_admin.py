@@ -20,19 +20,12 @@ from supervision_helpers import (
 )
 
 from actors import (
-    NO_BACKOFF,
     ActorStartError,
     ActorStoppedError,
     ActorSystem,
     Backoff,
-    ChildAlreadyExistsError,
-    ChildCounts,
-    ChildNotFoundError,
     ChildSpec,
-    ChildStatus,
     Crashed,
-    InvalidSpecError,
-    NameTakenError,
     Restart,
     Shutdown,
     Strategy,
@@ -40,6 +33,15 @@ from actors import (
     SupervisorError,
     SupervisorSpec,
     start_supervisor,
+)
+from actors.runtime import NameTakenError
+from actors.supervision import (
+    NO_BACKOFF,
+    ChildAlreadyExistsError,
+    ChildCounts,
+    ChildNotFoundError,
+    ChildStatus,
+    InvalidSpecError,
 )
 
 

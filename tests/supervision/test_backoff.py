@@ -15,13 +15,10 @@ import trio
 from supervision_helpers import EventLog, crash_loop, settle, worker
 
 from actors import (
-    NO_BACKOFF,
     ActorContext,
     ActorSystem,
     Backoff,
-    ChildAlreadyExistsError,
     ChildSpec,
-    ChildStatus,
     Crashed,
     RestartIntensityError,
     Shutdown,
@@ -30,6 +27,7 @@ from actors import (
     open_actor_system,
     start_supervisor,
 )
+from actors.supervision import NO_BACKOFF, ChildAlreadyExistsError, ChildStatus
 
 
 def crash_loop_spec(log: EventLog, runs: list[float], backoff: Backoff) -> ChildSpec:
@@ -237,7 +235,7 @@ def test_backoff_delay_without_jitter_is_exact() -> None:
 
 
 def test_backoff_rejects_invalid_settings() -> None:
-    from actors import InvalidSpecError
+    from actors.supervision import InvalidSpecError
 
     for bad in (
         {"initial": -1.0},

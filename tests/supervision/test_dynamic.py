@@ -8,7 +8,6 @@ from supervision_helpers import EventLog, Worker, count_tasks, idle, settle
 from actors import (
     ActorSystem,
     Backoff,
-    ChildCounts,
     ChildSpec,
     Restart,
     Shutdown,
@@ -17,6 +16,7 @@ from actors import (
     SupervisorSpec,
     start_supervisor,
 )
+from actors.supervision import ChildCounts
 
 MANY = 10_000
 

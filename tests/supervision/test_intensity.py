@@ -11,7 +11,6 @@ import trio
 from supervision_helpers import EventLog, Worker, count_tasks, settle, worker
 
 from actors import (
-    NO_BACKOFF,
     ActorSystem,
     ChildSpec,
     Crashed,
@@ -23,6 +22,7 @@ from actors import (
     open_supervisor,
     start_supervisor,
 )
+from actors.supervision import NO_BACKOFF
 
 
 def gave_up(reason: ExitReason | None) -> bool:

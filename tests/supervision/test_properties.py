@@ -16,17 +16,13 @@ from hypothesis import strategies as st
 from supervision_helpers import EventLog, Worker, assert_consistent, count_tasks, settle, worker
 
 from actors import (
-    NO_BACKOFF,
     ActorRef,
     ActorsError,
     ActorStartError,
     ActorStoppedError,
     ActorSystem,
     Backoff,
-    ChildAlreadyExistsError,
-    ChildNotFoundError,
     ChildSpec,
-    ChildStatus,
     Restart,
     Strategy,
     Supervisor,
@@ -34,6 +30,7 @@ from actors import (
     open_actor_system,
     start_supervisor,
 )
+from actors.supervision import NO_BACKOFF, ChildAlreadyExistsError, ChildNotFoundError, ChildStatus
 
 STATIC_OPERATIONS = [
     "crash",

@@ -13,11 +13,9 @@ import pytest
 from supervision_helpers import Boom, EventLog, Worker, scripted, settle, worker
 
 from actors import (
-    NO_BACKOFF,
     ActorContext,
     ActorSystem,
     ChildSpec,
-    ChildStatus,
     Crashed,
     ExitReason,
     Normal,
@@ -27,6 +25,7 @@ from actors import (
     SupervisorSpec,
     start_supervisor,
 )
+from actors.supervision import NO_BACKOFF, ChildStatus
 
 HOW = ["normal", "shutdown", "crash"]
 MATRIX = [

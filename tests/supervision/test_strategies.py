@@ -48,16 +48,15 @@ import trio
 from supervision_helpers import EventLog, Worker, settle, worker
 
 from actors import (
-    NO_BACKOFF,
     ActorSystem,
     ChildSpec,
-    ChildStatus,
     Shutdown,
     Strategy,
     SupervisorError,
     SupervisorSpec,
     start_supervisor,
 )
+from actors.supervision import NO_BACKOFF, ChildStatus
 
 STATIC_STRATEGIES = [Strategy.ONE_FOR_ONE, Strategy.ONE_FOR_ALL, Strategy.REST_FOR_ONE]
 

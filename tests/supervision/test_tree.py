@@ -6,7 +6,6 @@ import trio
 from supervision_helpers import EventLog, count_tasks, settle, worker
 
 from actors import (
-    NO_BACKOFF,
     ActorSystem,
     ChildSpec,
     Crashed,
@@ -17,6 +16,7 @@ from actors import (
     SupervisorSpec,
     start_supervisor,
 )
+from actors.supervision import NO_BACKOFF
 
 
 def build_tree(log: EventLog) -> SupervisorSpec:

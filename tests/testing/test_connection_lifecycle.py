@@ -33,7 +33,6 @@ from actors import (
     Message,
     RedisAuthenticationError,
     RedisConnectionError,
-    RedisHandshakeError,
     RedisTimeoutError,
     RestartIntensityError,
     message_type,
@@ -46,7 +45,7 @@ from actors.pubsub import (
     open_pubsub,
     open_redis_pubsub,
 )
-from actors.redis import ConnectionLost, RedisMessage, Resubscribed
+from actors.redis import ConnectionLost, RedisHandshakeError, RedisMessage, Resubscribed
 from actors.testing import AttemptOutcome, MemoryRedisConnection, MemoryRedisServer
 
 ACCEPTED, REFUSED = AttemptOutcome.ACCEPTED, AttemptOutcome.REFUSED

@@ -13,13 +13,14 @@ import trio
 import trio.testing
 from in_memory_redis import serving
 
-from actors import (
-    RedisAuthenticationError,
-    RedisConnectionError,
+from actors import RedisAuthenticationError, RedisConnectionError
+from actors.redis import (
     RedisHandshakeError,
     RedisReplyError,
+    RedisSettings,
+    encode_command,
+    open_redis_connection,
 )
-from actors.redis import RedisSettings, encode_command, open_redis_connection
 from actors.testing import AttemptOutcome, MemoryRedisServer
 
 DEADLINE = 600.0  # seconds of virtual time; a deadlock fails at once under autojump_clock

@@ -14,15 +14,7 @@ import trio
 import trio.testing
 from in_memory_redis import BACKOFF, SETTINGS, connection_options, events, outcomes, serving
 
-from actors import (
-    ActorSystem,
-    Message,
-    RedisConnectionError,
-    RedisConnectionLostError,
-    RedisPermissionError,
-    RedisTimeoutError,
-    message_type,
-)
+from actors import ActorSystem, Message, RedisConnectionError, RedisTimeoutError, message_type
 from actors.pubsub import (
     PubSubSettings,
     open_pubsub,
@@ -31,7 +23,9 @@ from actors.pubsub import (
 from actors.redis import (
     ConnectionLost,
     RedisConnection,
+    RedisConnectionLostError,
     RedisMessage,
+    RedisPermissionError,
     Resubscribed,
     failure_cause,
     open_redis_connection,

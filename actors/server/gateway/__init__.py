@@ -1,0 +1,49 @@
+"""The WebSocket gateway: chat rooms, presence, notifications and live updates for browsers.
+
+One session actor per connection, one room hub actor per room with local sessions, all on
+typed Pub/Sub (``memory://`` or Redis). The protocol is docs/protocol.md; ``run_server`` is
+``python -m actors serve``.
+"""
+
+from __future__ import annotations
+
+from actors.server.gateway._gateway import (
+    DEFAULT_ROOMS,
+    GLOBAL_SCOPE,
+    Gateway,
+    GatewayMetrics,
+    GatewaySettings,
+    open_gateway,
+)
+from actors.server.gateway._protocol import ProtocolError, check_room, parse_client_frame
+from actors.server.gateway._rooms import TypingNotice, typing_channel
+from actors.server.gateway._server import run_server, secret_from
+from actors.server.gateway._session import Session
+from actors.server.gateway._tokens import (
+    DEFAULT_TOKEN_TTL,
+    InvalidTokenError,
+    TokenSigner,
+)
+from actors.server.gateway._web import GatewayWeb, serve_gateway
+
+__all__ = [
+    "DEFAULT_ROOMS",
+    "DEFAULT_TOKEN_TTL",
+    "GLOBAL_SCOPE",
+    "Gateway",
+    "GatewayMetrics",
+    "GatewaySettings",
+    "GatewayWeb",
+    "InvalidTokenError",
+    "ProtocolError",
+    "Session",
+    "TokenSigner",
+    "TypingNotice",
+    "check_room",
+    "open_gateway",
+    "parse_client_frame",
+    "run_server",
+    "secret_from",
+    "serve_gateway",
+    "typing_channel",
+]

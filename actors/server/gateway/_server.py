@@ -1,0 +1,188 @@
+"""``run_server``: the chat server as a program (``python -m actors serve``)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+from functools import partial
+from typing import TYPE_CHECKING, Final
+
+import trio
+
+from actors.observability import MetricsInstrument, PubSubMetrics
+from actors.pubsub import open_pubsub
+from actors.redis import redact_url
+from actors.runtime import DEFAULT_GC_THRESHOLD, open_actor_system, tune_garbage_collector
+from actors.server.gateway._gateway import GatewaySettings, open_gateway
+from actors.server.gateway._web import GatewayWeb
+from actors.server.http import HttpRequest, HttpResponse, ObservabilityRoutes, serve_http
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from actors.pubsub import PubSub
+    from actors.runtime import ActorSystem
+    from actors.server.gateway._gateway import Gateway
+
+logger = logging.getLogger(__name__)
+
+SECRET_ENVIRONMENT_VARIABLE = "ACTORS_GATEWAY_SECRET"
+SESSIONS_CLOSE_GRACE: Final = 1.0  # seconds sessions get to close on a signal (stop within 2 s)
+
+
+def secret_from(value: str | None) -> bytes:
+    """The token secret: ``value``, else ``$ACTORS_GATEWAY_SECRET``, else a random one.
+
+    A random secret is fine for one process; processes sharing Redis must share a secret.
+    """
+    text = value or os.environ.get(SECRET_ENVIRONMENT_VARIABLE)
+    if text:
+        return text.encode()
+    return secrets.token_bytes(32)
+
+
+async def run_server(
+    *,
+    url: str = "memory://",
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    secret: bytes,
+    settings: GatewaySettings | None = None,
+    announce: Callable[[str], object] = print,
+    gc_threshold: int | None = DEFAULT_GC_THRESHOLD,
+) -> None:
+    """Run the chat server until SIGINT or SIGTERM, then stop in order.
+
+    HTTP is served at once: ``/health`` (503 with the cause while the broker is out of reach)
+    and ``/metrics``, announced as ``listening on ...``. The gateway (page, token, WebSocket)
+    starts once the broker is connected, announced as ``serving on ...``; until then those
+    paths answer 503. The Redis connection retries quietly meanwhile.
+
+    On a signal, at any moment (startup included), every session gets up to
+    ``SESSIONS_CLOSE_GRACE`` (1 s) to close with 1001 (clients reconnect, possibly to another
+    process), then the rooms, presence and the Redis connection stop.
+
+    Args:
+        gc_threshold: Once the server is up, ``tune_garbage_collector(gc_threshold)``: a
+            session is a task, and a fan-out leaves a frame in flight in each of them, which
+            Python's default collector setting turns into full collections (see
+            docs/performance.md); None leaves the collector as it is.
+
+    Raises:
+        AddressInUseError: Another socket holds ``host`` and ``port``; nothing was served.
+        RedisConfigurationError: The Redis connection cannot work as configured (refused
+            credentials, a refused ``SELECT``, a certificate that does not verify).
+    """
+    try:
+        await _serve_until_signalled(url, host, port, secret, settings, announce, gc_threshold)
+    except BaseExceptionGroup as group:
+        # One failure (a port in use, Redis refusing us) comes wrapped by the nurseries it
+        # crossed: raise it as itself, for a plain error message.
+        error: BaseException = group
+        while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+            error = error.exceptions[0]
+        if error is group:
+            raise
+        raise error from None
+
+
+async def _serve_until_signalled(
+    url: str,
+    host: str,
+    port: int,
+    secret: bytes,
+    settings: GatewaySettings | None,
+    announce: Callable[[str], object],
+    gc_threshold: int | None,
+) -> None:
+    metrics = PubSubMetrics()
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with (
+            open_actor_system(instruments=[MetricsInstrument(metrics)]) as system,
+            open_pubsub(system, url, metrics=metrics) as pubsub,
+            trio.open_nursery() as nursery,
+        ):
+            # HTTP first: /health and /metrics answer while the broker is out of reach (503
+            # with the cause), the page and the WebSocket answer 503 until the gateway is up.
+            # The pubsub block above starts at once, connected or not.
+            site = _Site(pubsub)
+            bound = await nursery.start(
+                partial(
+                    serve_http,
+                    port,
+                    site.respond,
+                    host=host,
+                    upgrade=site.upgrade,
+                    server_name="actors-gateway",
+                )
+            )
+            shown = "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host
+            where = f"http://{shown}:{bound} ({redact_url(url)})"
+            announce(f"listening on {where}: /health and /metrics answer now")
+
+            def ready() -> None:
+                announce(f"serving on {where}")
+
+            nursery.start_soon(
+                _run_gateway, system, pubsub, secret, settings, site, gc_threshold, ready
+            )
+            async for received in signals:
+                logger.info("signal %d: stopping", received)
+                break
+            if site.gateway is not None:
+                # Sessions first, so that clients reconnect elsewhere; a client that does not
+                # answer its close frame in time is dropped with the rest.
+                with trio.move_on_after(SESSIONS_CLOSE_GRACE):
+                    await site.gateway.close_sessions()
+            nursery.cancel_scope.cancel()
+
+
+class _Site:
+    """The server's HTTP face: health and metrics from the start, the gateway once it is up."""
+
+    def __init__(self, pubsub: PubSub) -> None:
+        assert pubsub.metrics is not None
+        self.starting = ObservabilityRoutes(pubsub.metrics, pubsub.health)
+        self.gateway: Gateway | None = None
+        self.web: GatewayWeb | None = None
+
+    def gateway_up(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.web = GatewayWeb(gateway, gateway.pubsub.health)
+
+    async def respond(self, request: HttpRequest) -> HttpResponse:
+        if self.web is not None:
+            return await self.web.respond(request)
+        answer = await self.starting.respond(request)
+        return answer or _starting()
+
+    async def upgrade(self, request: HttpRequest, stream: trio.abc.Stream) -> HttpResponse | None:
+        if self.web is not None:
+            return await self.web.upgrade(request, stream)
+        return _starting()
+
+
+def _starting() -> HttpResponse:
+    return HttpResponse.text(503, "starting: waiting for the message broker")
+
+
+async def _run_gateway(
+    system: ActorSystem,
+    pubsub: PubSub,
+    secret: bytes,
+    settings: GatewaySettings | None,
+    site: _Site,
+    gc_threshold: int | None,
+    ready: Callable[[], object],
+) -> None:
+    """Start the gateway once the broker is connected (its subscriptions would otherwise wait
+    for acknowledgements that cannot come), then run it until cancelled."""
+    await pubsub.broker.wait_connected()
+    async with open_gateway(system, pubsub, secret=secret, settings=settings) as gateway:
+        site.gateway_up(gateway)
+        if gc_threshold is not None:
+            tune_garbage_collector(gc_threshold)
+        ready()
+        await trio.sleep_forever()

@@ -1,0 +1,372 @@
+"""``Session``: one WebSocket connection, run as a temporary actor under the sessions supervisor.
+
+A session has three tasks: the receive loop reads client frames and acts on them one at a time,
+in order; the send loop writes the session's outbox to the socket; the keepalive pings. Events
+for the session (room messages, presence, notifications) are pushed into its outbox with
+``push``, which never blocks: the outbox is bounded, and a client too slow to drain it is closed
+with 4002 instead of holding the pushers up or growing memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Final, TypeVar
+
+import trio
+import trio_websocket
+
+from actors._errors import ActorsError
+from actors.server.chat import ChatError, InvalidChatMessageError, RateLimitedError
+from actors.server.gateway import _protocol as protocol
+from actors.server.gateway._protocol import (
+    Hello,
+    HistoryRequest,
+    Join,
+    Leave,
+    Ping,
+    ProtocolError,
+    Say,
+    Typing,
+)
+
+T = TypeVar("T")
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
+    from actors.pubsub import SubscriptionHandle
+    from actors.runtime import ActorContext
+    from actors.server.chat import ChatMessage
+    from actors.server.gateway._gateway import Gateway
+    from actors.server.gateway._rooms import RoomHub
+    from actors.server.notifications import Notification
+
+logger = logging.getLogger(__name__)
+
+CLOSE_NORMAL: Final = 1000
+CLOSE_GOING_AWAY: Final = 1001
+CLOSE_INTERNAL_ERROR: Final = 1011
+CLOSE_UNAUTHORIZED: Final = 4001
+CLOSE_TOO_SLOW: Final = 4002
+CLOSE_FLOOD: Final = 4003
+CLOSE_NO_PONG: Final = 4004
+MAX_MENTIONS: Final = 5
+MAX_AGENT_LENGTH: Final = 200
+_MENTION: Final = re.compile(r"(?<![\w@])@([A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*)")
+
+
+class _Close:
+    """The outbox's last item: close the socket with this code."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        self.code = code
+        self.reason = reason
+
+
+class Session:
+    """The state of one connection; ``run_session`` is its actor."""
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        connection: trio_websocket.WebSocketConnection,
+        user_id: str,
+        agent: str = "",
+    ) -> None:
+        self.gateway = gateway
+        self.settings = gateway.settings
+        self.connection = connection
+        self.user_id = user_id
+        self.session_id = gateway.new_session_id()
+        self.metadata = {
+            "server": gateway.settings.server_name,
+            "agent": agent[:MAX_AGENT_LENGTH],
+            "since": f"{time.time():.0f}",
+        }
+        """This connection's presence metadata: each tab or device has its own."""
+        self.rooms: dict[str, RoomHub] = {}
+        self.close_code: int | None = None
+        self.notifications: SubscriptionHandle | None = None
+        """This user's notification subscription, while the session runs."""
+        # The outbox: a deque and the one task that drains it (parked when it is empty). It is
+        # on every frame's path, so it is lighter than a memory channel.
+        self._outbox: deque[str | _Close] = deque()
+        self._sender: trio.lowlevel.Task | None = None
+        self._closing = trio.Event()
+        self.stopped = trio.Event()
+        """Set once the session's actor has ended and cleaned up."""
+        self._typing_at: dict[str, float] = {}
+        self._window_start = 0.0
+        self._frames_in_window = 0
+        self._refused_in_a_row = 0
+
+    def __repr__(self) -> str:
+        return f"<Session {self.session_id} of {self.user_id!r}>"
+
+    # --- what other tasks call -----------------------------------------------------------
+
+    def push(self, frame: str) -> None:
+        """Queue a frame for the client without blocking; a full outbox closes with 4002."""
+        if self.close_code is not None:
+            return
+        if len(self._outbox) >= self.settings.send_queue_size:
+            self.gateway.metrics.slow_sessions.inc()
+            logger.info("%r: send queue full, closing as too slow", self)
+            self.close(CLOSE_TOO_SLOW, "too slow")
+            return
+        self._enqueue(frame)
+
+    def _enqueue(self, item: str | _Close) -> None:
+        self._outbox.append(item)
+        sender = self._sender
+        if sender is not None:
+            self._sender = None
+            trio.lowlevel.reschedule(sender)
+
+    async def _next_item(self) -> str | _Close:
+        """The next item of the outbox, waiting (parked) while it is empty."""
+        if not self._outbox:
+            self._sender = trio.lowlevel.current_task()
+
+            def abort(_: object) -> trio.lowlevel.Abort:
+                self._sender = None
+                return trio.lowlevel.Abort.SUCCEEDED
+
+            await trio.lowlevel.wait_task_rescheduled(abort)
+        return self._outbox.popleft()
+
+    def close(self, code: int, reason: str) -> None:
+        """Close the session: queued frames are dropped, then the socket is closed with ``code``.
+
+        The frame being written may still finish; if the client does not let it within
+        ``settings.close_timeout``, the connection is dropped.
+        """
+        if self.close_code is not None:
+            return
+        self.close_code = code
+        self._outbox.clear()  # what was queued is dropped: the close goes next
+        self._enqueue(_Close(code, reason))
+        self._closing.set()
+
+    async def on_notification(self, notification: Notification) -> None:
+        """Queue a notification for this session's browser."""
+        self.push(protocol.notification_frame(notification))
+
+    # --- the actor's tasks ---------------------------------------------------------------
+
+    async def send_loop(self, done: trio.CancelScope) -> None:
+        """Write queued frames in order until the close frame is sent, then cancel ``done``."""
+        try:
+            while True:
+                item = await self._next_item()
+                if isinstance(item, _Close):
+                    await self.connection.aclose(item.code, item.reason)
+                    break
+                await self.connection.send_message(item)
+        except trio_websocket.ConnectionClosed:
+            # The client closed. The receive loop ends the session once it has handled the
+            # frames the client sent before its close (the leaves of a sign-out, say):
+            # cancelling here could drop them.
+            return
+        done.cancel()
+
+    async def close_deadline(self, done: trio.CancelScope) -> None:
+        """Once closing began, allow the handshake ``close_timeout`` s, then cancel ``done``."""
+        await self._closing.wait()
+        await trio.sleep(self.settings.close_timeout)
+        done.cancel()
+
+    async def keepalive_loop(self) -> None:
+        """Ping every ``ping_interval``; a pong later than ``ping_timeout`` closes the session."""
+        while True:
+            await trio.sleep(self.settings.ping_interval)
+            with trio.move_on_after(self.settings.ping_timeout) as scope:
+                try:
+                    await self.connection.ping()
+                except trio_websocket.ConnectionClosed:
+                    return
+            if scope.cancelled_caught:
+                self.close(CLOSE_NO_PONG, "no pong")
+                return
+
+    async def receive_loop(self, done: trio.CancelScope) -> None:
+        """Read frames from the browser and handle each until the session closes."""
+        try:
+            while self.close_code is None:
+                data = await self.connection.get_message()
+                if self._flooding():
+                    self.close(CLOSE_FLOOD, "flood")
+                    return
+                await self.handle(data)
+        except trio_websocket.ConnectionClosed as closed:
+            if self.close_code is None:
+                self.close_code = closed.reason.code if closed.reason else 1006
+                done.cancel()
+
+    def _flooding(self) -> bool:
+        now = trio.current_time()
+        if now - self._window_start >= 1.0:
+            self._window_start, self._frames_in_window = now, 0
+        self._frames_in_window += 1
+        return self._frames_in_window > self.settings.max_frames_per_second
+
+    # --- client frames -------------------------------------------------------------------
+
+    async def handle(self, data: str | bytes) -> None:
+        """Act on one client frame; a refused one gets an ``error`` frame."""
+        metrics = self.gateway.metrics
+        try:
+            frame = protocol.parse_client_frame(data)
+            metrics.frames_received.labels(type(frame).__name__.lower()).inc()
+            await self._act(frame)
+        except ProtocolError as error:
+            metrics.frames_refused.labels(error.code).inc()
+            logger.debug("%r refused a frame: %s %s", self, error.code, error.message)
+            self.push(protocol.error_frame(error.code, error.message, error.ref))
+            self._refused_in_a_row += 1
+            if self._refused_in_a_row >= self.settings.max_refused_in_a_row:
+                self.close(CLOSE_FLOOD, "too many refused frames")
+            return
+        self._refused_in_a_row = 0
+
+    async def _act(self, frame: protocol.ClientFrame) -> None:
+        match frame:
+            case Say(room=room, text=text, ref=ref):
+                self._check_joined(room, ref)
+                message = await self._say(room, text, ref)
+                if ref is not None:
+                    self.push(
+                        protocol.encode({"type": "ack", "ref": ref, "sent_at": message.sent_at})
+                    )
+                await self._notify_mentions(message)
+            case Typing(room=room):
+                self._check_joined(room, None)
+                now = trio.current_time()
+                if now - self._typing_at.get(room, -1e9) >= self.settings.typing_interval:
+                    self._typing_at[room] = now
+                    await self._unavailable_on_error(
+                        self.gateway.publish_typing(room, self.user_id)
+                    )
+            case Join(room=room, ref=ref):
+                await self.join(room, ref)
+            case Leave(room=room, ref=ref):
+                self._check_joined(room, ref)
+                await self.leave(room, asked=True)
+                self.push(protocol.encode({"type": "left", "room": room}))
+            case HistoryRequest(room=room, limit=limit, ref=ref):
+                self._check_joined(room, ref)
+                messages = await self._unavailable_on_error(
+                    self.gateway.chat.history(room, limit), ref
+                )
+                self.push(protocol.history_frame("history", room, messages))
+            case Ping(ref=ref):
+                self.push(protocol.encode({"type": "pong", "ref": ref}))
+            case Hello():
+                self.close(CLOSE_UNAUTHORIZED, "hello was already said")
+
+    def _check_joined(self, room: str, ref: str | None) -> None:
+        if room not in self.rooms:
+            raise ProtocolError("not_joined", f"join {room!r} first", ref)
+
+    async def _say(self, room: str, text: str, ref: str | None) -> ChatMessage:
+        try:
+            return await self.gateway.chat.send(room, self.user_id, text)
+        except InvalidChatMessageError as error:
+            raise ProtocolError("invalid_text", str(error), ref) from None
+        except RateLimitedError as error:
+            raise ProtocolError("rate_limited", str(error), ref) from None
+        except (ChatError, ActorsError) as error:
+            logger.warning("%r: a message to %r failed: %s", self, room, error)
+            raise ProtocolError("unavailable", "the message could not be sent", ref) from None
+
+    async def _unavailable_on_error(self, call: Awaitable[T], ref: str | None = None) -> T:
+        try:
+            return await call
+        except ActorsError as error:
+            logger.warning("%r: a request failed: %s", self, error)
+            raise ProtocolError(
+                "unavailable", "the server could not do it; try again", ref
+            ) from None
+
+    async def _notify_mentions(self, message: ChatMessage) -> None:
+        users: list[str] = []
+        for match in _MENTION.finditer(message.text):
+            user = match.group(1)
+            if user != self.user_id and user not in users and len(user) <= 32:
+                users.append(user)
+            if len(users) == MAX_MENTIONS:
+                break
+        for user in users:
+            try:
+                await self.gateway.notifier.notify(
+                    user,
+                    kind="mention",
+                    title=f"{self.user_id} mentioned you in {message.room}",
+                    body=message.text[:200],
+                    data={"room": message.room},
+                )
+            except ActorsError as error:
+                logger.warning("%r: the mention of %r was not sent: %s", self, user, error)
+
+    async def join(self, room: str, ref: str | None) -> None:
+        """Enter a room (again): ``joined`` with its history, then its presence state."""
+        if room not in self.rooms and len(self.rooms) >= self.settings.max_rooms_per_session:
+            raise ProtocolError(
+                "too_many_rooms", f"at most {self.settings.max_rooms_per_session} rooms", ref
+            )
+        try:
+            hub = self.rooms.get(room)
+            if hub is None:
+                hub = self.rooms[room] = await self.gateway.attach(room, self)
+            messages = await self.gateway.chat.history(room)
+            online = await hub.online_users()
+        except ActorsError as error:
+            logger.warning("%r: joining %r failed: %s", self, room, error)
+            await self.leave(room)
+            raise ProtocolError("unavailable", f"could not join {room!r}; try again", ref) from None
+        # Live messages pushed since the attach are in this history too: ``joined`` replaces
+        # what the client holds for the room.
+        self.push(protocol.history_frame("joined", room, messages))
+        self.push(protocol.presence_state_frame(room, online))
+
+    async def leave(self, room: str, *, asked: bool = False) -> None:
+        """Leave a room, if in it; ``asked``: at the user's request, so at once, no grace."""
+        if self.rooms.pop(room, None) is not None:
+            await self.gateway.detach(room, self, asked=asked)
+
+    def room_lost(self, room: str) -> None:
+        """The room's hub ended without this session leaving: tell the client."""
+        if self.rooms.pop(room, None) is not None:
+            self.push(protocol.encode({"type": "left", "room": room}))
+
+
+async def run_session(context: ActorContext, session: Session) -> None:
+    """The session's actor: runs its tasks until the client or the server closes."""
+    gateway = session.gateway
+    code, reason = CLOSE_GOING_AWAY, "server shutting down"
+    try:
+        async with trio.open_nursery() as nursery:
+            await gateway.session_started(session)
+            nursery.start_soon(session.send_loop, nursery.cancel_scope)
+            nursery.start_soon(session.close_deadline, nursery.cancel_scope)
+            nursery.start_soon(session.keepalive_loop)
+            nursery.start_soon(session.receive_loop, nursery.cancel_scope)
+    except Exception:
+        # A bug, not bad input (bad input gets error frames): the actor crashes (temporary, not
+        # restarted) and the client learns it was the server's fault; other sessions go on.
+        code, reason = CLOSE_INTERNAL_ERROR, "internal error"
+        raise
+    finally:
+        with trio.CancelScope(shield=True):
+            if session.close_code is None:  # stopped by the server, or crashed
+                session.close_code = code
+                with trio.move_on_after(1):
+                    await session.connection.aclose(code, reason)
+            with trio.move_on_after(session.settings.close_timeout):
+                await gateway.session_ended(session)
+            gateway.sessions.discard(session)
+            gateway.metrics.sessions_closed.labels(str(session.close_code)).inc()
+            session.stopped.set()

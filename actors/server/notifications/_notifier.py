@@ -1,0 +1,143 @@
+"""``Notifier``: publishes notifications on per-user channels and on ``notifications``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from actors.server.notifications._messages import (
+    BROADCAST_CHANNEL,
+    USER_CHANNEL_GROUP,
+    Notification,
+    user_channel,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Mapping
+
+    from actors.pubsub import ErrorPolicy, PubSub, SubscriptionHandle
+    from actors.redis import ConnectionLost, Resubscribed
+
+
+class Notifier:
+    """Sends notifications to one user or to everybody, and subscribes to them.
+
+    A user's notifications go out on ``user:{user_id}`` only; broadcasts go out on
+    ``notifications``. Every check is made before anything is published.
+
+    Args:
+        pubsub: Where notifications are published (``memory://`` or Redis).
+    """
+
+    def __init__(self, pubsub: PubSub) -> None:
+        self.pubsub = pubsub
+
+    async def notify(
+        self,
+        user_id: str,
+        *,
+        kind: str,
+        title: str,
+        body: str = "",
+        data: Mapping[str, str] | None = None,
+    ) -> Notification:
+        """Publish a notification on one user's channel, ``user:{user_id}``.
+
+        Args:
+            user_id: Who it is for (see ``check_user_id``).
+            kind: What it is about, such as ``"mention"``: 1 to 32 ASCII letters, digits,
+                ``-`` and ``_``.
+            title: 1 to 200 characters, not blank.
+            body: At most 2,000 characters.
+            data: Strings for the client, at most 32 entries.
+
+        Returns:
+            The notification as published.
+
+        Raises:
+            InvalidIdentifierError: The user id breaks the rule of user ids.
+            InvalidNotificationError: The kind, title, body or data is invalid.
+            RedisConnectionError: The publish failed after its retries.
+        """
+        channel = user_channel(user_id)
+        notification = Notification(
+            user_id=user_id, kind=kind, title=title, body=body, data=dict(data or {})
+        )
+        await self.pubsub.publish(channel, notification, group=USER_CHANNEL_GROUP)
+        return notification
+
+    async def broadcast(
+        self,
+        *,
+        kind: str,
+        title: str,
+        body: str = "",
+        data: Mapping[str, str] | None = None,
+    ) -> Notification:
+        """Publish a notification for everybody on ``notifications`` (its ``user_id`` is None).
+
+        Args:
+            kind: As for ``notify``, such as ``"announcement"``.
+            title: 1 to 200 characters, not blank.
+            body: At most 2,000 characters.
+            data: Strings for the client, at most 32 entries.
+
+        Returns:
+            The notification as published.
+
+        Raises:
+            InvalidNotificationError: The kind, title, body or data is invalid.
+            RedisConnectionError: The publish failed after its retries.
+        """
+        notification = Notification(kind=kind, title=title, body=body, data=dict(data or {}))
+        await self.pubsub.publish(BROADCAST_CHANNEL, notification)
+        return notification
+
+    async def subscribe_user(
+        self,
+        user_id: str,
+        handler: Callable[[Notification], Awaitable[object]],
+        *,
+        error_policy: ErrorPolicy | None = None,
+        on_gap: Callable[[ConnectionLost | Resubscribed], Awaitable[object]] | None = None,
+    ) -> SubscriptionHandle:
+        """Call ``handler`` for every notification sent to one user (by any process).
+
+        Args:
+            user_id: The user, validated as for ``notify``.
+            handler: ``async def handler(notification)``.
+            error_policy: Default: the ``PubSub``'s.
+            on_gap: Called with ``ConnectionLost`` and ``Resubscribed``: notifications sent
+                in between are lost (Pub/Sub is at most once).
+
+        Raises:
+            InvalidIdentifierError: The user id breaks the rule of user ids.
+        """
+        return await self.pubsub.subscribe(
+            user_channel(user_id),
+            handler,
+            message_type=Notification,
+            error_policy=error_policy,
+            on_gap=on_gap,
+        )
+
+    async def subscribe_broadcast(
+        self,
+        handler: Callable[[Notification], Awaitable[object]],
+        *,
+        error_policy: ErrorPolicy | None = None,
+        on_gap: Callable[[ConnectionLost | Resubscribed], Awaitable[object]] | None = None,
+    ) -> SubscriptionHandle:
+        """Call ``handler`` for every broadcast notification (``notifications``).
+
+        Args:
+            handler: ``async def handler(notification)``.
+            error_policy: Default: the ``PubSub``'s.
+            on_gap: Called with ``ConnectionLost`` and ``Resubscribed``.
+        """
+        return await self.pubsub.subscribe(
+            BROADCAST_CHANNEL,
+            handler,
+            message_type=Notification,
+            error_policy=error_policy,
+            on_gap=on_gap,
+        )

@@ -1,0 +1,226 @@
+"""The page in a real headless Chromium, driven by Playwright, against a real server process.
+
+Playwright's sync API cannot run inside trio, so these are plain ``def`` tests and the server
+runs in a child process (``python -m actors serve --port 0``). The browser is the system's
+Chromium (Debian's ``chromium`` package, installed by ``.ci/run``); nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from server_process import (
+    server_process,  # tests/server/gateway, on the path from the root conftest
+)
+
+from actors.testing import free_port
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGUMENTS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOT = Path(__file__).parents[2] / "docs" / "images" / "chat.png"
+GRACE = 1.0
+FAST_PRESENCE = (
+    "--presence-ttl",
+    "6",
+    "--presence-heartbeat",
+    "2",
+    "--presence-sweep",
+    "0.5",
+    "--presence-grace",
+    str(GRACE),
+)
+TIMEOUT = 15_000  # milliseconds for anything the page should show
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"no Chromium at {CHROMIUM}: .ci/run installs Debian's chromium")
+        pytest.skip("no system Chromium (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGUMENTS)
+        yield browser
+        browser.close()
+
+
+def _open(browser: Browser, url: str) -> Page:
+    """The page in a browser context of its own (its own storage, as another person's)."""
+    page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+    page.goto(url)
+    return page
+
+
+def _sign_in(browser: Browser, url: str, name: str, page: Page | None = None) -> Page:
+    page = page or _open(browser, url)
+    page.get_by_test_id("name-input").fill(name)
+    page.get_by_test_id("sign-in").click()
+    expect(page.get_by_test_id("connection-state")).to_have_text("connected", timeout=TIMEOUT)
+    return page
+
+
+def _join(page: Page, room: str) -> None:
+    page.get_by_test_id("room-input").fill(room)
+    page.get_by_test_id("room-join").click()
+    expect(page.get_by_test_id(f"room-{room}")).to_be_visible(timeout=TIMEOUT)
+
+
+def test_two_people_chat_see_each_other_and_typing_then_one_leaves(browser: Browser) -> None:
+    with server_process("memory://", *FAST_PRESENCE) as server:
+        ada = _sign_in(browser, server.url, "ada")
+        bob = _sign_in(browser, server.url, "bob")
+        for page in (ada, bob):
+            # Both land in the first suggested room and see each other online.
+            expect(page.get_by_test_id("room-lobby")).to_be_visible(timeout=TIMEOUT)
+            online = page.get_by_test_id("online-users").get_by_test_id("online-user")
+            expect(online).to_have_count(2, timeout=TIMEOUT)
+            expect(online.filter(has_text="ada")).to_have_count(1)
+            expect(online.filter(has_text="bob")).to_have_count(1)
+
+        ada.get_by_test_id("composer").press_sequentially("hello b", delay=20)
+        expect(bob.get_by_test_id("typing")).to_contain_text("ada", timeout=TIMEOUT)
+        ada.get_by_test_id("composer").fill("hello @bob, welcome to the lobby")
+        ada.get_by_test_id("composer").press("Enter")
+        for page in (ada, bob):
+            message = page.get_by_test_id("messages").get_by_test_id("message").last
+            expect(message.get_by_test_id("message-author")).to_have_text("ada", timeout=TIMEOUT)
+            expect(message.get_by_test_id("message-text")).to_have_text(
+                "hello @bob, welcome to the lobby"
+            )
+        expect(bob.get_by_test_id("toast").first).to_contain_text("ada", timeout=TIMEOUT)
+        bob.get_by_test_id("composer").fill("hi ada! nice to see you here")
+        bob.get_by_test_id("send").click()
+        expect(ada.get_by_test_id("message").last.get_by_test_id("message-text")).to_have_text(
+            "hi ada! nice to see you here", timeout=TIMEOUT
+        )
+        expect(bob.get_by_test_id("typing")).not_to_contain_text("ada", timeout=TIMEOUT)
+        if os.environ.get("ACTORS_UPDATE_SCREENSHOT"):
+            SCREENSHOT.parent.mkdir(exist_ok=True)
+            ada.screenshot(path=str(SCREENSHOT))
+
+        bob.context.close()
+        # Offline for ada once the grace window has passed (and a sweep has run).
+        online = ada.get_by_test_id("online-users").get_by_test_id("online-user")
+        expect(online).to_have_text(["ada"], timeout=TIMEOUT)
+        ada.context.close()
+
+
+def test_the_page_reconnects_and_rejoins_by_itself(browser: Browser) -> None:
+    port = str(free_port())
+    with server_process("memory://", "--port", port, *FAST_PRESENCE) as first:
+        ada = _sign_in(browser, first.url, "ada")
+        ada.get_by_test_id("room-input").fill("ops")
+        ada.get_by_test_id("room-join").click()
+        expect(ada.get_by_test_id("room-ops")).to_be_visible(timeout=TIMEOUT)
+    # The server stopped (SIGTERM, close code 1001): the page tries again by itself.
+    expect(ada.get_by_test_id("connection-state")).to_have_text("reconnecting", timeout=TIMEOUT)
+    with server_process("memory://", "--port", port, *FAST_PRESENCE) as second:
+        expect(ada.get_by_test_id("connection-state")).to_have_text("connected", timeout=30_000)
+        ada.get_by_test_id("room-ops").click()
+        ada.get_by_test_id("composer").fill("back again")
+        ada.get_by_test_id("composer").press("Enter")
+        expect(ada.get_by_test_id("message").last.get_by_test_id("message-text")).to_have_text(
+            "back again", timeout=TIMEOUT
+        )
+        # The server knows the room was joined again: its hub is there.
+        assert second.port == first.port
+        ada.context.close()
+
+
+# Waits (up to the timeout given, in milliseconds) until the gateway's sessions gauge, read by
+# the page itself, is 0: the server has ended every session, and so left their rooms.
+UNTIL_NO_SESSIONS = """async (timeout) => {
+    const deadline = Date.now() + timeout;
+    while (Date.now() < deadline) {
+        const metrics = await (await fetch("/metrics", { cache: "no-store" })).text();
+        if (/^actors_gateway_sessions 0(\\.0)?$/m.test(metrics)) return true;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    return false;
+}"""
+# Every name the room's member list shows, from now on, however briefly.
+RECORD_MEMBERS = """() => {
+    window.__membersShown = new Set();
+    const list = document.getElementById("room-members");
+    const record = () => {
+        for (const member of list.querySelectorAll('[data-testid="room-member"]')) {
+            window.__membersShown.add(member.textContent);
+        }
+    };
+    new MutationObserver(record).observe(list, { childList: true, subtree: true });
+}"""
+
+
+@pytest.mark.parametrize("how", ["signs out", "closes the tab"])
+def test_a_member_who_went_is_never_listed_for_the_next_joiner(browser: Browser, how: str) -> None:
+    """The room's hub stops with ada's session; bob, joining next, is shown bob alone."""
+    grace = ("--presence-grace", "5", "--presence-sweep", "1")  # the defaults' grace window
+    with server_process("memory://", *grace) as server:
+        ada = _sign_in(browser, server.url, "ada")
+        _join(ada, "ops")
+        members = ada.get_by_test_id("room-members").get_by_test_id("room-member")
+        expect(members).to_have_text(["ada"], timeout=TIMEOUT)
+        if how == "signs out":
+            ada.get_by_test_id("sign-out").click()
+            expect(ada.get_by_test_id("sign-in")).to_be_visible(timeout=TIMEOUT)
+        else:
+            ada.context.close()
+        bob = _open(browser, server.url)
+        assert bob.evaluate(UNTIL_NO_SESSIONS, TIMEOUT)  # her session has ended: she has left
+        _sign_in(browser, server.url, "bob", bob)
+        bob.evaluate(RECORD_MEMBERS)
+        _join(bob, "ops")
+
+        members = bob.get_by_test_id("room-members").get_by_test_id("room-member")
+        expect(members.filter(has_text="bob")).to_have_count(1, timeout=TIMEOUT)
+        assert members.all_inner_texts() == ["bob"]  # right after the join is shown
+        # Past her grace window: she has gone offline for bob too (the global list), ...
+        online = bob.get_by_test_id("online-users").get_by_test_id("online-user")
+        expect(online).to_have_text(["bob"], timeout=TIMEOUT)
+        # ... and the room never listed her meanwhile.
+        expect(members).to_have_text(["bob"])
+        assert bob.evaluate("[...window.__membersShown]") == ["bob"]
+        if how == "signs out":
+            ada.context.close()
+        bob.context.close()
+
+
+def test_signing_out_leaves_the_room_at_once_for_those_who_stay_and_those_who_come(
+    browser: Browser,
+) -> None:
+    """Signing out is a leave the user asks for: carol, who stays (so the room's hub keeps
+    running), sees ada go at once, not after the grace window, and bob, joining next, never
+    sees her."""
+    grace = ("--presence-grace", "30", "--presence-sweep", "1")  # far longer than the test
+    with server_process("memory://", *grace) as server:
+        carol = _sign_in(browser, server.url, "carol")
+        _join(carol, "ops")
+        ada = _sign_in(browser, server.url, "ada")
+        _join(ada, "ops")
+        carol_members = carol.get_by_test_id("room-members").get_by_test_id("room-member")
+        expect(carol_members).to_have_text(["carol", "ada"], timeout=TIMEOUT)  # self first
+        ada.get_by_test_id("sign-out").click()
+        expect(ada.get_by_test_id("sign-in")).to_be_visible(timeout=TIMEOUT)
+        expect(carol_members).to_have_text(["carol"], timeout=TIMEOUT)
+        bob = _sign_in(browser, server.url, "bob")
+        bob.evaluate(RECORD_MEMBERS)
+        _join(bob, "ops")
+        members = bob.get_by_test_id("room-members").get_by_test_id("room-member")
+        expect(members).to_have_text(["bob", "carol"], timeout=TIMEOUT)
+        assert sorted(bob.evaluate("[...window.__membersShown]")) == ["bob", "carol"]
+        for page in (ada, bob, carol):
+            page.context.close()

@@ -38,8 +38,9 @@ from actors.server.gateway._presence_batch import (
 )
 from actors.server.gateway._rooms import (
     Attach,
+    Attached,
     Detach,
-    RoomHub,
+    ResyncPresence,
     TypingNotice,
     run_room_hub,
     typing_channel,
@@ -280,11 +281,11 @@ class Gateway:
 
     # --- rooms ---------------------------------------------------------------------------
 
-    async def attach(self, room: str, session: Session) -> RoomHub:
-        """Put a session in a room's hub, starting the hub if needed; returns the hub."""
-        hub = await self.hubs.ask(room, Attach(session))
-        assert isinstance(hub, RoomHub)
-        return hub
+    async def attach(self, room: str, session: Session) -> Attached:
+        """Put a session in a room's hub, starting the hub if needed; who is online there."""
+        attached = await self.hubs.ask(room, Attach(session))
+        assert isinstance(attached, Attached)
+        return attached
 
     async def detach(self, room: str, session: Session, *, asked: bool = False) -> None:
         """Take a session out of a room's hub; ``asked``: the user left (no grace window)."""
@@ -292,6 +293,13 @@ class Gateway:
         if ref is not None:
             with suppress(ActorStoppedError):
                 await ref.ask(Detach(session, asked))
+
+    async def resync_room_presence(self, room: str) -> None:
+        """Load a room's presence snapshot again, if the room has a hub here; its sessions get
+        the whole state (what a gap does, on demand)."""
+        ref = self.hubs.get(room)
+        if ref is not None:
+            await ref.ask(ResyncPresence())
 
     async def publish_typing(self, room: str, user_id: str) -> None:
         """Tell every server that ``user_id`` is typing in ``room`` (best effort, not stored)."""

@@ -55,6 +55,23 @@ class Attach:
 
 
 @attrs.frozen
+class ResyncPresence:
+    """Load the room's presence snapshot from the store again (as after a gap): the sessions
+    get the whole state."""
+
+
+@attrs.frozen
+class Attached:
+    """A hub's answer to ``Attach``: who was online in the room once the session joined.
+
+    An immutable value, so that no caller holds the hub's own state.
+    """
+
+    room: str
+    online: frozenset[str]
+
+
+@attrs.frozen
 class Detach:
     session: Session
     asked: bool = False
@@ -68,11 +85,6 @@ class RoomHub:
         self.room = room
         self.presence_batcher = presence_batcher
         self.sessions: set[Session] = set()
-        self.tracker: PresenceTracker | None = None
-
-    async def online_users(self) -> set[str]:
-        """Users in the room, across every process, from the tracker's local state."""
-        return set() if self.tracker is None else await self.tracker.online_users()
 
     def _push(self, frame: str, *, skip_user: str | None = None) -> None:
         for session in list(self.sessions):
@@ -104,7 +116,6 @@ async def run_room_hub(context: ActorContext, gateway: Gateway, room: str) -> No
             tracker = await stack.enter_async_context(
                 open_presence_tracker(gateway.pubsub, room, settings=gateway.settings.presence)
             )
-            hub.tracker = tracker
             await tracker.watch(hub.on_presence)
             messages = await gateway.chat.subscribe(room, hub.on_message)
             stack.push_async_callback(messages.close)
@@ -123,13 +134,20 @@ async def run_room_hub(context: ActorContext, gateway: Gateway, room: str) -> No
 
 
 async def _serve(hub: RoomHub, tracker: PresenceTracker, request: object) -> None:
-    """Attach or detach a session; an ask is answered with the hub."""
+    """Attach or detach a session; an attach asked is answered with ``Attached``."""
     message = request.message if isinstance(request, Ask) else request
+    answer: Attached | None = None
     try:
         if isinstance(message, Attach):
-            hub.sessions.add(message.session)
             session = message.session
-            await tracker.join(session.user_id, session.session_id, session.metadata)
+            if session not in hub.sessions:  # attached again on a join: only the answer
+                hub.sessions.add(session)
+                await tracker.join(session.user_id, session.session_id, session.metadata)
+            # Users in the room across every process, from the tracker's state.
+            online = frozenset(await tracker.online_users())
+            answer = Attached(room=hub.room, online=online)
+        elif isinstance(message, ResyncPresence):
+            await tracker.resync()
         elif isinstance(message, Detach):
             hub.sessions.discard(message.session)
             await tracker.leave(
@@ -145,4 +163,4 @@ async def _serve(hub: RoomHub, tracker: PresenceTracker, request: object) -> Non
             request.fail(error)
         return
     if isinstance(request, Ask):
-        request.reply(hub)
+        request.reply(answer)

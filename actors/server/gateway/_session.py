@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     from actors.runtime import ActorContext
     from actors.server.chat import ChatMessage
     from actors.server.gateway._gateway import Gateway
-    from actors.server.gateway._rooms import RoomHub
     from actors.server.notifications import Notification
 
 logger = logging.getLogger(__name__)
@@ -87,7 +86,8 @@ class Session:
             "since": f"{time.time():.0f}",
         }
         """This connection's presence metadata: each tab or device has its own."""
-        self.rooms: dict[str, RoomHub] = {}
+        self.rooms: set[str] = set()
+        """The rooms this session is in (attached to their hubs)."""
         self.close_code: int | None = None
         self.notifications: SubscriptionHandle | None = None
         """This user's notification subscription, while the session runs."""
@@ -318,11 +318,10 @@ class Session:
                 "too_many_rooms", f"at most {self.settings.max_rooms_per_session} rooms", ref
             )
         try:
-            hub = self.rooms.get(room)
-            if hub is None:
-                hub = self.rooms[room] = await self.gateway.attach(room, self)
+            # Attached again on a repeated join: the hub only answers who is online.
+            online = (await self.gateway.attach(room, self)).online
+            self.rooms.add(room)
             messages = await self.gateway.chat.history(room)
-            online = await hub.online_users()
         except ActorsError as error:
             logger.warning("%r: joining %r failed: %s", self, room, error)
             await self.leave(room)
@@ -334,12 +333,14 @@ class Session:
 
     async def leave(self, room: str, *, asked: bool = False) -> None:
         """Leave a room, if in it; ``asked``: at the user's request, so at once, no grace."""
-        if self.rooms.pop(room, None) is not None:
+        if room in self.rooms:
+            self.rooms.discard(room)
             await self.gateway.detach(room, self, asked=asked)
 
     def room_lost(self, room: str) -> None:
         """The room's hub ended without this session leaving: tell the client."""
-        if self.rooms.pop(room, None) is not None:
+        if room in self.rooms:
+            self.rooms.discard(room)
             self.push(protocol.encode({"type": "left", "room": room}))
 
 

@@ -172,14 +172,11 @@ async def test_a_resync_sends_the_whole_state_again(system: ActorSystem) -> None
         # Changes the trackers missed (made straight in the store, as during a Redis gap).
         presence = server.gateway.presence
         await presence.store.join("global", "ghost", "c1", {}, 60.0)
-        (session,) = server.gateway.sessions
-        room_tracker = session.rooms["r4"].tracker
-        assert room_tracker is not None
-        await room_tracker.store.join("r4", "ghost", "c1", {}, 60.0)
+        await presence.store.join("r4", "ghost", "c1", {}, 60.0)
         await presence.resync()
         state = await ada.expect("presence_state", scope="global")
         assert state["users"] == ["ada", "ghost"]
-        await room_tracker.resync()
+        await server.gateway.resync_room_presence("r4")
         state = await ada.expect("presence_state", scope="r4")
         assert state["users"] == ["ada", "ghost"]
 
@@ -241,6 +238,7 @@ async def test_sessions_survive_a_redis_restart_and_get_the_state_again(
         for frame in told[:-1]:
             assert frame["type"] != "presence_diff" or not frame["left"], frame
             assert frame["type"] != "presence_state" or len(frame["users"]) == 2, frame
-        (hub,) = {session.rooms["r5"] for session in server.gateway.sessions}
-        assert await hub.online_users() == {"ada", "bob"}
+        for session in server.gateway.sessions:
+            attached = await server.gateway.attach("r5", session)  # already in: only answers
+            assert attached.online == {"ada", "bob"}
         assert await server.gateway.presence.online_users() == {"ada", "bob"}

@@ -23,6 +23,7 @@ from actors.messages._channels import (
 )
 from actors.messages._codec import CODEC, DEFAULT_MAX_DEPTH, DEFAULT_MAX_PAYLOAD_SIZE, Codec
 from actors.messages._identifiers import (
+    IDENTIFIER_PATTERN,
     IDENTIFIER_RULE,
     MAX_IDENTIFIER_LENGTH,
     check_room_name,
@@ -45,6 +46,7 @@ __all__ = [
     "DEFAULT_MAX_DEPTH",
     "DEFAULT_MAX_PAYLOAD_SIZE",
     "GLOB_CHARACTERS",
+    "IDENTIFIER_PATTERN",
     "IDENTIFIER_RULE",
     "MAX_CHANNEL_PART_LENGTH",
     "MAX_IDENTIFIER_LENGTH",

@@ -14,6 +14,7 @@ from typing import Final
 from actors._errors import InvalidIdentifierError
 
 __all__ = [
+    "IDENTIFIER_PATTERN",
     "IDENTIFIER_RULE",
     "MAX_IDENTIFIER_LENGTH",
     "check_room_name",
@@ -25,7 +26,9 @@ MAX_IDENTIFIER_LENGTH: Final = 64  # characters
 IDENTIFIER_RULE: Final = "1 to 64 characters: ASCII letters, digits, '-', '_' and '.'"
 """The rule in words, for error messages and docs."""
 
-_IDENTIFIER: Final = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+IDENTIFIER_PATTERN: Final = r"[A-Za-z0-9_.\-]{1,64}"
+"""The rule as a regular expression (to match whole), for clients that check names too."""
+_IDENTIFIER: Final = re.compile(IDENTIFIER_PATTERN)
 
 
 def _check(kind: str, value: object) -> str:

@@ -45,7 +45,12 @@ from actors.server.gateway._rooms import (
     run_room_hub,
     typing_channel,
 )
-from actors.server.gateway._session import Session, run_session
+from actors.server.gateway._session import (
+    CLOSE_GOING_AWAY,
+    CLOSE_INTERNAL_ERROR,
+    Session,
+    run_session,
+)
 from actors.server.gateway._tokens import DEFAULT_TOKEN_TTL, TokenSigner
 from actors.server.notifications import Notifier, ServerStats, UpdateDispatcher, publish_update
 from actors.supervision import (
@@ -72,6 +77,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 GLOBAL_SCOPE: Final = "global"
+MIN_FRAME_BYTES: Final = 256  # the smallest frame limit: a hello with a token must fit
 DEFAULT_ROOMS: Final = ("lobby", "random", "help")
 
 
@@ -111,7 +117,7 @@ class GatewaySettings:
     def __attrs_post_init__(self) -> None:
         for room in self.rooms:
             protocol.check_room(room)
-        if self.send_queue_size < 1 or self.max_frame_bytes < 256:
+        if self.send_queue_size < 1 or self.max_frame_bytes < MIN_FRAME_BYTES:
             raise ValueError(f"send_queue_size or max_frame_bytes too small: {self!r}")
 
 
@@ -226,7 +232,7 @@ class Gateway:
         session = Session(self, connection, user_id, agent)
         ref = await self.sessions_supervisor.spawn(session)
         await ref.wait_stopped()
-        return session.close_code or 1011
+        return session.close_code or CLOSE_INTERNAL_ERROR
 
     async def session_started(self, session: Session) -> None:
         """Welcome a session: its user goes online, and gets their notifications from now on."""
@@ -251,7 +257,7 @@ class Gateway:
             online = await self.presence.online_users()
         except ActorsError as error:
             logger.warning("%r could not start: %s", session, error)
-            session.close(1011, "the server could not start the session")
+            session.close(CLOSE_INTERNAL_ERROR, "the server could not start the session")
             return
         session.push(protocol.presence_state_frame(GLOBAL_SCOPE, online))
         # Only now: broadcasts (presence diffs included) follow the state, never precede it.
@@ -271,7 +277,9 @@ class Gateway:
         except ActorsError as error:
             logger.warning("%r: presence leave failed: %s", session, error)
 
-    async def close_sessions(self, code: int = 1001, reason: str = "server shutting down") -> None:
+    async def close_sessions(
+        self, code: int = CLOSE_GOING_AWAY, reason: str = "server shutting down"
+    ) -> None:
         """Close every session (the first step of an orderly stop) and wait for them to end."""
         for session in list(self.sessions):
             session.close(code, reason)

@@ -39,7 +39,6 @@ __all__ = [
 ]
 
 MAX_REF_LENGTH: Final = 64
-MAX_ROOM_LENGTH: Final = 64
 
 
 class ProtocolError(ActorsError):

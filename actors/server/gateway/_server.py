@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SECRET_ENVIRONMENT_VARIABLE = "ACTORS_GATEWAY_SECRET"
+SECRET_BYTES: Final = 32  # a made-up token secret: 256 bits, as HMAC-SHA256's key
 SESSIONS_CLOSE_GRACE: Final = 1.0  # seconds sessions get to close on a signal (stop within 2 s)
 
 
@@ -40,7 +41,7 @@ def secret_from(value: str | None) -> bytes:
     text = value or os.environ.get(SECRET_ENVIRONMENT_VARIABLE)
     if text:
         return text.encode()
-    return secrets.token_bytes(32)
+    return secrets.token_bytes(SECRET_BYTES)
 
 
 async def run_server(

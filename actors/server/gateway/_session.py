@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Final, TypeVar
 import trio
 import trio_websocket
 
-from actors._errors import ActorsError
+from actors._errors import ActorsError, InvalidIdentifierError
+from actors.messages import check_user_id
 from actors.server.chat import ChatError, InvalidChatMessageError, RateLimitedError
 from actors.server.gateway import _protocol as protocol
 from actors.server.gateway._protocol import (
@@ -47,12 +48,14 @@ logger = logging.getLogger(__name__)
 
 CLOSE_NORMAL: Final = 1000
 CLOSE_GOING_AWAY: Final = 1001
+CLOSE_ABNORMAL: Final = 1006  # the connection ended without a close frame (never sent)
 CLOSE_INTERNAL_ERROR: Final = 1011
 CLOSE_UNAUTHORIZED: Final = 4001
 CLOSE_TOO_SLOW: Final = 4002
 CLOSE_FLOOD: Final = 4003
 CLOSE_NO_PONG: Final = 4004
-MAX_MENTIONS: Final = 5
+MAX_MENTIONS: Final = 5  # users notified per message at most
+MENTION_BODY_LENGTH: Final = 200  # characters of the message quoted in a mention's notification
 MAX_AGENT_LENGTH: Final = 200
 _MENTION: Final = re.compile(r"(?<![\w@])@([A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*)")
 
@@ -203,7 +206,7 @@ class Session:
                 await self.handle(data)
         except trio_websocket.ConnectionClosed as closed:
             if self.close_code is None:
-                self.close_code = closed.reason.code if closed.reason else 1006
+                self.close_code = closed.reason.code if closed.reason else CLOSE_ABNORMAL
                 done.cancel()
 
     def _flooding(self) -> bool:
@@ -295,7 +298,7 @@ class Session:
         users: list[str] = []
         for match in _MENTION.finditer(message.text):
             user = match.group(1)
-            if user != self.user_id and user not in users and len(user) <= 32:
+            if user != self.user_id and user not in users and _is_user_id(user):
                 users.append(user)
             if len(users) == MAX_MENTIONS:
                 break
@@ -305,7 +308,7 @@ class Session:
                     user,
                     kind="mention",
                     title=f"{self.user_id} mentioned you in {message.room}",
-                    body=message.text[:200],
+                    body=message.text[:MENTION_BODY_LENGTH],
                     data={"room": message.room},
                 )
             except ActorsError as error:
@@ -342,6 +345,15 @@ class Session:
         if room in self.rooms:
             self.rooms.discard(room)
             self.push(protocol.encode({"type": "left", "room": room}))
+
+
+def _is_user_id(name: str) -> bool:
+    """Whether a mentioned name may be a user's (the one rule of ``actors.messages``)."""
+    try:
+        check_user_id(name)
+    except InvalidIdentifierError:
+        return False
+    return True
 
 
 async def run_session(context: ActorContext, session: Session) -> None:

@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 
 STATIC: Final = Path(__file__).parent / "static"
 WEBSOCKET_PATH: Final = "/ws"
+# A close frame's reason fits in 123 bytes of UTF-8; the refusals here are ASCII.
+MAX_CLOSE_REASON: Final = 100
 _CONTENT_TYPES: Final = {
     ".html": "text/html; charset=utf-8",
     ".css": "text/css; charset=utf-8",
@@ -158,7 +160,7 @@ class GatewayWeb:
         except (ProtocolError, InvalidTokenError) as error:
             self.gateway.metrics.handshakes_refused.labels("token").inc()
             with trio.move_on_after(self.gateway.settings.close_timeout):
-                await connection.aclose(CLOSE_UNAUTHORIZED, str(error)[:100])
+                await connection.aclose(CLOSE_UNAUTHORIZED, str(error)[:MAX_CLOSE_REASON])
             return None
 
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import orjson
 from gateway_helpers import connected, http_request, post_json, running_gateway
 
+import actors.server.gateway
 from actors import ActorSystem
+from actors.messages import IDENTIFIER_PATTERN
 
 
 async def test_the_page_and_its_files(system: ActorSystem) -> None:
@@ -55,3 +60,14 @@ async def test_metrics_and_health_on_the_same_port(system: ActorSystem) -> None:
         assert status == 200
         assert headers["content-type"] == "application/json"
         assert orjson.loads(body)["status"] == "up"
+
+
+def test_the_page_checks_names_by_the_servers_rule() -> None:
+    """The page's rule of user ids and rooms is ``actors.messages``' rule, character for
+    character, so the page never refuses a name the server takes, nor the reverse."""
+    script = (Path(actors.server.gateway.__file__).parent / "static" / "app.js").read_text()
+    match = re.search(r"^const IDENTIFIER_RULE = /\^(.*)\$/;$", script, flags=re.MULTILINE)
+    assert match is not None
+    assert match[1].replace("_.-", "_.\\-") == IDENTIFIER_PATTERN
+    assert "const NAME_RULE = IDENTIFIER_RULE;" in script
+    assert "const ROOM_RULE = IDENTIFIER_RULE;" in script

@@ -8,6 +8,8 @@ import trio
 from gateway_helpers import connected, post_json, running_gateway
 
 from actors import ActorSystem, message_type
+from actors.messages import MAX_IDENTIFIER_LENGTH
+from actors.server.gateway._session import MENTION_BODY_LENGTH
 from actors.server.notifications import LiveUpdate, publish_update
 from actors.testing import RedisServer
 
@@ -242,3 +244,22 @@ async def test_sessions_survive_a_redis_restart_and_get_the_state_again(
             attached = await server.gateway.attach("r5", session)  # already in: only answers
             assert attached.online == {"ada", "bob"}
         assert await server.gateway.presence.online_users() == {"ada", "bob"}
+
+
+async def test_mentions_follow_the_user_id_rule(system: ActorSystem) -> None:
+    """A 64-character user id is mentioned like any other; a longer name is no user's."""
+    longest = "b" * MAX_IDENTIFIER_LENGTH
+    async with (
+        running_gateway(system) as server,
+        connected(server, "ada") as ada,
+        connected(server, longest) as bob,
+    ):
+        await ada.send(type="join", room="lobby")
+        await ada.expect("joined")
+        text = f"@{longest}b is no one, @{longest} is bob: " + "x" * 300
+        await ada.send(type="say", room="lobby", text=text)
+        notification = await bob.expect("notification")
+        assert notification["user_id"] == longest
+        assert notification["body"] == text[:MENTION_BODY_LENGTH]
+        await bob.send(type="ping", ref="after")
+        assert (await bob.expect_any(("notification", "pong")))["type"] == "pong"

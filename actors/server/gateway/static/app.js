@@ -3,8 +3,11 @@
 //
 // Every piece of user data reaches the DOM as text (textContent / text nodes), never as HTML.
 
-const NAME_RULE = /^[A-Za-z0-9_.-]{1,32}$/;
-const ROOM_RULE = /^[A-Za-z0-9_.-]{1,64}$/;
+// The one rule of user ids and room names (actors.messages.IDENTIFIER_PATTERN); a test checks
+// that both say the same.
+const IDENTIFIER_RULE = /^[A-Za-z0-9_.-]{1,64}$/;
+const NAME_RULE = IDENTIFIER_RULE;
+const ROOM_RULE = IDENTIFIER_RULE;
 // The server's mention rule (actors/server/gateway/_session.py), without a look-behind.
 const MENTION = /(^|[^A-Za-z0-9_@])@([A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*)/g;
 const URL_RE = /\bhttps?:\/\/[^\s<>"']+/g;
@@ -816,7 +819,7 @@ function showNameError(text) {
 
 function nameProblem(name) {
   if (!name) return "Enter a name.";
-  if (name.length > 32) return "A name is at most 32 characters.";
+  if (name.length > 64) return "A name is at most 64 characters.";
   if (!NAME_RULE.test(name)) return "Use only letters, digits, - _ and . (no spaces).";
   return "";
 }

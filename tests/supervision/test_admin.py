@@ -492,19 +492,3 @@ async def test_child_terminated_during_a_group_restart_stays_terminated(
         "a": ChildStatus.STOPPED,
         "b": ChildStatus.RUNNING,
     }
-
-
-async def test_restart_child_keeps_the_childs_place_in_the_start_order(
-    system: ActorSystem,
-) -> None:
-    """As OTP: a child restarted by ``restart_child`` starts and stops where it was."""
-    log = EventLog()
-    spec = SupervisorSpec(children=[worker(log, "a"), worker(log, "b"), worker(log, "c")])
-    supervisor = await start_supervisor(system, spec)
-    await supervisor.terminate_child("a")
-    await supervisor.restart_child("a")
-    assert [row.id for row in supervisor.which_children()] == ["a", "b", "c"]
-    log.take()
-    await supervisor.ref.stop()
-    await supervisor.ref.wait_stopped()
-    assert log.of("stop") == ["c", "b", "a"]

@@ -21,24 +21,24 @@ from actors.server.http import AddressInUseError
 MAX_PORT: Final = 65_535
 
 
-def _positive_seconds(text: str) -> float:
+def _seconds(text: str, *, zero: bool) -> float:
+    """A finite number of seconds, above 0 (or from 0 if ``zero``), for argparse."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
+    if not (value >= 0 if zero else value > 0) or value == float("inf"):
+        what = "0 or a positive number" if zero else "a positive number"
+        raise argparse.ArgumentTypeError(f"must be {what} of seconds: {text!r}")
     return value
+
+
+def _positive_seconds(text: str) -> float:
+    return _seconds(text, zero=False)
 
 
 def _non_negative_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be 0 or a positive number of seconds: {text!r}")
-    return value
+    return _seconds(text, zero=True)
 
 
 def _non_negative_int(text: str) -> int:

@@ -22,6 +22,12 @@ from actors._errors import (
     RedisTlsError,
     RedisUrlError,
 )
+from actors.redis._cluster_config import (
+    DEFAULT_REFRESH_INTERVAL,
+    ClusterSettings,
+    is_cluster_url,
+)
+from actors.redis._cluster_map import SLOT_COUNT, ClusterNode, NodeRole, Shard, SlotMap
 from actors.redis._commands import RedisCommands, Script, parse_info
 from actors.redis._config import DEFAULT_CONNECT_TIMEOUT, DEFAULT_PORT, RedisSettings, redact_url
 from actors.redis._connection import (
@@ -58,14 +64,19 @@ __all__ = [
     "DEFAULT_ACK_TIMEOUT",
     "DEFAULT_CONNECT_TIMEOUT",
     "DEFAULT_PORT",
+    "DEFAULT_REFRESH_INTERVAL",
     "MAX_FEED_SIZE",
+    "SLOT_COUNT",
     "Argument",
+    "ClusterNode",
+    "ClusterSettings",
     "ConnectionLost",
     "Connector",
     "Frame",
     "HubObserver",
     "Kind",
     "MessageSink",
+    "NodeRole",
     "PubSubHub",
     "PubSubStatistics",
     "PushHandler",
@@ -90,12 +101,15 @@ __all__ = [
     "RespParser",
     "Resubscribed",
     "Script",
+    "Shard",
+    "SlotMap",
     "SubscriptionEvent",
     "SubscriptionStatistics",
     "SubscriptionTable",
     "Transport",
     "encode_command",
     "failure_cause",
+    "is_cluster_url",
     "is_push",
     "open_redis_connection",
     "open_transport",

@@ -216,7 +216,8 @@ def _parse_int(url: str, key: str, value: str) -> int:
         ) from None
 
 
-def _parse_float(url: str, key: str, value: str) -> float:
+def parse_float_option(url: str, key: str, value: str) -> float:
+    """A URL option's number, or ``RedisUrlError`` naming the URL (its password hidden)."""
     try:
         return float(value)
     except ValueError:
@@ -225,7 +226,8 @@ def _parse_float(url: str, key: str, value: str) -> float:
         ) from None
 
 
-def _parse_bool(url: str, key: str, value: str) -> bool:
+def parse_bool_option(url: str, key: str, value: str) -> bool:
+    """A URL option's boolean (true/false, yes/no, on/off, 1/0), or ``RedisUrlError``."""
     lowered = value.lower()
     if lowered in _TRUE:
         return True
@@ -246,10 +248,10 @@ _QUERY_PARSERS: Final = {
     "db": _parse_int,
     "client_name": _parse_text,
     "protocol": _parse_int,
-    "connect_timeout": _parse_float,
-    "keepalive": _parse_bool,
+    "connect_timeout": parse_float_option,
+    "keepalive": parse_bool_option,
     "tls_ca_file": _parse_text,
     "tls_cert_file": _parse_text,
     "tls_key_file": _parse_text,
-    "tls_verify_hostname": _parse_bool,
+    "tls_verify_hostname": parse_bool_option,
 }

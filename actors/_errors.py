@@ -39,6 +39,7 @@ __all__ = [
     "RedisHandshakeError",
     "RedisPermissionError",
     "RedisProtocolError",
+    "RedisRedirectError",
     "RedisReplyError",
     "RedisTimeoutError",
     "RedisTlsError",
@@ -174,6 +175,29 @@ class RedisReplyError(RedisError):
 
 class RedisPermissionError(RedisReplyError):
     """The ACL user may not run this command or touch this key or channel (``NOPERM``)."""
+
+
+class RedisRedirectError(RedisReplyError):
+    """A cluster node does not serve the command's slot and names the node that does.
+
+    ``MOVED`` (``moved`` is True): the slot belongs to that node now; update the slot map and
+    send the command there. ``ASK``: the slot is being migrated and this key is already at that
+    node; send ``ASKING`` and the command there, once, without changing the map.
+
+    Attributes:
+        moved: True for ``MOVED``, False for ``ASK``.
+        slot: The hash slot.
+        host: The node's host; empty when the server does not know its own endpoint (then it is
+            the host the command was sent to).
+        port: The node's port.
+    """
+
+    def __init__(self, message: str, *, moved: bool, slot: int, host: str, port: int) -> None:
+        super().__init__(message)
+        self.moved = moved
+        self.slot = slot
+        self.host = host
+        self.port = port
 
 
 class RedisAuthenticationError(RedisReplyError, RedisConfigurationError):

@@ -24,8 +24,10 @@ from actors._errors import (
     RedisAuthenticationError,
     RedisPermissionError,
     RedisProtocolError,
+    RedisRedirectError,
     RedisReplyError,
 )
+from actors.redis._cluster_map import SLOT_COUNT
 
 __all__ = [
     "MAX_FEED_SIZE",
@@ -69,7 +71,25 @@ def reply_error(message: str) -> RedisReplyError:
         and ``NOAUTH``, otherwise a plain ``RedisReplyError``; its ``code`` is the first word.
     """
     code = message.split(" ", 1)[0]
+    if code in ("MOVED", "ASK"):
+        return _redirect(message, moved=code == "MOVED")
     return _ERROR_CLASSES.get(code, RedisReplyError)(message)
+
+
+def _redirect(message: str, *, moved: bool) -> RedisReplyError:
+    """``MOVED 3999 127.0.0.1:6381`` as a ``RedisRedirectError``; a plain ``RedisReplyError``
+    if it is not of that shape."""
+    words = message.split(" ")
+    if len(words) == 3:
+        host, colon, port = words[2].rpartition(":")  # an IPv6 host holds colons too
+        if colon and port.isdigit() and words[1].isdigit():
+            slot = int(words[1])
+            if slot < SLOT_COUNT and 0 < int(port) < 65_536:
+                host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+                return RedisRedirectError(
+                    message, moved=moved, slot=slot, host=host, port=int(port)
+                )
+    return RedisReplyError(message)
 
 
 def encode_command(*args: Argument) -> bytes:

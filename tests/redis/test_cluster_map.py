@@ -9,11 +9,14 @@ from actors.redis import (
     ClusterSettings,
     NodeRole,
     RedisProtocolError,
+    RedisRedirectError,
+    RedisReplyError,
     RedisSettings,
     RedisUrlError,
     SlotMap,
     is_cluster_url,
     open_redis_connection,
+    reply_error,
 )
 from actors.testing import RedisServerFactory
 
@@ -196,3 +199,32 @@ def test_bad_cluster_urls_are_refused_clearly(url: str, complaint: str) -> None:
     with pytest.raises(RedisUrlError, match=complaint) as caught:
         ClusterSettings.from_url(url)
     assert "secret" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("message", "moved", "slot", "host", "port"),
+    [
+        ("MOVED 3999 127.0.0.1:6381", True, 3999, "127.0.0.1", 6381),
+        ("ASK 0 node-1.example:7000", False, 0, "node-1.example", 7000),
+        ("MOVED 16383 ::1:7002", True, 16383, "::1", 7002),
+        ("MOVED 12 [::1]:7002", True, 12, "::1", 7002),
+        ("MOVED 12 :7002", True, 12, "", 7002),  # the node does not know its own endpoint
+    ],
+)
+def test_moved_and_ask_replies_name_the_node(
+    message: str, moved: bool, slot: int, host: str, port: int
+) -> None:
+    error = reply_error(message)
+    assert isinstance(error, RedisRedirectError)
+    assert (error.moved, error.slot, error.host, error.port) == (moved, slot, host, port)
+    assert error.code == message.split()[0]
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["MOVED", "MOVED 16384 h:1", "MOVED x h:1", "ASK 1 h", "ASK 1 h:0", "MOVED 1 h:1 extra"],
+)
+def test_a_malformed_redirect_stays_a_plain_reply_error(message: str) -> None:
+    error = reply_error(message)
+    assert type(error) is RedisReplyError
+    assert error.message == message

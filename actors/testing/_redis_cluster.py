@@ -466,6 +466,8 @@ class RedisCluster:
 
         Raises:
             ValueError: The node is not one of this cluster's, or not a replica.
+            RedisReplyError: The replica refused, such as a failover without ``force`` while its
+                master is down.
             RedisServerError: The roles did not change, or the cluster was not ok, in time.
         """
         self._check_member(replica)

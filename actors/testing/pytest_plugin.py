@@ -7,10 +7,10 @@ pytest-trio (``trio_mode = true``, or ``@pytest.mark.trio`` on each test).
 
 Skip policy: a test that uses a real-server fixture (or is marked ``@pytest.mark.redis``) is marked
 ``redis`` and skipped with the reason when ``redis-server`` (or, for TLS, ``openssl`` or a
-TLS-enabled build) is missing, unless ``ACTORS_REQUIRE_REDIS=1`` is set: then it fails, so that a
-CI job that has to test against Redis cannot pass by skipping. ``-m "not redis"`` leaves those
-tests out. Every server a fixture starts is stopped at its teardown, whether the test passed or
-not.
+TLS-enabled build, or for a cluster, ``redis-cli``) is missing, unless ``ACTORS_REQUIRE_REDIS=1``
+is set: then it fails, so that a CI job that has to test against Redis cannot pass by skipping.
+``-m "not redis"`` leaves those tests out. Every server a fixture starts is stopped at its
+teardown, whether the test passed or not.
 
 This is the one module of ``actors`` that imports pytest, and it is public (not ``_plugin``)
 because users name it: in ``-p`` and in ``pytest_plugins``.

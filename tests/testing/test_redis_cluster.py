@@ -166,7 +166,7 @@ async def test_wait_ok_names_the_node_that_is_not_ok_and_its_cluster_info(
     await redis_cluster.restart_async(master)
 
 
-def test_reset_restarts_the_killed_nodes_and_flushes_every_key(
+async def test_reset_restarts_the_killed_nodes_and_flushes_every_key(
     redis_cluster: RedisCluster,
 ) -> None:
     replica = redis_cluster.replicas()[0]
@@ -174,7 +174,7 @@ def test_reset_restarts_the_killed_nodes_and_flushes_every_key(
     owner.command("SET", "leftover", "x")
     redis_cluster.kill(replica)
 
-    redis_cluster.reset()
+    await redis_cluster.reset_async()
 
     assert len(redis_cluster.pids) == 6
     assert replica.running
@@ -216,6 +216,22 @@ def test_the_fault_methods_refuse_what_they_cannot_do(redis_cluster: RedisCluste
     stranger.stop()
 
 
+def test_a_node_answers_commands_and_raises_its_error_replies(
+    redis_cluster: RedisCluster,
+) -> None:
+    slot = redis_cluster.key_slot("elsewhere")
+    owner = redis_cluster.master_of_slot(slot)
+    node = other_master(redis_cluster, owner)
+    assert node.command("PING") == b"PONG"
+    with pytest.raises(RedisReplyError, match=rf"^MOVED {slot} 127.0.0.1:{owner.port}$"):
+        node.command("GET", "elsewhere")
+    with pytest.raises(TypeError, match="answered 0, not text"):
+        node.text("DBSIZE")
+    assert node.text("CLUSTER", "MYID") == node.node_id
+    assert node.bus_port not in {0, node.port}
+    assert f"--cluster-port {node.bus_port}" in " ".join(node.command_line())
+
+
 def test_a_cluster_needs_three_masters_and_no_negative_replicas() -> None:
     with pytest.raises(ValueError, match="at least 3 masters"):
         RedisCluster(masters=2)
@@ -224,16 +240,23 @@ def test_a_cluster_needs_three_masters_and_no_negative_replicas() -> None:
 
 
 @pytest.mark.redis
-def test_stop_kills_every_node_by_pid_and_removes_the_directory() -> None:
+async def test_stop_kills_every_node_by_pid_and_removes_the_directory() -> None:
     require_redis_server(cluster=True)
-    with RedisCluster() as cluster:
+    cluster = await RedisCluster().start_async()
+    try:
         pids = cluster.pids
         assert len(pids) == 6
-        directory = cluster.directory
-        assert directory.is_dir()
+        for pid in pids:
+            os.kill(pid, 0)  # alive
+        directory = trio.Path(cluster.directory)
+        assert await directory.is_dir()
+    finally:
+        await cluster.stop_async()
     assert cluster.pids == []
     assert_no_process(pids)
-    assert not directory.exists()
+    assert not await directory.exists()
+    with pytest.raises(RedisServerError, match="no node is running"):
+        cluster.seed_url()
 
 
 @pytest.mark.redis

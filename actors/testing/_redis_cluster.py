@@ -48,6 +48,7 @@ RESET_TIMEOUT: Final = 10.0  # seconds
 """How long ``reset()`` waits for a cluster to heal before it forms a new one instead."""
 _POLL_INTERVAL: Final = 0.05  # seconds between two looks at the cluster
 _MIGRATE_BATCH: Final = 100  # keys per MIGRATE
+_FLUSH_WAIT: Final = 2500  # milliseconds a FLUSHALL waits for the replicas to follow
 _ANSI_ESCAPE: Final = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -226,8 +227,11 @@ class RedisCluster:
             RedisServerError: ``redis-server`` or ``redis-cli`` is missing, a node did not start,
                 ``redis-cli --cluster create`` failed, or the cluster was not ok within
                 ``ready_timeout`` seconds. Every node started is stopped first.
+            RuntimeError: A node of the cluster is running already.
         """
         with self._lock:
+            if any(node.running for node in self._nodes):
+                raise RuntimeError(f"{self!r} is already running")
             reason = missing_tooling(cluster=True)
             if reason is not None:
                 raise RedisServerError(reason)
@@ -326,7 +330,7 @@ class RedisCluster:
                 master.command("FLUSHALL")
                 replicas = len(self.replicas(master))
                 if replicas:
-                    master.command("WAIT", replicas, int(COMMAND_TIMEOUT * 1000 / 2))
+                    master.command("WAIT", replicas, _FLUSH_WAIT)
 
     async def reset_async(self) -> None:
         """``reset()`` in a worker thread, so that the trio loop keeps running meanwhile."""

@@ -202,6 +202,8 @@ def test_reset_forms_a_new_cluster_when_the_old_one_does_not_heal(
 def test_the_fault_methods_refuse_what_they_cannot_do(redis_cluster: RedisCluster) -> None:
     stranger = RedisClusterNode()
     master = redis_cluster.masters()[0]
+    with pytest.raises(RuntimeError, match="is already running"):
+        redis_cluster.start()
     with pytest.raises(ValueError, match="is not a node of"):
         redis_cluster.kill(stranger)
     with pytest.raises(ValueError, match="is a master, not a replica"):

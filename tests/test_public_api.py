@@ -52,6 +52,8 @@ PLUGIN_FIXTURES = [
     "tls_redis_server",
     "tls_client_auth_redis_server",
     "acl_redis_server",
+    "session_redis_cluster",
+    "redis_cluster",
     "actor_system",
     "memory_redis",
 ]

@@ -52,6 +52,7 @@ __all__ = [
 ]
 
 REDIS_SERVER: Final = "redis-server"
+REDIS_CLI: Final = "redis-cli"
 HOST: Final = "127.0.0.1"
 SHARED_PORT: Final = 6379
 START_TIMEOUT: Final = 10.0  # seconds for a server to say it is ready
@@ -102,11 +103,12 @@ def _redis_server_supports_tls() -> bool:
         return _tls_support
 
 
-def missing_tooling(*, tls: bool = False) -> str | None:
+def missing_tooling(*, tls: bool = False, cluster: bool = False) -> str | None:
     """Why a private server cannot run on this machine, or None when it can.
 
     Args:
         tls: Also require what a TLS server needs: ``openssl`` and a TLS-enabled build.
+        cluster: Also require what a ``RedisCluster`` needs: ``redis-cli``, which joins the nodes.
 
     Returns:
         A sentence saying what is missing (and how to install it), or None.
@@ -115,6 +117,11 @@ def missing_tooling(*, tls: bool = False) -> str | None:
         return (
             f"{REDIS_SERVER} is not on PATH: the tests against a real Redis server need it "
             "(Debian: apt-get install redis-server)"
+        )
+    if cluster and shutil.which(REDIS_CLI) is None:
+        return (
+            f"{REDIS_CLI} is not on PATH: a Redis Cluster is joined with it "
+            "(Debian: apt-get install redis-tools)"
         )
     if tls and shutil.which(OPENSSL) is None:
         return f"{OPENSSL} is not on PATH: the TLS tests generate their certificates with it"
@@ -311,7 +318,7 @@ class RedisServer:
                     # restart, old connections may still hold it (TIME_WAIT): try it again
                     # (each attempt waits for the failed process to exit, which paces them).
                     if not self._fixed_port:
-                        self._port = free_port()
+                        self._pick_new_ports()
                     continue
                 raise RedisServerError(f"{self!r} did not start: {failure}\n--- log ---\n{log}")
 
@@ -326,6 +333,10 @@ class RedisServer:
             env={**os.environ, "NOTIFY_SOCKET": notify_address},
         )
         _live_servers.add(self)
+
+    def _pick_new_ports(self) -> None:
+        """Move to other free ports after a port was taken before the first start."""
+        self._port = free_port()
 
     def _wait_ready(self, notify: socket.socket, deadline: float) -> str | None:
         """Wait for the server's ``READY=1``, or for it to exit; the reason it failed, or None."""

@@ -7,10 +7,10 @@ pytest-trio (``trio_mode = true``, or ``@pytest.mark.trio`` on each test).
 
 Skip policy: a test that uses a real-server fixture (or is marked ``@pytest.mark.redis``) is marked
 ``redis`` and skipped with the reason when ``redis-server`` (or, for TLS, ``openssl`` or a
-TLS-enabled build) is missing, unless ``ACTORS_REQUIRE_REDIS=1`` is set: then it fails, so that a
-CI job that has to test against Redis cannot pass by skipping. ``-m "not redis"`` leaves those
-tests out. Every server a fixture starts is stopped at its teardown, whether the test passed or
-not.
+TLS-enabled build, or for a cluster, ``redis-cli``) is missing, unless ``ACTORS_REQUIRE_REDIS=1``
+is set: then it fails, so that a CI job that has to test against Redis cannot pass by skipping.
+``-m "not redis"`` leaves those tests out. Every server a fixture starts is stopped at its
+teardown, whether the test passed or not.
 
 This is the one module of ``actors`` that imports pytest, and it is public (not ``_plugin``)
 because users name it: in ``-p`` and in ``pytest_plugins``.
@@ -26,6 +26,7 @@ import pytest
 
 from actors.runtime import open_actor_system
 from actors.testing._memory_redis import open_memory_redis_server
+from actors.testing._redis_cluster import RedisCluster
 from actors.testing._redis_factory import RedisServerFactory
 from actors.testing._redis_server import RedisServer, missing_tooling
 
@@ -63,6 +64,8 @@ REAL_SERVER_FIXTURES: Final = frozenset(
         "tls_redis_server",
         "tls_client_auth_redis_server",
         "acl_redis_server",
+        "session_redis_cluster",
+        "redis_cluster",
     }
 )
 """A test that uses one of these (directly or through another fixture) is marked ``redis``."""
@@ -85,13 +88,14 @@ def skip_or_fail(reason: str) -> NoReturn:
     pytest.skip(f"{reason} (set {REQUIRE_REDIS_ENV}=1 to make this a failure)")
 
 
-def require_redis_server(*, tls: bool = False) -> None:
+def require_redis_server(*, tls: bool = False, cluster: bool = False) -> None:
     """Skip (or fail) the current test unless a private redis-server can run here.
 
     Args:
         tls: Also require ``openssl`` and a TLS-enabled ``redis-server``.
+        cluster: Also require ``redis-cli``, which a ``RedisCluster`` needs.
     """
-    reason = missing_tooling(tls=tls)
+    reason = missing_tooling(tls=tls, cluster=cluster)
     if reason is not None:
         skip_or_fail(reason)
 
@@ -189,6 +193,33 @@ def tls_client_auth_redis_server(redis_server_factory: RedisServerFactory) -> Tl
 def acl_redis_server(redis_server_factory: RedisServerFactory) -> AclRedisServer:
     """A server with a ``default`` password and a ``limited`` user confined to ``allowed:*``."""
     return redis_server_factory.acl()
+
+
+# --- a private Redis Cluster ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def session_redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    """One private Redis Cluster (3 masters, 3 replicas) for the whole session, as it is.
+
+    Formed once (about 2.5 s) and stopped at the session's end; tests get it through
+    ``redis_cluster``, which makes it fit for each test first.
+    """
+    require_redis_server(cluster=True)
+    with RedisCluster(tmp_path_factory.mktemp("redis-cluster")) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def redis_cluster(session_redis_cluster: RedisCluster) -> RedisCluster:
+    """The session's Redis Cluster, reset for this test: every node up, the cluster ok, no keys.
+
+    A test may kill, restart, fail over and migrate slots: the next test gets the cluster healed
+    (or formed anew). Roles and the slot map carry over, so read them from the cluster:
+    ``masters()``, ``replicas()``, ``master_of_slot()``.
+    """
+    session_redis_cluster.reset()
+    return session_redis_cluster
 
 
 # --- in trio: an actor system, the in-memory Redis --------------------------------------------

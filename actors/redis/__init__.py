@@ -42,6 +42,7 @@ from actors.redis._resp import (
     is_push,
     reply_error,
 )
+from actors.redis._slots import HASH_SLOTS, key_slot
 from actors.redis._subscriptions import (
     ConnectionLost,
     Kind,
@@ -58,6 +59,7 @@ __all__ = [
     "DEFAULT_ACK_TIMEOUT",
     "DEFAULT_CONNECT_TIMEOUT",
     "DEFAULT_PORT",
+    "HASH_SLOTS",
     "MAX_FEED_SIZE",
     "Argument",
     "ConnectionLost",
@@ -97,6 +99,7 @@ __all__ = [
     "encode_command",
     "failure_cause",
     "is_push",
+    "key_slot",
     "open_redis_connection",
     "open_transport",
     "parse_info",

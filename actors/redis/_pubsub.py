@@ -29,6 +29,7 @@ from actors._errors import (
     RedisReplyError,
     RedisTimeoutError,
 )
+from actors.redis._slots import key_slot
 from actors.redis._subscriptions import (
     ConnectionLost,
     Kind,
@@ -39,7 +40,7 @@ from actors.redis._subscriptions import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable, Iterator
 
     from actors.redis._connection import RedisConnection
     from actors.redis._subscriptions import MessageSink, SubscriptionStatistics
@@ -47,10 +48,28 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEFAULT_ACK_TIMEOUT: Final = 30.0  # seconds; the subscription timeout our users asked for
-REPLAY_BATCH: Final = 256  # names per SUBSCRIBE command when the table is replayed
+REPLAY_BATCH: Final = 256  # names per subscribe command in a replay (of one slot, for shards)
 PROBE_CHANNEL_PREFIX: Final = b"__actors:probe:"
 
 _hub_numbers = itertools.count(1)
+
+
+def replay_batches(kind: Kind, names: list[bytes]) -> Iterator[list[bytes]]:
+    """The names of one kind cut into subscribe commands for a replay, in the table's order.
+
+    Up to ``REPLAY_BATCH`` names per command. Shard channels are grouped by hash slot first, so
+    that each ``SSUBSCRIBE`` carries one slot: a cluster refuses a command whose names span
+    slots (``CROSSSLOT``). Channels and patterns are not slot-bound.
+    """
+    groups: Iterable[list[bytes]] = [names]
+    if kind is Kind.SHARD:
+        slots: dict[int, list[bytes]] = {}
+        for name in names:
+            slots.setdefault(key_slot(name), []).append(name)
+        groups = slots.values()
+    for group in groups:
+        for start in range(0, len(group), REPLAY_BATCH):
+            yield group[start : start + REPLAY_BATCH]
 
 
 @attrs.frozen(kw_only=True)
@@ -199,9 +218,7 @@ class PubSubHub:
         self._subscriber = subscriber if subscriber is not None else commands
         self.table.mark_unacknowledged()
         for kind in Kind:
-            names = self.table.names(kind)
-            for start in range(0, len(names), REPLAY_BATCH):
-                batch = names[start : start + REPLAY_BATCH]
+            for batch in replay_batches(kind, self.table.names(kind)):
                 self._subscriber.send_subscription_command(
                     kind.subscribe_command, *batch, on_error=self._refusal_handler(kind, batch)
                 )

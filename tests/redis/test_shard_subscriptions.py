@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import trio
 import trio.testing
+from _servers import cluster_node_args
 from in_memory_redis import SETTINGS, connection_options, events, serving
 
 from actors import ActorSystem
@@ -22,9 +23,6 @@ from actors.redis import (
 )
 from actors.redis._pubsub import REPLAY_BATCH
 from actors.testing import MemoryRedisConnection, RedisServer, RedisServerFactory, wait_until
-
-CLUSTER_NODE = ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
-"""A lone cluster-enabled node; ``own_every_slot`` makes it serve the whole key space."""
 
 
 def shard_names() -> list[bytes]:
@@ -94,7 +92,7 @@ async def own_every_slot(server: RedisServer) -> None:
 async def test_a_replay_on_a_cluster_node_meets_no_crossslot(
     system: ActorSystem, redis_server_factory: RedisServerFactory
 ) -> None:
-    server = redis_server_factory(CLUSTER_NODE)
+    server = redis_server_factory(cluster_node_args())
     names = shard_names()
     sink, received = events()
     with trio.fail_after(30):

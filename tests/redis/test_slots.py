@@ -6,6 +6,7 @@ import random
 
 import pytest
 import trio
+from _servers import cluster_node_args
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -28,9 +29,6 @@ VECTORS = [
     ("}{x}", 16287),
     ("{}", 15257),
 ]
-
-CLUSTER_NODE = ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
-"""A lone cluster-enabled node: it answers CLUSTER KEYSLOT without any slot assigned."""
 
 
 def reference_slot(key: bytes) -> int:
@@ -88,7 +86,7 @@ def random_keys(count: int, seed: int) -> list[bytes]:
 async def test_key_slot_agrees_with_cluster_keyslot(
     redis_server_factory: RedisServerFactory,
 ) -> None:
-    server = redis_server_factory(CLUSTER_NODE)
+    server = redis_server_factory(cluster_node_args())
     keys = [key.encode() for key, _ in VECTORS] + random_keys(2000, seed=11)
     answers: dict[bytes, int] = {}
     with trio.fail_after(20):

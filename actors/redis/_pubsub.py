@@ -51,6 +51,9 @@ DEFAULT_ACK_TIMEOUT: Final = 30.0  # seconds; the subscription timeout our users
 REPLAY_BATCH: Final = 256  # names per subscribe command in a replay (of one slot, for shards)
 PROBE_CHANNEL_PREFIX: Final = b"__actors:probe:"
 
+_NOT_SERVED_HERE: Final = frozenset({"MOVED", "ASK", "CLUSTERDOWN", "TRYAGAIN"})
+"""Errors of a cluster node that does not serve a slot now: not a refusal of the name."""
+
 _hub_numbers = itertools.count(1)
 
 
@@ -96,6 +99,9 @@ class PubSubStatistics:
     """The error that stopped the connection for good (a ``RedisConfigurationError``), or None."""
     unroutable: int
     """Messages for names no local subscriber holds any more."""
+    server_unsubscribed: int = 0
+    """Subscriptions the server ended on its own (a shard channel's hash slot moved), each a gap
+    of that subscription alone."""
     subscriptions: tuple[SubscriptionStatistics, ...]
     """Every subscription in the table, in the order they were made."""
 
@@ -159,7 +165,9 @@ class PubSubHub:
         observer: HubObserver | None = None,
     ) -> None:
         self.table = SubscriptionTable(
-            on_acknowledgement=self._acknowledged, on_released=self._released
+            on_acknowledgement=self._acknowledged,
+            on_released=self._released,
+            on_server_unsubscribed=self._server_unsubscribed,
         )
         # The connection's push handler is the table's router itself: one call per frame on
         # the hot path. It never blocks and never raises.
@@ -370,6 +378,23 @@ class PubSubHub:
             # If the connection just broke, the next replay simply leaves the name out.
             with contextlib.suppress(RedisConnectionError):
                 self._subscriber.send_subscription_command(kind.unsubscribe_command, name)
+                self.table.unsubscribe_sent(kind, name)
+
+    def _server_unsubscribed(self, kind: Kind, name: bytes) -> None:
+        """The server ended a subscription we hold (a shard channel's slot moved): subscribe
+        again on the current connection; its acknowledgement ends the subscription's gap.
+
+        With one server that is the right place. A cluster client routes it to the slot's new
+        owner instead.
+        """
+        if self._subscriber is not None:
+            # If the connection just broke, the replay on the next one subscribes again.
+            with contextlib.suppress(RedisConnectionError):
+                self._subscriber.send_subscription_command(
+                    kind.subscribe_command,
+                    name,
+                    on_error=self._refusal_handler(kind, [name], resubscribing=True),
+                )
 
     def _is_settled(self, kind: Kind, name: bytes) -> bool:
         """Acknowledged, or refused by Redis."""
@@ -379,8 +404,21 @@ class PubSubHub:
         row = self.table.get(kind, name)
         return row is not None and row.acknowledged
 
-    def _refusal_handler(self, kind: Kind, names: list[bytes]) -> Callable[[RedisReplyError], None]:
+    def _refusal_handler(
+        self, kind: Kind, names: list[bytes], *, resubscribing: bool = False
+    ) -> Callable[[RedisReplyError], None]:
         def refused(error: RedisReplyError) -> None:
+            if resubscribing and error.code in _NOT_SERVED_HERE:
+                # The slot is not served here (yet): no refusal of the name. The subscription
+                # stays in the table, its gap open, until a replay subscribes it again.
+                logger.warning(
+                    "subscribing again to %s %r failed: %s; its gap stays open until the next "
+                    "connection replays it",
+                    kind.value,
+                    names[0],
+                    error,
+                )
+                return
             subscriber = self._subscriber
             if len(names) > 1 and subscriber is not None:
                 # Redis refuses a whole command when one of its names is forbidden: ask again
@@ -512,5 +550,6 @@ class PubSubHub:
             last_error=self._last_error,
             failure=None if failure is None else str(failure),
             unroutable=self.table.unroutable,
+            server_unsubscribed=self.table.server_unsubscribed,
             subscriptions=self.table.statistics(hidden=self.probe_channel),
         )

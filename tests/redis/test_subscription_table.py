@@ -614,3 +614,17 @@ def test_a_sink_that_refuses_the_gap_event_breaks_nothing() -> None:
     table.route([b"sunsubscribe", b"n", 0])
     assert [type(event) for event in fine.events] == [ConnectionLost]
     assert table.server_unsubscribed == 1
+
+
+def test_every_unsubscribe_sent_owes_one_acknowledgement() -> None:
+    asked: list[tuple[Kind, bytes]] = []
+    table = SubscriptionTable(on_server_unsubscribed=lambda *row: asked.append(row), clock=Clock())
+    sink = ListSink()
+    table.add(Kind.SHARD, b"n", sink)
+    table.unsubscribe_sent(Kind.SHARD, b"n")  # left, joined, left again, joined again:
+    table.unsubscribe_sent(Kind.SHARD, b"n")  # two unsubscribes on their way
+    table.route([b"sunsubscribe", b"n", 0])
+    table.route([b"sunsubscribe", b"n", 0])
+    assert (asked, sink.events) == ([], [])
+    table.route([b"sunsubscribe", b"n", 0])
+    assert asked == [(Kind.SHARD, b"n")]

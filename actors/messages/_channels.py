@@ -55,15 +55,26 @@ def _check_part(key: str, value: object) -> str:
     return text
 
 
-def channel_name(template: str, **parts: str | int) -> str:
-    """Build an exact channel name from a template and validated parts.
+def channel_name(template: str, *, hash_tag: str | None = None, **parts: str | int) -> str:
+    """Build an exact channel name (or Redis key) from a template and validated parts.
 
     ``channel_name("user:{id}", id="42")`` is ``"user:42"``; ``channel_name("chat:{room}",
     room="*")`` raises, so user input can never widen a subscription into a pattern.
 
+    ``hash_tag`` names the part that is the name's Redis Cluster hash tag: that part's value is
+    put in braces where the field stands, and a cluster hashes only it. Every channel and key
+    built with the same value in the tag is in one hash slot, so one Lua script or
+    ``SPUBLISH`` may use them all: ``channel_name("presence:{scope}", scope="lobby",
+    hash_tag="scope")`` is ``"presence:{lobby}"``, ``channel_name("presence:{scope}:members",
+    scope="lobby", hash_tag="scope")`` is ``"presence:{lobby}:members"``, and both are in the
+    slot of ``"lobby"``.
+
     Args:
         template: A ``str.format`` template with named fields only (no conversions or format
-            specs); its literal text may not contain glob characters.
+            specs); its literal text may not contain glob characters, nor braces when
+            ``hash_tag`` is given (``{{`` would make another tag).
+        hash_tag: The name of the field whose value becomes the hash tag, or None for a name
+            without one.
         **parts: A value for each field: non-empty, at most 128 characters, ASCII letters,
             digits and ``- _ . @`` only (ints are formatted in decimal).
 
@@ -71,7 +82,8 @@ def channel_name(template: str, **parts: str | int) -> str:
         The channel name.
 
     Raises:
-        InvalidChannelNameError: A part is invalid, missing or unused, or the template is.
+        InvalidChannelNameError: A part is invalid, missing or unused, or the template is, or
+            ``hash_tag`` names no field of the template.
     """
     fields: list[str] = []
     try:
@@ -82,6 +94,10 @@ def channel_name(template: str, **parts: str | int) -> str:
         if any(char in GLOB_CHARACTERS for char in literal):
             raise InvalidChannelNameError(
                 template, "the template contains a glob character; build patterns with escape_glob"
+            )
+        if hash_tag is not None and ("{" in literal or "}" in literal):
+            raise InvalidChannelNameError(
+                template, "the template contains a brace; with hash_tag, the tag is the only one"
             )
         if field is None:
             continue
@@ -94,7 +110,13 @@ def channel_name(template: str, **parts: str | int) -> str:
     unused = sorted(parts.keys() - set(fields))
     if missing or unused:
         raise InvalidChannelNameError(template, f"missing parts {missing}, unused parts {unused}")
+    if hash_tag is not None and hash_tag not in fields:
+        raise InvalidChannelNameError(
+            template, f"hash_tag {hash_tag!r} names no field of the template"
+        )
     checked = {key: _check_part(key, value) for key, value in parts.items()}
+    if hash_tag is not None:
+        checked[hash_tag] = "{" + checked[hash_tag] + "}"
     name = template.format(**checked)
     if not name:
         raise InvalidChannelNameError(name, "the channel name is empty")

@@ -169,7 +169,7 @@ class _Executor(Protocol):
 
 def presence_keys(scope: str) -> tuple[str, str, str, str, str]:
     """The members, expiry, users, version and leaving keys of a scope (validated)."""
-    base = channel_name("presence:{{{scope}}}", scope=scope)
+    base = channel_name("presence:{scope}", scope=scope, hash_tag="scope")
     return (
         f"{base}:members",
         f"{base}:expiry",

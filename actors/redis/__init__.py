@@ -28,7 +28,7 @@ from actors.redis._cluster_config import (
     ClusterSettings,
     is_cluster_url,
 )
-from actors.redis._cluster_map import SLOT_COUNT, ClusterNode, NodeRole, Shard, SlotMap
+from actors.redis._cluster_map import ClusterNode, NodeRole, Shard, SlotMap
 from actors.redis._commands import RedisCommands, Script, parse_info
 from actors.redis._config import DEFAULT_CONNECT_TIMEOUT, DEFAULT_PORT, RedisSettings, redact_url
 from actors.redis._connection import (
@@ -49,6 +49,7 @@ from actors.redis._resp import (
     is_push,
     reply_error,
 )
+from actors.redis._slots import HASH_SLOTS, key_slot
 from actors.redis._subscriptions import (
     ConnectionLost,
     Kind,
@@ -66,8 +67,8 @@ __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
     "DEFAULT_PORT",
     "DEFAULT_REFRESH_INTERVAL",
+    "HASH_SLOTS",
     "MAX_FEED_SIZE",
-    "SLOT_COUNT",
     "Argument",
     "ClusterNode",
     "ClusterSettings",
@@ -113,6 +114,7 @@ __all__ = [
     "failure_cause",
     "is_cluster_url",
     "is_push",
+    "key_slot",
     "open_redis_connection",
     "open_transport",
     "parse_info",

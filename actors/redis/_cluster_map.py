@@ -9,19 +9,17 @@ server, so the topology actor that does can refresh, compare and replace maps fr
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 import attrs
 
 from actors._errors import RedisProtocolError
+from actors.redis._slots import HASH_SLOTS
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
-__all__ = ["SLOT_COUNT", "ClusterNode", "NodeRole", "Shard", "SlotMap"]
-
-SLOT_COUNT: Final = 16_384
-"""Hash slots of a Redis Cluster: every key and shard channel maps to one of them."""
+__all__ = ["ClusterNode", "NodeRole", "Shard", "SlotMap"]
 
 
 class NodeRole(enum.Enum):
@@ -101,7 +99,7 @@ class SlotMap:
         if not isinstance(reply, list):
             raise RedisProtocolError(f"CLUSTER SHARDS: not a list of shards: {reply!r:.200}")
         shards = tuple(_shard(entry, asked_host, tls) for entry in reply)
-        owners = [-1] * SLOT_COUNT
+        owners = [-1] * HASH_SLOTS
         for index, shard in enumerate(shards):
             for slot in shard.slots():
                 if owners[slot] != -1:
@@ -191,7 +189,7 @@ def _shard(entry: object, asked_host: str, tls: bool) -> Shard:
 
 
 def _range(first: object, last: object) -> tuple[int, int]:
-    if type(first) is not int or type(last) is not int or not 0 <= first <= last < SLOT_COUNT:
+    if type(first) is not int or type(last) is not int or not 0 <= first <= last < HASH_SLOTS:
         raise RedisProtocolError(f"CLUSTER SHARDS: not a slot range: {first!r}-{last!r}")
     return (first, last)
 

@@ -29,6 +29,7 @@ from actors._errors import (
     RedisReplyError,
     RedisTimeoutError,
 )
+from actors.redis._slots import key_slot
 from actors.redis._subscriptions import (
     ConnectionLost,
     Kind,
@@ -39,7 +40,7 @@ from actors.redis._subscriptions import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable, Iterator
 
     from actors.redis._connection import RedisConnection
     from actors.redis._subscriptions import MessageSink, SubscriptionStatistics
@@ -47,10 +48,31 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEFAULT_ACK_TIMEOUT: Final = 30.0  # seconds; the subscription timeout our users asked for
-REPLAY_BATCH: Final = 256  # names per SUBSCRIBE command when the table is replayed
+REPLAY_BATCH: Final = 256  # names per subscribe command in a replay (of one slot, for shards)
 PROBE_CHANNEL_PREFIX: Final = b"__actors:probe:"
 
+_NOT_SERVED_HERE: Final = frozenset({"MOVED", "ASK", "CLUSTERDOWN", "TRYAGAIN"})
+"""Errors of a cluster node that does not serve a slot now: not a refusal of the name."""
+
 _hub_numbers = itertools.count(1)
+
+
+def replay_batches(kind: Kind, names: list[bytes]) -> Iterator[list[bytes]]:
+    """The names of one kind cut into subscribe commands for a replay, in the table's order.
+
+    Up to ``REPLAY_BATCH`` names per command. Shard channels are grouped by hash slot first, so
+    that each ``SSUBSCRIBE`` carries one slot: a cluster refuses a command whose names span
+    slots (``CROSSSLOT``). Channels and patterns are not slot-bound.
+    """
+    groups: Iterable[list[bytes]] = [names]
+    if kind is Kind.SHARD:
+        slots: dict[int, list[bytes]] = {}
+        for name in names:
+            slots.setdefault(key_slot(name), []).append(name)
+        groups = slots.values()
+    for group in groups:
+        for start in range(0, len(group), REPLAY_BATCH):
+            yield group[start : start + REPLAY_BATCH]
 
 
 @attrs.frozen(kw_only=True)
@@ -77,6 +99,9 @@ class PubSubStatistics:
     """The error that stopped the connection for good (a ``RedisConfigurationError``), or None."""
     unroutable: int
     """Messages for names no local subscriber holds any more."""
+    server_unsubscribed: int = 0
+    """Subscriptions the server ended on its own (a shard channel's hash slot moved), each a gap
+    of that subscription alone."""
     subscriptions: tuple[SubscriptionStatistics, ...]
     """Every subscription in the table, in the order they were made."""
 
@@ -140,7 +165,9 @@ class PubSubHub:
         observer: HubObserver | None = None,
     ) -> None:
         self.table = SubscriptionTable(
-            on_acknowledgement=self._acknowledged, on_released=self._released
+            on_acknowledgement=self._acknowledged,
+            on_released=self._released,
+            on_server_unsubscribed=self._server_unsubscribed,
         )
         # The connection's push handler is the table's router itself: one call per frame on
         # the hot path. It never blocks and never raises.
@@ -199,9 +226,7 @@ class PubSubHub:
         self._subscriber = subscriber if subscriber is not None else commands
         self.table.mark_unacknowledged()
         for kind in Kind:
-            names = self.table.names(kind)
-            for start in range(0, len(names), REPLAY_BATCH):
-                batch = names[start : start + REPLAY_BATCH]
+            for batch in replay_batches(kind, self.table.names(kind)):
                 self._subscriber.send_subscription_command(
                     kind.subscribe_command, *batch, on_error=self._refusal_handler(kind, batch)
                 )
@@ -353,6 +378,23 @@ class PubSubHub:
             # If the connection just broke, the next replay simply leaves the name out.
             with contextlib.suppress(RedisConnectionError):
                 self._subscriber.send_subscription_command(kind.unsubscribe_command, name)
+                self.table.unsubscribe_sent(kind, name)
+
+    def _server_unsubscribed(self, kind: Kind, name: bytes) -> None:
+        """The server ended a subscription we hold (a shard channel's slot moved): subscribe
+        again on the current connection; its acknowledgement ends the subscription's gap.
+
+        With one server that is the right place. A cluster client routes it to the slot's new
+        owner instead.
+        """
+        if self._subscriber is not None:
+            # If the connection just broke, the replay on the next one subscribes again.
+            with contextlib.suppress(RedisConnectionError):
+                self._subscriber.send_subscription_command(
+                    kind.subscribe_command,
+                    name,
+                    on_error=self._refusal_handler(kind, [name], resubscribing=True),
+                )
 
     def _is_settled(self, kind: Kind, name: bytes) -> bool:
         """Acknowledged, or refused by Redis."""
@@ -362,8 +404,21 @@ class PubSubHub:
         row = self.table.get(kind, name)
         return row is not None and row.acknowledged
 
-    def _refusal_handler(self, kind: Kind, names: list[bytes]) -> Callable[[RedisReplyError], None]:
+    def _refusal_handler(
+        self, kind: Kind, names: list[bytes], *, resubscribing: bool = False
+    ) -> Callable[[RedisReplyError], None]:
         def refused(error: RedisReplyError) -> None:
+            if resubscribing and error.code in _NOT_SERVED_HERE:
+                # The slot is not served here (yet): no refusal of the name. The subscription
+                # stays in the table, its gap open, until a replay subscribes it again.
+                logger.warning(
+                    "subscribing again to %s %r failed: %s; its gap stays open until the next "
+                    "connection replays it",
+                    kind.value,
+                    names[0],
+                    error,
+                )
+                return
             subscriber = self._subscriber
             if len(names) > 1 and subscriber is not None:
                 # Redis refuses a whole command when one of its names is forbidden: ask again
@@ -495,5 +550,6 @@ class PubSubHub:
             last_error=self._last_error,
             failure=None if failure is None else str(failure),
             unroutable=self.table.unroutable,
+            server_unsubscribed=self.table.server_unsubscribed,
             subscriptions=self.table.statistics(hidden=self.probe_channel),
         )

@@ -27,7 +27,7 @@ from actors._errors import (
     RedisRedirectError,
     RedisReplyError,
 )
-from actors.redis._cluster_map import SLOT_COUNT
+from actors.redis._slots import HASH_SLOTS
 
 __all__ = [
     "MAX_FEED_SIZE",
@@ -84,7 +84,7 @@ def _redirect(message: str, *, moved: bool) -> RedisReplyError:
         host, colon, port = words[2].rpartition(":")  # an IPv6 host holds colons too
         if colon and port.isdigit() and words[1].isdigit():
             slot = int(words[1])
-            if slot < SLOT_COUNT and 0 < int(port) < 65_536:
+            if slot < HASH_SLOTS and 0 < int(port) < 65_536:
                 host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
                 return RedisRedirectError(
                     message, moved=moved, slot=slot, host=host, port=int(port)

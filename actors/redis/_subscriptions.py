@@ -5,6 +5,11 @@ count of local sinks per channel, pattern and shard channel. The first sink of a
 SUBSCRIBE must go out, the last one leaving means an UNSUBSCRIBE. After every (re)connect the whole
 table is sent again. Routing is synchronous: a sink's ``deliver`` must never wait, so one slow
 consumer cannot stall the reader that feeds every other one.
+
+An unsubscribe acknowledgement is ours only if we sent an unsubscribe for that name and its
+acknowledgement is still due; any other one for a name we hold is the server ending the
+subscription on its own (a cluster sends ``sunsubscribe`` when a shard channel's hash slot moves
+away from the node). That is a gap of that subscription alone, never an acknowledgement.
 """
 
 from __future__ import annotations
@@ -89,7 +94,9 @@ class RedisMessage:
 
 @attrs.frozen
 class ConnectionLost:
-    """Told to every sink when the connection carrying its subscription broke.
+    """Told to every sink when the connection carrying its subscription broke, or to the sinks
+    of one subscription when the server ended that subscription alone (``kind`` and ``name``
+    say which: a cluster does so when a shard channel's hash slot moves).
 
     Messages published from now until the matching ``Resubscribed`` are lost: Pub/Sub is
     at-most-once.
@@ -99,16 +106,25 @@ class ConnectionLost:
     """When the loss was noticed, on trio's clock (``trio.current_time()``)."""
     reason: str
     """What broke."""
+    kind: Kind | None = None
+    """The kind of the one subscription lost, or None when the connection was."""
+    name: bytes | None = None
+    """The channel or pattern of the one subscription lost, or None when the connection was."""
 
 
 @attrs.frozen
 class Resubscribed:
-    """Told to every sink once its subscription is active again after a ``ConnectionLost``."""
+    """Told to the sinks of a ``ConnectionLost`` once what it lost is active again: every
+    subscription (``kind`` and ``name`` None), or the one it names."""
 
     gap_start: float
-    """When the connection was lost, on trio's clock (the ``at`` of the ``ConnectionLost``)."""
+    """When the gap began, on trio's clock (the ``at`` of the ``ConnectionLost``)."""
     gap_end: float
-    """When every subscription was acknowledged again, on trio's clock."""
+    """When the subscriptions were acknowledged again, on trio's clock."""
+    kind: Kind | None = None
+    """The kind of the one subscription back, or None for every subscription."""
+    name: bytes | None = None
+    """The channel or pattern of the one subscription back, or None for every subscription."""
 
     @property
     def duration(self) -> float:
@@ -151,6 +167,9 @@ class Subscription:
     """Deliveries a sink refused (its mailbox's overflow policy dropped the message)."""
     acknowledged: bool = False
     """Whether Redis has confirmed the subscription on the current connection."""
+    gap_start: float | None = None
+    """When the server ended this subscription on its own (on trio's clock), until it is
+    acknowledged again; None otherwise."""
     deliveries: tuple[Callable[[RedisMessage], bool], ...] = ()
     """The sinks' ``deliver`` methods, looked up once: the reader calls them per message."""
     targets: tuple[MessageSink, ...] = ()
@@ -194,11 +213,16 @@ class SubscriptionTable:
         on_acknowledgement: Callable[[], object] | None = None,
         *,
         on_released: Callable[[Kind, bytes], object] | None = None,
+        on_server_unsubscribed: Callable[[Kind, bytes], object] | None = None,
         clock: Callable[[], float] = trio.current_time,
     ) -> None:
         self._on_acknowledgement = on_acknowledgement
         self._on_released = on_released
+        self._on_server_unsubscribed = on_server_unsubscribed
         self._clock = clock
+        # Unsubscribe commands sent on the current connection whose acknowledgement is due,
+        # per name: an acknowledgement beyond them is the server's own unsubscribe.
+        self._unsubscribing: dict[tuple[Kind, bytes], int] = {}
         self.last_frame: float | None = None
         """``clock()`` (trio's clock) when the last Pub/Sub frame (message or acknowledgement)
         came."""
@@ -214,6 +238,8 @@ class SubscriptionTable:
         """Messages for a name no local sink holds (in flight while unsubscribing)."""
         self.malformed = 0
         """Pushed frames that looked like Pub/Sub frames but were not well formed."""
+        self.server_unsubscribed = 0
+        """Subscriptions the server ended on its own (an unsubscribe push nobody asked for)."""
 
     def add(self, kind: Kind, name: bytes, sink: MessageSink) -> bool:
         """Add a sink; True if it is the name's first, so a subscribe command must go out."""
@@ -273,9 +299,15 @@ class SubscriptionTable:
         return len(self._channels) + len(self._patterns) + len(self._shards)
 
     def mark_unacknowledged(self) -> None:
-        """A new connection: nothing is confirmed on it yet."""
+        """A new connection: nothing is confirmed on it yet, and no unsubscribe is due on it."""
+        self._unsubscribing.clear()
         for row in self.rows():
             row.acknowledged = False
+
+    def unsubscribe_sent(self, kind: Kind, name: bytes) -> None:
+        """An unsubscribe command for ``name`` went out: its acknowledgement is ours."""
+        key = (kind, name)
+        self._unsubscribing[key] = self._unsubscribing.get(key, 0) + 1
 
     def unacknowledged(self) -> int:
         """How many subscriptions the server has not confirmed yet."""
@@ -338,9 +370,19 @@ class SubscriptionTable:
         elif type(word) is bytes and word in _ACKS:
             if size == 3 and type(frame[1]) is bytes:
                 kind, subscribed = _ACKS[word]
-                row = self._by_kind[kind].get(frame[1])
-                if row is not None:
-                    row.acknowledged = subscribed
+                name = frame[1]
+                row = self._by_kind[kind].get(name)
+                if subscribed:
+                    if row is not None:
+                        row.acknowledged = True
+                        if row.gap_start is not None:
+                            self._gap_closed(row)
+                elif self._unsubscribing.get((kind, name)):
+                    self._unsubscribe_acknowledged(kind, name)
+                    if row is not None:  # subscribed again since: its acknowledgement follows
+                        row.acknowledged = False
+                elif row is not None:
+                    self._ended_by_server(row)
                 if self._on_acknowledgement is not None:
                     self._on_acknowledgement()
                 return True
@@ -349,6 +391,55 @@ class SubscriptionTable:
         self.malformed += 1
         logger.warning("ignored a malformed Pub/Sub frame: %.200r", frame)
         return False
+
+    def _unsubscribe_acknowledged(self, kind: Kind, name: bytes) -> None:
+        key = (kind, name)
+        due = self._unsubscribing[key] - 1
+        if due:
+            self._unsubscribing[key] = due
+        else:
+            del self._unsubscribing[key]
+
+    def _ended_by_server(self, row: Subscription) -> None:
+        """The server unsubscribed us from a name that still has sinks: a gap of that row.
+
+        Its sinks are told (``ConnectionLost`` naming the subscription), and the owner asked to
+        subscribe again (``on_server_unsubscribed``); the acknowledgement closes the gap.
+        """
+        row.acknowledged = False
+        self.server_unsubscribed += 1
+        if row.kind is Kind.SHARD:
+            reason = "the server ended the shard subscription (its hash slot moved)"
+        else:
+            reason = f"the server ended the {row.kind.value} subscription"
+        logger.warning("%s: %s %r", reason, row.kind.value, row.name)
+        if row.gap_start is None:
+            at = self.last_frame if self.last_frame is not None else self._clock()
+            row.gap_start = at
+            self._tell(row, ConnectionLost(at=at, reason=reason, kind=row.kind, name=row.name))
+        if self._on_server_unsubscribed is not None:
+            self._on_server_unsubscribed(row.kind, row.name)
+
+    def _gap_closed(self, row: Subscription) -> None:
+        assert row.gap_start is not None
+        end = self.last_frame if self.last_frame is not None else self._clock()
+        gap = Resubscribed(gap_start=row.gap_start, gap_end=end, kind=row.kind, name=row.name)
+        row.gap_start = None
+        logger.info(
+            "resubscribed to %s %r after a gap of %.3f s", row.kind.value, row.name, gap.duration
+        )
+        self._tell(row, gap)
+
+    def _tell(self, row: Subscription, event: ConnectionLost | Resubscribed) -> None:
+        """Tell each sink of one row about its gap, once."""
+        told: set[int] = set()
+        for sink in list(row.sinks):
+            if id(sink) not in told:
+                told.add(id(sink))
+                try:
+                    sink.deliver(event)
+                except Exception:
+                    logger.debug("a sink refused %r", event)
 
     def _deliver(
         self,

@@ -125,6 +125,24 @@ class Dataset:
             receivers += 1
         return receivers
 
+    def end_subscriptions(self, kind: bytes, names: Iterable[bytes]) -> int:
+        """Unsubscribe every client from ``names`` on the server's own initiative, with the push
+        each would get for its own unsubscribe (``kind``: ``unsubscribe``, ``punsubscribe`` or
+        ``sunsubscribe``); returns how many subscriptions ended."""
+        table, own = {
+            b"unsubscribe": (self.channels, _own_channels),
+            b"punsubscribe": (self.patterns, _own_patterns),
+            b"sunsubscribe": (self.shard_channels, _own_shard_channels),
+        }[kind]
+        ended = 0
+        for name in names:
+            for client in list(table.get(name, {})):
+                del own(client)[name]
+                _discard(table, name, client)
+                client.reply(Push([kind, name, _count(client, kind)]))
+                ended += 1
+        return ended
+
     def active_channels(self, pattern: bytes | None, *, shard: bool = False) -> list[bytes]:
         table = self.shard_channels if shard else self.channels
         matches = compile_glob(pattern) if pattern is not None else None
@@ -478,6 +496,18 @@ def _count(client: ClientState, kind: bytes) -> int:
     if kind in (b"ssubscribe", b"sunsubscribe"):
         return len(client.shard_channels)
     return client.subscription_count()
+
+
+def _own_channels(client: ClientState) -> dict[bytes, None]:
+    return client.channels
+
+
+def _own_patterns(client: ClientState) -> dict[bytes, None]:
+    return client.patterns
+
+
+def _own_shard_channels(client: ClientState) -> dict[bytes, None]:
+    return client.shard_channels
 
 
 def _discard(table: dict[bytes, dict[ClientState, None]], name: bytes, client: ClientState) -> None:

@@ -10,8 +10,9 @@ Faults come in two groups. New connections can be refused, made to hang (a black
 accepted and never answered (a stalled handshake). Live connections can be stalled and resumed
 (a black hole: bytes wait in both directions and flow again in order), dropped (the client reads
 EOF), reset (the client's next read or write fails) or lost to a restart (every connection
-dropped and every subscription and key gone). Each connection records what it was sent, and the
-server records when every connection attempt was made, on trio's clock.
+dropped and every subscription and key gone). Subscriptions can be ended from the server's side,
+as a cluster does to shard channels whose hash slot moves. Each connection records what it was
+sent, and the server records when every connection attempt was made, on trio's clock.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import attrs
 import trio
 
 from actors._errors import RedisConnectionError
-from actors.redis import Transport
+from actors.redis import Kind, Transport, key_slot
 from actors.testing._memory_commands import Dataset
 from actors.testing._memory_connection import CommandHook, MemoryRedisConnection
 from actors.testing._memory_state import ServerConfig
@@ -352,6 +353,43 @@ class MemoryRedisServer:
         self._dataset = Dataset(self._config, started_at=trio.current_time())
         self._restarts += 1
         self._notify()
+
+    def end_subscriptions(self, kind: Kind, *names: bytes | str) -> int:
+        """End subscriptions from the server's side: every connection holding one of ``names``
+        loses it and gets the push it would get for its own unsubscribe (``unsubscribe``,
+        ``punsubscribe`` or ``sunsubscribe``), which nobody asked for.
+
+        Redis does this to shard channels when their hash slot leaves the node (see
+        ``move_slots``); it never does it to channels or patterns, but a client must not take
+        such a push for an acknowledgement either.
+
+        Args:
+            kind: The kind of subscription.
+            *names: The channels or patterns.
+
+        Returns:
+            How many subscriptions ended (one per connection and name).
+        """
+        push = kind.unsubscribe_command.lower()
+        ended = self._dataset.end_subscriptions(push, [_bytes(name) for name in names])
+        self._notify()
+        return ended
+
+    def move_slots(self, *slots: int) -> int:
+        """Move hash slots away, as ``CLUSTER DELSLOTS`` or a ``CLUSTER SETSLOT ... NODE`` to
+        another node does in a cluster: every shard channel of those slots is unsubscribed from
+        every connection, each with a ``sunsubscribe`` push.
+
+        The server keeps answering ``SSUBSCRIBE`` for any channel (it is no cluster), so a
+        client that subscribes again gets its subscription back at once; a command hook can
+        answer ``MOVED`` instead.
+
+        Returns:
+            How many subscriptions ended.
+        """
+        moved = set(slots)
+        names = [name for name in self._dataset.shard_channels if key_slot(name) in moved]
+        return self.end_subscriptions(Kind.SHARD, *names)
 
     def drop_after(self, commands: int | None, *, reset: bool = False) -> None:
         """Close each connection opened from now on once it has sent ``commands`` commands

@@ -12,6 +12,8 @@ from typing import ClassVar, Self
 
 import fakeredis
 
+from actors.testing import free_port
+
 HOST = "127.0.0.1"
 
 
@@ -56,3 +58,18 @@ class FakeRedisTcpServer:
             self._server.shutdown()
             self._thread.join()
         self._server.server_close()
+
+
+def cluster_node_args() -> tuple[str, ...]:
+    """``redis-server`` arguments for a lone cluster-enabled node (with no slot until told).
+
+    It answers ``CLUSTER KEYSLOT`` as it is; ``CLUSTER ADDSLOTSRANGE 0 16383`` makes it serve
+    the whole key space. The cluster bus port is chosen here: by default it is the client port
+    plus 10000, and Redis refuses to start on a client port above 55535, which most of the
+    kernel's free ports are.
+    """
+    return (
+        "--cluster-enabled", "yes",
+        "--cluster-config-file", "nodes.conf",
+        "--cluster-port", str(free_port()),
+    )  # fmt: skip

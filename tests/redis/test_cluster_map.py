@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from _servers import cluster_node_args
 
 from actors.redis import (
-    SLOT_COUNT,
+    HASH_SLOTS,
     ClusterSettings,
     NodeRole,
     RedisProtocolError,
@@ -95,7 +96,7 @@ def test_slots_no_online_master_serves_are_uncovered() -> None:
         {b"slots": [], b"nodes": [node("c", 7002, "replica")]},  # a shard mid-failover
     ]
     slots = SlotMap.from_shards(reply, asked_host="seed")
-    assert slots.uncovered() == 100 + (SLOT_COUNT - 16001)
+    assert slots.uncovered() == 100 + (HASH_SLOTS - 16001)
     assert slots.master_of(16383) is None
     assert slots.shard_of(16383) is None
 
@@ -142,9 +143,9 @@ def test_a_reply_of_the_wrong_shape_is_a_protocol_error(reply: object, complaint
 async def test_a_real_cluster_node_reads_as_one_shard(
     redis_server_factory: RedisServerFactory,
 ) -> None:
-    server = redis_server_factory(["--cluster-enabled", "yes"])
+    server = redis_server_factory(cluster_node_args())
     async with open_redis_connection(server.url) as redis:
-        assert await redis.execute("CLUSTER", "ADDSLOTSRANGE", 0, SLOT_COUNT - 1) == b"OK"
+        assert await redis.execute("CLUSTER", "ADDSLOTSRANGE", 0, HASH_SLOTS - 1) == b"OK"
         slots = SlotMap.from_shards(
             await redis.execute("CLUSTER", "SHARDS"), asked_host=server.host
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import hypothesis.strategies as st
+import pytest
 from hypothesis import given, settings
 
 from actors.redis import (
@@ -232,11 +233,14 @@ def test_acknowledgements_set_and_clear_the_flag() -> None:
     assert table.unacknowledged() == 3
     for word in (b"subscribe", b"psubscribe", b"ssubscribe"):
         table.route([word, b"n", 1])
+    for kind in Kind:  # ours: an unsubscribe went out (then a subscribe, still due)
+        table.unsubscribe_sent(kind, b"n")
     assert table.route([b"unsubscribe", b"n", 0]) is True
     assert table.route([b"punsubscribe", b"n", 0]) is True
     assert table.route([b"sunsubscribe", b"n", 0]) is True
     assert table.unacknowledged() == 3
     assert sink.events == []  # acknowledgements are never delivered to sinks
+    assert table.server_unsubscribed == 0
 
 
 def test_acknowledgement_of_an_unknown_name_is_harmless() -> None:
@@ -463,3 +467,164 @@ def test_route_many_does_what_route_does_frame_by_frame() -> None:
     assert (together.unroutable, together.malformed) == (1, 2)
     assert (one_by_one.unroutable, one_by_one.malformed) == (1, 2)
     assert together.last_frame is not None
+
+
+# --- unsubscribes nobody asked for --------------------------------------------------------------
+
+
+class Clock:
+    """A clock a test sets by hand."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+UNSUBSCRIBES = [
+    (
+        Kind.SHARD,
+        b"sunsubscribe",
+        b"ssubscribe",
+        "the server ended the shard subscription (its hash slot moved)",
+    ),
+    (Kind.CHANNEL, b"unsubscribe", b"subscribe", "the server ended the channel subscription"),
+    (Kind.PATTERN, b"punsubscribe", b"psubscribe", "the server ended the pattern subscription"),
+]
+
+
+@pytest.mark.parametrize(("kind", "unsubscribe", "subscribe", "reason"), UNSUBSCRIBES)
+def test_an_unsubscribe_nobody_asked_for_is_a_gap_of_that_subscription_alone(
+    kind: Kind, unsubscribe: bytes, subscribe: bytes, reason: str
+) -> None:
+    clock = Clock()
+    asked: list[tuple[Kind, bytes]] = []
+    table = SubscriptionTable(on_server_unsubscribed=lambda *row: asked.append(row), clock=clock)
+    moved, other = ListSink(), ListSink()
+    table.add(kind, b"moved", moved)
+    table.add(kind, b"moved", moved)  # the same sink twice: told once
+    table.add(kind, b"kept", other)
+    for name in (b"moved", b"kept"):
+        table.route([subscribe, name, 1])
+    clock.now = 2.5
+    assert table.route([unsubscribe, b"moved", 0]) is True
+
+    row = table.get(kind, b"moved")
+    assert row is not None
+    assert (row.acknowledged, row.gap_start, len(row.sinks)) == (False, 2.5, 2)
+    assert moved.events == [ConnectionLost(at=2.5, reason=reason, kind=kind, name=b"moved")]
+    assert (asked, table.server_unsubscribed, table.unacknowledged()) == ([(kind, b"moved")], 1, 1)
+    assert other.events == []  # a subscription's gap is no other subscription's
+    # Messages of the other subscription still flow; the resubscription's acknowledgement
+    # closes the gap, for the sinks of that subscription only.
+    clock.now = 3.0
+    table.route([subscribe, b"moved", 1])
+    assert (row.acknowledged, row.gap_start) == (True, None)
+    back = Resubscribed(gap_start=2.5, gap_end=3.0, kind=kind, name=b"moved")
+    assert moved.events[1:] == [back]
+    assert back.duration == 0.5
+    assert other.events == []
+
+
+@pytest.mark.parametrize(("kind", "unsubscribe", "subscribe", "reason"), UNSUBSCRIBES)
+def test_our_own_unsubscribe_is_an_acknowledgement_even_when_subscribed_again_since(
+    kind: Kind, unsubscribe: bytes, subscribe: bytes, reason: str
+) -> None:
+    asked: list[tuple[Kind, bytes]] = []
+    table = SubscriptionTable(on_server_unsubscribed=lambda *row: asked.append(row), clock=Clock())
+    first, second = ListSink(), ListSink()
+    table.add(kind, b"n", first)
+    table.route([subscribe, b"n", 1])
+    assert table.remove(kind, b"n", first) is True
+    table.unsubscribe_sent(kind, b"n")  # the last sink left: the hub unsubscribed
+    table.add(kind, b"n", second)  # and a new one subscribed before the acknowledgement came
+    table.route([unsubscribe, b"n", 0])
+    row = table.get(kind, b"n")
+    assert row is not None
+    assert not row.acknowledged
+    table.route([subscribe, b"n", 1])
+    assert table.statistics()[0].acknowledged
+    assert (asked, table.server_unsubscribed, first.events, second.events) == ([], 0, [], [])
+    # The one acknowledgement due was used up: another unsubscribe is the server's own.
+    table.route([unsubscribe, b"n", 0])
+    assert (asked, table.server_unsubscribed) == ([(kind, b"n")], 1)
+    assert [type(event) for event in second.events] == [ConnectionLost]
+
+
+def test_a_new_connection_owes_no_acknowledgement_of_the_old_one_s_unsubscribes() -> None:
+    asked: list[tuple[Kind, bytes]] = []
+    table = SubscriptionTable(on_server_unsubscribed=lambda *row: asked.append(row), clock=Clock())
+    sink = ListSink()
+    table.add(Kind.SHARD, b"n", sink)
+    table.unsubscribe_sent(Kind.SHARD, b"n")  # on a connection that broke before answering
+    table.mark_unacknowledged()
+    table.route([b"ssubscribe", b"n", 1])
+    table.route([b"sunsubscribe", b"n", 0])
+    assert asked == [(Kind.SHARD, b"n")]
+
+
+def test_a_removal_during_an_open_gap_asks_again_and_tells_once() -> None:
+    clock = Clock()
+    asked: list[tuple[Kind, bytes]] = []
+    table = SubscriptionTable(on_server_unsubscribed=lambda *row: asked.append(row), clock=clock)
+    sink = ListSink()
+    table.add(Kind.SHARD, b"n", sink)
+    table.route([b"ssubscribe", b"n", 1])
+    table.route([b"sunsubscribe", b"n", 0])
+    clock.now = 1.0
+    table.route([b"ssubscribe", b"n", 1])
+    clock.now = 2.0
+    table.route([b"sunsubscribe", b"n", 0])
+    clock.now = 3.0
+    table.route([b"sunsubscribe", b"n", 0])  # moved again before the resubscription landed
+    table.route([b"ssubscribe", b"n", 1])
+    assert table.server_unsubscribed == 3
+    assert len(asked) == 3
+    assert [(type(event).__name__, getattr(event, "at", None)) for event in sink.events] == [
+        ("ConnectionLost", 0.0),
+        ("Resubscribed", None),
+        ("ConnectionLost", 2.0),
+        ("Resubscribed", None),
+    ]
+    last = sink.events[-1]
+    assert isinstance(last, Resubscribed)
+    assert (last.gap_start, last.gap_end) == (2.0, 3.0)
+
+
+def test_an_unsubscribe_for_a_name_nobody_holds_tells_nobody() -> None:
+    asked: list[tuple[Kind, bytes]] = []
+    table = SubscriptionTable(on_server_unsubscribed=lambda *row: asked.append(row), clock=Clock())
+    sink = ListSink()
+    table.add(Kind.SHARD, b"held", sink)
+    assert table.route([b"sunsubscribe", b"gone", 0]) is True
+    assert (asked, table.server_unsubscribed, sink.events) == ([], 0, [])
+
+
+def test_a_sink_that_refuses_the_gap_event_breaks_nothing() -> None:
+    table = SubscriptionTable(clock=Clock())
+    refusing, raising, fine = ListSink(accept=False), ListSink(), ListSink()
+
+    def boom(event: SubscriptionEvent) -> bool:
+        raise RuntimeError("broken sink")
+
+    raising.deliver = boom  # type: ignore[method-assign]
+    for sink in (refusing, raising, fine):
+        table.add(Kind.SHARD, b"n", sink)
+    table.route([b"sunsubscribe", b"n", 0])
+    assert [type(event) for event in fine.events] == [ConnectionLost]
+    assert table.server_unsubscribed == 1
+
+
+def test_every_unsubscribe_sent_owes_one_acknowledgement() -> None:
+    asked: list[tuple[Kind, bytes]] = []
+    table = SubscriptionTable(on_server_unsubscribed=lambda *row: asked.append(row), clock=Clock())
+    sink = ListSink()
+    table.add(Kind.SHARD, b"n", sink)
+    table.unsubscribe_sent(Kind.SHARD, b"n")  # left, joined, left again, joined again:
+    table.unsubscribe_sent(Kind.SHARD, b"n")  # two unsubscribes on their way
+    table.route([b"sunsubscribe", b"n", 0])
+    table.route([b"sunsubscribe", b"n", 0])
+    assert (asked, sink.events) == ([], [])
+    table.route([b"sunsubscribe", b"n", 0])
+    assert asked == [(Kind.SHARD, b"n")]

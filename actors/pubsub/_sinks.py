@@ -29,11 +29,11 @@ class MailboxSink:
 
     def __init__(self, ref: ActorRef) -> None:
         self.ref = ref
-        # The reader calls this for every message, so it is the mailbox's own put_nowait: one
-        # call per message. It returns False when the policy dropped a message, and raises
-        # (WouldBlock, MailboxFullError, ActorStoppedError) when it refused one; the
-        # subscription table counts both as drops.
-        self.deliver: Callable[[SubscriptionEvent], bool] = ref._mailbox.put_nowait
+        # The reader calls this for every message, so it is the ref's delivery function (the
+        # mailbox's own put_nowait): one call per message. It returns False when the policy
+        # dropped a message, and raises (WouldBlock, MailboxFullError, ActorStoppedError) when
+        # it refused one; the subscription table counts both as drops.
+        self.deliver: Callable[[SubscriptionEvent], bool] = ref.delivery()
 
 
 class SubscriptionSink(MailboxSink):

@@ -1,6 +1,7 @@
 """The actor runtime: actors, refs, mailboxes, monitors, links and the actor system.
 
-Nothing here knows about Redis or Pub/Sub.
+Nothing here knows about Redis or Pub/Sub. Owners of actors (supervisors) build on
+``actors.runtime.lowlevel``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from actors._errors import (
 )
 from actors.runtime._actor import Actor, ActorFunction
 from actors.runtime._ask import Ask
+from actors.runtime._cell import DEFAULT_SHUTDOWN_GRACE, ActorState, ActorStatistics
 from actors.runtime._collector import DEFAULT_GC_THRESHOLD, tune_garbage_collector
 from actors.runtime._context import ActorContext
 from actors.runtime._exit import Crashed, Down, ExitReason, Killed, Normal, Shutdown, is_abnormal
@@ -31,13 +33,7 @@ from actors.runtime._mailbox import (
     MailboxStatistics,
     Overflow,
 )
-from actors.runtime._ref import (
-    DEFAULT_ASK_TIMEOUT,
-    DEFAULT_SHUTDOWN_GRACE,
-    ActorRef,
-    ActorState,
-    ActorStatistics,
-)
+from actors.runtime._ref import DEFAULT_ASK_TIMEOUT, ActorRef
 from actors.runtime._system import ActorSystem, SystemStatistics, open_actor_system
 
 __all__ = [

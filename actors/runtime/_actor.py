@@ -10,13 +10,12 @@ import trio
 
 from actors._errors import ActorCrashedError, ActorShutdown, ActorStoppedError
 from actors.runtime._ask import Ask
-from actors.runtime._exit import NORMAL, Crashed, ExitReason, Shutdown
-from actors.runtime._ref import SELF_STOP, StopRequest
+from actors.runtime._exit import NORMAL, Crashed, ExitReason, Shutdown, StopRequest
 
 if TYPE_CHECKING:
+    from actors.runtime._cell import ActorCell, Behavior
     from actors.runtime._context import ActorContext
     from actors.runtime._mailbox import Mailbox
-    from actors.runtime._runner import Behavior
 
 
 class Actor:
@@ -78,17 +77,16 @@ class ClassBehavior:
     def describe(self) -> str:
         return self.actor_class.__qualname__
 
-    async def run_actor(self, context: ActorContext, previous: ExitReason | None) -> ExitReason:
-        ref = context.ref
+    async def run_actor(self, cell: ActorCell, previous: ExitReason | None) -> ExitReason:
         actor = self.actor_class(*self.args)
-        actor.context = context
-        ref._instance = actor
+        actor.context = cell.context
+        cell.instance = actor
         if previous is not None:
             await actor.restarted(previous)
         await actor.started()
-        ref._mark_started()
+        cell.mark_started()
         try:
-            reason = await _message_loop(actor, context, ref._mailbox)
+            reason = await _message_loop(actor, cell, cell.mailbox)
         except ActorShutdown as stop:
             reason = Shutdown(stop.detail)
         except Exception as error:
@@ -98,7 +96,7 @@ class ClassBehavior:
         return reason
 
 
-async def _message_loop(actor: Actor, context: ActorContext, mailbox: Mailbox) -> ExitReason:
+async def _message_loop(actor: Actor, cell: ActorCell, mailbox: Mailbox) -> ExitReason:
     """Take control messages first, then batches of user messages, until asked to stop.
 
     This is the hot path of every class-based actor. It parks on the mailbox itself rather than
@@ -111,7 +109,7 @@ async def _message_loop(actor: Actor, context: ActorContext, mailbox: Mailbox) -
         control = mailbox.take_control()
         if control is not None:
             if isinstance(control, StopRequest):
-                return NORMAL if control is SELF_STOP else Shutdown(control.detail)
+                return control.exit_reason()
             await receive(control)  # a Down notification
             continue
         if not len(mailbox):
@@ -123,7 +121,7 @@ async def _message_loop(actor: Actor, context: ActorContext, mailbox: Mailbox) -
             for message in batch:
                 done += 1
                 if type(message) is Ask:
-                    await _answer(receive, message, context)
+                    await _answer(receive, message, cell)
                 else:
                     await receive(message)
         finally:
@@ -136,9 +134,7 @@ async def _message_loop(actor: Actor, context: ActorContext, mailbox: Mailbox) -
         await trio.lowlevel.checkpoint()
 
 
-async def _answer(
-    receive: Callable[[Any], Awaitable[Any]], request: Ask, context: ActorContext
-) -> None:
+async def _answer(receive: Callable[[Any], Awaitable[Any]], request: Ask, cell: ActorCell) -> None:
     """Handle an ask: the return value is the reply; a crash is reported to the asker too."""
     try:
         reply = await receive(request.message)
@@ -146,26 +142,22 @@ async def _answer(
         request.fail(ActorStoppedError("the actor shut down while handling this ask"))
         raise
     except Exception as error:
-        request.fail(_crashed_while_asked(context, request, error))
+        request.fail(_crashed_while_asked(cell, request, error))
         raise
     except BaseException:
         # Cancelled: killed after its grace period, crashed by a link or by its mailbox
         # overflowing. The asker hears of it now instead of waiting out its deadline.
-        pending = context.ref._pending_crash
+        pending = cell.pending_crash
         if pending is not None:
-            request.fail(_crashed_while_asked(context, request, pending))
+            request.fail(_crashed_while_asked(cell, request, pending))
         else:
             request.fail(ActorStoppedError("the actor was cancelled while handling this ask"))
         raise
     request.reply(reply)
 
 
-def _crashed_while_asked(
-    context: ActorContext, request: Ask, error: BaseException
-) -> ActorCrashedError:
-    crashed = ActorCrashedError(
-        f"{context.ref._label()} crashed handling {type(request.message).__name__}"
-    )
+def _crashed_while_asked(cell: ActorCell, request: Ask, error: BaseException) -> ActorCrashedError:
+    crashed = ActorCrashedError(f"{cell.label} crashed handling {type(request.message).__name__}")
     crashed.__cause__ = error
     return crashed
 
@@ -184,9 +176,9 @@ class FunctionBehavior:
     def describe(self) -> str:
         return getattr(self.function, "__qualname__", repr(self.function))
 
-    async def run_actor(self, context: ActorContext, previous: ExitReason | None) -> ExitReason:
-        context.ref._mark_started()
-        await self.function(context, *self.args)
+    async def run_actor(self, cell: ActorCell, previous: ExitReason | None) -> ExitReason:
+        cell.mark_started()
+        await self.function(cell.context, *self.args)
         return NORMAL
 
 

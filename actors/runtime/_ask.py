@@ -53,22 +53,24 @@ class Ask:
             trio.lowlevel.reschedule(self._waiter)
             self._waiter = None
 
-    async def _wait(self) -> Any:
-        """Wait for the answer (the caller owns the deadline) and return it or raise its error."""
-        if not self._done:
-            self._waiter = trio.lowlevel.current_task()
-
-            def abort(_: object) -> trio.lowlevel.Abort:
-                self._waiter = None
-                self._done = True  # a late reply is dropped, not delivered to a later ask
-                return trio.lowlevel.Abort.SUCCEEDED
-
-            await trio.lowlevel.wait_task_rescheduled(abort)
-        else:
-            await trio.lowlevel.checkpoint()
-        if self._error is not None:
-            raise self._error
-        return self._value
-
     def __repr__(self) -> str:
         return f"Ask({self.message!r})"
+
+
+async def wait_for_answer(request: Ask) -> Any:
+    """Wait for the answer to ``request`` (the caller owns the deadline); return it or raise its
+    error. For ``ActorRef.ask``."""
+    if not request._done:
+        request._waiter = trio.lowlevel.current_task()
+
+        def abort(_: object) -> trio.lowlevel.Abort:
+            request._waiter = None
+            request._done = True  # a late reply is dropped, not delivered to a later ask
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
+    else:
+        await trio.lowlevel.checkpoint()
+    if request._error is not None:
+        raise request._error
+    return request._value

@@ -7,10 +7,12 @@ from typing import TYPE_CHECKING
 import trio
 
 from actors._errors import ActorStoppedError
-from actors.runtime._exit import Down
-from actors.runtime._ref import SELF_STOP, ActorRef, StopRequest
+from actors.runtime._exit import Down, StopRequest
+from actors.runtime._ref import cell_of
 
 if TYPE_CHECKING:
+    from actors.runtime._cell import ActorCell
+    from actors.runtime._ref import ActorRef
     from actors.runtime._system import ActorSystem
 
 
@@ -23,33 +25,35 @@ class ActorContext:
     watched actors arrive ahead of user messages.
     """
 
-    __slots__ = ("ref",)
+    __slots__ = ("_cell", "ref")
 
-    def __init__(self, ref: ActorRef) -> None:
-        self.ref = ref
+    def __init__(self, cell: ActorCell) -> None:
+        self._cell = cell
+        self.ref: ActorRef = cell.ref
+        """This actor's own ref."""
 
     @property
     def system(self) -> ActorSystem:
         """The actor system this actor lives in."""
-        return self.ref._system
+        return self._cell.system
 
     @property
     def name(self) -> str | None:
         """The actor's registered name, if any."""
-        return self.ref.name
+        return self._cell.name
 
     @property
     def stopping(self) -> bool:
         """Whether this incarnation has been asked to stop (by its ref, supervisor or system)."""
-        return self.ref._terminating is not None
+        return self._cell.stopping
 
     def watch(self, other: ActorRef) -> None:
         """Get a ``Down`` message when ``other`` stops for good (at once if it already has)."""
-        other._add_watcher(self.ref)
+        cell_of(other).watch(self._cell)
 
     def unwatch(self, other: ActorRef) -> None:
         """Stop watching ``other``. A ``Down`` already queued stays queued."""
-        other._remove_watcher(self.ref)
+        cell_of(other).unwatch(self._cell)
 
     def link(self, other: ActorRef) -> None:
         """Tie two lives together: when either ends abnormally, the other crashes too.
@@ -57,15 +61,11 @@ class ActorContext:
         The crash is a ``LinkedActorCrashedError`` whose ``__cause__`` is the original error.
         Linking to an actor that already ended abnormally crashes this actor at once.
         """
-        from actors.runtime._runner import link
-
-        link(self.ref, other)
+        self._cell.link(cell_of(other))
 
     def unlink(self, other: ActorRef) -> None:
         """Undo ``link``."""
-        from actors.runtime._runner import unlink
-
-        unlink(self.ref, other)
+        self._cell.unlink(cell_of(other))
 
     def reset_backoff(self) -> None:
         """Tell the supervisor that this incarnation is healthy.
@@ -76,9 +76,7 @@ class ActorContext:
         worked and broke. Without this call, the backoff starts over once an incarnation has run
         for ``Backoff.reset_after`` seconds. Harmless when the actor has no supervisor.
         """
-        owner = self.ref._owner
-        if owner is not None:
-            owner.child_healthy(self.ref)
+        self._cell.report_healthy()
 
     def stop(self) -> None:
         """Stop this actor with the ``normal`` exit reason.
@@ -86,17 +84,12 @@ class ActorContext:
         A class-based actor stops after the current batch of messages; a function actor is
         cancelled at its next checkpoint (returning from the function does the same).
         """
-        ref = self.ref
-        if ref._graceful:
-            ref._mailbox.put_control(SELF_STOP)
-        elif ref._scope is not None:
-            ref._terminating = ref._terminating or SELF_STOP
-            ref._scope.cancel()
+        self._cell.stop_self()
 
     # -- reading the mailbox (function actors) ---------------------------------------------------
 
     def _take_control(self) -> Down | None:
-        mailbox = self.ref._mailbox
+        mailbox = self._cell.mailbox
         while mailbox.has_control():
             control = mailbox.take_control()
             if isinstance(control, Down):
@@ -115,11 +108,12 @@ class ActorContext:
         down = self._take_control()
         if down is not None:
             return down
-        batch = self.ref._mailbox.take_batch(1)
+        mailbox = self._cell.mailbox
+        batch = mailbox.take_batch(1)
         if batch:
             return batch[0]
-        if self.ref._mailbox.closed:
-            raise ActorStoppedError(f"{self.ref._label()} has stopped")
+        if mailbox.closed:
+            raise ActorStoppedError(f"{self._cell.label} has stopped")
         raise trio.WouldBlock
 
     async def receive(self) -> object:
@@ -129,7 +123,7 @@ class ActorContext:
             try:
                 message = self.receive_nowait()
             except trio.WouldBlock:
-                await self.ref._mailbox.wait()
+                await self._cell.mailbox.wait()
                 continue
             await trio.lowlevel.cancel_shielded_checkpoint()
             return message
@@ -140,7 +134,7 @@ class ActorContext:
         ``max_messages`` defaults to the mailbox's ``batch_size``. Taking many messages per
         wake-up is how an actor keeps up with a fast producer.
         """
-        mailbox = self.ref._mailbox
+        mailbox = self._cell.mailbox
         limit = max_messages if max_messages is not None else mailbox.batch_size
         await trio.lowlevel.checkpoint_if_cancelled()
         while True:
@@ -155,7 +149,7 @@ class ActorContext:
                 await trio.lowlevel.cancel_shielded_checkpoint()
                 return batch
             if mailbox.closed:
-                raise ActorStoppedError(f"{self.ref._label()} has stopped")
+                raise ActorStoppedError(f"{self._cell.label} has stopped")
             await mailbox.wait()
 
     def __aiter__(self) -> ActorContext:

@@ -1,13 +1,17 @@
-"""Why an actor ended: the exit reasons and the messages that carry them to watchers."""
+"""Why an actor ended: the exit reasons, the control messages that carry them (a stop request to
+the actor, ``Down`` to its watchers), and the log line of an abnormal end."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypeAlias
+import logging
+from typing import TYPE_CHECKING, Final, TypeAlias
 
 import attrs
 
 if TYPE_CHECKING:
     from actors.runtime._ref import ActorRef
+
+logger = logging.getLogger("actors.runtime")
 
 
 @attrs.frozen
@@ -40,6 +44,21 @@ NORMAL = Normal()
 KILLED = Killed()
 
 
+@attrs.frozen
+class StopRequest:
+    """Control message: end the current incarnation at the next batch boundary."""
+
+    detail: object = None
+
+    def exit_reason(self) -> ExitReason:
+        """The reason an actor that honours this request ends with."""
+        return NORMAL if self is SELF_STOP else Shutdown(self.detail)
+
+
+SELF_STOP: Final = StopRequest("self")
+"""The stop request of ``ActorContext.stop``: the actor ends with ``Normal``."""
+
+
 def is_abnormal(reason: ExitReason) -> bool:
     """Whether a transient child would be restarted after this exit (crashed or killed)."""
     return isinstance(reason, Crashed | Killed)
@@ -51,3 +70,37 @@ class Down:
 
     ref: ActorRef
     reason: ExitReason
+
+
+def log_exit(
+    label: str,
+    reason: ExitReason,
+    what_next: str,
+    *,
+    level: int = logging.ERROR,
+    context: str | None = None,
+) -> None:
+    """Log an abnormal exit with the actor's identity and what its owner does about it.
+
+    A crash logged at ERROR (the default) carries its traceback. Below ERROR, for failures the
+    owner expects and heals (a lost connection), it is one line with the error's type and
+    message, and the traceback goes to DEBUG.
+
+    Args:
+        label: The actor's label (``ActorCell.label``).
+        reason: How it ended; only ``Crashed`` and ``Killed`` are logged.
+        what_next: What its owner does about it, such as ``restarting in 0.100 s``.
+        level: The level of a crash's line.
+        context: Says which actor crashed instead of ``label``, such as the child's spec id and
+            its label.
+    """
+    name = context or label
+    if isinstance(reason, Crashed):
+        error = reason.exception
+        if level >= logging.ERROR:
+            logger.log(level, "%s crashed: %r; %s", name, error, what_next, exc_info=error)
+        else:
+            logger.log(level, "%s failed: %s: %s; %s", name, type(error).__name__, error, what_next)
+            logger.debug("%s failed", name, exc_info=error)
+    elif isinstance(reason, Killed):
+        logger.warning("%s did not stop within its grace period and was cancelled", label)

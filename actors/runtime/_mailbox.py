@@ -17,6 +17,7 @@ import trio
 
 from actors._errors import ActorStoppedError, MailboxFullError
 from actors.runtime._ask import Ask
+from actors.runtime._parking import WaitSlot
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -110,13 +111,20 @@ class MailboxStatistics:
 
 
 class MailboxOwner(Protocol):
-    """What a mailbox reports to: the actor it belongs to."""
+    """What a mailbox reports to: the actor (cell) it belongs to."""
 
-    def _label(self) -> str: ...
+    @property
+    def label(self) -> str:
+        """The actor's name and id, for error messages."""
+        ...
 
-    def _on_drop(self, message: object, policy: Overflow) -> None: ...
+    def message_dropped(self, message: object, policy: Overflow) -> None:
+        """An overflow policy discarded or refused ``message``."""
+        ...
 
-    def _on_overflow_stop(self) -> None: ...
+    def mailbox_overflowed(self) -> None:
+        """The ``stop`` policy fired: the receiver should crash."""
+        ...
 
 
 class Mailbox:
@@ -132,7 +140,6 @@ class Mailbox:
     # Counters are plain int slots, not a list: a list would be one more object per actor for
     # the garbage collector to visit, and 100,000 actors make that visible.
     __slots__ = (
-        "_abort",
         "_buffer",
         "_capacity",
         "_closed",
@@ -144,11 +151,11 @@ class Mailbox:
         "_overflow_stops",
         "_owner",
         "_policy",
+        "_receiver",
         "_rejected",
         "_report_drops",
         "_senders",
         "_taken",
-        "_waiter",
         "batch_size",
     )
 
@@ -166,8 +173,7 @@ class Mailbox:
         self.batch_size = config.batch_size
         self._owner = owner
         self._report_drops = report_drops and owner is not None
-        self._waiter: trio.lowlevel.Task | None = None
-        self._abort: Callable[[object], trio.lowlevel.Abort] | None = None
+        self._receiver = WaitSlot()
         self._senders: trio.lowlevel.ParkingLot | None = None
         self._closed = False
         self._high_water = 0
@@ -179,7 +185,7 @@ class Mailbox:
         self._overflow_stops = 0
 
     def _label(self) -> str:
-        return self._owner._label() if self._owner is not None else "mailbox"
+        return self._owner.label if self._owner is not None else "mailbox"
 
     # -- sending ---------------------------------------------------------------------------------
 
@@ -202,8 +208,9 @@ class Mailbox:
             # The hot path: no counter here. ``enqueued`` and ``high_water`` are derived where
             # the buffer shrinks (see take_batch and statistics).
             buffer.append(message)
-            if self._waiter is not None:
-                self._wake_receiver()
+            receiver = self._receiver
+            if receiver.task is not None:
+                receiver.wake()
             return True
         self._overflow(message)
         return False
@@ -235,8 +242,7 @@ class Mailbox:
         if self._control is None:
             self._control = deque()
         self._control.append(message)
-        if self._waiter is not None:
-            self._wake_receiver()
+        self._receiver.wake()
 
     def _overflow(self, message: object) -> None:
         policy = self._policy
@@ -253,7 +259,7 @@ class Mailbox:
             self._rejected += 1
             if self._report_drops:
                 assert self._owner is not None
-                self._owner._on_drop(message, policy)
+                self._owner.message_dropped(message, policy)
             raise MailboxFullError(
                 f"mailbox of {self._label()} is full ({self._capacity} messages)"
             )
@@ -262,7 +268,7 @@ class Mailbox:
         if policy is Overflow.STOP:
             self._overflow_stops += 1
             if self._owner is not None:
-                self._owner._on_overflow_stop()
+                self._owner.mailbox_overflowed()
 
     def _dropped(self, message: object, policy: Overflow) -> None:
         if type(message) is Ask:
@@ -271,7 +277,7 @@ class Mailbox:
             )
         if self._report_drops:
             assert self._owner is not None
-            self._owner._on_drop(message, policy)
+            self._owner.message_dropped(message, policy)
 
     # -- receiving -------------------------------------------------------------------------------
 
@@ -326,27 +332,13 @@ class Mailbox:
         if self._buffer or self._control or self._closed:
             await trio.lowlevel.checkpoint()
             return
-        await trio.lowlevel.wait_task_rescheduled(self.park())
+        await self._receiver.wait()
 
     def park(self) -> Callable[[object], trio.lowlevel.Abort]:
         """Register the current task as the receiver to wake; returns the abort function to pass
         to ``trio.lowlevel.wait_task_rescheduled``. For receive loops that inline ``wait``.
         """
-        self._waiter = trio.lowlevel.current_task()
-        if self._abort is None:
-            # Kept for the mailbox's life: one object per actor instead of a new closure per wait.
-            self._abort = self._abort_wait
-        return self._abort
-
-    def _abort_wait(self, _: object) -> trio.lowlevel.Abort:
-        self._waiter = None
-        return trio.lowlevel.Abort.SUCCEEDED
-
-    def _wake_receiver(self) -> None:
-        task = self._waiter
-        assert task is not None
-        self._waiter = None
-        trio.lowlevel.reschedule(task)
+        return self._receiver.park()
 
     # -- closing ---------------------------------------------------------------------------------
 
@@ -360,8 +352,7 @@ class Mailbox:
             leftovers.extend(self._control)
         self._buffer.clear()
         self._control = None
-        if self._waiter is not None:
-            self._wake_receiver()
+        self._receiver.wake()
         if self._senders is not None:
             self._senders.unpark_all()
         return leftovers

@@ -12,16 +12,16 @@ import trio
 
 from actors._errors import ActorStoppedError, NameTakenError
 from actors.runtime._actor import behavior_for
-from actors.runtime._context import ActorContext
-from actors.runtime._exit import Shutdown
+from actors.runtime._cell import DEFAULT_SHUTDOWN_GRACE, ActorCell
+from actors.runtime._exit import Shutdown, log_exit
 from actors.runtime._mailbox import DEFAULT_MAILBOX, MailboxConfig
-from actors.runtime._ref import DEFAULT_SHUTDOWN_GRACE, ActorRef
-from actors.runtime._runner import Behavior, finalize, log_exit, run_incarnation
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterable
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 
     from actors.runtime._instrument import Instrument
+    from actors.runtime._cell import Behavior, CellOwner
+    from actors.runtime._ref import ActorRef
 
 
 @attrs.frozen(kw_only=True)
@@ -32,6 +32,45 @@ class SystemStatistics:
     """Actors spawned directly on the system that are still alive (supervisors included)."""
     registered_names: int
     """Names held by live actors."""
+
+
+class Names:
+    """The registry of names of one actor system: a name is taken when its actor is made and
+    released when the actor ends for good (``ActorCell.finalize``)."""
+
+    __slots__ = ("_refs",)
+
+    def __init__(self) -> None:
+        self._refs: dict[str, ActorRef] = {}
+
+    def take(self, name: str, ref: ActorRef) -> None:
+        """Register ``ref`` under ``name``; the caller checked the name is free (``check``)."""
+        self._refs[name] = ref
+
+    def check(self, name: str) -> None:
+        """Refuse a name that cannot be taken.
+
+        Raises:
+            ValueError: The name is empty.
+            NameTakenError: A live actor holds it.
+        """
+        if not name:
+            raise ValueError("an actor name must not be empty")
+        holder = self._refs.get(name)
+        if holder is not None:
+            raise NameTakenError(f"the name {name!r} belongs to {holder!r}")
+
+    def release(self, name: str, ref: ActorRef) -> None:
+        """Give ``name`` up if ``ref`` holds it."""
+        if self._refs.get(name) is ref:
+            del self._refs[name]
+
+    def lookup(self, name: str) -> ActorRef | None:
+        """The live actor registered under ``name``, or None."""
+        return self._refs.get(name)
+
+    def __len__(self) -> int:
+        return len(self._refs)
 
 
 class ActorSystem:
@@ -55,7 +94,7 @@ class ActorSystem:
         """The random source for backoff jitter; seed it to make runs repeatable."""
         self._nursery = nursery
         self._instruments = instruments
-        self._names: dict[str, ActorRef] = {}
+        self._names = Names()
         self._top_level: dict[ActorRef, None] = {}
         self._closing = False
 
@@ -86,15 +125,15 @@ class ActorSystem:
             await trio.lowlevel.checkpoint()
             raise ActorStoppedError(f"actor system {self.name!r} is shutting down")
         behavior = behavior_for(target, args)
-        ref = self.new_ref(behavior, name=name, mailbox=mailbox, shutdown=shutdown)
-        self._top_level[ref] = None
-        self._nursery.start_soon(self._run_top_level, ref, behavior, name=ref._label())
-        await ref._wait_started()
-        return ref
+        cell = new_cell(self, behavior, name=name, mailbox=mailbox, shutdown=shutdown)
+        self._top_level[cell.ref] = None
+        self._nursery.start_soon(self._run_top_level, cell, behavior, name=cell.label)
+        await cell.wait_started()
+        return cell.ref
 
     def lookup(self, name: str) -> ActorRef | None:
         """Return the live actor registered under ``name``, or None."""
-        return self._names.get(name)
+        return self._names.lookup(name)
 
     def statistics(self) -> SystemStatistics:
         """Return counts of top-level actors and registered names."""
@@ -102,51 +141,66 @@ class ActorSystem:
             top_level_actors=len(self._top_level), registered_names=len(self._names)
         )
 
-    def new_ref(
-        self,
-        behavior: Behavior,
-        *,
-        name: str | None,
-        mailbox: MailboxConfig,
-        shutdown: float | None,
-    ) -> ActorRef:
-        """Create the ref of a new actor and register its name. For owners such as supervisors."""
-        if name is not None:
-            if not name:
-                raise ValueError("an actor name must not be empty")
-            holder = self._names.get(name)
-            if holder is not None:
-                raise NameTakenError(f"the name {name!r} belongs to {holder!r}")
-        if shutdown is None:
-            shutdown = math.inf if behavior.is_supervisor else DEFAULT_SHUTDOWN_GRACE
-        if shutdown < 0:
-            raise ValueError(f"shutdown grace must not be negative: {shutdown}")
-        ref = ActorRef(self, name=name, mailbox=mailbox, grace=shutdown, graceful=behavior.graceful)
-        ref._context = ActorContext(ref)
-        if name is not None:
-            self._names[name] = ref
-        return ref
-
-    def _release(self, ref: ActorRef) -> None:
-        if ref.name is not None and self._names.get(ref.name) is ref:
-            del self._names[ref.name]
-
-    async def _run_top_level(self, ref: ActorRef, behavior: Behavior) -> None:
+    async def _run_top_level(self, cell: ActorCell, behavior: Behavior) -> None:
         try:
-            reason = await run_incarnation(ref, behavior)
+            reason = await cell.run_incarnation(behavior)
         except BaseException:
-            finalize(ref, Shutdown("cancelled"))
-            self._top_level.pop(ref, None)
+            cell.finalize(Shutdown("cancelled"))
+            self._top_level.pop(cell.ref, None)
             raise
-        log_exit(ref, reason, "it is not supervised, so it stays stopped")
-        finalize(ref, reason)
-        self._top_level.pop(ref, None)
+        log_exit(cell.label, reason, "it is not supervised, so it stays stopped")
+        cell.finalize(reason)
+        self._top_level.pop(cell.ref, None)
 
     async def _shutdown(self) -> None:
         """Stop every top-level actor, newest first, each within its own grace period."""
         self._closing = True
         for ref in reversed(list(self._top_level)):
             await ref.stop("system shutdown")
+
+
+def new_cell(
+    system: ActorSystem,
+    behavior: Behavior,
+    *,
+    name: str | None,
+    mailbox: MailboxConfig,
+    shutdown: float | None,
+    owner: CellOwner | None = None,
+) -> ActorCell:
+    """Make the cell of a new actor in ``system`` and register its name; nothing runs yet.
+
+    See ``actors.runtime.lowlevel.new_cell``.
+    """
+    if name is not None:
+        system._names.check(name)
+    if shutdown is None:
+        shutdown = math.inf if behavior.is_supervisor else DEFAULT_SHUTDOWN_GRACE
+    if shutdown < 0:
+        raise ValueError(f"shutdown grace must not be negative: {shutdown}")
+    cell = ActorCell(
+        system,
+        name=name,
+        mailbox=mailbox,
+        grace=shutdown,
+        graceful=behavior.graceful,
+        instruments=system._instruments,
+        names=system._names,
+        owner=owner,
+    )
+    if name is not None:
+        system._names.take(name, cell.ref)
+    return cell
+
+
+def start_system_task(
+    system: ActorSystem, async_fn: Callable[[], Awaitable[object]], *, name: str | None = None
+) -> None:
+    """Run ``async_fn()`` in the system's own nursery: it lives until the system closes.
+
+    See ``actors.runtime.lowlevel.start_system_task``.
+    """
+    system._nursery.start_soon(async_fn, name=name)
 
 
 @asynccontextmanager

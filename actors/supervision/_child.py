@@ -10,9 +10,8 @@ import attrs
 if TYPE_CHECKING:
     import trio
 
-    from actors.runtime._exit import ExitReason
-    from actors.runtime._ref import ActorRef
-    from actors.runtime._runner import Behavior
+    from actors.runtime import ExitReason
+    from actors.runtime.lowlevel import ActorCell, Behavior
     from actors.supervision._spec import ChildSpec
 
 
@@ -27,11 +26,12 @@ class ChildStatus(enum.Enum):
 
 
 class Child:
-    """One child: its spec, its ref (stable across restarts) and its restart bookkeeping."""
+    """One child: its spec, its cell and ref (stable across restarts), its restart bookkeeping."""
 
     __slots__ = (
         "attempt",
         "behavior",
+        "cell",
         "exited",
         "incarnation",
         "key",
@@ -43,11 +43,12 @@ class Child:
         "status",
     )
 
-    def __init__(self, key: object, spec: ChildSpec, behavior: Behavior, ref: ActorRef) -> None:
+    def __init__(self, key: object, spec: ChildSpec, behavior: Behavior, cell: ActorCell) -> None:
         self.key = key
         self.spec = spec
         self.behavior = behavior
-        self.ref = ref
+        self.cell = cell
+        self.ref = cell.ref
         self.status = ChildStatus.STARTING
         self.incarnation = 0
         self.running = False

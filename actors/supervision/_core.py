@@ -25,16 +25,13 @@ from actors._errors import (
     RestartIntensityError,
     SupervisorError,
 )
-from actors.runtime._actor import behavior_for
-from actors.runtime._ask import Ask
-from actors.runtime._exit import NORMAL, ExitReason, Shutdown, is_abnormal
-from actors.runtime._ref import SELF_STOP, ActorRef, ActorState, StopRequest
-from actors.runtime._runner import Behavior, finalize, log_exit, run_incarnation
+from actors.runtime import ActorRef, Ask, ExitReason, Shutdown, is_abnormal
+from actors.runtime.lowlevel import StopRequest, behavior_for, log_exit, new_cell
 from actors.supervision._child import Child, ChildExited, ChildStatus
 from actors.supervision._spec import ChildSpec, Restart, Strategy, SupervisorSpec
 
 if TYPE_CHECKING:
-    from actors.runtime._context import ActorContext
+    from actors.runtime.lowlevel import ActorCell, Behavior
 
 logger = logging.getLogger("actors.supervision")
 
@@ -54,10 +51,11 @@ def should_restart(restart: Restart, reason: ExitReason) -> bool:
 class SupervisorCore:
     """The state of one supervisor incarnation. Reached through the ``Supervisor`` handle."""
 
-    def __init__(self, spec: SupervisorSpec, context: ActorContext) -> None:
+    def __init__(self, spec: SupervisorSpec, cell: ActorCell) -> None:
         self.spec = spec
-        self.ref = context.ref
-        self.system = context.ref._system
+        self.cell = cell
+        self.ref = cell.ref
+        self.system = cell.system
         self.nursery: trio.Nursery | None = None
         # Insertion order is start order. Keys: the spec id, or the ref for dynamic children.
         self.children: dict[object, Child] = {}
@@ -71,7 +69,7 @@ class SupervisorCore:
 
     @property
     def label(self) -> str:
-        return self.ref._label()
+        return self.cell.label
 
     # -- starting --------------------------------------------------------------------------------
 
@@ -83,10 +81,16 @@ class SupervisorCore:
                 behavior = self._behaviors[spec.id] = behavior_for(spec.start, args)
         else:
             behavior = behavior_for(spec.start, args)
-        ref = self.system.new_ref(behavior, name=name, mailbox=spec.mailbox, shutdown=spec.shutdown)
-        ref._owner = self
-        key: object = ref if self.spec.strategy is Strategy.SIMPLE_ONE_FOR_ONE else spec.id
-        return Child(key, spec, behavior, ref)
+        cell = new_cell(
+            self.system,
+            behavior,
+            name=name,
+            mailbox=spec.mailbox,
+            shutdown=spec.shutdown,
+            owner=self,
+        )
+        key: object = cell.ref if self.spec.strategy is Strategy.SIMPLE_ONE_FOR_ONE else spec.id
+        return Child(key, spec, behavior, cell)
 
     async def start_new(self, spec: ChildSpec, args: tuple[object, ...], name: str | None) -> Child:
         """Start a new child; if it fails to start, nothing is kept and ActorStartError rises."""
@@ -98,7 +102,7 @@ class SupervisorCore:
             await self._start_incarnation(child, None, initial=True)
         except ActorStartError as error:
             self._forget(child)
-            finalize(child.ref, child.last_exit or Shutdown("failed to start"))
+            child.cell.finalize(child.last_exit or Shutdown("failed to start"))
             logger.error("%s: child %s failed to start: %r", self.label, spec.id, error.__cause__)
             raise
         return child
@@ -108,21 +112,17 @@ class SupervisorCore:
     ) -> bool:
         """Start one incarnation and wait until it is ready; False if a restart failed to start."""
         assert self.nursery is not None
-        ref = child.ref
+        cell = child.cell
         child.incarnation += 1
         child.running = True
         child.started_at = trio.current_time()
         child.status = ChildStatus.STARTING if initial else ChildStatus.RUNNING
-        ref._terminating = None
-        ref._start_error = None
-        ref._state = ActorState.STARTING
-        if not initial:
-            ref._restarts += 1
+        cell.begin_start(restart=not initial)
         self.nursery.start_soon(
-            self._run_child, child, child.incarnation, previous, name=ref._label()
+            self._run_child, child, child.incarnation, previous, name=cell.label
         )
         try:
-            await ref._wait_started()
+            await cell.wait_started()
         except ActorStartError:
             if initial:
                 raise
@@ -135,7 +135,7 @@ class SupervisorCore:
     async def _run_child(self, child: Child, incarnation: int, previous: ExitReason | None) -> None:
         reason: ExitReason = CANCELLED
         try:
-            reason = await run_incarnation(child.ref, child.behavior, previous)
+            reason = await child.cell.run_incarnation(child.behavior, previous)
         finally:
             if child.incarnation == incarnation:
                 child.running = False
@@ -143,13 +143,13 @@ class SupervisorCore:
                 if child.exited is not None:
                     child.exited.set()
                     child.exited = None
-            self.ref._mailbox.put_control(ChildExited(child, incarnation, reason))
+            self.cell.mailbox.put_control(ChildExited(child, incarnation, reason))
 
     # -- the event loop --------------------------------------------------------------------------
 
     async def loop(self) -> ExitReason:
         """Handle child exits, due restarts and stop requests until asked to stop."""
-        mailbox = self.ref._mailbox
+        mailbox = self.cell.mailbox
         while True:
             await self._restart_due()
             control = mailbox.take_control()
@@ -157,7 +157,7 @@ class SupervisorCore:
                 await self._child_exited(control)
                 continue
             if isinstance(control, StopRequest):
-                return NORMAL if control is SELF_STOP else Shutdown(control.detail)
+                return control.exit_reason()
             if control is not None:
                 continue  # a Down from something the supervisor was made to watch: nothing to do
             if len(mailbox):
@@ -168,7 +168,8 @@ class SupervisorCore:
                 await mailbox.wait()
 
     def _refuse_messages(self) -> None:
-        for message in self.ref._mailbox.take_batch(len(self.ref._mailbox)):
+        mailbox = self.cell.mailbox
+        for message in mailbox.take_batch(len(mailbox)):
             error = SupervisorError(f"{self.label} takes no messages; use its Supervisor handle")
             if type(message) is Ask:
                 message.fail(error)
@@ -179,17 +180,17 @@ class SupervisorCore:
         child = event.child
         if event.incarnation != child.incarnation:
             return  # an incarnation the supervisor already dealt with
-        if child.status is ChildStatus.STARTING and child.ref._start_error is not None:
+        if child.status is ChildStatus.STARTING and child.cell.start_failed:
             return  # whoever is starting it reports the failure
         if child.status not in (ChildStatus.RUNNING, ChildStatus.STARTING):
             return  # terminated by the supervisor, which handled the exit itself
         child.status = ChildStatus.RUNNING
         reason = event.reason
-        if child.ref._stop_requested:
+        if child.cell.stop_requested:
             self._retire(child, reason)
             return
         if not should_restart(child.spec.restart, reason):
-            log_exit(child.ref, reason, f"{child.spec.restart.value} child: not restarted")
+            log_exit(child.cell.label, reason, f"{child.spec.restart.value} child: not restarted")
             self._retire(child, reason)
             return
         await self._restart_after_exit(child, reason)
@@ -203,7 +204,7 @@ class SupervisorCore:
         while times and now - times[0] >= self.spec.within:
             times.popleft()
         if len(times) > self.spec.max_restarts:
-            log_exit(child.ref, reason, "restart intensity reached")
+            log_exit(child.cell.label, reason, "restart intensity reached")
             raise RestartIntensityError(
                 f"{self.label} gave up: more than {self.spec.max_restarts} restarts within "
                 f"{self.spec.within} s (last: child {child.spec.id!r}, {reason!r})"
@@ -227,27 +228,26 @@ class SupervisorCore:
         delay = backoff.delay(child.attempt, self.system.random)
         child.attempt += 1
         log_exit(
-            child.ref,
+            child.cell.label,
             reason,
             f"restarting in {delay:.3f} s ({self.spec.strategy.value})",
             level=child.spec.crash_log_level,
-            label=f"{child.spec.id} ({child.ref._label()})",
+            context=f"{child.spec.id} ({child.cell.label})",
         )
-        for instrument in self.system._instruments:
-            instrument.actor_restarted(child.ref, reason, delay)
+        child.cell.report_restart(reason, delay)
         group: list[Child] = []
         for member in reversed(self._group(child)):
             if member is not child and member.status in (ChildStatus.RUNNING, ChildStatus.STARTING):
                 exit_reason, on_its_own = await self._terminate(
                     member, f"restart: {self.spec.strategy.value}"
                 )
-                if member.ref._start_error is not None:
+                if member.cell.start_failed:
                     # Stopped during its first start (start_child/spawn still waiting for it):
                     # that caller gets ActorStartError and forgets the child, so it must not be
                     # restarted here behind a ref the caller finalizes.
                     continue
                 if (
-                    member.ref._stop_requested
+                    member.cell.stop_requested
                     or member.spec.restart is Restart.TEMPORARY  # bystanders are not restarted
                     or (on_its_own and not should_restart(member.spec.restart, exit_reason))
                 ):
@@ -260,7 +260,7 @@ class SupervisorCore:
                 # a sibling's termination: restarting it would run a task behind a dead ref.
                 continue
             member.status = ChildStatus.RESTARTING
-            member.ref._state = ActorState.RESTARTING
+            member.cell.mark_restarting()
             group.append(member)
         group.reverse()
         self.total_restarts += 1
@@ -278,7 +278,7 @@ class SupervisorCore:
         for member in group:
             if member.status is not ChildStatus.RESTARTING:
                 continue  # stopped, retired or restarted in the meantime
-            if member.ref._stop_requested:
+            if member.cell.stop_requested:
                 # Its ref was stopped after its incarnation ended but before it was marked
                 # RESTARTING (for example while one_for_all stopped its siblings).
                 # child_stop_requested only retires RESTARTING children, so honour it here.
@@ -301,7 +301,7 @@ class SupervisorCore:
             child.last_exit = Shutdown(detail)
         if child.running:
             child.status = ChildStatus.TERMINATING
-            child.ref._terminate(detail)
+            child.cell.terminate(detail)
             if child.running:
                 # Two tasks may terminate the same child at once (terminate_child racing a
                 # group restart): they share one event.
@@ -314,7 +314,7 @@ class SupervisorCore:
 
     def _retire(self, child: Child, reason: ExitReason) -> None:
         """The child will not run again: end its ref; keep its spec only where OTP keeps it."""
-        finalize(child.ref, reason)
+        child.cell.finalize(reason)
         child.status = ChildStatus.STOPPED
         self.by_ref.pop(child.ref, None)
         if child.spec.restart is Restart.TEMPORARY or isinstance(child.key, ActorRef):
@@ -340,7 +340,7 @@ class SupervisorCore:
         # End each child's ref as soon as that child has stopped, not after all its siblings:
         # a stopped child must not look alive (no Down, name still taken) for their grace periods.
         if child.ref.alive:
-            finalize(child.ref, child.last_exit or Shutdown("supervisor shutdown"))
+            child.cell.finalize(child.last_exit or Shutdown("supervisor shutdown"))
         child.status = ChildStatus.STOPPED
 
     async def shutdown_children(self) -> None:
@@ -352,7 +352,7 @@ class SupervisorCore:
             for child in children:
                 if child.running:
                     child.status = ChildStatus.TERMINATING
-                    child.ref._terminate("supervisor shutdown")
+                    child.cell.terminate("supervisor shutdown")
             for child in children:
                 await self._terminate(child, "supervisor shutdown")
                 self._finish_shutdown(child)
@@ -446,10 +446,10 @@ class SupervisorCore:
         await trio.lowlevel.checkpoint()
 
 
-async def run_supervisor(spec: SupervisorSpec, context: ActorContext) -> ExitReason:
+async def run_supervisor(spec: SupervisorSpec, cell: ActorCell) -> ExitReason:
     """Run one supervisor incarnation: start the children in order, supervise, shut down."""
-    core = SupervisorCore(spec, context)
-    context.ref._instance = core
+    core = SupervisorCore(spec, cell)
+    cell.instance = core
     failure: Exception | None = None
     reason: ExitReason = Shutdown()
     async with trio.open_nursery() as nursery:
@@ -458,7 +458,7 @@ async def run_supervisor(spec: SupervisorSpec, context: ActorContext) -> ExitRea
             if spec.strategy is not Strategy.SIMPLE_ONE_FOR_ONE:
                 for child_spec in spec.children:
                     await core.start_new(child_spec, child_spec.args, child_spec.name)
-            context.ref._mark_started()
+            cell.mark_started()
             reason = await core.loop()
         except (RestartIntensityError, ActorStartError) as error:
             failure = error

@@ -9,15 +9,15 @@ import attrs
 import trio
 
 from actors._errors import ActorStoppedError, SupervisorError
-from actors.runtime._exit import Crashed, ExitReason
+from actors.runtime import Crashed, ExitReason
+from actors.runtime.lowlevel import cell_of, start_system_task
 from actors.supervision._child import ChildStatus
 from actors.supervision._core import SupervisorCore
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from actors.runtime._ref import ActorRef
-    from actors.runtime._system import ActorSystem
+    from actors.runtime import ActorRef, ActorSystem
     from actors.supervision._spec import ChildSpec, Restart, Strategy, SupervisorSpec
 
 
@@ -82,11 +82,12 @@ class Supervisor:
         self.ref = ref
 
     def _core(self) -> SupervisorCore:
-        core = self.ref._instance
+        cell = cell_of(self.ref)
+        core = cell.instance
         if not isinstance(core, SupervisorCore):
             if not self.ref.alive:
-                raise ActorStoppedError(f"supervisor {self.ref._label()} has stopped")
-            raise SupervisorError(f"{self.ref._label()} is not a running supervisor")
+                raise ActorStoppedError(f"supervisor {cell.label} has stopped")
+            raise SupervisorError(f"{cell.label} is not a running supervisor")
         return core
 
     async def start_child(self, spec: ChildSpec) -> ActorRef:
@@ -213,7 +214,7 @@ async def open_supervisor(
 
     # The watcher lives in the system's nursery so that the block's own exceptions reach the
     # caller as they are, not wrapped in an exception group.
-    system._nursery.start_soon(watch)
+    start_system_task(system, watch)
     with body:
         try:
             yield supervisor

@@ -10,15 +10,15 @@ from typing import TYPE_CHECKING, ClassVar, Final
 import attrs
 
 from actors._errors import InvalidSpecError
-from actors.runtime._actor import behavior_for
-from actors.runtime._mailbox import DEFAULT_MAILBOX, MailboxConfig
+from actors.runtime import MailboxConfig
+from actors.runtime.lowlevel import behavior_for
 
 if TYPE_CHECKING:
     import random
     from collections.abc import Iterable
 
-    from actors.runtime._context import ActorContext
-    from actors.runtime._exit import ExitReason
+    from actors.runtime import ExitReason
+    from actors.runtime.lowlevel import ActorCell
 
 DEFAULT_MAX_RESTARTS: Final = 3
 DEFAULT_RESTART_WINDOW: Final = 5.0  # seconds
@@ -140,7 +140,7 @@ class ChildSpec:
     restart: Restart = Restart.PERMANENT
     shutdown: float | None = attrs.field(default=None, validator=_check_shutdown)
     backoff: Backoff = DEFAULT_BACKOFF
-    mailbox: MailboxConfig = DEFAULT_MAILBOX
+    mailbox: MailboxConfig = attrs.field(factory=MailboxConfig)
     name: str | None = None
     crash_log_level: int = logging.ERROR
 
@@ -209,8 +209,8 @@ class SupervisorSpec:
         """A short name for logs, such as ``supervisor(one_for_one)``."""
         return f"supervisor({self.strategy.value})"
 
-    async def run_actor(self, context: ActorContext, previous: ExitReason | None) -> ExitReason:
+    async def run_actor(self, cell: ActorCell, previous: ExitReason | None) -> ExitReason:
         """Run one supervisor incarnation (the runtime's Behavior protocol)."""
         from actors.supervision._core import run_supervisor
 
-        return await run_supervisor(self, context)
+        return await run_supervisor(self, cell)

@@ -27,6 +27,7 @@ from actors import (
     Shutdown,
 )
 from actors.runtime import ActorState, SelfAskError
+from actors.runtime.lowlevel import cell_of
 
 
 @attrs.frozen
@@ -395,7 +396,7 @@ async def test_ask_held_by_an_actor_crashed_from_outside_reports_the_crash(
 
         nursery.start_soon(ask)
         await trio.testing.wait_all_tasks_blocked()
-        ref._crash(KeyError("from outside"))
+        cell_of(ref).crash(KeyError("from outside"))
 
 
 async def test_spawn_is_refused_while_the_system_shuts_down() -> None:

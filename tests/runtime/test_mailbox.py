@@ -24,6 +24,7 @@ from actors import (
 )
 from actors.runtime import Instrument, MailboxOverflowError
 from actors.runtime._mailbox import Mailbox
+from actors.runtime.lowlevel import cell_of
 
 
 @attrs.frozen
@@ -313,7 +314,7 @@ async def test_ask_left_in_mailbox_fails_when_the_actor_stops(system: ActorSyste
     async with trio.open_nursery() as nursery:
         nursery.start_soon(ask)
         await trio.testing.wait_all_tasks_blocked()
-        ref._crash(RuntimeError("gone"))
+        cell_of(ref).crash(RuntimeError("gone"))
     assert len(errors) == 1
     assert not release.is_set()
 

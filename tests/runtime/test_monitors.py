@@ -8,6 +8,7 @@ import trio.testing
 
 from actors import Actor, ActorContext, ActorRef, ActorSystem, Crashed, Down, Normal, Shutdown
 from actors.runtime import LinkedActorCrashedError, NameTakenError
+from actors.runtime.lowlevel import cell_of
 
 
 async def crash_on_message(context: ActorContext) -> None:
@@ -118,7 +119,7 @@ async def test_link_works_both_ways(system: ActorSystem) -> None:
     linker = await system.spawn(Watcher, [])
     partner = await system.spawn(Watcher, [])
     await linker.ask(("link", partner))
-    linker._crash(RuntimeError("from outside"))
+    cell_of(linker).crash(RuntimeError("from outside"))
     reason = await partner.wait_stopped()
     assert isinstance(reason, Crashed)
     assert isinstance(reason.exception, LinkedActorCrashedError)
@@ -188,6 +189,6 @@ async def test_a_stopped_watcher_leaves_nothing_behind(system: ActorSystem) -> N
     target = await system.spawn(idle)
     watcher = await system.spawn(Watcher, [])
     await watcher.ask(("watch", target))
-    assert target._watchers == [watcher]
+    assert cell_of(target)._watchers == [cell_of(watcher)]
     await watcher.stop()
-    assert not target._watchers
+    assert not cell_of(target)._watchers

@@ -1,0 +1,543 @@
+"""ActorCell: the one owner of an actor's life, from its first start to its end for good.
+
+A cell holds everything the runtime knows about one actor: its mailbox, its state, the task and
+cancel scope of the running incarnation, the termination in progress, its watchers and links, and
+the start and restart bookkeeping. Every change of that state happens here; the ref (an address),
+the context (the actor's view of itself), the actor system and supervisors call the cell's
+methods. Supervisors reach cells through ``actors.runtime.lowlevel``.
+
+An owner (the actor system, or a supervisor) runs ``run_incarnation`` in a task it owns, once per
+start or restart, and calls ``finalize`` when it decides the actor will not run again. Keeping
+those two apart is what lets a supervisor restart an actor behind the same ref.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import math
+from typing import TYPE_CHECKING, Final, Protocol
+
+import attrs
+import trio
+
+from actors._errors import (
+    ActorShutdown,
+    ActorStartError,
+    ActorStoppedError,
+    LinkedActorCrashedError,
+    MailboxOverflowError,
+)
+from actors.runtime._ask import Ask
+from actors.runtime._context import ActorContext
+from actors.runtime._exit import (
+    KILLED,
+    NORMAL,
+    SELF_STOP,
+    Crashed,
+    Down,
+    ExitReason,
+    Shutdown,
+    StopRequest,
+    is_abnormal,
+)
+from actors.runtime._mailbox import Mailbox, MailboxConfig, MailboxStatistics, Overflow
+from actors.runtime._parking import WaitSlot
+from actors.runtime._ref import ActorRef
+
+if TYPE_CHECKING:
+    from actors.runtime._instrument import Instrument
+    from actors.runtime._system import ActorSystem, Names
+
+DEFAULT_SHUTDOWN_GRACE: Final = 5.0  # seconds an actor gets to stop before it is cancelled
+
+_actor_ids = itertools.count(1)
+
+
+class ActorState(enum.Enum):
+    """Where an actor is in its life."""
+
+    STARTING = "starting"
+    RUNNING = "running"
+    RESTARTING = "restarting"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
+@attrs.frozen(kw_only=True)
+class ActorStatistics:
+    """A snapshot of one actor."""
+
+    actor_id: int
+    """Unique within the process."""
+    name: str | None
+    """The registered name, if any."""
+    state: ActorState
+    """Where the actor is in its life."""
+    restarts: int
+    """How many times a supervisor restarted it."""
+    exit_reason: ExitReason | None
+    """Why it stopped, once it has stopped for good."""
+    mailbox: MailboxStatistics
+    """Its mailbox's counters."""
+
+
+class CellOwner(Protocol):
+    """The owner of an actor (its supervisor): told when someone asks the actor to stop for
+    good, and when the actor reports itself healthy (``ActorContext.reset_backoff``)."""
+
+    def child_stop_requested(self, ref: ActorRef) -> None: ...
+
+    def child_healthy(self, ref: ActorRef) -> None: ...
+
+
+class Behavior(Protocol):
+    """What an actor does: the runtime's view of an ``Actor`` class, a function or a supervisor."""
+
+    @property
+    def graceful(self) -> bool:
+        """True if a stop request is a control message the actor handles itself.
+
+        False if the actor is stopped by cancellation (function actors).
+        """
+        ...
+
+    @property
+    def is_supervisor(self) -> bool:
+        """True for supervisors: counted apart, and given an infinite shutdown grace."""
+        ...
+
+    def describe(self) -> str:
+        """A short name for logs: the class or function name."""
+        ...
+
+    async def run_actor(self, cell: ActorCell, previous: ExitReason | None) -> ExitReason:
+        """Run one incarnation to its end and say why it ended.
+
+        Must call ``cell.mark_started()`` once the actor is ready for messages.
+        ``previous`` is the exit reason of the incarnation this one replaces, on a restart.
+        """
+        ...
+
+
+class ActorCell:
+    """The runtime's record of one actor and the only code that changes it.
+
+    Made by the actor system (``spawn``) or by a supervisor (``lowlevel.new_cell``). The
+    attributes ``actor_id``, ``name``, ``system``, ``mailbox``, ``ref`` and ``context`` are set
+    once and never change; everything else is read through properties and changed through
+    methods.
+    """
+
+    # One cell per actor, so slots: 100,000 idle actors must stay small.
+    __slots__ = (
+        "_exit_reason",
+        "_grace",
+        "_graceful",
+        "_instance",
+        "_instruments",
+        "_links",
+        "_names",
+        "_owner",
+        "_pending_crash",
+        "_restarts",
+        "_scope",
+        "_start_error",
+        "_start_slot",
+        "_state",
+        "_stop_requested",
+        "_stopped_event",
+        "_task",
+        "_terminating",
+        "_watchers",
+        "_watching",
+        "actor_id",
+        "context",
+        "mailbox",
+        "name",
+        "ref",
+        "system",
+    )
+
+    def __init__(
+        self,
+        system: ActorSystem,
+        *,
+        name: str | None,
+        mailbox: MailboxConfig,
+        grace: float,
+        graceful: bool,
+        instruments: tuple[Instrument, ...],
+        names: Names,
+        owner: CellOwner | None = None,
+    ) -> None:
+        self.actor_id = next(_actor_ids)
+        self.name = name
+        self.system = system
+        self.mailbox = Mailbox(mailbox, owner=self, report_drops=bool(instruments))
+        self.ref = ActorRef(self)
+        self.context = ActorContext(self)
+        self._instruments = instruments
+        self._names = names
+        self._owner = owner
+        self._grace = grace
+        self._graceful = graceful
+        self._state = ActorState.STARTING
+        self._exit_reason: ExitReason | None = None
+        self._stopped_event: trio.Event | None = None
+        self._watchers: list[ActorCell] | None = None
+        self._watching: list[ActorCell] | None = None
+        self._links: set[ActorCell] | None = None
+        self._task: trio.lowlevel.Task | None = None
+        self._scope: trio.CancelScope | None = None
+        self._instance: object = None
+        self._stop_requested = False
+        self._terminating: StopRequest | None = None
+        self._pending_crash: BaseException | None = None
+        self._restarts = 0
+        self._start_slot: WaitSlot | None = None
+        self._start_error: BaseException | None = None
+
+    # -- what the cell tells -----------------------------------------------------------------
+
+    @property
+    def label(self) -> str:
+        """The actor's name and id, for logs and errors: ``name#7`` or ``actor#7``."""
+        return f"{self.name}#{self.actor_id}" if self.name else f"actor#{self.actor_id}"
+
+    @property
+    def state(self) -> ActorState:
+        """Where the actor is in its life now."""
+        return self._state
+
+    @property
+    def exit_reason(self) -> ExitReason | None:
+        """Why the actor stopped for good, or None while it lives."""
+        return self._exit_reason
+
+    @property
+    def stop_requested(self) -> bool:
+        """Whether someone asked the actor to stop for good (``request_stop``)."""
+        return self._stop_requested
+
+    @property
+    def stopping(self) -> bool:
+        """Whether the current incarnation has been asked to end (``terminate``)."""
+        return self._terminating is not None
+
+    @property
+    def start_failed(self) -> bool:
+        """Whether the incarnation being started failed before it was ready."""
+        return self._start_error is not None
+
+    @property
+    def pending_crash(self) -> BaseException | None:
+        """The error a ``crash`` from outside is ending the running incarnation with."""
+        return self._pending_crash
+
+    @property
+    def instance(self) -> object:
+        """What the running incarnation is: the ``Actor`` object, or a supervisor's state."""
+        return self._instance
+
+    @instance.setter
+    def instance(self, value: object) -> None:
+        self._instance = value
+
+    def in_current_task(self) -> bool:
+        """Whether the caller runs in the task of the actor's running incarnation."""
+        return self._task is not None and trio.lowlevel.current_task() is self._task
+
+    def statistics(self) -> ActorStatistics:
+        """Return the actor's state and its mailbox's counters."""
+        return ActorStatistics(
+            actor_id=self.actor_id,
+            name=self.name,
+            state=self._state,
+            restarts=self._restarts,
+            exit_reason=self._exit_reason,
+            mailbox=self.mailbox.statistics(),
+        )
+
+    # -- starting ----------------------------------------------------------------------------
+
+    def begin_start(self, *, restart: bool) -> None:
+        """Make the cell ready for a new incarnation; an owner calls this before it starts one."""
+        self._terminating = None
+        self._start_error = None
+        self._state = ActorState.STARTING
+        if restart:
+            self._restarts += 1
+
+    def mark_started(self) -> None:
+        """The incarnation is ready for messages: wake whoever waits in ``wait_started``."""
+        self._state = ActorState.RUNNING
+        for instrument in self._instruments:
+            instrument.actor_started(self.ref)
+        if self._start_slot is not None:
+            self._start_slot.wake()
+            self._start_slot = None
+
+    async def wait_started(self) -> None:
+        """Wait for the incarnation being started to be ready. Always a checkpoint.
+
+        Raises:
+            ActorStartError: It failed (or was stopped) before it was ready; the cause is chained.
+        """
+        if self._state is ActorState.STARTING and self._start_error is None:
+            slot = self._start_slot = WaitSlot()
+            try:
+                await slot.wait()
+            finally:
+                if self._start_slot is slot:
+                    self._start_slot = None
+        else:
+            await trio.lowlevel.checkpoint()
+        if self._start_error is not None:
+            raise ActorStartError(f"{self.label} failed to start") from self._start_error
+
+    def _fail_start(self, error: BaseException) -> None:
+        self._start_error = error
+        if self._start_slot is not None:
+            self._start_slot.wake()
+            self._start_slot = None
+
+    def mark_restarting(self) -> None:
+        """The incarnation ended and the owner will start another one."""
+        self._state = ActorState.RESTARTING
+
+    def report_restart(self, reason: ExitReason, delay: float) -> None:
+        """Tell the instruments that the owner restarts the actor after ``reason``."""
+        for instrument in self._instruments:
+            instrument.actor_restarted(self.ref, reason, delay)
+
+    def report_healthy(self) -> None:
+        """Tell the owner that this incarnation is healthy (``ActorContext.reset_backoff``)."""
+        if self._owner is not None:
+            self._owner.child_healthy(self.ref)
+
+    # -- running an incarnation --------------------------------------------------------------
+
+    async def run_incarnation(
+        self, behavior: Behavior, previous: ExitReason | None = None
+    ) -> ExitReason:
+        """Run one incarnation in the calling task and return why it ended.
+
+        Exceptions raised by the actor become ``Crashed``; only cancellation from outside (and
+        BaseExceptions such as KeyboardInterrupt) propagate.
+        """
+        early_stop = self._terminating
+        if early_stop is not None:
+            # Asked to stop before this incarnation could run.
+            if self._state is ActorState.STARTING:
+                self._fail_start(ActorStoppedError(f"{self.label} was stopped before it started"))
+            return Shutdown(early_stop.detail)
+        scope = trio.CancelScope()
+        self._task = trio.lowlevel.current_task()
+        self._scope = scope
+        outcome: ExitReason | None = None
+        try:
+            with scope:
+                if self._pending_crash is not None:
+                    # A linked actor ended abnormally while this one was waiting to restart.
+                    scope.cancel()
+                    await trio.lowlevel.checkpoint()
+                outcome = await behavior.run_actor(self, previous)
+        except Exception as error:
+            is_shutdown, detail = _shutdown_detail(error)
+            outcome = Shutdown(detail) if is_shutdown else Crashed(error)
+        finally:
+            self._scope = None
+            self._task = None
+        if scope.cancelled_caught:
+            outcome = self._cancelled_outcome()
+        self._pending_crash = None
+        assert outcome is not None
+        if isinstance(outcome, Crashed):
+            for instrument in self._instruments:
+                instrument.actor_crashed(self.ref, outcome.exception)
+        if self._state is ActorState.STARTING:
+            cause = outcome.exception if isinstance(outcome, Crashed) else None
+            self._fail_start(cause or ActorStoppedError(f"{self.label} ended while starting"))
+        return outcome
+
+    def _cancelled_outcome(self) -> ExitReason:
+        """Why an incarnation that the cell cancelled ended."""
+        if self._pending_crash is not None:
+            return Crashed(self._pending_crash)
+        if self._terminating is SELF_STOP:
+            return NORMAL  # a function actor called context.stop()
+        if self._graceful:
+            return KILLED  # it did not stop within its grace period
+        return Shutdown(self._terminating.detail if self._terminating else None)
+
+    # -- stopping ----------------------------------------------------------------------------
+
+    def request_stop(self, detail: object = None) -> None:
+        """Stop the actor for good, without waiting; see ``ActorRef.request_stop``."""
+        if self._stop_requested or self._exit_reason is not None:
+            return
+        self._stop_requested = True
+        if self._owner is not None:
+            self._owner.child_stop_requested(self.ref)
+        self.terminate(detail)
+
+    async def wait_stopped(self) -> ExitReason:
+        """Wait until the actor has stopped for good; return its exit reason. A checkpoint."""
+        if self._exit_reason is None:
+            if self._stopped_event is None:
+                self._stopped_event = trio.Event()
+            await self._stopped_event.wait()
+        else:
+            await trio.lowlevel.checkpoint()
+        assert self._exit_reason is not None
+        return self._exit_reason
+
+    def terminate(self, detail: object = None, *, grace: float | None = None) -> None:
+        """End the running incarnation, gracefully if the actor supports it, then by cancellation.
+
+        Supervisors call this directly to stop a child they are about to restart. An
+        incarnation that has not begun yet will not: ``run_incarnation`` returns at once.
+        """
+        if grace is None:
+            grace = self._grace
+        if self._terminating is None:
+            self._terminating = StopRequest(detail)
+        scope = self._scope
+        if scope is None:
+            return  # not running: run_incarnation checks _terminating before it starts the body
+        if self._graceful and grace > 0:
+            self.mailbox.put_control(StopRequest(detail))
+            if grace != math.inf:
+                scope.deadline = min(scope.deadline, trio.current_time() + grace)
+        else:
+            scope.cancel()
+
+    def stop_self(self) -> None:
+        """End the current incarnation with ``Normal`` (``ActorContext.stop``)."""
+        if self._graceful:
+            self.mailbox.put_control(SELF_STOP)
+        elif self._scope is not None:
+            self._terminating = self._terminating or SELF_STOP
+            self._scope.cancel()
+
+    def crash(self, error: BaseException) -> None:
+        """Crash the running incarnation from outside: it is cancelled and exits with ``error``.
+
+        An actor waiting to restart crashes as soon as its next incarnation starts.
+        """
+        if self._pending_crash is None:
+            self._pending_crash = error
+        if self._scope is not None:
+            self._scope.cancel()
+
+    def mailbox_overflowed(self) -> None:
+        """The mailbox's ``stop`` policy fired: crash with ``MailboxOverflowError``."""
+        self.crash(MailboxOverflowError(f"mailbox of {self.label} overflowed"))
+
+    def message_dropped(self, message: object, policy: Overflow) -> None:
+        """The mailbox's overflow policy lost ``message``: tell the instruments."""
+        for instrument in self._instruments:
+            instrument.message_dropped(self.ref, message, policy)
+
+    def finalize(self, reason: ExitReason) -> None:
+        """End the actor for good: close its mailbox, answer its pending asks, release its name,
+        tell watchers and links, then wake ``wait_stopped``. Later calls do nothing."""
+        if self._exit_reason is not None:
+            return
+        self._exit_reason = reason
+        self._state = ActorState.STOPPED
+        stopped = ActorStoppedError(f"{self.label} stopped ({type(reason).__name__.lower()})")
+        for leftover in self.mailbox.close():
+            if type(leftover) is Ask:
+                leftover.fail(stopped)
+        if self.name is not None:
+            self._names.release(self.name, self.ref)
+        if self._watchers:
+            down = Down(self.ref, reason)
+            for watcher in self._watchers:
+                watcher.mailbox.put_control(down)
+            self._watchers = None
+        if self._links:
+            for linked in self._links:
+                if linked._links is not None:
+                    linked._links.discard(self)
+                if is_abnormal(reason):
+                    linked.crash(self._linked_crash(reason))
+            self._links = None
+        if self._watching:
+            for watched in self._watching:
+                watched.unwatch(self)
+            self._watching = None
+        self._instance = None
+        if self._stopped_event is not None:
+            self._stopped_event.set()
+        for instrument in self._instruments:
+            instrument.actor_stopped(self.ref, reason)
+
+    # -- monitors and links ------------------------------------------------------------------
+
+    def watch(self, watcher: ActorCell) -> None:
+        """Send ``watcher`` a ``Down`` when this actor stops for good (at once if it has)."""
+        if self._exit_reason is not None:
+            watcher.mailbox.put_control(Down(self.ref, self._exit_reason))
+            return
+        if self._watchers is None:
+            self._watchers = []
+        self._watchers.append(watcher)
+        # The watcher remembers what it watches, so that a watcher that stops first leaves
+        # nothing behind in a long-lived actor's list.
+        if watcher._watching is None:
+            watcher._watching = []
+        watcher._watching.append(self)
+
+    def unwatch(self, watcher: ActorCell) -> None:
+        """Stop sending ``watcher`` a ``Down``. One already queued stays queued."""
+        if self._watchers is not None and watcher in self._watchers:
+            self._watchers.remove(watcher)
+        if watcher._watching is not None and self in watcher._watching:
+            watcher._watching.remove(self)
+
+    def link(self, other: ActorCell) -> None:
+        """Link two actors both ways; see ``ActorContext.link``."""
+        if other is self:
+            return
+        if other._exit_reason is not None:
+            if is_abnormal(other._exit_reason):
+                self.crash(other._linked_crash(other._exit_reason))
+            return
+        if self._links is None:
+            self._links = set()
+        if other._links is None:
+            other._links = set()
+        self._links.add(other)
+        other._links.add(self)
+
+    def unlink(self, other: ActorCell) -> None:
+        """Remove the link between two actors, if there is one."""
+        if self._links is not None:
+            self._links.discard(other)
+        if other._links is not None:
+            other._links.discard(self)
+
+    def _linked_crash(self, reason: ExitReason) -> LinkedActorCrashedError:
+        """The error that this actor's end ``reason`` crashes its linked actors with."""
+        error = LinkedActorCrashedError(f"linked actor {self.label} ended: {reason!r}")
+        if isinstance(reason, Crashed):
+            error.__cause__ = reason.exception
+        return error
+
+
+def _shutdown_detail(error: BaseException) -> tuple[bool, object]:
+    """Whether ``error`` is an ``ActorShutdown``, possibly wrapped in exception groups."""
+    if isinstance(error, ActorShutdown):
+        return True, error.detail
+    if isinstance(error, BaseExceptionGroup):
+        matched, rest = error.split(ActorShutdown)
+        if matched is not None and rest is None:
+            leaf: BaseException = matched
+            while isinstance(leaf, BaseExceptionGroup):
+                leaf = leaf.exceptions[0]
+            assert isinstance(leaf, ActorShutdown)
+            return True, leaf.detail
+    return False, None

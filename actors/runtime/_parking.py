@@ -1,0 +1,67 @@
+"""WaitSlot: one task parked until another task wakes it.
+
+The mailbox's receiver, a spawner waiting for its actor to start and a gateway session's sender
+all wait the same way: park the current task with trio's lowest-level primitives, and have the
+task that produces something reschedule it. ``trio.Event`` would do the same job, but it is one
+more object per wait and cannot be reused; a slot lives as long as its owner and costs nothing
+while nobody waits.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import trio
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+
+class WaitSlot:
+    """A place for one task to wait until another task calls ``wake``.
+
+    Only one task may wait in a slot at a time. Cancelling the waiting task empties the slot, so
+    a later ``wake`` finds nobody and does nothing. A ``wake`` with nobody waiting is not
+    remembered: check the condition you wait for before you wait, as with a condition variable.
+    """
+
+    __slots__ = ("_abort", "task")
+
+    def __init__(self) -> None:
+        self.task: trio.lowlevel.Task | None = None
+        """The task waiting here, or None."""
+        # Made on the first wait and kept for the slot's life: one bound method per slot
+        # instead of a new closure per wait.
+        self._abort: Callable[[object], trio.lowlevel.Abort] | None = None
+
+    def park(self) -> Callable[[object], trio.lowlevel.Abort]:
+        """Take the slot for the current task; return the abort function to pass to
+        ``trio.lowlevel.wait_task_rescheduled``.
+
+        For hot loops that await ``wait_task_rescheduled`` themselves rather than ``wait``:
+        that keeps one coroutine frame fewer alive while the task is parked.
+        """
+        self.task = trio.lowlevel.current_task()
+        abort = self._abort
+        if abort is None:
+            abort = self._abort = self._aborted
+        return abort
+
+    async def wait(self) -> None:
+        """Park the current task until ``wake`` is called. Always a checkpoint.
+
+        Raises:
+            trio.Cancelled: The wait was cancelled; the slot is empty again.
+        """
+        await trio.lowlevel.wait_task_rescheduled(self.park())
+
+    def wake(self) -> None:
+        """Reschedule the waiting task, if there is one."""
+        task = self.task
+        if task is not None:
+            self.task = None
+            trio.lowlevel.reschedule(task)
+
+    def _aborted(self, _: object) -> trio.lowlevel.Abort:
+        self.task = None
+        return trio.lowlevel.Abort.SUCCEEDED

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 DEFAULT_SHUTDOWN_GRACE: Final = 5.0  # seconds an actor gets to stop before it is cancelled
 
 _actor_ids = itertools.count(1)
+CANCELLED: Final = Shutdown("cancelled")  # the exit reason of an incarnation cancelled from outside
 
 
 class ActorState(enum.Enum):
@@ -83,12 +84,24 @@ class ActorStatistics:
 
 
 class CellOwner(Protocol):
-    """The owner of an actor (its supervisor): told when someone asks the actor to stop for
-    good, and when the actor reports itself healthy (``ActorContext.reset_backoff``)."""
+    """The owner of an actor (its supervisor), told what happens to the actor."""
 
-    def child_stop_requested(self, ref: ActorRef) -> None: ...
+    def child_stop_requested(self, ref: ActorRef) -> None:
+        """Someone asked the actor to stop for good (``ActorRef.request_stop``)."""
+        ...
 
-    def child_healthy(self, ref: ActorRef) -> None: ...
+    def child_healthy(self, ref: ActorRef) -> None:
+        """The actor reported itself healthy (``ActorContext.reset_backoff``)."""
+        ...
+
+    def incarnation_ended(self, record: object, incarnation: int, reason: ExitReason) -> None:
+        """An incarnation that ``run_incarnation`` ran has ended, for ``reason``.
+
+        Called in the incarnation's own task, however it ended (``Shutdown("cancelled")`` when
+        it was cancelled from outside). ``record`` is what the owner passed to
+        ``run_incarnation``; ``incarnation`` is the number ``begin_start`` gave it.
+        """
+        ...
 
 
 class Behavior(Protocol):
@@ -134,6 +147,7 @@ class ActorCell:
         "_exit_reason",
         "_grace",
         "_graceful",
+        "_incarnation",
         "_instance",
         "_instruments",
         "_links",
@@ -195,6 +209,7 @@ class ActorCell:
         self._terminating: StopRequest | None = None
         self._pending_crash: BaseException | None = None
         self._restarts = 0
+        self._incarnation = 0
         self._start_slot: WaitSlot | None = None
         self._start_error: BaseException | None = None
 
@@ -224,6 +239,11 @@ class ActorCell:
     def stopping(self) -> bool:
         """Whether the current incarnation has been asked to end (``terminate``)."""
         return self._terminating is not None
+
+    @property
+    def incarnation(self) -> int:
+        """The number of the latest incarnation ``begin_start`` prepared: 1 for the first."""
+        return self._incarnation
 
     @property
     def start_failed(self) -> bool:
@@ -263,6 +283,7 @@ class ActorCell:
 
     def begin_start(self, *, restart: bool) -> None:
         """Make the cell ready for a new incarnation; an owner calls this before it starts one."""
+        self._incarnation += 1
         self._terminating = None
         self._start_error = None
         self._state = ActorState.STARTING
@@ -287,7 +308,8 @@ class ActorCell:
         if self._state is ActorState.STARTING and self._start_error is None:
             slot = self._start_slot = WaitSlot()
             try:
-                await slot.wait()
+                # Parked here rather than in slot.wait(): one coroutine fewer per spawn.
+                await trio.lowlevel.wait_task_rescheduled(slot.park())
             finally:
                 if self._start_slot is slot:
                     self._start_slot = None
@@ -319,47 +341,57 @@ class ActorCell:
     # -- running an incarnation --------------------------------------------------------------
 
     async def run_incarnation(
-        self, behavior: Behavior, previous: ExitReason | None = None
+        self, behavior: Behavior, previous: ExitReason | None = None, record: object = None
     ) -> ExitReason:
         """Run one incarnation in the calling task and return why it ended.
 
         Exceptions raised by the actor become ``Crashed``; only cancellation from outside (and
-        BaseExceptions such as KeyboardInterrupt) propagate.
+        BaseExceptions such as KeyboardInterrupt) propagate. A cell with an owner tells it with
+        ``incarnation_ended(record, ...)`` as the incarnation ends, so that the owner can run
+        this method itself as its child's task, with no wrapper coroutine kept alive per actor.
         """
-        early_stop = self._terminating
-        if early_stop is not None:
-            # Asked to stop before this incarnation could run.
-            if self._state is ActorState.STARTING:
-                self._fail_start(ActorStoppedError(f"{self.label} was stopped before it started"))
-            return Shutdown(early_stop.detail)
-        scope = trio.CancelScope()
-        self._task = trio.lowlevel.current_task()
-        self._scope = scope
-        outcome: ExitReason | None = None
+        reason: ExitReason = CANCELLED
+        incarnation = self._incarnation
+        # One coroutine, not a wrapper and a body: this frame stays alive as long as the actor.
         try:
-            with scope:
-                if self._pending_crash is not None:
-                    # A linked actor ended abnormally while this one was waiting to restart.
-                    scope.cancel()
-                    await trio.lowlevel.checkpoint()
-                outcome = await behavior.run_actor(self, previous)
-        except Exception as error:
-            is_shutdown, detail = _shutdown_detail(error)
-            outcome = Shutdown(detail) if is_shutdown else Crashed(error)
+            early_stop = self._terminating
+            if early_stop is not None:
+                # Asked to stop before this incarnation could run.
+                reason = Shutdown(early_stop.detail)
+                if self._state is ActorState.STARTING:
+                    self._fail_start(
+                        ActorStoppedError(f"{self.label} was stopped before it started")
+                    )
+                return reason
+            scope = trio.CancelScope()
+            self._task = trio.lowlevel.current_task()
+            self._scope = scope
+            try:
+                with scope:
+                    if self._pending_crash is not None:
+                        # A linked actor ended abnormally while this one was waiting to restart.
+                        scope.cancel()
+                        await trio.lowlevel.checkpoint()
+                    reason = await behavior.run_actor(self, previous)
+            except Exception as error:
+                is_shutdown, detail = _shutdown_detail(error)
+                reason = Shutdown(detail) if is_shutdown else Crashed(error)
+            finally:
+                self._scope = None
+                self._task = None
+            if scope.cancelled_caught:
+                reason = self._cancelled_outcome()
+            self._pending_crash = None
+            if isinstance(reason, Crashed):
+                for instrument in self._instruments:
+                    instrument.actor_crashed(self.ref, reason.exception)
+            if self._state is ActorState.STARTING:
+                cause = reason.exception if isinstance(reason, Crashed) else None
+                self._fail_start(cause or ActorStoppedError(f"{self.label} ended while starting"))
+            return reason
         finally:
-            self._scope = None
-            self._task = None
-        if scope.cancelled_caught:
-            outcome = self._cancelled_outcome()
-        self._pending_crash = None
-        assert outcome is not None
-        if isinstance(outcome, Crashed):
-            for instrument in self._instruments:
-                instrument.actor_crashed(self.ref, outcome.exception)
-        if self._state is ActorState.STARTING:
-            cause = outcome.exception if isinstance(outcome, Crashed) else None
-            self._fail_start(cause or ActorStoppedError(f"{self.label} ended while starting"))
-        return outcome
+            if self._owner is not None:
+                self._owner.incarnation_ended(record, incarnation, reason)
 
     def _cancelled_outcome(self) -> ExitReason:
         """Why an incarnation that the cell cancelled ended."""

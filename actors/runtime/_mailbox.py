@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import math
 from collections import deque
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import Final, Protocol
 
 import attrs
 import trio
@@ -18,9 +18,6 @@ import trio
 from actors._errors import ActorStoppedError, MailboxFullError
 from actors.runtime._ask import Ask
 from actors.runtime._parking import WaitSlot
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
 
 DEFAULT_MAILBOX_CAPACITY: Final = 1000  # messages; the buffer size our users asked for
 DEFAULT_BATCH_SIZE: Final = 512  # messages taken per wake-up of the receiver
@@ -127,8 +124,11 @@ class MailboxOwner(Protocol):
         ...
 
 
-class Mailbox:
+class Mailbox(WaitSlot):
     """A bounded message queue with one receiver and a control lane that never fills up.
+
+    The receiver waits in the mailbox itself (it is the receiver's ``WaitSlot``), so an idle
+    actor costs no extra object for it.
 
     Args:
         config: Capacity, overflow policy and batch size.
@@ -151,7 +151,6 @@ class Mailbox:
         "_overflow_stops",
         "_owner",
         "_policy",
-        "_receiver",
         "_rejected",
         "_report_drops",
         "_senders",
@@ -173,7 +172,7 @@ class Mailbox:
         self.batch_size = config.batch_size
         self._owner = owner
         self._report_drops = report_drops and owner is not None
-        self._receiver = WaitSlot()
+        self.task = None  # WaitSlot's: no receiver waits yet (set here, saving a call per actor)
         self._senders: trio.lowlevel.ParkingLot | None = None
         self._closed = False
         self._high_water = 0
@@ -208,9 +207,8 @@ class Mailbox:
             # The hot path: no counter here. ``enqueued`` and ``high_water`` are derived where
             # the buffer shrinks (see take_batch and statistics).
             buffer.append(message)
-            receiver = self._receiver
-            if receiver.task is not None:
-                receiver.wake()
+            if self.task is not None:
+                self.wake()
             return True
         self._overflow(message)
         return False
@@ -242,7 +240,7 @@ class Mailbox:
         if self._control is None:
             self._control = deque()
         self._control.append(message)
-        self._receiver.wake()
+        self.wake()
 
     def _overflow(self, message: object) -> None:
         policy = self._policy
@@ -332,13 +330,7 @@ class Mailbox:
         if self._buffer or self._control or self._closed:
             await trio.lowlevel.checkpoint()
             return
-        await self._receiver.wait()
-
-    def park(self) -> Callable[[object], trio.lowlevel.Abort]:
-        """Register the current task as the receiver to wake; returns the abort function to pass
-        to ``trio.lowlevel.wait_task_rescheduled``. For receive loops that inline ``wait``.
-        """
-        return self._receiver.park()
+        await trio.lowlevel.wait_task_rescheduled(self.park())
 
     # -- closing ---------------------------------------------------------------------------------
 
@@ -352,7 +344,7 @@ class Mailbox:
             leftovers.extend(self._control)
         self._buffer.clear()
         self._control = None
-        self._receiver.wake()
+        self.wake()
         if self._senders is not None:
             self._senders.unpark_all()
         return leftovers

@@ -25,14 +25,11 @@ class WaitSlot:
     remembered: check the condition you wait for before you wait, as with a condition variable.
     """
 
-    __slots__ = ("_abort", "task")
+    __slots__ = ("task",)
 
     def __init__(self) -> None:
         self.task: trio.lowlevel.Task | None = None
         """The task waiting here, or None."""
-        # Made on the first wait and kept for the slot's life: one bound method per slot
-        # instead of a new closure per wait.
-        self._abort: Callable[[object], trio.lowlevel.Abort] | None = None
 
     def park(self) -> Callable[[object], trio.lowlevel.Abort]:
         """Take the slot for the current task; return the abort function to pass to
@@ -42,10 +39,10 @@ class WaitSlot:
         that keeps one coroutine frame fewer alive while the task is parked.
         """
         self.task = trio.lowlevel.current_task()
-        abort = self._abort
-        if abort is None:
-            abort = self._abort = self._aborted
-        return abort
+        # A bound method made per wait, not kept in a slot: kept, it would tie the slot to
+        # itself in a reference cycle, and a slot made for one wait would then wait for the
+        # garbage collector instead of going when its owner lets go of it.
+        return self._aborted
 
     async def wait(self) -> None:
         """Park the current task until ``wake`` is called. Always a checkpoint.

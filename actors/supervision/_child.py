@@ -33,7 +33,6 @@ class Child:
         "behavior",
         "cell",
         "exited",
-        "incarnation",
         "key",
         "last_exit",
         "ref",
@@ -50,7 +49,6 @@ class Child:
         self.cell = cell
         self.ref = cell.ref
         self.status = ChildStatus.STARTING
-        self.incarnation = 0
         self.running = False
         self.last_exit: ExitReason | None = None
         self.exited: trio.Event | None = None

@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("actors.supervision")
 
 _sequence = itertools.count()
-CANCELLED = Shutdown("cancelled")
 
 
 def should_restart(restart: Restart, reason: ExitReason) -> bool:
@@ -113,13 +112,13 @@ class SupervisorCore:
         """Start one incarnation and wait until it is ready; False if a restart failed to start."""
         assert self.nursery is not None
         cell = child.cell
-        child.incarnation += 1
         child.running = True
         child.started_at = trio.current_time()
         child.status = ChildStatus.STARTING if initial else ChildStatus.RUNNING
         cell.begin_start(restart=not initial)
+        # The cell tells incarnation_ended when this task ends.
         self.nursery.start_soon(
-            self._run_child, child, child.incarnation, previous, name=cell.label
+            cell.run_incarnation, child.behavior, previous, child, name=cell.label
         )
         try:
             await cell.wait_started()
@@ -132,18 +131,17 @@ class SupervisorCore:
             child.status = ChildStatus.RUNNING
         return True
 
-    async def _run_child(self, child: Child, incarnation: int, previous: ExitReason | None) -> None:
-        reason: ExitReason = CANCELLED
-        try:
-            reason = await child.cell.run_incarnation(child.behavior, previous)
-        finally:
-            if child.incarnation == incarnation:
-                child.running = False
-                child.last_exit = reason
-                if child.exited is not None:
-                    child.exited.set()
-                    child.exited = None
-            self.cell.mailbox.put_control(ChildExited(child, incarnation, reason))
+    def incarnation_ended(self, record: object, incarnation: int, reason: ExitReason) -> None:
+        """A child's incarnation ended (called in the child's task, by its cell)."""
+        child = record
+        assert isinstance(child, Child)
+        if child.cell.incarnation == incarnation:
+            child.running = False
+            child.last_exit = reason
+            if child.exited is not None:
+                child.exited.set()
+                child.exited = None
+        self.cell.mailbox.put_control(ChildExited(child, incarnation, reason))
 
     # -- the event loop --------------------------------------------------------------------------
 
@@ -178,7 +176,7 @@ class SupervisorCore:
 
     async def _child_exited(self, event: ChildExited) -> None:
         child = event.child
-        if event.incarnation != child.incarnation:
+        if event.incarnation != child.cell.incarnation:
             return  # an incarnation the supervisor already dealt with
         if child.status is ChildStatus.STARTING and child.cell.start_failed:
             return  # whoever is starting it reports the failure

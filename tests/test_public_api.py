@@ -37,9 +37,9 @@ PACKAGES = [CORE, *FRAMEWORK_PACKAGES, *SERVER_PACKAGES]
 CORE_SIZE = range(40, 61)
 """How many names ``actors`` exports: the core vocabulary, not every name of every layer."""
 ERRORS = "actors._errors"
-HELPER_PACKAGES = ["actors.testing"]
+HELPER_PACKAGES = ["actors.testing", "actors.runtime.lowlevel"]
 """Public packages that ``actors`` does not re-export, as ``trio`` does not re-export
-``trio.testing``: checked on their own (importable, complete, documented)."""
+``trio.testing`` or ``trio.lowlevel``: checked on their own (importable, complete, documented)."""
 PLUGIN = "actors.testing.pytest_plugin"
 """The pytest plugin: its ``__all__`` is the skip-or-fail policy; pytest finds its fixtures."""
 PLUGIN_FIXTURES = [

@@ -32,6 +32,7 @@ from actors.server.gateway._protocol import (
     Say,
     Typing,
 )
+from actors.runtime.lowlevel import WaitSlot
 
 T = TypeVar("T")
 
@@ -97,7 +98,7 @@ class Session:
         # The outbox: a deque and the one task that drains it (parked when it is empty). It is
         # on every frame's path, so it is lighter than a memory channel.
         self._outbox: deque[str | _Close] = deque()
-        self._sender: trio.lowlevel.Task | None = None
+        self._sender = WaitSlot()
         self._closing = trio.Event()
         self.stopped = trio.Event()
         """Set once the session's actor has ended and cleaned up."""
@@ -124,21 +125,12 @@ class Session:
 
     def _enqueue(self, item: str | _Close) -> None:
         self._outbox.append(item)
-        sender = self._sender
-        if sender is not None:
-            self._sender = None
-            trio.lowlevel.reschedule(sender)
+        self._sender.wake()
 
     async def _next_item(self) -> str | _Close:
         """The next item of the outbox, waiting (parked) while it is empty."""
         if not self._outbox:
-            self._sender = trio.lowlevel.current_task()
-
-            def abort(_: object) -> trio.lowlevel.Abort:
-                self._sender = None
-                return trio.lowlevel.Abort.SUCCEEDED
-
-            await trio.lowlevel.wait_task_rescheduled(abort)
+            await self._sender.wait()
         return self._outbox.popleft()
 
     def close(self, code: int, reason: str) -> None:

@@ -126,11 +126,12 @@ def runtime_private_imports(source: str, module: str) -> list[Violation]:
         return []
     found = []
     for node in ast.walk(ast.parse(source)):
-        imported: list[str] = []
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             imported = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
         elif isinstance(node, ast.Import):
             imported = [alias.name for alias in node.names]
+        else:
+            continue
         for name in imported:
             if name.startswith("actors.runtime.") and name not in RUNTIME_PUBLIC_MODULES:
                 if name.rpartition(".")[0] in RUNTIME_PUBLIC_MODULES and not is_private(

@@ -19,8 +19,8 @@ from actors.runtime._mailbox import DEFAULT_MAILBOX, MailboxConfig
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 
-    from actors.runtime._instrument import Instrument
     from actors.runtime._cell import Behavior, CellOwner
+    from actors.runtime._instrument import Instrument
     from actors.runtime._ref import ActorRef
 
 

@@ -20,6 +20,7 @@ import trio_websocket
 
 from actors._errors import ActorsError, InvalidIdentifierError
 from actors.messages import check_user_id
+from actors.runtime.lowlevel import WaitSlot
 from actors.server.chat import ChatError, InvalidChatMessageError, RateLimitedError
 from actors.server.gateway import _protocol as protocol
 from actors.server.gateway._protocol import (
@@ -32,7 +33,6 @@ from actors.server.gateway._protocol import (
     Say,
     Typing,
 )
-from actors.runtime.lowlevel import WaitSlot
 
 T = TypeVar("T")
 

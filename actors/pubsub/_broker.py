@@ -39,8 +39,17 @@ class Broker(Protocol):
         """Subscribe a sink to a glob pattern; messages carry their concrete channel."""
         ...
 
+    async def ssubscribe(self, channel: bytes | str, sink: MessageSink) -> BrokerSubscription:
+        """Subscribe a sink to a shard channel (Redis 7 sharded Pub/Sub); only ``spublish``
+        reaches it, and no pattern ever matches it."""
+        ...
+
     async def publish(self, channel: bytes | str, payload: bytes | str) -> int:
         """Publish a payload; returns how many subscriptions received it."""
+        ...
+
+    async def spublish(self, channel: bytes | str, payload: bytes | str) -> int:
+        """Publish a payload to a shard channel; returns how many clients hold it."""
         ...
 
     async def wait_connected(self) -> None:

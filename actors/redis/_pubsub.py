@@ -482,6 +482,15 @@ class PubSubHub:
         """
         return await self.connection().publish(channel, payload)
 
+    async def spublish(self, channel: bytes | str, payload: bytes | str) -> int:
+        """``SPUBLISH`` on the attached connection; returns the number of receivers.
+
+        Raises:
+            RedisConnectionError: As ``publish``.
+            RedisConfigurationError: The connection stopped for good.
+        """
+        return await self.connection().spublish(channel, payload)
+
     # -- liveness --------------------------------------------------------------------------------
 
     async def probe(self, within: float) -> float:

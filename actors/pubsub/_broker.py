@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from actors.observability import HealthCheck
-    from actors.redis import Kind, MessageSink, RedisConnection
+    from actors.redis import Kind, MessageSink, RedisCommands
 
 
 class BrokerSubscription(Protocol):
@@ -25,7 +25,8 @@ class BrokerSubscription(Protocol):
 
 
 class Broker(Protocol):
-    """Publish and subscribe: ``RedisPubSub`` (``redis://``) and ``MemoryBroker`` (``memory://``).
+    """Publish and subscribe: ``RedisPubSub`` (``redis://``), ``ClusterPubSub``
+    (``redis+cluster://``) and ``MemoryBroker`` (``memory://``).
 
     Both deliver ``RedisMessage`` events to sinks without waiting, follow Redis's glob rules for
     patterns, and count receivers the way ``PUBLISH`` does.
@@ -66,9 +67,10 @@ class Broker(Protocol):
         """The broker's own checks for a health report, by name (``connection``, ...)."""
         ...
 
-    def command_connection(self) -> Callable[[], Awaitable[RedisConnection]] | None:
+    def command_connection(self) -> Callable[[], Awaitable[RedisCommands]] | None:
         """Where stores that keep state in Redis get a connection for their commands (it waits
-        for a reconnect within its bound); None for a broker without Redis."""
+        for a reconnect within its bound; on a cluster it routes each command by its key's
+        slot); None for a broker without Redis."""
         ...
 
     @property

@@ -223,3 +223,37 @@ async def test_a_killed_master_s_channels_recover_on_its_replica_and_the_others_
         assert (await notes[lost_name].wait_for(1))[0].text == "back"
     assert recovered < 8.0
     await assert_owners_agree(redis_cluster, names)
+
+
+async def test_commands_are_routed_by_key_slot_and_follow_ask(
+    cluster_pubsub: PubSub, redis_cluster: RedisCluster
+) -> None:
+    broker = broker_of(cluster_pubsub)
+    connect = broker.command_connection()
+    by_master = channels_by_master(redis_cluster)
+    with trio.fail_after(TIMEOUT):
+        commands = await connect()
+        for master, name in by_master.items():
+            tag = name.partition("}")[0] + "}"
+            await commands.hset(f"{tag}.hash", {"owner": master.port})
+            await commands.xadd(f"{tag}.stream", {"n": "1"})
+            script = "return redis.call('HGET', KEYS[1], 'owner')"
+            owner = await commands.eval(script, [f"{tag}.hash"])
+            assert owner == str(master.port).encode()
+            assert master.command("HGET", f"{tag}.hash", "owner") == str(master.port).encode()
+            assert master.command("XLEN", f"{tag}.stream") == 1
+
+        # A slot half migrated: its source answers ASK for a key it does not have.
+        source, target = list(by_master)[:2]
+        key = by_master[source] + ".asked"
+        slot = key_slot(key)
+        target.command("CLUSTER", "SETSLOT", slot, "IMPORTING", source.node_id)
+        source.command("CLUSTER", "SETSLOT", slot, "MIGRATING", target.node_id)
+        try:
+            redirects = broker.statistics().redirects
+            assert await commands.execute("SET", key, "v") == b"OK"
+            assert broker.statistics().redirects == redirects + 1
+        finally:
+            for node in (source, target):
+                node.command("CLUSTER", "SETSLOT", slot, "STABLE")
+            target.command("FLUSHALL")

@@ -12,6 +12,13 @@ from actors.pubsub._client import (
     open_pubsub,
     subscription,
 )
+from actors.pubsub._cluster import (
+    ClusterCommands,
+    ClusterPubSub,
+    ClusterPubSubStatistics,
+    ClusterSubscription,
+    open_cluster_pubsub,
+)
 from actors.pubsub._connection_actor import (
     DEFAULT_PROBE_INTERVAL,
     DEFAULT_PROBE_TIMEOUT,
@@ -48,6 +55,10 @@ __all__ = [
     "Broker",
     "BrokerSubscription",
     "ChannelSink",
+    "ClusterCommands",
+    "ClusterPubSub",
+    "ClusterPubSubStatistics",
+    "ClusterSubscription",
     "ConnectionOptions",
     "DeadLetter",
     "ErrorAction",
@@ -73,6 +84,7 @@ __all__ = [
     "glob_match",
     "memory_broker_name",
     "open_broker",
+    "open_cluster_pubsub",
     "open_memory_broker",
     "open_pubsub",
     "open_redis_pubsub",

@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from actors.observability import HealthCheck
-    from actors.redis import Kind, MessageSink, RedisConnection
+    from actors.redis import Kind, MessageSink, RedisCommands
 
 
 class BrokerSubscription(Protocol):
@@ -25,7 +25,8 @@ class BrokerSubscription(Protocol):
 
 
 class Broker(Protocol):
-    """Publish and subscribe: ``RedisPubSub`` (``redis://``) and ``MemoryBroker`` (``memory://``).
+    """Publish and subscribe: ``RedisPubSub`` (``redis://``), ``ClusterPubSub``
+    (``redis+cluster://``) and ``MemoryBroker`` (``memory://``).
 
     Both deliver ``RedisMessage`` events to sinks without waiting, follow Redis's glob rules for
     patterns, and count receivers the way ``PUBLISH`` does.
@@ -39,8 +40,17 @@ class Broker(Protocol):
         """Subscribe a sink to a glob pattern; messages carry their concrete channel."""
         ...
 
+    async def ssubscribe(self, channel: bytes | str, sink: MessageSink) -> BrokerSubscription:
+        """Subscribe a sink to a shard channel (Redis 7 sharded Pub/Sub); only ``spublish``
+        reaches it, and no pattern ever matches it."""
+        ...
+
     async def publish(self, channel: bytes | str, payload: bytes | str) -> int:
         """Publish a payload; returns how many subscriptions received it."""
+        ...
+
+    async def spublish(self, channel: bytes | str, payload: bytes | str) -> int:
+        """Publish a payload to a shard channel; returns how many clients hold it."""
         ...
 
     async def wait_connected(self) -> None:
@@ -57,9 +67,10 @@ class Broker(Protocol):
         """The broker's own checks for a health report, by name (``connection``, ...)."""
         ...
 
-    def command_connection(self) -> Callable[[], Awaitable[RedisConnection]] | None:
+    def command_connection(self) -> Callable[[], Awaitable[RedisCommands]] | None:
         """Where stores that keep state in Redis get a connection for their commands (it waits
-        for a reconnect within its bound); None for a broker without Redis."""
+        for a reconnect within its bound; on a cluster it routes each command by its key's
+        slot); None for a broker without Redis."""
         ...
 
     @property

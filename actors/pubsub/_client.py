@@ -99,6 +99,8 @@ class HandlerStatistics:
     """The channel or pattern."""
     pattern: bool
     """Whether ``name`` is a pattern."""
+    sharded: bool
+    """Whether ``name`` is a shard channel."""
     counters: SubscriptionCounters
     """Received, handled, decode errors, retries, skipped, escalations, gaps."""
     mailbox: MailboxStatistics
@@ -160,6 +162,7 @@ class SubscriptionHandle:
         return HandlerStatistics(
             name=self.name,
             pattern=self.spec.pattern,
+            sharded=self.spec.sharded,
             counters=attrs.evolve(self.spec.counters),
             mailbox=actor.mailbox,
             restarts=actor.restarts,
@@ -241,6 +244,7 @@ class PubSub:
         *,
         group: str | None = None,
         as_type: object = None,
+        sharded: bool = False,
     ) -> int:
         """Encode ``message`` once and publish it; returns the number of receivers.
 
@@ -261,6 +265,9 @@ class PubSub:
                 for a registered class without its discriminator, a ``tagged_union(...)`` for
                 a union's own discriminator; by default a registered message is tagged and any
                 other attrs class is not.
+            sharded: Publish to the shard channel ``channel`` (``SPUBLISH``): only its
+                ``subscribe(..., sharded=True)`` subscribers receive it, never a plain or pattern
+                subscription. On a cluster it goes to the node that owns the channel's hash slot.
 
         Raises:
             RedisConnectionError: Still failing after the last attempt, or the connection was
@@ -271,6 +278,7 @@ class PubSub:
             TypeError: The message cannot be encoded.
         """
         payload = self.settings.codec.encode(message, as_type=as_type)
+        send = self.broker.spublish if sharded else self.broker.publish
         if self.metrics is not None:
             self.metrics.message_published(group or channel, _type_name(type(message)))
         retry = self.settings.publish_retry
@@ -281,7 +289,7 @@ class PubSub:
             for attempt in range(1, retry.max_attempts + 1):
                 try:
                     in_flight = True
-                    return await self.broker.publish(channel, payload)
+                    return await send(channel, payload)
                 except RedisConnectionError as error:
                     in_flight = False
                     failure = error
@@ -310,6 +318,7 @@ class PubSub:
         mailbox: MailboxConfig | None = None,
         error_policy: ErrorPolicy | None = None,
         on_gap: Callable[[ConnectionLost | Resubscribed], Awaitable[object]] | None = None,
+        sharded: bool = False,
     ) -> SubscriptionHandle:
         """Call ``handler`` for every message on one exact channel, in a supervised actor.
 
@@ -324,13 +333,17 @@ class PubSub:
                 ``settings.overflow``.
             error_policy: Default ``settings.error_policy``.
             on_gap: Called with ``ConnectionLost`` and ``Resubscribed`` events.
+            sharded: Subscribe to the shard channel ``channel`` (``SSUBSCRIBE``), fed by
+                ``publish(..., sharded=True)`` only. On a cluster the subscription lives on the
+                node that owns the channel's hash slot and follows the slot when it moves (a gap:
+                ``ConnectionLost`` then ``Resubscribed``, both naming the channel).
 
         Raises:
             InvalidChannelNameError: ``channel`` is empty or contains glob characters.
         """
         name = _check_name(channel, pattern=False)
         return await self._subscribe(
-            name, False, handler, message_type, mailbox, error_policy, on_gap
+            name, False, handler, message_type, mailbox, error_policy, on_gap, sharded=sharded
         )
 
     async def psubscribe(
@@ -361,6 +374,8 @@ class PubSub:
         mailbox: MailboxConfig | None,
         error_policy: ErrorPolicy | None,
         on_gap: Callable[[ConnectionLost | Resubscribed], Awaitable[object]] | None,
+        *,
+        sharded: bool = False,
     ) -> SubscriptionHandle:
         takes_channel, annotated = _handler_shape(handler)
         spec = SubscriptionSpec(
@@ -373,6 +388,7 @@ class PubSub:
             codec=self.settings.codec,
             on_gap=on_gap,
             observer=self.observer,
+            sharded=sharded,
         )
         config = mailbox or MailboxConfig(
             capacity=self.settings.buffer_size, overflow=self.settings.overflow
@@ -394,6 +410,8 @@ class PubSub:
             with trio.fail_after(self.settings.ack_timeout + 1):
                 if pattern:
                     broker_subscription = await self.broker.psubscribe(name, sink)
+                elif sharded:
+                    broker_subscription = await self.broker.ssubscribe(name, sink)
                 else:
                     broker_subscription = await self.broker.subscribe(name, sink)
         except BaseException:
@@ -414,14 +432,17 @@ class PubSub:
             if options is None:
                 continue
             method = getattr(service, attribute)
-            subscribe = self.psubscribe if options.pattern else self.subscribe
+            name = _check_name(options.name, pattern=options.pattern)
             handles.append(
-                await subscribe(
-                    options.name,
+                await self._subscribe(
+                    name,
+                    options.pattern,
                     method,
-                    message_type=options.message_type,
-                    mailbox=options.mailbox,
-                    error_policy=options.error_policy,
+                    options.message_type,
+                    options.mailbox,
+                    options.error_policy,
+                    None,
+                    sharded=options.sharded,
                 )
             )
         return handles
@@ -444,6 +465,7 @@ class _SubscriptionOptions:
     message_type: object | None
     mailbox: MailboxConfig | None
     error_policy: ErrorPolicy | None
+    sharded: bool = False
 
 
 def subscription(
@@ -453,8 +475,12 @@ def subscription(
     message_type: object | None = None,
     mailbox: MailboxConfig | None = None,
     error_policy: ErrorPolicy | None = None,
+    sharded: bool = False,
 ) -> Callable[[Callable[..., Awaitable[object]]], Callable[..., Awaitable[object]]]:
     """Mark a service method as a handler; ``PubSub.register(service)`` subscribes it.
+
+    ``pattern=True`` subscribes a glob pattern, ``sharded=True`` a shard channel (see
+    ``PubSub.subscribe``); not both.
 
     Example:
         class NotificationSubscriber:
@@ -465,12 +491,15 @@ def subscription(
             async def handle_events(self, message: Event, channel: str) -> None: ...
     """
     _check_name(name, pattern=pattern)
+    if pattern and sharded:
+        raise ValueError("a shard channel is never a pattern: pass pattern or sharded, not both")
     options = _SubscriptionOptions(
         name=name,
         pattern=pattern,
         message_type=message_type,
         mailbox=mailbox,
         error_policy=error_policy,
+        sharded=sharded,
     )
 
     def mark(method: Callable[..., Awaitable[object]]) -> Callable[..., Awaitable[object]]:

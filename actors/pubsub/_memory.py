@@ -330,6 +330,19 @@ class MemoryBroker:
         index = self._server.channels
         return {_text(_bytes(c)): len(index.get(_bytes(c), ())) for c in channels}
 
+    async def pubsub_shardnumsub(self, *channels: str | bytes) -> dict[str, int]:
+        """Count the clients holding each shard channel, like ``PUBSUB SHARDNUMSUB``.
+
+        Args:
+            *channels: The shard channels.
+
+        Returns:
+            Each shard channel's count of clients (brokers), zero included.
+        """
+        await trio.lowlevel.checkpoint()
+        index = self._server.shards
+        return {_text(_bytes(c)): len(index.get(_bytes(c), ())) for c in channels}
+
     async def pubsub_numpat(self) -> int:
         """Count the patterns subscribed on this broker's server, like ``PUBSUB NUMPAT``.
 

@@ -7,8 +7,10 @@ from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
 from actors._errors import RedisUrlError
+from actors.pubsub._cluster import open_cluster_pubsub
 from actors.pubsub._memory import open_memory_broker
 from actors.pubsub._redis import open_redis_pubsub
+from actors.redis import is_cluster_url
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -56,17 +58,20 @@ async def open_broker(
     ``memory://`` is a private in-process broker; ``memory://NAME`` attaches to the in-process
     server of that name, shared by every ``open_broker`` with the same URL in this process (each
     call is its own client, as each Redis connection is). ``redis://``, ``rediss://`` and
-    ``unix://`` run the supervised Redis connection actor (``open_redis_pubsub``).
+    ``unix://`` run the supervised Redis connection actor (``open_redis_pubsub``);
+    ``redis+cluster://`` and ``rediss+cluster://`` (seed nodes, comma separated) run the cluster's
+    topology actor and one connection actor per master (``open_cluster_pubsub``).
 
     Args:
         system: The actor system (the Redis connection actor runs in it).
-        url: ``memory://[NAME]``, ``redis://...``, ``rediss://...`` or ``unix://...``.
+        url: ``memory://[NAME]``, ``redis://...``, ``rediss://...``, ``unix://...``,
+            ``redis+cluster://host:port[,host:port...]`` or ``rediss+cluster://...``.
         options: Connection options for Redis (ignored by ``memory://``).
         name: A registered name for the Redis connection's supervisor (ignored by ``memory://``).
         observer: Told about the Redis connection's events (ignored by ``memory://``).
 
     Yields:
-        A ``MemoryBroker`` or a ``RedisPubSub``.
+        A ``MemoryBroker``, a ``RedisPubSub`` or a ``ClusterPubSub``.
 
     Raises:
         RedisUrlError: The URL's scheme is none of these, or a Redis URL is malformed (a
@@ -77,6 +82,11 @@ async def open_broker(
     if scheme == MEMORY_SCHEME:
         async with open_memory_broker(memory_broker_name(url)) as broker:
             yield broker
+    elif is_cluster_url(url):
+        async with open_cluster_pubsub(
+            system, url, options=options, name=name, observer=observer
+        ) as cluster:
+            yield cluster
     elif scheme in REDIS_SCHEMES:
         async with open_redis_pubsub(
             system, url, options=options, name=name, observer=observer
@@ -87,5 +97,5 @@ async def open_broker(
         shown = f"{scheme}://" if scheme else "a URL without a scheme"
         raise RedisUrlError(
             f"unsupported broker URL ({shown}): use memory://, memory://NAME, redis://, "
-            "rediss:// or unix://"
+            "rediss://, unix://, redis+cluster:// or rediss+cluster://"
         )

@@ -101,6 +101,15 @@ class RedisPubSub:
         """
         return await self.hub.publish(channel, payload)
 
+    async def spublish(self, channel: bytes | str, payload: bytes | str) -> int:
+        """Publish a payload once to a shard channel (``SPUBLISH``); returns the receivers.
+
+        Raises:
+            RedisConnectionError: As ``publish``.
+            RedisConfigurationError: The connection stopped for good.
+        """
+        return await self.hub.spublish(channel, payload)
+
     def connection(self) -> RedisConnection:
         """The current connection for other commands (changes on every reconnect).
 

@@ -65,10 +65,12 @@ class SubscriptionSpec:
     counters: SubscriptionCounters = attrs.field(factory=SubscriptionCounters)
     on_gap: Callable[[ConnectionLost | Resubscribed], Awaitable[object]] | None = None
     observer: SubscriptionObserver | None = None
+    sharded: bool = False
+    """Whether ``name`` is a shard channel (``SSUBSCRIBE``)."""
 
     @property
     def label(self) -> str:
-        kind = "pattern" if self.pattern else "channel"
+        kind = "pattern" if self.pattern else "shard channel" if self.sharded else "channel"
         return f"{kind} {self.name.decode(errors='replace')!r}"
 
 

@@ -39,7 +39,13 @@ from actors.redis._connection import (
     open_redis_connection,
 )
 from actors.redis._failures import failure_cause
-from actors.redis._pubsub import DEFAULT_ACK_TIMEOUT, HubObserver, PubSubHub, PubSubStatistics
+from actors.redis._pubsub import (
+    DEFAULT_ACK_TIMEOUT,
+    HandOver,
+    HubObserver,
+    PubSubHub,
+    PubSubStatistics,
+)
 from actors.redis._resp import (
     MAX_FEED_SIZE,
     Argument,
@@ -49,6 +55,7 @@ from actors.redis._resp import (
     is_push,
     reply_error,
 )
+from actors.redis._routing import command_key
 from actors.redis._slots import HASH_SLOTS, key_slot
 from actors.redis._subscriptions import (
     ConnectionLost,
@@ -75,6 +82,7 @@ __all__ = [
     "ConnectionLost",
     "Connector",
     "Frame",
+    "HandOver",
     "HubObserver",
     "Kind",
     "MessageSink",
@@ -110,6 +118,7 @@ __all__ = [
     "SubscriptionStatistics",
     "SubscriptionTable",
     "Transport",
+    "command_key",
     "encode_command",
     "failure_cause",
     "is_cluster_url",

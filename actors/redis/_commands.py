@@ -122,6 +122,21 @@ class RedisCommands:
         """
         return int(await self.execute("PUBLISH", channel, message))
 
+    async def spublish(self, channel: str | bytes, message: str | bytes) -> int:
+        """Publish a message to a shard channel (``SPUBLISH``, Redis 7).
+
+        On a cluster it must go to the master that owns the channel's hash slot (others answer
+        ``MOVED``); only ``SSUBSCRIBE`` subscribers receive it, never pattern subscriptions.
+
+        Args:
+            channel: The shard channel.
+            message: The payload.
+
+        Returns:
+            How many clients of this node hold the shard channel.
+        """
+        return int(await self.execute("SPUBLISH", channel, message))
+
     async def pubsub_channels(self, pattern: str | None = None) -> list[str]:
         """List the channels with at least one subscriber (pattern subscriptions not counted).
 
@@ -143,6 +158,18 @@ class RedisCommands:
             Each channel's subscriber count, zero included.
         """
         reply = await self.execute("PUBSUB", "NUMSUB", *channels)
+        return {_text(channel): int(count) for channel, count in _pairs(reply)}
+
+    async def pubsub_shardnumsub(self, *channels: str | bytes) -> dict[str, int]:
+        """Count the subscribers of shard channels on this node (``PUBSUB SHARDNUMSUB``).
+
+        Args:
+            *channels: The shard channels.
+
+        Returns:
+            Each shard channel's subscriber count, zero included.
+        """
+        reply = await self.execute("PUBSUB", "SHARDNUMSUB", *channels)
         return {_text(channel): int(count) for channel, count in _pairs(reply)}
 
     async def pubsub_numpat(self) -> int:

@@ -69,6 +69,7 @@ class _Waiter:
 
 
 _FENCE: Final = encode_command(b"PING")
+_ASKING: Final = encode_command(b"ASKING")
 
 
 class RedisConnection(RedisCommands):
@@ -192,6 +193,39 @@ class RedisConnection(RedisCommands):
             )
         waiter = _Waiter()
         self._queue(encode_command(*args))
+        self._pending.append(waiter)
+        try:
+            await waiter.event.wait()
+        except BaseException:
+            waiter.abandoned = True
+            raise
+        reply = waiter.reply
+        if isinstance(reply, RedisError):
+            raise reply
+        return reply
+
+    async def execute_asking(self, *args: Argument) -> Any:
+        """Send ``ASKING`` and one command in the same write, and return the command's reply.
+
+        What a cluster node's ``ASK`` redirection asks for: the node importing a slot serves a
+        command of that slot only right after ``ASKING`` on the same connection. Both go out
+        together, so no other task's command can come between them.
+
+        Raises:
+            As ``execute``.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if self._state is RedisConnectionState.CLOSED:
+            await trio.lowlevel.checkpoint()
+            raise self._closed_error()
+        if self._subscriber_mode:
+            await trio.lowlevel.checkpoint()
+            raise RedisError("this RESP2 connection is in subscriber mode")
+        asking = _Waiter()
+        asking.abandoned = True  # its OK is not wanted; a refusal shows in the command's reply
+        waiter = _Waiter()
+        self._queue(_ASKING + encode_command(*args))
+        self._pending.append(asking)
         self._pending.append(waiter)
         try:
             await waiter.event.wait()

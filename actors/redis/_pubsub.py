@@ -33,6 +33,7 @@ from actors.redis._slots import key_slot
 from actors.redis._subscriptions import (
     ConnectionLost,
     Kind,
+    MessageSink,
     RedisMessage,
     Resubscribed,
     SubscriptionEvent,
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
 
     from actors.redis._connection import RedisConnection
-    from actors.redis._subscriptions import MessageSink, SubscriptionStatistics
+    from actors.redis._subscriptions import SubscriptionStatistics
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +107,16 @@ class PubSubStatistics:
     """Every subscription in the table, in the order they were made."""
 
 
+@attrs.frozen
+class HandOver:
+    """A subscription on its way from one hub to another (see ``PubSubHub.hand_over``)."""
+
+    sinks: tuple[MessageSink, ...]
+    """Its local sinks, in order."""
+    gap_start: float
+    """When its gap began, on trio's clock."""
+
+
 class HubObserver:
     """Hooks the hub calls where connection events happen, for metrics of the layer above.
 
@@ -155,6 +166,13 @@ class PubSubHub:
             channels, allow it (or a pattern covering it); if Redis refuses it, the probe falls
             back to PING alone.
         observer: Told about attachments, losses, gaps and a failure for good.
+        not_served: For a cluster client: called, instead of subscribing again on this
+            connection, with ``(kind, name, error)`` when the server ended a subscription on
+            its own (``error`` None: a shard channel's slot moved away) or when subscribing
+            again, or replaying a shard channel, met ``MOVED``/``ASK``/``CLUSTERDOWN``/``TRYAGAIN``
+            (``error`` says which). The subscription stays in the table, its gap open, until the
+            caller moves it to its new owner's hub (``hand_over``, ``take_over``). Called from
+            the reader: it must be quick and must not raise.
     """
 
     def __init__(
@@ -163,6 +181,7 @@ class PubSubHub:
         ack_timeout: float = DEFAULT_ACK_TIMEOUT,
         probe_channel: bytes | None = None,
         observer: HubObserver | None = None,
+        not_served: Callable[[Kind, bytes, RedisReplyError | None], object] | None = None,
     ) -> None:
         self.table = SubscriptionTable(
             on_acknowledgement=self._acknowledged,
@@ -175,6 +194,7 @@ class PubSubHub:
         self.push_many = self.table.route_many
         self.ack_timeout = ack_timeout
         self.observer = observer or _NO_OBSERVER
+        self._not_served = not_served
         self._commands: RedisConnection | None = None
         self._subscriber: RedisConnection | None = None
         self._ready = False
@@ -226,9 +246,13 @@ class PubSubHub:
         self._subscriber = subscriber if subscriber is not None else commands
         self.table.mark_unacknowledged()
         for kind in Kind:
+            # A cluster client moves a shard channel its node does not serve (any more).
+            moving = self._not_served is not None and kind is Kind.SHARD
             for batch in replay_batches(kind, self.table.names(kind)):
                 self._subscriber.send_subscription_command(
-                    kind.subscribe_command, *batch, on_error=self._refusal_handler(kind, batch)
+                    kind.subscribe_command,
+                    *batch,
+                    on_error=self._refusal_handler(kind, batch, resubscribing=moving),
                 )
         await self._wait_acknowledged(lambda: self.table.unacknowledged() == 0, "the replay")
         self._ready = True
@@ -384,11 +408,78 @@ class PubSubHub:
         """The server ended a subscription we hold (a shard channel's slot moved): subscribe
         again on the current connection; its acknowledgement ends the subscription's gap.
 
-        With one server that is the right place. A cluster client routes it to the slot's new
-        owner instead.
+        With one server that is the right place. A cluster client (``not_served``) routes it to
+        the slot's new owner instead.
         """
-        if self._subscriber is not None:
+        if self._not_served is not None:
+            if name != self.probe_channel:
+                self._not_served(kind, name, None)
+            return
+        self.resubscribe(kind, name)
+
+    def resubscribe(self, kind: Kind, name: bytes) -> None:
+        """Send the subscribe command for a subscription in the table again, on the current
+        connection (nothing while none is attached: the next replay does it). Its
+        acknowledgement ends the subscription's gap; ``MOVED`` and the like leave it open."""
+        if self._subscriber is not None and self.table.get(kind, name) is not None:
             # If the connection just broke, the replay on the next one subscribes again.
+            with contextlib.suppress(RedisConnectionError):
+                self._subscriber.send_subscription_command(
+                    kind.subscribe_command,
+                    name,
+                    on_error=self._refusal_handler(kind, [name], resubscribing=True),
+                )
+
+    def hand_over(self, kind: Kind, name: bytes) -> HandOver | None:
+        """Take a subscription out of this hub, sinks and gap, to move it to another hub.
+
+        For a cluster client whose slot map says the name is served elsewhere now. If the
+        subscription was still active here, its sinks are told its gap begins now
+        (``ConnectionLost`` naming it) and the unsubscribe command goes out; a subscription the
+        server ended, or one cut off by a lost connection, keeps the start of its gap.
+
+        Returns:
+            What ``take_over`` needs, or None if the hub holds no such subscription.
+        """
+        row = self.table.get(kind, name)
+        if row is None:
+            return None
+        sinks = tuple(row.sinks)
+        if row.gap_start is not None:
+            gap_start = row.gap_start
+        elif self._gap_start is not None:  # the connection's gap: its sinks were told
+            gap_start = self._gap_start
+        else:
+            gap_start = trio.current_time()
+            reason = f"the {kind.value} subscription moves to another node"
+            lost = ConnectionLost(at=gap_start, reason=reason, kind=kind, name=name)
+            for sink in dict.fromkeys(sinks):
+                try:
+                    sink.deliver(lost)
+                except Exception:
+                    logger.debug("a sink refused %r", lost)
+        acknowledged = row.acknowledged
+        for sink in sinks:
+            self.table.remove(kind, name, sink)
+        if acknowledged:
+            self._released(kind, name)
+        self._acknowledged()  # a replay waiting for this row waits no more
+        return HandOver(sinks=sinks, gap_start=gap_start)
+
+    def take_over(self, kind: Kind, name: bytes, moved: HandOver) -> None:
+        """Add a subscription another hub handed over, and subscribe it here (now if a
+        connection is attached, else in the next replay). Its gap stays open until this server
+        acknowledges it; then its sinks receive ``Resubscribed`` naming it, with the gap's
+        start from the other hub."""
+        first = False
+        for sink in moved.sinks:
+            first = self.table.add(kind, name, sink) or first
+        row = self.table.get(kind, name)
+        if row is None:
+            return
+        if row.gap_start is None:
+            row.gap_start = moved.gap_start
+        if first and self._subscriber is not None:
             with contextlib.suppress(RedisConnectionError):
                 self._subscriber.send_subscription_command(
                     kind.subscribe_command,
@@ -408,6 +499,10 @@ class PubSubHub:
         self, kind: Kind, names: list[bytes], *, resubscribing: bool = False
     ) -> Callable[[RedisReplyError], None]:
         def refused(error: RedisReplyError) -> None:
+            if resubscribing and error.code in _NOT_SERVED_HERE and self._not_served is not None:
+                for name in names:
+                    self._not_served(kind, name, error)
+                return
             if resubscribing and error.code in _NOT_SERVED_HERE:
                 # The slot is not served here (yet): no refusal of the name. The subscription
                 # stays in the table, its gap open, until a replay subscribes it again.
@@ -481,6 +576,15 @@ class PubSubHub:
             RedisConfigurationError: The connection stopped for good.
         """
         return await self.connection().publish(channel, payload)
+
+    async def spublish(self, channel: bytes | str, payload: bytes | str) -> int:
+        """``SPUBLISH`` on the attached connection; returns the number of receivers.
+
+        Raises:
+            RedisConnectionError: As ``publish``.
+            RedisConfigurationError: The connection stopped for good.
+        """
+        return await self.connection().spublish(channel, payload)
 
     # -- liveness --------------------------------------------------------------------------------
 

@@ -100,6 +100,13 @@ async def numsub(broker: Broker, *names: str) -> dict[str, int]:
     return await broker.connection().pubsub_numsub(*names)
 
 
+async def shardnumsub(broker: Broker, *names: str) -> dict[str, int]:
+    if isinstance(broker, MemoryBroker):
+        return await broker.pubsub_shardnumsub(*names)
+    assert isinstance(broker, RedisPubSub)
+    return await broker.connection().pubsub_shardnumsub(*names)
+
+
 async def numpat(broker: Broker) -> int:
     if isinstance(broker, MemoryBroker):
         return await broker.pubsub_numpat()
@@ -249,6 +256,43 @@ async def test_each_client_counts_once(system: ActorSystem, broker_url: str) -> 
                 key=repr,
             )
             assert len(await drain(first, second, two)) == 3
+
+
+async def test_shard_channels_are_a_namespace_of_their_own(
+    system: ActorSystem, broker_url: str
+) -> None:
+    """SPUBLISH reaches SSUBSCRIBE subscribers only; PUBLISH never reaches them; no pattern
+    matches a shard channel; each client counts once, as ``PUBSUB SHARDNUMSUB`` says."""
+    with trio.fail_after(TIMEOUT):
+        async with connect(system, broker_url) as first, connect(system, broker_url) as second:
+            shard, plain, pattern, other = Inbox(), Inbox(), Inbox(), Inbox()
+            handle = await first.ssubscribe("{room}.news", shard.sink)
+            await first.ssubscribe(b"{room}.news", Inbox().sink)
+            await first.subscribe("{room}.news", plain.sink)
+            await first.psubscribe("{room}*", pattern.sink)
+            await second.ssubscribe("{room}.news", other.sink)
+            assert await first.spublish("{room}.news", b"sharded") == 2
+            assert await first.publish("{room}.news", b"plain") == 2  # the channel, the pattern
+            assert await second.spublish("{room}.other", b"nobody") == 0
+            assert await shardnumsub(first, "{room}.news", "{room}.other") == {
+                "{room}.news": 2,
+                "{room}.other": 0,
+            }
+            assert await numsub(first, "{room}.news") == {"{room}.news": 1}
+            assert summary(await drain(first, first, shard)) == [
+                ("shard", None, b"{room}.news", b"sharded")
+            ]
+            assert summary(await drain(first, first, plain)) == [
+                ("channel", None, b"{room}.news", b"plain")
+            ]
+            assert summary(await drain(first, first, pattern)) == [
+                ("pattern", b"{room}*", b"{room}.news", b"plain")
+            ]
+            assert summary(await drain(first, second, other)) == [
+                ("shard", None, b"{room}.news", b"sharded")
+            ]
+            await handle.close()  # one local sink is left: the name stays
+            assert await shardnumsub(second, "{room}.news") == {"{room}.news": 2}
 
 
 async def script(broker: Broker) -> list[object]:

@@ -194,6 +194,32 @@ async def test_chat_service_joins_a_room_channel(pubsub: PubSub) -> None:
         await pubsub.subscribe("chat:*", handle_chat)
 
 
+async def test_a_sharded_publish_reaches_only_sharded_subscribers(pubsub: PubSub) -> None:
+    sharded, plain = Inbox(), Inbox()
+
+    class RoomSubscriber:
+        @subscription("{room:7}.chat", sharded=True)
+        async def handle(self, message: Event) -> None:
+            sharded.add(("decorated", message.name))
+
+    async def handle_sharded(message: Event) -> None:
+        sharded.add(("direct", message.name))
+
+    async def handle_plain(message: Event) -> None:
+        plain.add(message.name)
+
+    handles = await pubsub.register(RoomSubscriber())
+    handles.append(await pubsub.subscribe("{room:7}.chat", handle_sharded, sharded=True))
+    await pubsub.subscribe("{room:7}.chat", handle_plain)
+    assert [handle.statistics().sharded for handle in handles] == [True, True]
+    assert await pubsub.publish("{room:7}.chat", Event(name="sharded"), sharded=True) == 1
+    assert await pubsub.publish("{room:7}.chat", Event(name="plain")) == 1
+    assert sorted(await sharded.wait_for(2)) == [("decorated", "sharded"), ("direct", "sharded")]
+    assert await plain.wait_for(1) == ["plain"]
+    with pytest.raises(ValueError, match="pattern or sharded"):
+        subscription("x*", pattern=True, sharded=True)
+
+
 async def test_live_updates_are_dispatched_by_type(pubsub: PubSub) -> None:
     inbox = Inbox()
 

@@ -73,7 +73,9 @@ async def test_the_next_joiner_of_a_room_never_sees_a_member_who_went(
             leaves.append((trio.current_time(), diff))
 
     async with gateway_on(system, "memory://") as gateway:
-        await gateway.pubsub.subscribe(presence_channel("r1"), record, message_type=PresenceDiff, sharded=True)
+        await gateway.pubsub.subscribe(
+            presence_channel("r1"), record, message_type=PresenceDiff, sharded=True
+        )
         async with connected_in_memory(gateway, "ada") as ada:
             await ada.send(type="join", room="r1")
             await ada.expect("joined", room="r1")

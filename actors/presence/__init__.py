@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from actors.presence._messages import (
     PRESENCE_CHANNEL,
+    PRESENCE_SHARDED,
     PresenceDiff,
     PresenceJoin,
     PresenceLeave,
@@ -42,6 +43,7 @@ __all__ = [
     "DEFAULT_SWEEP_INTERVAL",
     "DEFAULT_TTL",
     "PRESENCE_CHANNEL",
+    "PRESENCE_SHARDED",
     "JoinResult",
     "MemoryPresenceStore",
     "Metadata",

@@ -27,7 +27,12 @@ import attrs
 import trio
 
 from actors._errors import ActorCrashedError, ActorsError, ActorStoppedError
-from actors.presence._messages import PresenceDiff, PresenceJoin, PresenceLeave
+from actors.presence._messages import (
+    PRESENCE_SHARDED,
+    PresenceDiff,
+    PresenceJoin,
+    PresenceLeave,
+)
 from actors.presence._view import PresenceView
 from actors.redis import Resubscribed
 from actors.runtime import Ask
@@ -205,7 +210,11 @@ class _Incarnation:
 
         # Subscribed first, then the snapshot: no diff falls between the two.
         subscription = await self.config.pubsub.subscribe(
-            self.config.channel, on_diff, message_type=PresenceDiff, on_gap=on_gap
+            self.config.channel,
+            on_diff,
+            message_type=PresenceDiff,
+            on_gap=on_gap,
+            sharded=PRESENCE_SHARDED,
         )
         try:
             await self.recover()
@@ -396,7 +405,9 @@ class _Incarnation:
     async def publish(self, diff: PresenceDiff) -> None:
         """Apply a diff of this tracker's own, publish it, and settle its connection."""
         self.apply(diff)
-        await self.config.pubsub.publish(self.config.channel, diff, group="presence:*")
+        await self.config.pubsub.publish(
+            self.config.channel, diff, group="presence:*", sharded=PRESENCE_SHARDED
+        )
         self.ledger.unsettled.pop((diff.user_id, diff.connection_id), None)
 
     # --- the local view ------------------------------------------------------------------
@@ -547,6 +558,8 @@ async def sweep_when_windows_end(
         try:
             for removal in await config.store.expire(config.scope):
                 diff = leave_diff(config.scope, removal, expired=not removal.left)
-                await config.pubsub.publish(config.channel, diff, group="presence:*")
+                await config.pubsub.publish(
+                    config.channel, diff, group="presence:*", sharded=PRESENCE_SHARDED
+                )
         except ActorsError as error:
             logger.warning("presence sweep of %r failed: %s", config.scope, error)

@@ -1,4 +1,4 @@
-"""The presence diffs published on ``presence:{scope}``."""
+"""The presence diffs published on the shard channel ``presence:{scope}`` (the scope in braces)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,20 @@ import attrs
 from actors.messages import Message, channel_name, check_scope, message_type
 
 PRESENCE_CHANNEL: Final = "presence:{scope}"
+PRESENCE_SHARDED: Final = True
+"""Presence diffs travel on shard channels (``SPUBLISH``/``SSUBSCRIBE``): on a cluster a scope's
+diffs stay on the master that owns its slot, where its keys are; subscribe to
+``presence_channel(scope)`` with ``sharded=True`` to watch them."""
 
 
 def presence_channel(scope: str) -> str:
-    """The channel a scope's diffs go out on, ``presence:{scope}``.
+    """The shard channel a scope's diffs go out on, ``presence:{scope}`` with the scope as its
+    hash tag (``presence:{lobby}``): the slot of the scope's keys (``presence_keys``).
 
     Raises:
         InvalidIdentifierError: The scope breaks the rule of presence scopes.
     """
-    return channel_name(PRESENCE_CHANNEL, scope=check_scope(scope))
+    return channel_name(PRESENCE_CHANNEL, scope=check_scope(scope), hash_tag="scope")
 
 
 @message_type("presence.join")

@@ -48,7 +48,9 @@ async def test_grace_window_on_memory(
         open_presence_tracker(one, "g", store=store, settings=GRACE) as a,
         open_presence_tracker(two, "g", store=store, settings=GRACE) as b,
     ):
-        await watcher.subscribe(presence_channel("g"), record, message_type=PresenceDiff)
+        await watcher.subscribe(
+            presence_channel("g"), record, message_type=PresenceDiff, sharded=True
+        )
         assert await a.join("ada", "phone")
         await trio.testing.wait_all_tasks_blocked()
         assert _user_flips(seen) == ["online ada"]
@@ -168,7 +170,9 @@ async def test_a_closed_tracker_publishes_the_leave_it_owes_when_the_window_ends
         open_pubsub(system, "memory://presence-grace-owed") as watcher,
         open_pubsub(system, "memory://presence-grace-owed") as pubsub,
     ):
-        await watcher.subscribe(presence_channel("g"), record, message_type=PresenceDiff)
+        await watcher.subscribe(
+            presence_channel("g"), record, message_type=PresenceDiff, sharded=True
+        )
         async with open_presence_tracker(pubsub, "g", store=store, settings=GRACE) as a:
             await a.join("ada", "tab")
             await a.join("bob", "tab")

@@ -107,7 +107,9 @@ async def test_a_dead_process_gives_exactly_one_leave_per_user(
         open_presence_tracker(one, "s", store=store, settings=FAST) as b,
         open_presence_tracker(two, "s", store=store, settings=FAST) as c,
     ):
-        await watcher.subscribe(presence_channel("s"), record, message_type=PresenceDiff)
+        await watcher.subscribe(
+            presence_channel("s"), record, message_type=PresenceDiff, sharded=True
+        )
         async with (
             open_pubsub(system, "memory://presence-d") as doomed,
             open_presence_tracker(doomed, "s", store=store, settings=dying) as a,

@@ -114,7 +114,9 @@ async def test_a_dead_process_gives_exactly_one_leave_per_user_on_redis(
         open_presence_tracker(two, "room-r3", settings=FAST) as c,
     ):
         assert isinstance(watcher.broker, RedisPubSub)
-        await watcher.subscribe(presence_channel("room-r3"), record, message_type=PresenceDiff)
+        await watcher.subscribe(
+            presence_channel("room-r3"), record, message_type=PresenceDiff, sharded=True
+        )
         async with (
             open_pubsub(system, presence_redis) as doomed,
             open_presence_tracker(doomed, "room-r3", settings=dying) as a,
@@ -152,7 +154,9 @@ async def test_grace_window_on_redis(system: ActorSystem, presence_redis: str) -
         open_presence_tracker(one, "room-r4", settings=grace) as a,
         open_presence_tracker(two, "room-r4", settings=grace) as b,
     ):
-        await watcher.subscribe(presence_channel("room-r4"), record, message_type=PresenceDiff)
+        await watcher.subscribe(
+            presence_channel("room-r4"), record, message_type=PresenceDiff, sharded=True
+        )
         assert await a.join("ada", "phone")
         await _until(lambda: _online_is({"ada"}, b))
         await _until(lambda: len(seen) == 1)
@@ -204,7 +208,9 @@ async def test_trackers_started_within_a_grace_window_on_redis(
         open_pubsub(system, presence_redis) as one,
         open_pubsub(system, presence_redis) as two,
     ):
-        await watcher.subscribe(presence_channel("room-r6"), record, message_type=PresenceDiff)
+        await watcher.subscribe(
+            presence_channel("room-r6"), record, message_type=PresenceDiff, sharded=True
+        )
         async with open_presence_tracker(one, "room-r6", settings=grace) as old:
             await old.join("ada", "phone")
             assert await old.leave("ada", "phone")
@@ -251,7 +257,9 @@ async def test_a_killed_process_gives_exactly_one_leave_per_user(
         open_pubsub(system, presence_redis) as pubsub,
         open_presence_tracker(pubsub, scope, settings=settings) as tracker,
     ):
-        await watcher.subscribe(presence_channel(scope), record, message_type=PresenceDiff)
+        await watcher.subscribe(
+            presence_channel(scope), record, message_type=PresenceDiff, sharded=True
+        )
         child = await trio.lowlevel.open_process(
             [sys.executable, str(WORKER), presence_redis, scope], stdout=subprocess.PIPE
         )

@@ -4,7 +4,8 @@ Every fenced ``yaml`` block must parse (a block may hold several ``---`` documen
 values must match our users' guide (Redis "7.2", the channels ``notifications``, ``presence``
 and ``events.*``, 1 CPU / 2Gi requested and 2 CPU / 4Gi at most); the server's Deployment must
 run ``python -m actors serve``, probe ``/health`` on its container port, and be scraped by
-Prometheus on ``/metrics``.
+Prometheus on ``/metrics``. The cluster variant has six cluster-enabled nodes, a Job that makes
+3 masters with a replica each, and a ``redis+cluster://`` URL that parses with seeds among them.
 """
 
 from __future__ import annotations
@@ -104,11 +105,20 @@ def test_redis_helm_values_match_the_users_guide() -> None:
     assert redis["resources"] == REDIS_RESOURCES
 
 
+def named(kind: str, name: str) -> list[dict[str, Any]]:
+    """The manifests of ``kind`` labelled ``app.kubernetes.io/name: name``."""
+    return [
+        document
+        for document in manifests(kind)
+        if document["metadata"].get("labels", {}).get("app.kubernetes.io/name") == name
+    ]
+
+
 def test_plain_redis_manifests_match_the_values() -> None:
     workloads = [
         workload
         for kind in ("StatefulSet", "Deployment")
-        for workload in manifests(kind)
+        for workload in named(kind, "redis")
         if any(container["image"] == "redis:7.2" for container in containers(workload))
     ]
     assert len(workloads) == 1, "expected one Redis workload with the image redis:7.2"
@@ -124,7 +134,7 @@ def test_plain_redis_manifests_match_the_values() -> None:
     secrets = {document["metadata"]["name"] for document in manifests("Secret")}
     assert password[0]["name"] in secrets
     config = "\n".join(
-        str(text) for document in manifests("ConfigMap") for text in document["data"].values()
+        str(text) for document in named("ConfigMap", "redis") for text in document["data"].values()
     )
     assert 'notify-keyspace-events ""' in config.splitlines()
     assert "client-output-buffer-limit pubsub 32mb 8mb 60" in config.splitlines()
@@ -183,3 +193,44 @@ def test_the_ingress_keeps_websockets_open() -> None:
     assert annotations["nginx.ingress.kubernetes.io/proxy-send-timeout"] == "3600"
     paths = {path["path"] for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]}
     assert "/ws" in paths
+
+
+def test_the_cluster_variant_has_three_masters_with_a_replica_each() -> None:
+    (nodes,) = named("StatefulSet", "redis-cluster")
+    assert nodes["spec"]["replicas"] == 6
+    (redis,) = containers(nodes)
+    assert redis["image"] == "redis:7.2"
+    assert redis["resources"] == REDIS_RESOURCES
+    assert {port["containerPort"] for port in redis["ports"]} == {6379, 16379}
+    assert "$(REDIS_PASSWORD)" in redis["args"]
+    assert "--masterauth" in redis["args"]
+    (config,) = named("ConfigMap", "redis-cluster")
+    lines = str(config["data"]["redis.conf"]).splitlines()
+    assert "cluster-enabled yes" in lines
+    assert "cluster-preferred-endpoint-type hostname" in lines
+    (service,) = named("Service", "redis-cluster")
+    assert service["spec"]["clusterIP"] == "None"
+    (job,) = named("Job", "redis-cluster")
+    (create,) = containers(job)
+    line = command_line(create)
+    assert "--cluster create" in line
+    assert "--cluster-replicas 1" in line
+
+
+def test_the_cluster_variant_gives_the_server_a_cluster_url() -> None:
+    from actors.redis import ClusterSettings
+
+    urls = [
+        str(secret["stringData"]["REDIS_URL"])
+        for secret in named("Secret", "actors-gateway")
+        if "REDIS_URL" in secret.get("stringData", {})
+    ]
+    assert len(urls) == 2, urls
+    (cluster_url,) = [url for url in urls if url.startswith("redis+cluster://")]
+    settings = ClusterSettings.from_url(cluster_url)
+    hosts = {host for host, _ in settings.seeds}
+    assert len(hosts) >= 2
+    assert all(host.endswith(".redis-cluster") for host in hosts)
+    # The server reads the URL from the Secret in both variants.
+    _, container = gateway_deployment()
+    assert "--redis-url=$(REDIS_URL)" in container["args"]

@@ -14,6 +14,7 @@ from actors.server.chat._history import (
 )
 from actors.server.chat._messages import (
     CHAT_CHANNEL,
+    CHAT_SHARDED,
     HISTORY_KEY,
     MAX_TEXT_LENGTH,
     ChatMessage,
@@ -32,6 +33,7 @@ from actors.server.chat._service import (
 
 __all__ = [
     "CHAT_CHANNEL",
+    "CHAT_SHARDED",
     "DEFAULT_BURST",
     "DEFAULT_HISTORY_SIZE",
     "DEFAULT_IDLE_TIMEOUT",

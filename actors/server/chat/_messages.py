@@ -11,13 +11,18 @@ from actors.server.chat._errors import InvalidChatMessageError
 
 CHAT_CHANNEL: Final = "chat:{room}"
 HISTORY_KEY: Final = "chat:{room}:history"
+CHAT_SHARDED: Final = True
+"""A room's messages travel on a shard channel (``SPUBLISH``/``SSUBSCRIBE``): on a cluster they
+stay on the master that owns the room's slot, where its history is; subscribe to
+``room_channel(room)`` with ``sharded=True`` to hear them."""
 MAX_TEXT_LENGTH: Final = 2000  # characters
 
 
 @message_type("chat.message")
 @attrs.frozen(kw_only=True)
 class ChatMessage(Message):
-    """One message said in a room, as published on ``chat:{room}`` and kept in its history."""
+    """One message said in a room, as published on ``chat:{room}`` (the room in braces, a shard
+    channel) and kept in its history."""
 
     room: str
     user_id: str
@@ -27,17 +32,19 @@ class ChatMessage(Message):
 
 
 def room_channel(room: str) -> str:
-    """The channel a room's messages go out on, ``chat:{room}``.
+    """The shard channel a room's messages go out on, ``chat:{room}`` with the room as its hash
+    tag (``chat:{lobby}``): the slot of the room's history.
 
     Raises:
         InvalidIdentifierError: The room name breaks the rule of room names.
     """
-    return channel_name(CHAT_CHANNEL, room=check_room_name(room))
+    return channel_name(CHAT_CHANNEL, room=check_room_name(room), hash_tag="room")
 
 
 def history_key(room: str) -> str:
-    """The Redis list holding a room's recent messages, ``chat:{room}:history``."""
-    return channel_name(HISTORY_KEY, room=check_room_name(room))
+    """The Redis list holding a room's recent messages, ``chat:{room}:history`` with the room as
+    its hash tag (``chat:{lobby}:history``)."""
+    return channel_name(HISTORY_KEY, room=check_room_name(room), hash_tag="room")
 
 
 def check_text(text: str, max_length: int = MAX_TEXT_LENGTH) -> str:

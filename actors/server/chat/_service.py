@@ -28,6 +28,7 @@ from actors.messages import check_user_id
 from actors.runtime import Actor
 from actors.server.chat._history import default_history_store
 from actors.server.chat._messages import (
+    CHAT_SHARDED,
     MAX_TEXT_LENGTH,
     ChatMessage,
     check_text,
@@ -142,7 +143,7 @@ class RoomActor(Actor):
             if isinstance(message, _Post):
                 await self.shared.store.append(message.message, self.shared.history_size)
                 return await self.shared.pubsub.publish(
-                    self.channel, message.message, group="chat:*"
+                    self.channel, message.message, group="chat:*", sharded=CHAT_SHARDED
                 )
             if isinstance(message, _History):
                 return await self.shared.store.recent(self.room, message.limit)
@@ -237,7 +238,7 @@ class ChatService:
     ) -> SubscriptionHandle:
         """Call ``handler`` for every message published in a room (by any process)."""
         return await self._shared.pubsub.subscribe(
-            room_channel(room), handler, message_type=ChatMessage
+            room_channel(room), handler, message_type=ChatMessage, sharded=CHAT_SHARDED
         )
 
     async def _call(self, room: str, request: object) -> object:

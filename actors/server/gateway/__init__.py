@@ -16,7 +16,12 @@ from actors.server.gateway._gateway import (
     open_gateway,
 )
 from actors.server.gateway._protocol import ProtocolError, check_room, parse_client_frame
-from actors.server.gateway._rooms import TypingNotice, typing_channel
+from actors.server.gateway._rooms import (
+    TYPING_CHANNEL,
+    TYPING_SHARDED,
+    TypingNotice,
+    typing_channel,
+)
 from actors.server.gateway._server import run_server, secret_from
 from actors.server.gateway._session import Session
 from actors.server.gateway._tokens import (
@@ -30,6 +35,8 @@ __all__ = [
     "DEFAULT_ROOMS",
     "DEFAULT_TOKEN_TTL",
     "GLOBAL_SCOPE",
+    "TYPING_CHANNEL",
+    "TYPING_SHARDED",
     "Gateway",
     "GatewayMetrics",
     "GatewaySettings",

@@ -37,6 +37,7 @@ from actors.server.gateway._presence_batch import (
     run_presence_batcher,
 )
 from actors.server.gateway._rooms import (
+    TYPING_SHARDED,
     Attach,
     Attached,
     Detach,
@@ -312,7 +313,10 @@ class Gateway:
     async def publish_typing(self, room: str, user_id: str) -> None:
         """Tell every server that ``user_id`` is typing in ``room`` (best effort, not stored)."""
         await self.pubsub.publish(
-            typing_channel(room), TypingNotice(room=room, user_id=user_id), group="typing:*"
+            typing_channel(room),
+            TypingNotice(room=room, user_id=user_id),
+            group="typing:*",
+            sharded=TYPING_SHARDED,
         )
 
     # --- live updates --------------------------------------------------------------------

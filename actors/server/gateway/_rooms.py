@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 TYPING_CHANNEL: Final = "typing:{room}"
+TYPING_SHARDED: Final = True
+"""Typing notices travel on shard channels, as a room's messages do (see ``CHAT_SHARDED``)."""
 
 
 @message_type("chat.typing")
@@ -45,8 +47,9 @@ class TypingNotice(Message):
 
 
 def typing_channel(room: str) -> str:
-    """``typing:{room}``, with the room validated."""
-    return channel_name(TYPING_CHANNEL, room=room)
+    """``typing:{room}`` with the room validated and as its hash tag (``typing:{lobby}``): a
+    shard channel in the room's slot."""
+    return channel_name(TYPING_CHANNEL, room=room, hash_tag="room")
 
 
 @attrs.frozen
@@ -120,7 +123,10 @@ async def run_room_hub(context: ActorContext, gateway: Gateway, room: str) -> No
             messages = await gateway.chat.subscribe(room, hub.on_message)
             stack.push_async_callback(messages.close)
             typing = await gateway.pubsub.subscribe(
-                typing_channel(room), hub.on_typing, message_type=TypingNotice
+                typing_channel(room),
+                hub.on_typing,
+                message_type=TypingNotice,
+                sharded=TYPING_SHARDED,
             )
             stack.push_async_callback(typing.close)
             async for request in context:

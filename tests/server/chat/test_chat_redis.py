@@ -17,6 +17,7 @@ from actors.server.chat import (
     RedisHistoryStore,
     history_key,
     open_chat_service,
+    room_channel,
 )
 from actors.testing import RedisServer
 
@@ -40,7 +41,7 @@ async def test_history_is_a_capped_redis_list(system: ActorSystem, chat_redis: s
         broker = one.broker
         assert isinstance(broker, RedisPubSub)
         key = history_key("capped")
-        assert key == "chat:capped:history"
+        assert key == "chat:{capped}:history"
         assert await broker.connection().execute("LLEN", key) == 5
         # Another process (here, another service on another connection) sees the same history.
         history = await second.history("capped")
@@ -68,7 +69,9 @@ async def test_messages_reach_a_subscriber_on_another_connection(
         open_pubsub(system, chat_redis) as listener,
         open_chat_service(system, sender, rate=FAST) as chat,
     ):
-        handle = await listener.subscribe("chat:delivery", on_message, message_type=ChatMessage)
+        handle = await listener.subscribe(
+            room_channel("delivery"), on_message, message_type=ChatMessage, sharded=True
+        )
         try:
             sent = [await chat.send("delivery", "ada", f"hello {index}") for index in range(3)]
             with trio.fail_after(5):

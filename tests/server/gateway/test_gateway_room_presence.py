@@ -73,7 +73,9 @@ async def test_the_next_joiner_of_a_room_never_sees_a_member_who_went(
             leaves.append((trio.current_time(), diff))
 
     async with gateway_on(system, "memory://") as gateway:
-        await gateway.pubsub.subscribe(presence_channel("r1"), record, message_type=PresenceDiff)
+        await gateway.pubsub.subscribe(
+            presence_channel("r1"), record, message_type=PresenceDiff, sharded=True
+        )
         async with connected_in_memory(gateway, "ada") as ada:
             await ada.send(type="join", room="r1")
             await ada.expect("joined", room="r1")
@@ -148,7 +150,7 @@ async def test_a_joiner_on_another_server_never_sees_a_member_who_went_on_redis(
         running_gateway(system, module_redis_url, settings) as two,
     ):
         await one.gateway.pubsub.subscribe(
-            presence_channel("r9"), record, message_type=PresenceDiff
+            presence_channel("r9"), record, message_type=PresenceDiff, sharded=True
         )
         async with connected(one, "ada") as ada:
             await ada.send(type="join", room="r9")

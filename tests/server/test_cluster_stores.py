@@ -77,9 +77,9 @@ def rooms_by_master(cluster: RedisCluster, prefix: str) -> dict[RedisClusterNode
 
 
 def room_names(room: str) -> list[str]:
-    """Every key and channel of a room: its messages, typing, history and presence."""
+    """Every key and shard channel of a room: typing, history and presence (its messages go
+    on the guide's classic channel, which is in no slot)."""
     return [
-        room_channel(room),
         typing_channel(room),
         history_key(room),
         presence_channel(room),
@@ -95,7 +95,7 @@ def test_every_key_and_channel_of_a_room_or_scope_is_in_the_slot_of_its_name(roo
 
 
 def test_the_names_carry_the_room_in_braces() -> None:
-    assert room_channel("lobby") == "chat:{lobby}"
+    assert room_channel("lobby") == "chat:lobby"  # the integration guide's, classic
     assert typing_channel("lobby") == "typing:{lobby}"
     assert history_key("lobby") == "chat:{lobby}:history"
     assert presence_channel("lobby") == "presence:{lobby}"

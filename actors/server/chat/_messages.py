@@ -11,18 +11,18 @@ from actors.server.chat._errors import InvalidChatMessageError
 
 CHAT_CHANNEL: Final = "chat:{room}"
 HISTORY_KEY: Final = "chat:{room}:history"
-CHAT_SHARDED: Final = True
-"""A room's messages travel on a shard channel (``SPUBLISH``/``SSUBSCRIBE``): on a cluster they
-stay on the master that owns the room's slot, where its history is; subscribe to
-``room_channel(room)`` with ``sharded=True`` to hear them."""
+CHAT_SHARDED: Final = False
+"""A room's messages travel on the classic channel the integration guide's ``ChatService``
+uses (``chat:$roomId``), so services written from the guide keep talking to our rooms. On a
+cluster a classic channel reaches every node (a room's traffic is not kept in one shard, unlike
+its typing notices and presence diffs); its history key still carries the room as hash tag."""
 MAX_TEXT_LENGTH: Final = 2000  # characters
 
 
 @message_type("chat.message")
 @attrs.frozen(kw_only=True)
 class ChatMessage(Message):
-    """One message said in a room, as published on ``chat:{room}`` (the room in braces, a shard
-    channel) and kept in its history."""
+    """One message said in a room, as published on ``chat:{room}`` and kept in its history."""
 
     room: str
     user_id: str
@@ -32,13 +32,13 @@ class ChatMessage(Message):
 
 
 def room_channel(room: str) -> str:
-    """The shard channel a room's messages go out on, ``chat:{room}`` with the room as its hash
-    tag (``chat:{lobby}``): the slot of the room's history.
+    """The channel a room's messages go out on, ``chat:{room}`` (``chat:lobby``): a classic
+    channel, the integration guide's name.
 
     Raises:
         InvalidIdentifierError: The room name breaks the rule of room names.
     """
-    return channel_name(CHAT_CHANNEL, room=check_room_name(room), hash_tag="room")
+    return channel_name(CHAT_CHANNEL, room=check_room_name(room))
 
 
 def history_key(room: str) -> str:

@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 TYPING_CHANNEL: Final = "typing:{room}"
 TYPING_SHARDED: Final = True
-"""Typing notices travel on shard channels, as a room's messages do (see ``CHAT_SHARDED``)."""
+"""Typing notices travel on shard channels: on a cluster they stay in the room's shard."""
 
 
 @message_type("chat.typing")

@@ -117,7 +117,7 @@ async def test_send_publishes_on_the_room_channel(system: ActorSystem) -> None:
         finally:
             await handle.close()
         assert received == [sent]
-        assert room_channel("lobby") == "chat:{lobby}"
+        assert room_channel("lobby") == "chat:lobby"
 
 
 @pytest.mark.parametrize("room", ["*", "a b", "", "lobby*", "x" * 65, "caf\u00e9", "a:b", "a@b"])

@@ -70,7 +70,7 @@ async def test_messages_reach_a_subscriber_on_another_connection(
         open_chat_service(system, sender, rate=FAST) as chat,
     ):
         handle = await listener.subscribe(
-            room_channel("delivery"), on_message, message_type=ChatMessage, sharded=True
+            room_channel("delivery"), on_message, message_type=ChatMessage
         )
         try:
             sent = [await chat.send("delivery", "ada", f"hello {index}") for index in range(3)]

@@ -16,7 +16,8 @@ from server_process import ServerProcess, server_process
 from test_gateway_processes import PRESENCE, _client, _presence
 
 from actors.redis import key_slot
-from actors.server.chat import history_key, room_channel
+from actors.server.chat import history_key
+from actors.server.gateway import typing_channel
 from actors.testing import RedisCluster, RedisClusterNode
 
 TIMEOUT = 30.0
@@ -100,9 +101,9 @@ async def test_two_processes_share_rooms_of_every_master_and_presence_on_a_clust
                     await bob.send(type="typing", room=room)
                     typing = await ada.expect("typing")
                     assert (typing["room"], typing["user_id"]) == (room, "bob")
-                    # The room's history and channel are on the master that owns its slot.
+                    # The room's history and typing channel are on the master of its slot.
                     assert master.command("LLEN", history_key(room)) == 1
-                    channel = room_channel(room)
+                    channel = typing_channel(room)
                     assert master.command("PUBSUB", "SHARDNUMSUB", channel) == [
                         channel.encode(),
                         2,

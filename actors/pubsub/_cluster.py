@@ -30,6 +30,7 @@ import attrs
 import trio
 
 from actors._errors import (
+    ActorsError,
     ActorShutdown,
     RedisConfigurationError,
     RedisConnectionError,
@@ -70,6 +71,7 @@ REFRESH_JITTER: Final = 0.2  # ± fraction of the periodic refresh interval
 MAX_REDIRECTS: Final = 3  # MOVED/ASK redirections one command or subscribe follows
 TOPOLOGY_CHILD_ID: Final = "cluster-topology"
 CLASSIC_CHILD_ID: Final = "cluster-classic"
+SERVER_CHECK_TIMEOUT: Final = 1.0  # seconds each node may take to answer the server check
 
 Address = tuple[str, int]
 
@@ -704,13 +706,52 @@ class ClusterPubSub:
         if self._map is None or not self.classic_hub.connected:
             reason = self.last_refresh_error or self.classic_hub.last_error or "connecting"
             return {"connection": HealthCheck.down(**detail, reason=f"not connected: {reason}")}
+        server = await self._server_check()
         if not self._healthy():
             return {
                 "connection": HealthCheck.degraded(
                     **detail, reason="a node is down, or subscriptions wait for their new owner"
-                )
+                ),
+                "server": server,
             }
-        return {"connection": HealthCheck.up(**detail)}
+        return {"connection": HealthCheck.up(**detail), "server": server}
+
+    async def _server_check(self) -> HealthCheck:
+        """``server``: ``PUBSUB SHARDNUMSUB`` on each connected node for the shard channels our
+        connection to it holds acknowledged, its probe's included; one that counts no subscriber
+        is missing (other
+        clients only add to the counts). Each node answers within ``SERVER_CHECK_TIMEOUT``."""
+        nodes: dict[str, dict[str, object]] = {}
+        missing_anywhere = False
+        for node in list(self._nodes.values()):
+            names = [
+                row.name
+                for row in node.hub.table.rows()
+                if row.kind is Kind.SHARD and row.acknowledged
+            ]
+            if not names or not node.hub.connected:
+                continue
+            detail: dict[str, object] = {"shard_channels": len(names)}
+            with trio.move_on_after(SERVER_CHECK_TIMEOUT) as scope:
+                try:
+                    counts = await node.hub.connection().pubsub_shardnumsub(*names)
+                except ActorsError as error:
+                    detail["error"] = str(error)
+                    counts = None
+            if scope.cancelled_caught:
+                detail["error"] = f"no answer within {SERVER_CHECK_TIMEOUT} s"
+            elif counts is not None:
+                missing = sorted(name for name, count in counts.items() if not count)
+                detail["without_subscriber"] = missing[:20]
+                missing_anywhere = missing_anywhere or bool(missing)
+            nodes[node.label] = detail
+        if any("error" in detail for detail in nodes.values()):
+            return HealthCheck.degraded(nodes=nodes, reason="a node did not answer")
+        if missing_anywhere:
+            return HealthCheck.degraded(
+                nodes=nodes, reason="a node lacks some of our shard subscriptions"
+            )
+        return HealthCheck.up(nodes=nodes)
 
     def command_connection(self) -> Callable[[], Awaitable[RedisCommands]]:
         """Stores keep their state in the cluster: their commands are routed by key slot (a

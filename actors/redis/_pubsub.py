@@ -82,6 +82,15 @@ def replay_batches(kind: Kind, names: list[bytes]) -> Iterator[list[bytes]]:
             yield group[start : start + REPLAY_BATCH]
 
 
+def _unsubscribe_refused(error: RedisReplyError) -> None:
+    """An unsubscribe the server refused: ``MOVED`` and the like when a cluster node serves
+    the slot no more (nothing to give up there), an error otherwise."""
+    if error.code in _NOT_SERVED_HERE:
+        logger.info("unsubscribing met %s: the node serves the slot no more", error)
+    else:
+        logger.error("Redis refused an unsubscribe command: %s", error)
+
+
 @attrs.frozen(kw_only=True)
 class PubSubStatistics:
     """A snapshot of the hub: connection, liveness and every subscription."""
@@ -448,7 +457,9 @@ class PubSubHub:
         if self._subscriber is not None:
             # If the connection just broke, the next replay simply leaves the name out.
             with contextlib.suppress(RedisConnectionError):
-                self._subscriber.send_subscription_command(kind.unsubscribe_command, name)
+                self._subscriber.send_subscription_command(
+                    kind.unsubscribe_command, name, on_error=_unsubscribe_refused
+                )
                 self.table.unsubscribe_sent(kind, name)
 
     def _server_unsubscribed(self, kind: Kind, name: bytes) -> None:

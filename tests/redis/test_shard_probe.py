@@ -95,7 +95,7 @@ async def test_a_sunsubscribe_of_the_probe_channel_is_a_topology_event_then_a_re
         # The topology's refresh re-homes it on a slot the node still serves.
         hub.rehome_probe(NEW)
         await trio.testing.wait_all_tasks_blocked()
-        assert not hub.probe_displaced
+        assert not hub.statistics().probe_displaced
         assert (server.shard_numsub(OLD), server.shard_numsub(NEW)) == (0, 1)
         assert await hub.probe(3.0) == 0.0
         (connection,) = server.connections

@@ -30,6 +30,7 @@ import attrs
 import trio
 
 from actors._errors import (
+    ActorsError,
     ActorShutdown,
     RedisConfigurationError,
     RedisConnectionError,
@@ -38,6 +39,7 @@ from actors._errors import (
     RedisTimeoutError,
 )
 from actors.observability import HealthCheck
+from actors.pubsub._cluster_probe import probe_channel_for
 from actors.pubsub._connection_actor import ConnectionOptions, run_connection
 from actors.pubsub._redis import _BlockObserver
 from actors.redis import (
@@ -50,6 +52,7 @@ from actors.redis import (
     command_key,
     key_slot,
     open_redis_connection,
+    unique_probe_channel,
 )
 from actors.supervision import ChildSpec, Restart, SupervisorSpec, open_supervisor
 
@@ -68,6 +71,7 @@ REFRESH_JITTER: Final = 0.2  # ± fraction of the periodic refresh interval
 MAX_REDIRECTS: Final = 3  # MOVED/ASK redirections one command or subscribe follows
 TOPOLOGY_CHILD_ID: Final = "cluster-topology"
 CLASSIC_CHILD_ID: Final = "cluster-classic"
+SERVER_CHECK_TIMEOUT: Final = 1.0  # seconds each node may take to answer the server check
 
 Address = tuple[str, int]
 
@@ -165,6 +169,12 @@ class _Node:
     address: Address
     hub: PubSubHub
     child_id: str
+    probe_prefix: bytes
+
+    def shard_names(self) -> list[bytes]:
+        """The shard channels subscribed on this node, but for its probe's."""
+        probe = self.hub.probe_channel
+        return [name for name in self.hub.table.names(Kind.SHARD) if name != probe]
 
     @property
     def label(self) -> str:
@@ -198,6 +208,8 @@ class ClusterPubSub:
         self._supervisor: Supervisor | None = None
         self._supervisor_set = trio.Event()
         self._pinned: Address | None = None
+        self._repin = trio.CancelScope()
+        self._repins = 0
         self._refreshes = 0
         self._failed_refreshes = 0
         self._moves = 0
@@ -337,36 +349,53 @@ class ClusterPubSub:
     async def _apply(self) -> None:
         slot_map = self._map
         assert slot_map is not None
-        # The masters that serve slots: a failed master replaced by its replica stays in the
-        # map for a while, as a master without slots.
-        masters = list(
-            dict.fromkeys(
-                master.address
-                for index in sorted(set(slot_map.owners) - {-1})
-                if (master := slot_map.shards[index].master) is not None
-            )
-        )
-        for address in masters:
+        replicas = self.settings.replica_subscriptions
+        # The masters that serve slots (a failed master replaced by its replica stays in the
+        # map for a while, as a master without slots), and with ``replica_subscriptions`` the
+        # replica of each shard that carries its subscriptions.
+        masters: dict[Address, None] = {}
+        subscribers: dict[Address, None] = {}
+        for index in sorted(set(slot_map.owners) - {-1}):
+            shard = slot_map.shards[index]
+            if shard.master is None:
+                continue
+            masters[shard.master.address] = None
+            first = next(shard.slots(), None)
+            subscriber = None if first is None else slot_map.subscriber_of(first, replicas=replicas)
+            if subscriber is not None:
+                subscribers[subscriber.address] = None
+        for address in [*masters, *subscribers]:
             await self._ensure_node(address)
         self._rehome(slot_map)
+        self._rehome_probes(slot_map)
         for address, node in list(self._nodes.items()):
-            if address not in masters and not node.hub.table.names(Kind.SHARD):
+            if address not in masters and address not in subscribers and not node.shard_names():
                 await self._stop_node(node)
+        pinned = self._pinned
+        online = {master.address for master in slot_map.masters() if master.online}
+        if pinned is not None and (pinned not in masters or pinned not in online):
+            logger.info("the pinned node %s:%d serves no slots now: re-pinning", *pinned)
+            self._repin.cancel()
+
+    def _subscriber_of(self, slot_map: SlotMap, slot: int) -> Address | None:
+        node = slot_map.subscriber_of(slot, replicas=self.settings.replica_subscriptions)
+        return None if node is None else node.address
 
     def _rehome(self, slot_map: SlotMap) -> None:
-        """Move every shard subscription to its slot's owner; subscribe again, once per
-        refresh, one the server ended on a node that still owns its slot."""
+        """Move every shard subscription to its slot's subscriber node (the owner, or its
+        replica); subscribe again, once per refresh, one the server ended on a node that still
+        serves its slot."""
         for node in list(self._nodes.values()):
-            for name in node.hub.table.names(Kind.SHARD):
-                owner = slot_map.master_of(key_slot(name))
+            for name in node.shard_names():
+                owner = self._subscriber_of(slot_map, key_slot(name))
                 if owner is None:
                     continue
-                if owner.address == node.address:
+                if owner == node.address:
                     row = node.hub.table.get(Kind.SHARD, name)
                     if row is not None and row.gap_start is not None and node.hub.connected:
                         node.hub.resubscribe(Kind.SHARD, name)
                     continue
-                target = self._nodes.get(owner.address)
+                target = self._nodes.get(owner)
                 if target is None:
                     continue
                 moved = node.hub.hand_over(Kind.SHARD, name)
@@ -376,6 +405,22 @@ class ClusterPubSub:
                         "shard channel %r moves from %s to %s", name, node.label, target.label
                     )
                     target.hub.take_over(Kind.SHARD, name, moved)
+
+    def _rehome_probes(self, slot_map: SlotMap) -> None:
+        """Give each node's probe a shard channel of a slot it serves now: a new one if its
+        slots changed, the same one subscribed again if the server ended it meanwhile."""
+        for node in self._nodes.values():
+            hub = node.hub
+            channel = probe_channel_for(
+                node.probe_prefix, slot_map.slots_of(node.address), current=hub.probe_channel
+            )
+            if channel != hub.probe_channel:
+                logger.info("the probe of %s moves to %r", node.label, channel)
+                hub.rehome_probe(channel)
+                continue
+            row = hub.table.get(Kind.SHARD, channel)
+            if row is not None and not row.acknowledged and hub.connected:
+                hub.resubscribe(Kind.SHARD, channel)
 
     def _healthy(self) -> bool:
         slot_map = self._map
@@ -394,15 +439,27 @@ class ClusterPubSub:
         node = self._nodes.get(address)
         if node is not None:
             return node
-        probe = self.options.probe_channel
+        host, port = address
+        base = self.options.probe_channel
+        prefix = (unique_probe_channel() if base is None else base) + f":{host}:{port}:".encode()
+        slots = self._map.slots_of(address) if self._map is not None else frozenset[int]()
+
+        async def publish_probe(channel: bytes, token: bytes) -> None:
+            await self._publish_probe(address, channel, token)
+
         hub = PubSubHub(
             ack_timeout=self.options.ack_timeout,
-            probe_channel=None if probe is None else probe + f":{address[0]}:{address[1]}".encode(),
+            probe_channel=probe_channel_for(prefix, slots),
+            probe_kind=Kind.SHARD,
+            probe_publish=publish_probe,
             observer=self._node_observer,
             not_served=lambda kind, name, error: self._not_served(address, kind, name, error),
         )
         node = self._nodes[address] = _Node(
-            address=address, hub=hub, child_id=f"cluster-node:{address[0]}:{address[1]}"
+            address=address,
+            hub=hub,
+            child_id=f"cluster-node:{host}:{port}",
+            probe_prefix=prefix,
         )
         await self._supervisor_set.wait()
         assert self._supervisor is not None
@@ -419,6 +476,20 @@ class ClusterPubSub:
         )
         return node
 
+    async def _publish_probe(self, address: Address, channel: bytes, token: bytes) -> None:
+        """A node's probe: ``SPUBLISH`` on its own connection while the map says it is the
+        channel's master (``MOVED`` there is a topology event for its hub), else on the
+        master's (a replica's probe: the master's message must reach the replica)."""
+        slot_map = self._map
+        owner = None if slot_map is None else slot_map.master_of(key_slot(channel))
+        node = self._nodes.get(address)
+        if node is None:
+            raise RedisConnectionError(f"the cluster node {address[0]}:{address[1]} was left")
+        if owner is None or owner.address == address:
+            await node.hub.connection().spublish(channel, token)
+            return
+        await self._routed(channel, ("SPUBLISH", channel, token))
+
     async def _stop_node(self, node: _Node) -> None:
         logger.info("the cluster node %s is no master any more: disconnecting", node.label)
         del self._nodes[node.address]
@@ -434,6 +505,14 @@ class ClusterPubSub:
             raise RedisConnectionError(f"no master serves the hash slot {key_slot(key)} now")
         return await self._ensure_node(owner.address)
 
+    async def _subscriber_node(self, key: bytes, bound: float) -> _Node:
+        slot_map = await self._wait_map(bound)
+        address = self._subscriber_of(slot_map, key_slot(key))
+        if address is None:
+            self.request_refresh()
+            raise RedisConnectionError(f"no master serves the hash slot {key_slot(key)} now")
+        return await self._ensure_node(address)
+
     def _hub_holding(self, kind: Kind, name: bytes, sink: MessageSink) -> PubSubHub:
         if kind is Kind.SHARD:
             for node in self._nodes.values():
@@ -448,19 +527,24 @@ class ClusterPubSub:
         return self._pinned
 
     async def run_classic(self, context: ActorContext) -> None:
-        """The classic connection actor's body: pin a node, then serve the classic hub on it."""
-        slot_map = await self._wait_map(self.options.reconnect_wait)
-        owner = slot_map.master_of(0)
-        online = [master for master in slot_map.masters() if master.online]
-        if owner is not None and owner.online:
-            self._pinned = owner.address
-        elif online:
-            self._pinned = online[0].address
-        else:
-            self._pinned = self.settings.seeds[0]
-        await run_connection(
-            context, self.classic_hub, self.settings.for_node(*self._pinned), self.options
-        )
+        """The classic connection actor's body: pin a node, then serve the classic hub on it;
+        pin again when a refresh finds the pinned node serving no slots."""
+        while True:
+            slot_map = await self._wait_map(self.options.reconnect_wait)
+            owner = slot_map.master_of(0)
+            online = [master for master in slot_map.masters() if master.online]
+            if owner is not None and owner.online:
+                self._pinned = owner.address
+            elif online:
+                self._pinned = online[0].address
+            else:
+                self._pinned = self.settings.seeds[0]
+            self._repin = trio.CancelScope()
+            with self._repin:
+                await run_connection(
+                    context, self.classic_hub, self.settings.for_node(*self._pinned), self.options
+                )
+            self._repins += 1
 
     # -- the broker interface --------------------------------------------------------------------
 
@@ -493,9 +577,17 @@ class ClusterPubSub:
             raise ValueError("a channel name must not be empty")
         failure: RedisRedirectError | None = None
         for _ in range(MAX_REDIRECTS + 1):
-            node = await self._node_of(name, self.options.ack_timeout)
+            node = await self._subscriber_node(name, self.options.ack_timeout)
             try:
-                await node.hub.subscribe(Kind.SHARD, name, sink)
+                here = await node.hub.subscribe(Kind.SHARD, name, sink)
+                # A refresh handed it over to its new owner meanwhile: wait for that one.
+                for _ in range(MAX_REDIRECTS):
+                    if here:
+                        break
+                    holder = self._hub_holding(Kind.SHARD, name, sink)
+                    if holder is self.classic_hub:
+                        raise RedisConnectionError(f"the subscription to {name!r} was lost")
+                    here = await holder.wait_subscribed(Kind.SHARD, name, sink)
             except RedisRedirectError as error:
                 failure = error
                 self._redirected(node.address, error)
@@ -614,13 +706,52 @@ class ClusterPubSub:
         if self._map is None or not self.classic_hub.connected:
             reason = self.last_refresh_error or self.classic_hub.last_error or "connecting"
             return {"connection": HealthCheck.down(**detail, reason=f"not connected: {reason}")}
+        server = await self._server_check()
         if not self._healthy():
             return {
                 "connection": HealthCheck.degraded(
                     **detail, reason="a node is down, or subscriptions wait for their new owner"
-                )
+                ),
+                "server": server,
             }
-        return {"connection": HealthCheck.up(**detail)}
+        return {"connection": HealthCheck.up(**detail), "server": server}
+
+    async def _server_check(self) -> HealthCheck:
+        """``server``: ``PUBSUB SHARDNUMSUB`` on each connected node for the shard channels our
+        connection to it holds acknowledged, its probe's included; one that counts no subscriber
+        is missing (other
+        clients only add to the counts). Each node answers within ``SERVER_CHECK_TIMEOUT``."""
+        nodes: dict[str, dict[str, object]] = {}
+        missing_anywhere = False
+        for node in list(self._nodes.values()):
+            names = [
+                row.name
+                for row in node.hub.table.rows()
+                if row.kind is Kind.SHARD and row.acknowledged
+            ]
+            if not names or not node.hub.connected:
+                continue
+            detail: dict[str, object] = {"shard_channels": len(names)}
+            with trio.move_on_after(SERVER_CHECK_TIMEOUT) as scope:
+                try:
+                    counts = await node.hub.connection().pubsub_shardnumsub(*names)
+                except ActorsError as error:
+                    detail["error"] = str(error)
+                    counts = None
+            if scope.cancelled_caught:
+                detail["error"] = f"no answer within {SERVER_CHECK_TIMEOUT} s"
+            elif counts is not None:
+                missing = sorted(name for name, count in counts.items() if not count)
+                detail["without_subscriber"] = missing[:20]
+                missing_anywhere = missing_anywhere or bool(missing)
+            nodes[node.label] = detail
+        if any("error" in detail for detail in nodes.values()):
+            return HealthCheck.degraded(nodes=nodes, reason="a node did not answer")
+        if missing_anywhere:
+            return HealthCheck.degraded(
+                nodes=nodes, reason="a node lacks some of our shard subscriptions"
+            )
+        return HealthCheck.up(nodes=nodes)
 
     def command_connection(self) -> Callable[[], Awaitable[RedisCommands]]:
         """Stores keep their state in the cluster: their commands are routed by key slot (a

@@ -45,6 +45,7 @@ from actors.redis._pubsub import (
     HubObserver,
     PubSubHub,
     PubSubStatistics,
+    unique_probe_channel,
 )
 from actors.redis._resp import (
     MAX_FEED_SIZE,
@@ -129,4 +130,5 @@ __all__ = [
     "parse_info",
     "redact_url",
     "reply_error",
+    "unique_probe_channel",
 ]

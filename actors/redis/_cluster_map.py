@@ -121,6 +121,32 @@ class SlotMap:
         """Every shard's master, in the order of ``shards``."""
         return [shard.master for shard in self.shards if shard.master is not None]
 
+    def subscriber_of(self, slot: int, *, replicas: bool = False) -> ClusterNode | None:
+        """The node that carries the shard subscriptions of ``slot``: its master, or with
+        ``replicas`` its shard's first online replica (by address, so every refresh picks the
+        same one) if it has any; None if no master serves the slot now."""
+        shard = self.shard_of(slot)
+        if shard is None or shard.master is None:
+            return None
+        if replicas:
+            online = sorted(
+                (replica for replica in shard.replicas if replica.online),
+                key=lambda replica: replica.address,
+            )
+            if online:
+                return online[0]
+        return shard.master
+
+    def slots_of(self, address: tuple[str, int]) -> frozenset[int]:
+        """The slots of the shard whose master or replica is at ``address`` (empty if none)."""
+        indexes = {
+            index
+            for index, shard in enumerate(self.shards)
+            if (shard.master is not None and shard.master.address == address)
+            or any(replica.address == address for replica in shard.replicas)
+        }
+        return frozenset(slot for slot, index in enumerate(self.owners) if index in indexes)
+
     def uncovered(self) -> int:
         """How many slots no online master serves (0 when the cluster is whole)."""
         return sum(

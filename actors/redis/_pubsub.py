@@ -41,7 +41,7 @@ from actors.redis._subscriptions import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Awaitable, Callable, Iterable, Iterator
 
     from actors.redis._connection import RedisConnection
     from actors.redis._subscriptions import SubscriptionStatistics
@@ -56,6 +56,12 @@ _NOT_SERVED_HERE: Final = frozenset({"MOVED", "ASK", "CLUSTERDOWN", "TRYAGAIN"})
 """Errors of a cluster node that does not serve a slot now: not a refusal of the name."""
 
 _hub_numbers = itertools.count(1)
+
+
+def unique_probe_channel(prefix: bytes = PROBE_CHANNEL_PREFIX) -> bytes:
+    """``prefix`` and a name unique to this process and call: a hub's own probe channel."""
+    unique = f"{socket.gethostname()}:{os.getpid()}:{next(_hub_numbers)}"
+    return prefix + unique.encode()
 
 
 def replay_batches(kind: Kind, names: list[bytes]) -> Iterator[list[bytes]]:
@@ -74,6 +80,15 @@ def replay_batches(kind: Kind, names: list[bytes]) -> Iterator[list[bytes]]:
     for group in groups:
         for start in range(0, len(group), REPLAY_BATCH):
             yield group[start : start + REPLAY_BATCH]
+
+
+def _unsubscribe_refused(error: RedisReplyError) -> None:
+    """An unsubscribe the server refused: ``MOVED`` and the like when a cluster node serves
+    the slot no more (nothing to give up there), an error otherwise."""
+    if error.code in _NOT_SERVED_HERE:
+        logger.info("unsubscribing met %s: the node serves the slot no more", error)
+    else:
+        logger.error("Redis refused an unsubscribe command: %s", error)
 
 
 @attrs.frozen(kw_only=True)
@@ -105,6 +120,11 @@ class PubSubStatistics:
     of that subscription alone."""
     subscriptions: tuple[SubscriptionStatistics, ...]
     """Every subscription in the table, in the order they were made."""
+    probe_channel: bytes | None = None
+    """The liveness probe's channel (a shard channel on a cluster node)."""
+    probe_displaced: bool = False
+    """Whether the server does not serve the probe's shard channel here now (its slot moved):
+    the probe proves the connection with PING alone until the channel is re-homed."""
 
 
 @attrs.frozen
@@ -173,6 +193,13 @@ class PubSubHub:
             (``error`` says which). The subscription stays in the table, its gap open, until the
             caller moves it to its new owner's hub (``hand_over``, ``take_over``). Called from
             the reader: it must be quick and must not raise.
+        probe_kind: ``Kind.CHANNEL`` (the default): the probe publishes and subscribes plainly.
+            ``Kind.SHARD``: with ``SPUBLISH``/``SSUBSCRIBE`` on a shard channel, which a cluster
+            client names so that its slot is one the node owns (``rehome_probe`` when that
+            changes): the probe then proves the node's own shard subscriptions.
+        probe_publish: Publishes the probe's token (``(channel, token)``) somewhere else than
+            on this connection: a replica's hub publishes on the shard's master, whose message
+            must reach the replica. None: on this connection.
     """
 
     def __init__(
@@ -182,6 +209,8 @@ class PubSubHub:
         probe_channel: bytes | None = None,
         observer: HubObserver | None = None,
         not_served: Callable[[Kind, bytes, RedisReplyError | None], object] | None = None,
+        probe_kind: Kind = Kind.CHANNEL,
+        probe_publish: Callable[[bytes, bytes], Awaitable[object]] | None = None,
     ) -> None:
         self.table = SubscriptionTable(
             on_acknowledgement=self._acknowledged,
@@ -213,16 +242,24 @@ class PubSubHub:
         self._probe_numbers = itertools.count(1)
         self._refusals: dict[tuple[Kind, bytes], RedisReplyError] = {}
         if probe_channel is None:
-            unique = f"{socket.gethostname()}:{os.getpid()}:{next(_hub_numbers)}"
-            probe_channel = PROBE_CHANNEL_PREFIX + unique.encode()
+            probe_channel = unique_probe_channel()
         self.probe_channel = probe_channel
+        self.probe_kind = probe_kind
+        self._probe_publish = probe_publish
+        # The server does not serve the probe's shard channel here now (its slot moved, or it
+        # answered MOVED): a topology event, for the cluster client to re-home the probe.
+        self._probe_displaced = False
+        self._probe_rehomed = trio.Event()
         self._probe_sink = _ProbeSink(self)
-        self.table.add(Kind.CHANNEL, self.probe_channel, self._probe_sink)
+        self.table.add(probe_kind, self.probe_channel, self._probe_sink)
 
     # -- the connection's side -------------------------------------------------------------------
 
     def _acknowledged(self) -> None:
         """Wake whoever waits for subscription acknowledgements."""
+        if self._probe_displaced:
+            row = self.table.get(self.probe_kind, self.probe_channel)
+            self._probe_displaced = row is None or not row.acknowledged
         self._acks.set()
         self._acks = trio.Event()
 
@@ -244,6 +281,7 @@ class PubSubHub:
         """
         self._commands = commands
         self._subscriber = subscriber if subscriber is not None else commands
+        self._probe_displaced = False
         self.table.mark_unacknowledged()
         for kind in Kind:
             # A cluster client moves a shard channel its node does not serve (any more).
@@ -352,8 +390,10 @@ class PubSubHub:
 
     # -- subscribers' side -----------------------------------------------------------------------
 
-    async def subscribe(self, kind: Kind, name: bytes, sink: MessageSink) -> None:
-        """Add a sink for a channel, pattern or shard channel; return once Redis confirmed it.
+    async def subscribe(self, kind: Kind, name: bytes, sink: MessageSink) -> bool:
+        """Add a sink for a channel, pattern or shard channel; return once Redis confirmed it
+        (True), or a cluster client handed it over to another hub meanwhile (False: see
+        ``wait_subscribed``).
 
         The first local sink of a name sends the subscribe command; later ones share it. While
         disconnected, the subscription waits for the next connection's replay.
@@ -376,9 +416,23 @@ class PubSubHub:
                 self._subscriber.send_subscription_command(
                     kind.subscribe_command, name, on_error=self._refusal_handler(kind, [name])
                 )
+        return await self.wait_subscribed(kind, name, sink)
+
+    async def wait_subscribed(self, kind: Kind, name: bytes, sink: MessageSink) -> bool:
+        """Wait until Redis confirmed ``sink``'s subscription in this hub, or it was handed over
+        to another hub (a cluster client moved it: ``hand_over``). Up to ``ack_timeout``.
+
+        Returns:
+            True if confirmed here, False if handed over (wait on the hub that took it).
+
+        Raises:
+            RedisTimeoutError: No acknowledgement within ``ack_timeout``; the sink was removed.
+            RedisReplyError: Redis refused the name; the sink was removed.
+            RedisConfigurationError: The connection stopped for good; the sink was removed.
+        """
         try:
             await self._wait_acknowledged(
-                lambda: self._is_settled(kind, name), f"subscribing to {name!r}"
+                lambda: self._is_settled(kind, name, sink), f"subscribing to {name!r}"
             )
             refusal = self._refusals.pop((kind, name), None)
             if refusal is not None:
@@ -386,6 +440,8 @@ class PubSubHub:
         except BaseException:
             self._remove(kind, name, sink)
             raise
+        row = self.table.get(kind, name)
+        return row is not None and sink in row.sinks
 
     async def unsubscribe(self, kind: Kind, name: bytes, sink: MessageSink) -> None:
         """Remove a sink; the last one leaving sends the unsubscribe command. A checkpoint."""
@@ -401,7 +457,9 @@ class PubSubHub:
         if self._subscriber is not None:
             # If the connection just broke, the next replay simply leaves the name out.
             with contextlib.suppress(RedisConnectionError):
-                self._subscriber.send_subscription_command(kind.unsubscribe_command, name)
+                self._subscriber.send_subscription_command(
+                    kind.unsubscribe_command, name, on_error=_unsubscribe_refused
+                )
                 self.table.unsubscribe_sent(kind, name)
 
     def _server_unsubscribed(self, kind: Kind, name: bytes) -> None:
@@ -412,10 +470,44 @@ class PubSubHub:
         the slot's new owner instead.
         """
         if self._not_served is not None:
-            if name != self.probe_channel:
-                self._not_served(kind, name, None)
+            if self._is_probe(kind, name):
+                self._probe_displaced = True
+                self._acks.set()  # a probe waiting for its subscription waits no more
+                self._acks = trio.Event()
+            self._not_served(kind, name, None)
             return
         self.resubscribe(kind, name)
+
+    @property
+    def probe_displaced(self) -> bool:
+        """Whether the server does not serve the probe's shard channel on this connection now
+        (a ``sunsubscribe`` or ``MOVED``), until it is re-homed or acknowledged again."""
+        return self._probe_displaced
+
+    def _is_probe(self, kind: Kind, name: bytes) -> bool:
+        return kind is self.probe_kind and name == self.probe_channel
+
+    def rehome_probe(self, channel: bytes) -> None:
+        """Move the probe to another channel of ``probe_kind`` (a cluster client: the node's
+        slots changed, and the old channel's slot is not the node's any more): unsubscribe the
+        old one, subscribe the new one. A probe in flight starts again on the new channel
+        within its own bound, so a re-home is never a dead verdict."""
+        if channel == self.probe_channel:
+            return
+        kind = self.probe_kind
+        self._remove(kind, self.probe_channel, self._probe_sink)
+        self.probe_channel = channel
+        self._probe_displaced = False
+        if self.table.add(kind, channel, self._probe_sink) and self._subscriber is not None:
+            with contextlib.suppress(RedisConnectionError):
+                self._subscriber.send_subscription_command(
+                    kind.subscribe_command,
+                    channel,
+                    on_error=self._refusal_handler(kind, [channel], resubscribing=True),
+                )
+        self._acknowledged()  # a replay waiting for the old channel waits no more
+        self._probe_rehomed.set()
+        self._probe_rehomed = trio.Event()
 
     def resubscribe(self, kind: Kind, name: bytes) -> None:
         """Send the subscribe command for a subscription in the table again, on the current
@@ -487,13 +579,13 @@ class PubSubHub:
                     on_error=self._refusal_handler(kind, [name], resubscribing=True),
                 )
 
-    def _is_settled(self, kind: Kind, name: bytes) -> bool:
-        """Acknowledged, or refused by Redis."""
+    def _is_settled(self, kind: Kind, name: bytes, sink: MessageSink) -> bool:
+        """Acknowledged, refused by Redis, or handed over to another hub."""
         self._raise_if_failed()
         if (kind, name) in self._refusals:
             return True
         row = self.table.get(kind, name)
-        return row is not None and row.acknowledged
+        return row is None or sink not in row.sinks or row.acknowledged
 
     def _refusal_handler(
         self, kind: Kind, names: list[bytes], *, resubscribing: bool = False
@@ -501,6 +593,10 @@ class PubSubHub:
         def refused(error: RedisReplyError) -> None:
             if resubscribing and error.code in _NOT_SERVED_HERE and self._not_served is not None:
                 for name in names:
+                    if self._is_probe(kind, name):
+                        self._probe_displaced = True
+                        self._acks.set()  # a probe waiting for its subscription waits no more
+                        self._acks = trio.Event()
                     self._not_served(kind, name, error)
                 return
             if resubscribing and error.code in _NOT_SERVED_HERE:
@@ -526,7 +622,12 @@ class PubSubHub:
                             on_error=self._refusal_handler(kind, [name]),
                         )
                 return
-            logger.error("Redis refused subscribing to %s %r: %s", kind.value, names, error)
+            if error.code in _NOT_SERVED_HERE and self._not_served is not None:
+                # A cluster's topology event (the caller refreshes and subscribes at the new
+                # owner), not a refusal of the name.
+                logger.info("subscribing to %s %r met %s", kind.value, names, error)
+            else:
+                logger.error("Redis refused subscribing to %s %r: %s", kind.value, names, error)
             for name in names:
                 self._refusals[(kind, name)] = error
                 row = self.table.get(kind, name)
@@ -591,6 +692,13 @@ class PubSubHub:
     async def probe(self, within: float) -> float:
         """Prove the connection alive: PING, then publish to our own probe channel and wait for it.
 
+        With ``probe_kind`` ``Kind.SHARD`` the probe uses ``SPUBLISH`` (through
+        ``probe_publish`` if given) and waits for the probe subscription's acknowledgement
+        first. A probe whose shard channel the server does not serve here (a ``sunsubscribe``
+        or ``MOVED``) is a topology event, reported through ``not_served``: the connection
+        answered its PING, so it is alive. A re-home (``rehome_probe``) in flight publishes
+        again on the new channel, within the same bound.
+
         Returns:
             The probe's round trip in seconds.
 
@@ -600,30 +708,67 @@ class PubSubHub:
         """
         connection = self.connection()
         started = trio.current_time()
-        if self.table.get(Kind.CHANNEL, self.probe_channel) is None:
-            # Redis refused the probe channel (ACL): an unanswered PING still exposes a deaf
-            # connection, though not a broken subscription path.
-            with trio.move_on_after(within) as scope:
-                await connection.ping()
-            if scope.cancelled_caught:
-                raise RedisTimeoutError(
-                    f"the liveness PING did not come back within {within} s", seconds=within
-                )
+        with trio.move_on_after(within) as scope:
+            await connection.ping()
+            while not await self._probe_round(connection):
+                pass
+        if scope.cancelled_caught:
+            probe_row = self.table.get(self.probe_kind, self.probe_channel)
+            what = "PING" if probe_row is None else "probe"
+            raise RedisTimeoutError(
+                f"the liveness {what} did not come back within {within} s", seconds=within
+            )
+        return trio.current_time() - started
+
+    async def _probe_round(self, connection: RedisConnection) -> bool:
+        """Publish one token on the probe channel and wait for it; False if the probe was
+        re-homed meanwhile (publish again)."""
+        kind = self.probe_kind
+        channel = self.probe_channel
+        rehomed = self._probe_rehomed
+        row = self.table.get(kind, channel)
+        if row is None or self._probe_displaced:
+            # Redis refused the probe channel (ACL), or a cluster moves it: the PING that
+            # came back exposes a deaf connection, though not a broken subscription path.
             self._last_probe = trio.current_time()
-            return self._last_probe - started
+            return True
+        if kind is Kind.SHARD:
+            while not row.acknowledged and not rehomed.is_set() and not self.probe_displaced:
+                await self._acks.wait()
+            if rehomed.is_set():
+                return False
+            if self.probe_displaced:
+                self._last_probe = trio.current_time()
+                return True
         token = str(next(self._probe_numbers)).encode()
         event = trio.Event()
         self._probe_token = token
         self._probe_event = event
-        with trio.move_on_after(within) as scope:
-            await connection.ping()
-            await connection.publish(self.probe_channel, token)
+        try:
+            if self._probe_publish is not None:
+                await self._probe_publish(channel, token)
+            elif kind is Kind.SHARD:
+                await connection.spublish(channel, token)
+            else:
+                await connection.publish(channel, token)
+        except RedisReplyError as error:
+            if error.code not in _NOT_SERVED_HERE or self._not_served is None:
+                raise
+            # The channel's slot is served elsewhere now: re-homing it is the topology's job.
+            self._probe_displaced = True
+            self._not_served(kind, channel, error)
+            self._last_probe = trio.current_time()
+            return True
+        async with trio.open_nursery() as nursery:
+
+            async def wait_rehomed() -> None:
+                await rehomed.wait()
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(wait_rehomed)
             await event.wait()
-        if scope.cancelled_caught:
-            raise RedisTimeoutError(
-                f"the liveness probe did not come back within {within} s", seconds=within
-            )
-        return trio.current_time() - started
+            nursery.cancel_scope.cancel()
+        return not rehomed.is_set() or event.is_set()
 
     def _probe_arrived(self, token: bytes) -> None:
         self._last_probe = trio.current_time()
@@ -656,4 +801,6 @@ class PubSubHub:
             unroutable=self.table.unroutable,
             server_unsubscribed=self.table.server_unsubscribed,
             subscriptions=self.table.statistics(hidden=self.probe_channel),
+            probe_channel=self.probe_channel,
+            probe_displaced=self._probe_displaced,
         )

@@ -15,6 +15,7 @@ import pytest
 import trio
 
 from actors import ActorSystem, Message, message_type
+from actors.observability import HealthStatus
 from actors.pubsub import (
     ClusterPubSub,
     ConnectionOptions,
@@ -257,3 +258,141 @@ async def test_commands_are_routed_by_key_slot_and_follow_ask(
             for node in (source, target):
                 node.command("CLUSTER", "SETSLOT", slot, "STABLE")
             target.command("FLUSHALL")
+
+
+def label(node: RedisClusterNode) -> str:
+    return f"{node.host}:{node.port}"
+
+
+async def test_each_node_probes_on_a_shard_channel_it_serves_re_homed_when_its_slot_moves(
+    cluster_pubsub: PubSub, redis_cluster: RedisCluster
+) -> None:
+    broker = broker_of(cluster_pubsub)
+    masters = redis_cluster.masters()
+    nodes = broker.statistics().nodes
+    for master in masters:
+        probe = nodes[label(master)].probe_channel
+        assert probe is not None
+        assert redis_cluster.master_of_slot(key_slot(probe)) is master
+        assert master.command("PUBSUB", "SHARDNUMSUB", probe) == [probe, 1]
+    source, target = masters[:2]
+    old = nodes[label(source)].probe_channel
+    assert old is not None
+    with trio.fail_after(TIMEOUT):
+        await redis_cluster.migrate_slot_async(key_slot(old), source, target)
+        while (new := broker.statistics().nodes[label(source)].probe_channel) == old:  # noqa: ASYNC110
+            await trio.sleep(0.02)
+        assert new is not None
+        assert redis_cluster.master_of_slot(key_slot(new)) is source
+        while source.command("PUBSUB", "SHARDNUMSUB", new) != [new, 1]:  # noqa: ASYNC110
+            await trio.sleep(0.02)
+        # Two probe periods (1 s interval, 1 s timeout) later: no dead verdict came of it.
+        await trio.sleep(2.5)
+    hub = broker.statistics().nodes[label(source)]
+    assert (hub.reconnects, hub.last_error, hub.probe_displaced) == (0, None, False)
+    assert source.command("PUBSUB", "SHARDNUMSUB", old) == [old, 0]
+    assert target.command("PUBSUB", "SHARDNUMSUB", old) == [old, 0]
+
+
+async def test_replica_subscriptions_recover_when_the_replica_moves_under_another_master(
+    actor_system: ActorSystem, redis_cluster: RedisCluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis 7.0 sends no push when a replica moves under another master (fixed in 7.4): its
+    shard subscriptions just stop receiving. Nothing else asks for a refresh here (an hour
+    between periodic ones): the per-node probe, whose ``SPUBLISH`` goes to the master and must
+    reach the replica, catches it, and the subscription recovers on its slot's new subscriber."""
+    url = cluster_url(redis_cluster) + "?replica_subscriptions=true&refresh_interval=3600"
+    by_master = channels_by_master(redis_cluster)
+    master, other = list(by_master)[:2]
+    name = by_master[master]
+    (replica,) = redis_cluster.replicas(master)
+    async with open_pubsub(actor_system, url, settings=SETTINGS) as pubsub:
+        broker = broker_of(pubsub)
+        try:
+            with trio.fail_after(TIMEOUT):
+                await broker.wait_connected()
+                notes, gaps = await subscribe_each(pubsub, [name])
+                # The master's count is of its own receivers: none, the replica has them.
+                assert await pubsub.publish(name, Note(text="one"), sharded=True) == 0
+                assert (await notes[name].wait_for(1))[0].text == "one"
+                assert replica.command("PUBSUB", "SHARDNUMSUB", name) == [name.encode(), 1]
+                assert master.command("PUBSUB", "SHARDNUMSUB", name) == [name.encode(), 0]
+                assert name.encode() in shard_table(broker)[label(replica)]
+                moved_at = trio.current_time()
+                assert replica.command("CLUSTER", "REPLICATE", other.node_id) == b"OK"
+                lost, back = await gaps[name].wait_for(2)
+                recovered = trio.current_time() - moved_at
+                assert isinstance(lost, ConnectionLost)
+                assert isinstance(back, Resubscribed)
+                assert back.name == name.encode()
+                await pubsub.publish(name, Note(text="two"), sharded=True)
+                assert [note.text for note in await notes[name].wait_for(2)] == ["one", "two"]
+            # The master's shard has no replica now: the subscription is on the master.
+            assert master.command("PUBSUB", "SHARDNUMSUB", name) == [name.encode(), 1]
+            # (The replica may still count it: Redis 7.0 answers its SUNSUBSCRIBE with MOVED
+            # unless the probe's verdict replaced the connection. It receives nothing there.)
+            assert name.encode() in shard_table(broker)[label(master)]
+            assert not [record for record in caplog.records if record.levelname == "ERROR"]
+            assert recovered < 8.0
+            health = await pubsub.health()
+            assert health.checks["server"].status is HealthStatus.UP
+        finally:
+            replica.command("CLUSTER", "REPLICATE", master.node_id)
+            await redis_cluster.wait_ok_async()
+
+
+async def test_the_server_check_asks_each_node_for_our_shard_subscriptions(
+    cluster_pubsub: PubSub, redis_cluster: RedisCluster
+) -> None:
+    broker = broker_of(cluster_pubsub)
+    by_master = channels_by_master(redis_cluster)
+    with trio.fail_after(TIMEOUT):
+        await subscribe_each(cluster_pubsub, list(by_master.values()))
+        statistics = broker.statistics()
+        server = (await broker.health_checks())["server"]
+        assert server.status is HealthStatus.UP, server
+        for master in by_master:
+            assert server.detail["nodes"][label(master)] == {
+                "shard_channels": 2,  # ours and the node's probe channel
+                "without_subscriber": [],
+            }
+        # A node that does not answer within a second degrades the check; health never
+        # changes what the statistics count.
+        victim = next(iter(by_master))
+        victim.command("CLIENT", "PAUSE", 1500, "ALL")
+        server = (await broker.health_checks())["server"]
+        assert server.status is HealthStatus.DEGRADED
+        assert server.detail["nodes"][label(victim)]["error"] == "no answer within 1.0 s"
+        after = broker.statistics()
+        # (The pause may cost a probe, and so a refresh: only those count.)
+        assert (after.moves, after.redirects) == (statistics.moves, statistics.redirects)
+
+
+async def test_the_pinned_node_re_pins_when_a_failover_takes_its_master_role(
+    cluster_pubsub: PubSub, redis_cluster: RedisCluster
+) -> None:
+    """A graceful failover keeps the old master's connection up (as a replica's): only the
+    refresh can tell the classic connection to move, a gap of classic subscriptions alone."""
+    broker = broker_of(cluster_pubsub)
+    pinned = redis_cluster.master_of_slot(0)
+    assert broker.pinned_node() == (pinned.host, pinned.port)
+    (replica,) = redis_cluster.replicas(pinned)
+    shard_name = next(
+        name for master, name in channels_by_master(redis_cluster).items() if master is not pinned
+    )
+    notes, gaps = Inbox(), Inbox()
+    with trio.fail_after(TIMEOUT):
+        await cluster_pubsub.subscribe("broadcast", notes, message_type=Note, on_gap=gaps)
+        _, shard_gaps = await subscribe_each(cluster_pubsub, [shard_name])
+        await redis_cluster.failover_async(replica)
+        try:
+            lost, back = await gaps.wait_for(2)
+            assert isinstance(lost, ConnectionLost)
+            assert isinstance(back, Resubscribed)
+            assert broker.pinned_node() == (replica.host, replica.port)
+            assert await cluster_pubsub.publish("broadcast", Note(text="after")) == 1
+            assert [note.text for note in await notes.wait_for(1)] == ["after"]
+            assert shard_gaps[shard_name].items == []
+        finally:
+            # The roles as they were, for the tests that follow.
+            await redis_cluster.failover_async(pinned)

@@ -315,15 +315,7 @@ class SubscriptionTable:
 
     def broadcast(self, event: ConnectionLost | Resubscribed) -> None:
         """Tell every sink of every subscription about a gap (each sink once)."""
-        told: set[int] = set()
-        for row in self.rows():
-            for sink in row.sinks:
-                if id(sink) not in told:
-                    told.add(id(sink))
-                    try:
-                        sink.deliver(event)
-                    except Exception:
-                        logger.debug("a sink refused %r", event)
+        _tell_once(self.rows(), event)
 
     def route_many(self, frames: list[list[object]]) -> None:
         """Route the push frames of one read, in order, as ``route`` would one by one, with
@@ -432,14 +424,7 @@ class SubscriptionTable:
 
     def _tell(self, row: Subscription, event: ConnectionLost | Resubscribed) -> None:
         """Tell each sink of one row about its gap, once."""
-        told: set[int] = set()
-        for sink in list(row.sinks):
-            if id(sink) not in told:
-                told.add(id(sink))
-                try:
-                    sink.deliver(event)
-                except Exception:
-                    logger.debug("a sink refused %r", event)
+        _tell_once([row], event)
 
     def _deliver(
         self,
@@ -502,3 +487,17 @@ class SubscriptionTable:
             logger.debug("a sink of %s %r is closed; removing it", row.kind.value, row.name)
             if self.remove(row.kind, row.name, sink) and self._on_released is not None:
                 self._on_released(row.kind, row.name)
+
+
+def _tell_once(rows: list[Subscription], event: ConnectionLost | Resubscribed) -> None:
+    """Deliver a gap event to each sink of ``rows``, once however many rows it is in; a sink
+    that refuses it (closed, or full) is skipped with a debug line: the gap reaches the rest."""
+    told: set[int] = set()
+    for row in rows:
+        for sink in list(row.sinks):
+            if id(sink) not in told:
+                told.add(id(sink))
+                try:
+                    sink.deliver(event)
+                except Exception:
+                    logger.debug("a sink refused %r", event)

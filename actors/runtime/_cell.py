@@ -43,7 +43,7 @@ from actors.runtime._exit import (
 )
 from actors.runtime._mailbox import Mailbox, MailboxConfig, MailboxStatistics, Overflow
 from actors.runtime._parking import WaitSlot
-from actors.runtime._ref import ActorRef
+from actors.runtime._ref import ActorRef, bind
 
 if TYPE_CHECKING:
     from actors.runtime._instrument import Instrument
@@ -175,6 +175,7 @@ class ActorCell:
 
     def __init__(
         self,
+        ref: ActorRef,
         system: ActorSystem,
         *,
         name: str | None,
@@ -188,8 +189,9 @@ class ActorCell:
         self.actor_id = next(_actor_ids)
         self.name = name
         self.system = system
+        self.ref = ref
         self.mailbox = Mailbox(mailbox, owner=self, report_drops=bool(instruments))
-        self.ref = ActorRef(self)
+        bind(ref, self)
         self.context = ActorContext(self)
         self._instruments = instruments
         self._names = names

@@ -37,9 +37,13 @@ class ActorRef:
     # tell is one call on the mailbox and not two hops.
     __slots__ = ("__weakref__", "_cell", "_mailbox")
 
-    def __init__(self, cell: ActorCell) -> None:
-        self._cell = cell
-        self._mailbox: Mailbox = cell.mailbox
+    _cell: ActorCell
+    _mailbox: Mailbox
+
+    # No __init__: ``new_cell`` makes the ref empty, before the cell, and the cell binds it
+    # (``bind``). The garbage collector walks objects in the order they were made, and a full
+    # collection is cheapest when each object comes after one that refers to it; the ref is
+    # what the rest of the program holds, so it goes first, then the cell, then the mailbox.
 
     @property
     def actor_id(self) -> int:
@@ -159,6 +163,12 @@ class ActorRef:
 
     def __repr__(self) -> str:
         return f"<ActorRef {self._cell.label} {self._cell.state.value}>"
+
+
+def bind(ref: ActorRef, cell: ActorCell) -> None:
+    """Make the empty ``ref`` the address of ``cell``; the cell does it as it is made."""
+    ref._cell = cell
+    ref._mailbox = cell.mailbox
 
 
 def cell_of(ref: ActorRef) -> ActorCell:

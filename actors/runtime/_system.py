@@ -15,13 +15,13 @@ from actors.runtime._actor import behavior_for
 from actors.runtime._cell import DEFAULT_SHUTDOWN_GRACE, ActorCell
 from actors.runtime._exit import Shutdown, log_exit
 from actors.runtime._mailbox import DEFAULT_MAILBOX, MailboxConfig
+from actors.runtime._ref import ActorRef
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 
     from actors.runtime._cell import Behavior, CellOwner
     from actors.runtime._instrument import Instrument
-    from actors.runtime._ref import ActorRef
 
 
 @attrs.frozen(kw_only=True)
@@ -178,7 +178,9 @@ def new_cell(
         shutdown = math.inf if behavior.is_supervisor else DEFAULT_SHUTDOWN_GRACE
     if shutdown < 0:
         raise ValueError(f"shutdown grace must not be negative: {shutdown}")
+    # The ref is made before its cell: see ``ActorRef``.
     cell = ActorCell(
+        ActorRef(),
         system,
         name=name,
         mailbox=mailbox,

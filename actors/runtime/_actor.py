@@ -42,7 +42,15 @@ class Actor:
                 return None
     """
 
-    context: ActorContext
+    _actor_cell: ActorCell  # set by the runtime before any hook runs
+
+    @property
+    def context(self) -> ActorContext:
+        """This actor's context: its ref, its system, ``watch``, ``link``, ``stop``.
+
+        Made the first time it is read, so an actor that never reads it does not pay for it.
+        """
+        return self._actor_cell.context
 
     async def started(self) -> None:
         """Called once the actor is ready, before its first message."""
@@ -87,7 +95,7 @@ class ClassBehavior:
         ``receive`` only while it handles a batch.
         """
         actor = self.actor_class(*self.args)
-        actor.context = cell.context
+        actor._actor_cell = cell
         cell.instance = actor
         if previous is not None:
             await actor.restarted(previous)

@@ -133,40 +133,56 @@ class Behavior(Protocol):
         ...
 
 
+class _Extras:
+    """The part of a cell that most actors never use, made the first time one is.
+
+    An actor that is never named, watched, linked, crashed from outside or waited on pays
+    nothing for these: every live actor's cell is walked by each full collection, so each slot
+    on the cell itself costs something per actor, however rarely it is set.
+    """
+
+    __slots__ = ("links", "names", "pending_crash", "stopped_event", "watchers", "watching")
+
+    def __init__(self) -> None:
+        self.names: Names | None = None
+        """The registry holding the actor's name, for a named actor."""
+        self.watchers: list[ActorCell] | None = None
+        self.watching: list[ActorCell] | None = None
+        self.links: set[ActorCell] | None = None
+        self.pending_crash: BaseException | None = None
+        self.stopped_event: trio.Event | None = None
+
+
 class ActorCell:
     """The runtime's record of one actor and the only code that changes it.
 
     Made by the actor system (``spawn``) or by a supervisor (``lowlevel.new_cell``). The
-    attributes ``actor_id``, ``name``, ``system``, ``mailbox``, ``ref`` and ``context`` are set
-    once and never change; everything else is read through properties and changed through
-    methods.
+    attributes ``actor_id``, ``name``, ``system``, ``mailbox`` and ``ref`` are set once and never
+    change; ``instance`` is set by the behavior running an incarnation; everything else is read
+    through properties and changed through methods.
     """
 
-    # One cell per actor, so slots: 100,000 idle actors must stay small.
+    # One cell per actor, so slots, and only those that most actors use (see _Extras): 100,000
+    # idle actors must stay small, and every full collection walks each of them.
     __slots__ = (
+        "_context",
         "_exit_reason",
+        "_extras",
         "_grace",
         "_graceful",
         "_incarnation",
-        "_instance",
         "_instruments",
-        "_links",
-        "_names",
         "_owner",
-        "_pending_crash",
         "_restarts",
         "_scope",
         "_start_error",
         "_start_slot",
         "_state",
         "_stop_requested",
-        "_stopped_event",
         "_task",
         "_terminating",
-        "_watchers",
-        "_watching",
         "actor_id",
-        "context",
+        "instance",
         "mailbox",
         "name",
         "ref",
@@ -192,30 +208,47 @@ class ActorCell:
         self.ref = ref
         self.mailbox = Mailbox(mailbox, owner=self, report_drops=bool(instruments))
         bind(ref, self)
-        self.context = ActorContext(self)
+        self._context: ActorContext | None = None
+        self._extras: _Extras | None = None
+        if name is not None:
+            self._more().names = names
         self._instruments = instruments
-        self._names = names
         self._owner = owner
         self._grace = grace
         self._graceful = graceful
         self._state = ActorState.STARTING
         self._exit_reason: ExitReason | None = None
-        self._stopped_event: trio.Event | None = None
-        self._watchers: list[ActorCell] | None = None
-        self._watching: list[ActorCell] | None = None
-        self._links: set[ActorCell] | None = None
         self._task: trio.lowlevel.Task | None = None
         self._scope: trio.CancelScope | None = None
-        self._instance: object = None
+        self.instance: object = None
+        """What the running incarnation is: the ``Actor`` object, or a supervisor's state."""
         self._stop_requested = False
         self._terminating: StopRequest | None = None
-        self._pending_crash: BaseException | None = None
         self._restarts = 0
         self._incarnation = 0
         self._start_slot: WaitSlot | None = None
         self._start_error: BaseException | None = None
 
+    def _more(self) -> _Extras:
+        """The cell's extras, made now if they were not yet."""
+        extras = self._extras
+        if extras is None:
+            extras = self._extras = _Extras()
+        return extras
+
     # -- what the cell tells -----------------------------------------------------------------
+
+    @property
+    def context(self) -> ActorContext:
+        """The actor's view of itself, made the first time it is asked for.
+
+        Function actors get it as their first argument; a class-based actor or a supervisor
+        that never reads it never pays for it.
+        """
+        context = self._context
+        if context is None:
+            context = self._context = ActorContext(self)
+        return context
 
     @property
     def label(self) -> str:
@@ -255,16 +288,8 @@ class ActorCell:
     @property
     def pending_crash(self) -> BaseException | None:
         """The error a ``crash`` from outside is ending the running incarnation with."""
-        return self._pending_crash
-
-    @property
-    def instance(self) -> object:
-        """What the running incarnation is: the ``Actor`` object, or a supervisor's state."""
-        return self._instance
-
-    @instance.setter
-    def instance(self, value: object) -> None:
-        self._instance = value
+        extras = self._extras
+        return extras.pending_crash if extras is not None else None
 
     def in_current_task(self) -> bool:
         """Whether the caller runs in the task of the actor's running incarnation."""
@@ -370,7 +395,7 @@ class ActorCell:
             self._scope = scope
             try:
                 with scope:
-                    if self._pending_crash is not None:
+                    if self.pending_crash is not None:
                         # A linked actor ended abnormally while this one was waiting to restart.
                         scope.cancel()
                         await trio.lowlevel.checkpoint()
@@ -383,7 +408,8 @@ class ActorCell:
                 self._task = None
             if scope.cancelled_caught:
                 reason = self._cancelled_outcome()
-            self._pending_crash = None
+            if self._extras is not None:
+                self._extras.pending_crash = None
             if isinstance(reason, Crashed):
                 for instrument in self._instruments:
                     instrument.actor_crashed(self.ref, reason.exception)
@@ -397,8 +423,9 @@ class ActorCell:
 
     def _cancelled_outcome(self) -> ExitReason:
         """Why an incarnation that the cell cancelled ended."""
-        if self._pending_crash is not None:
-            return Crashed(self._pending_crash)
+        pending_crash = self.pending_crash
+        if pending_crash is not None:
+            return Crashed(pending_crash)
         if self._terminating is SELF_STOP:
             return NORMAL  # a function actor called context.stop()
         if self._graceful:
@@ -419,9 +446,10 @@ class ActorCell:
     async def wait_stopped(self) -> ExitReason:
         """Wait until the actor has stopped for good; return its exit reason. A checkpoint."""
         if self._exit_reason is None:
-            if self._stopped_event is None:
-                self._stopped_event = trio.Event()
-            await self._stopped_event.wait()
+            extras = self._more()
+            if extras.stopped_event is None:
+                extras.stopped_event = trio.Event()
+            await extras.stopped_event.wait()
         else:
             await trio.lowlevel.checkpoint()
         assert self._exit_reason is not None
@@ -460,8 +488,9 @@ class ActorCell:
 
         An actor waiting to restart crashes as soon as its next incarnation starts.
         """
-        if self._pending_crash is None:
-            self._pending_crash = error
+        extras = self._more()
+        if extras.pending_crash is None:
+            extras.pending_crash = error
         if self._scope is not None:
             self._scope.cancel()
 
@@ -485,29 +514,36 @@ class ActorCell:
         for leftover in self.mailbox.close():
             if type(leftover) is Ask:
                 leftover.fail(stopped)
-        if self.name is not None:
-            self._names.release(self.name, self.ref)
-        if self._watchers:
-            down = Down(self.ref, reason)
-            for watcher in self._watchers:
-                watcher.mailbox.put_control(down)
-            self._watchers = None
-        if self._links:
-            for linked in self._links:
-                if linked._links is not None:
-                    linked._links.discard(self)
-                if is_abnormal(reason):
-                    linked.crash(self._linked_crash(reason))
-            self._links = None
-        if self._watching:
-            for watched in self._watching:
-                watched.unwatch(self)
-            self._watching = None
-        self._instance = None
-        if self._stopped_event is not None:
-            self._stopped_event.set()
+        extras = self._extras
+        if extras is not None:
+            self._end_ties(extras, reason)
+        self.instance = None
+        if extras is not None and extras.stopped_event is not None:
+            extras.stopped_event.set()
         for instrument in self._instruments:
             instrument.actor_stopped(self.ref, reason)
+
+    def _end_ties(self, extras: _Extras, reason: ExitReason) -> None:
+        """Release the name, tell watchers and links, and stop watching (``finalize``)."""
+        if extras.names is not None and self.name is not None:
+            extras.names.release(self.name, self.ref)
+        if extras.watchers:
+            down = Down(self.ref, reason)
+            for watcher in extras.watchers:
+                watcher.mailbox.put_control(down)
+            extras.watchers = None
+        if extras.links:
+            for linked in extras.links:
+                theirs = linked._extras
+                if theirs is not None and theirs.links is not None:
+                    theirs.links.discard(self)
+                if is_abnormal(reason):
+                    linked.crash(self._linked_crash(reason))
+            extras.links = None
+        if extras.watching:
+            for watched in extras.watching:
+                watched.unwatch(self)
+            extras.watching = None
 
     # -- monitors and links ------------------------------------------------------------------
 
@@ -516,21 +552,25 @@ class ActorCell:
         if self._exit_reason is not None:
             watcher.mailbox.put_control(Down(self.ref, self._exit_reason))
             return
-        if self._watchers is None:
-            self._watchers = []
-        self._watchers.append(watcher)
+        extras = self._more()
+        if extras.watchers is None:
+            extras.watchers = []
+        extras.watchers.append(watcher)
         # The watcher remembers what it watches, so that a watcher that stops first leaves
         # nothing behind in a long-lived actor's list.
-        if watcher._watching is None:
-            watcher._watching = []
-        watcher._watching.append(self)
+        theirs = watcher._more()
+        if theirs.watching is None:
+            theirs.watching = []
+        theirs.watching.append(self)
 
     def unwatch(self, watcher: ActorCell) -> None:
         """Stop sending ``watcher`` a ``Down``. One already queued stays queued."""
-        if self._watchers is not None and watcher in self._watchers:
-            self._watchers.remove(watcher)
-        if watcher._watching is not None and self in watcher._watching:
-            watcher._watching.remove(self)
+        extras = self._extras
+        if extras is not None and extras.watchers is not None and watcher in extras.watchers:
+            extras.watchers.remove(watcher)
+        theirs = watcher._extras
+        if theirs is not None and theirs.watching is not None and self in theirs.watching:
+            theirs.watching.remove(self)
 
     def link(self, other: ActorCell) -> None:
         """Link two actors both ways; see ``ActorContext.link``."""
@@ -540,19 +580,23 @@ class ActorCell:
             if is_abnormal(other._exit_reason):
                 self.crash(other._linked_crash(other._exit_reason))
             return
-        if self._links is None:
-            self._links = set()
-        if other._links is None:
-            other._links = set()
-        self._links.add(other)
-        other._links.add(self)
+        ours = self._more()
+        if ours.links is None:
+            ours.links = set()
+        theirs = other._more()
+        if theirs.links is None:
+            theirs.links = set()
+        ours.links.add(other)
+        theirs.links.add(self)
 
     def unlink(self, other: ActorCell) -> None:
         """Remove the link between two actors, if there is one."""
-        if self._links is not None:
-            self._links.discard(other)
-        if other._links is not None:
-            other._links.discard(self)
+        ours = self._extras
+        if ours is not None and ours.links is not None:
+            ours.links.discard(other)
+        theirs = other._extras
+        if theirs is not None and theirs.links is not None:
+            theirs.links.discard(self)
 
     def _linked_crash(self, reason: ExitReason) -> LinkedActorCrashedError:
         """The error that this actor's end ``reason`` crashes its linked actors with."""

@@ -189,6 +189,8 @@ async def test_a_stopped_watcher_leaves_nothing_behind(system: ActorSystem) -> N
     target = await system.spawn(idle)
     watcher = await system.spawn(Watcher, [])
     await watcher.ask(("watch", target))
-    assert cell_of(target)._watchers == [cell_of(watcher)]
+    extras = cell_of(target)._extras
+    assert extras is not None
+    assert extras.watchers == [cell_of(watcher)]
     await watcher.stop()
-    assert not cell_of(target)._watchers
+    assert not extras.watchers

@@ -42,7 +42,6 @@ from actors.runtime._exit import (
     is_abnormal,
 )
 from actors.runtime._mailbox import Mailbox, MailboxConfig, MailboxStatistics, Overflow
-from actors.runtime._parking import WaitSlot
 from actors.runtime._ref import ActorRef, bind
 
 if TYPE_CHECKING:
@@ -176,7 +175,7 @@ class ActorCell:
         "_restarts",
         "_scope",
         "_start_error",
-        "_start_slot",
+        "_start_waiter",
         "_state",
         "_stop_requested",
         "_task",
@@ -226,7 +225,7 @@ class ActorCell:
         self._terminating: StopRequest | None = None
         self._restarts = 0
         self._incarnation = 0
-        self._start_slot: WaitSlot | None = None
+        self._start_waiter: trio.lowlevel.Task | None = None
         self._start_error: BaseException | None = None
 
     def _more(self) -> _Extras:
@@ -322,9 +321,10 @@ class ActorCell:
         self._state = ActorState.RUNNING
         for instrument in self._instruments:
             instrument.actor_started(self.ref)
-        if self._start_slot is not None:
-            self._start_slot.wake()
-            self._start_slot = None
+        waiter = self._start_waiter
+        if waiter is not None:
+            self._start_waiter = None
+            trio.lowlevel.reschedule(waiter)
 
     async def wait_started(self) -> None:
         """Wait for the incarnation being started to be ready. Always a checkpoint.
@@ -333,23 +333,25 @@ class ActorCell:
             ActorStartError: It failed (or was stopped) before it was ready; the cause is chained.
         """
         if self._state is ActorState.STARTING and self._start_error is None:
-            slot = self._start_slot = WaitSlot()
-            try:
-                # Parked here rather than in slot.wait(): one coroutine fewer per spawn.
-                await trio.lowlevel.wait_task_rescheduled(slot.park())
-            finally:
-                if self._start_slot is slot:
-                    self._start_slot = None
+            # Parked by the cell itself, as an asker parks by itself: a WaitSlot per spawn
+            # would be one more object, and two more calls, on the spawn path.
+            self._start_waiter = trio.lowlevel.current_task()
+            await trio.lowlevel.wait_task_rescheduled(self._start_wait_aborted)
         else:
             await trio.lowlevel.checkpoint()
         if self._start_error is not None:
             raise ActorStartError(f"{self.label} failed to start") from self._start_error
 
+    def _start_wait_aborted(self, _: object) -> trio.lowlevel.Abort:
+        self._start_waiter = None
+        return trio.lowlevel.Abort.SUCCEEDED
+
     def _fail_start(self, error: BaseException) -> None:
         self._start_error = error
-        if self._start_slot is not None:
-            self._start_slot.wake()
-            self._start_slot = None
+        waiter = self._start_waiter
+        if waiter is not None:
+            self._start_waiter = None
+            trio.lowlevel.reschedule(waiter)
 
     def mark_restarting(self) -> None:
         """The incarnation ended and the owner will start another one."""
@@ -395,7 +397,7 @@ class ActorCell:
             self._scope = scope
             try:
                 with scope:
-                    if self.pending_crash is not None:
+                    if self._extras is not None and self._extras.pending_crash is not None:
                         # A linked actor ended abnormally while this one was waiting to restart.
                         scope.cancel()
                         await trio.lowlevel.checkpoint()

@@ -1,10 +1,9 @@
 """WaitSlot: one task parked until another task wakes it.
 
-The mailbox's receiver, a spawner waiting for its actor to start and a gateway session's sender
-all wait the same way: park the current task with trio's lowest-level primitives, and have the
-task that produces something reschedule it. ``trio.Event`` would do the same job, but it is one
-more object per wait and cannot be reused; a slot lives as long as its owner and costs nothing
-while nobody waits.
+The mailbox's receiver and a gateway session's sender wait the same way: park the current task
+with trio's lowest-level primitives, and have the task that produces something reschedule it.
+``trio.Event`` would do the same job, but it is one more object per wait and cannot be reused; a
+slot lives as long as its owner and costs nothing while nobody waits.
 """
 
 from __future__ import annotations

@@ -181,22 +181,6 @@ class RedisConnection(RedisCommands):
             RedisError: The connection is a RESP2 subscriber connection, which takes only
                 subscription commands.
         """
-        return await self._round_trip(encode_command(*args), asking=False)
-
-    async def execute_asking(self, *args: Argument) -> Any:
-        """Send ``ASKING`` and one command in the same write, and return the command's reply.
-
-        What a cluster node's ``ASK`` redirection asks for: the node importing a slot serves a
-        command of that slot only right after ``ASKING`` on the same connection. Both go out
-        together, so no other task's command can come between them.
-
-        Raises:
-            As ``execute``.
-        """
-        return await self._round_trip(encode_command(*args), asking=True)
-
-    async def _round_trip(self, command: bytes, *, asking: bool) -> Any:
-        """Queue one encoded command (after ``ASKING`` if ``asking``) and wait for its reply."""
         # A caller cancelled on entry sends nothing.
         await trio.lowlevel.checkpoint_if_cancelled()
         if self._state is RedisConnectionState.CLOSED:
@@ -208,13 +192,40 @@ class RedisConnection(RedisCommands):
                 "this RESP2 connection is in subscriber mode: it takes only subscription commands"
             )
         waiter = _Waiter()
-        if asking:
-            answered = _Waiter()
-            answered.abandoned = True  # its OK is not wanted; a refusal shows in the reply
-            self._queue(_ASKING + command)
-            self._pending.append(answered)
-        else:
-            self._queue(command)
+        self._queue(encode_command(*args))
+        self._pending.append(waiter)
+        try:
+            await waiter.event.wait()
+        except BaseException:
+            waiter.abandoned = True
+            raise
+        reply = waiter.reply
+        if isinstance(reply, RedisError):
+            raise reply
+        return reply
+
+    async def execute_asking(self, *args: Argument) -> Any:
+        """Send ``ASKING`` and one command in the same write, and return the command's reply.
+
+        What a cluster node's ``ASK`` redirection asks for: the node importing a slot serves a
+        command of that slot only right after ``ASKING`` on the same connection. Both go out
+        together, so no other task's command can come between them.
+
+        Raises:
+            As ``execute``.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if self._state is RedisConnectionState.CLOSED:
+            await trio.lowlevel.checkpoint()
+            raise self._closed_error()
+        if self._subscriber_mode:
+            await trio.lowlevel.checkpoint()
+            raise RedisError("this RESP2 connection is in subscriber mode")
+        asking = _Waiter()
+        asking.abandoned = True  # its OK is not wanted; a refusal shows in the command's reply
+        waiter = _Waiter()
+        self._queue(_ASKING + encode_command(*args))
+        self._pending.append(asking)
         self._pending.append(waiter)
         try:
             await waiter.event.wait()

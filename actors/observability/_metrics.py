@@ -251,6 +251,12 @@ class PubSubMetrics:
             "Redis connections stopped for good by a failure retrying cannot heal.",
             registry=self.registry,
         )
+        self._ended_by_server = Counter(
+            "actors_redis_subscriptions_ended_by_server_total",
+            "Subscriptions the server ended unasked (a shard channel's slot moved), by kind.",
+            ("kind",),
+            registry=self.registry,
+        )
         self._gauge_source: _ScrapeCollector | None = None
         self._processing = self.histogram(
             "actors_pubsub_processing_seconds",
@@ -328,6 +334,11 @@ class PubSubMetrics:
     def redis_connection_failed(self) -> None:
         """Count a Redis connection stopped for good (a failure retrying cannot heal)."""
         self._failures.inc()
+
+    def redis_subscription_ended_by_server(self, kind: str) -> None:
+        """Count a subscription the server ended unasked: ``kind`` is ``channel``,
+        ``pattern`` or ``shard``."""
+        self._ended_by_server.labels(kind).inc()
 
     def observe_gap(self, seconds: float) -> None:
         """Record how long subscriptions were inactive across one lost connection."""

@@ -163,6 +163,9 @@ class _NodeObserver(HubObserver):
     def failed(self, error: RedisConfigurationError) -> None:
         self.cluster.observer.failed(error)
 
+    def ended_by_server(self, kind: Kind) -> None:
+        self.cluster.observer.ended_by_server(kind)
+
 
 @attrs.define
 class _Node:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from actors._errors import RedisConfigurationError
     from actors.pubsub._client import PubSub
     from actors.pubsub._subscription import SubscriptionSpec
-    from actors.redis import RedisMessage
+    from actors.redis import Kind, RedisMessage
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +81,9 @@ class MetricsHubObserver(HubObserver):
 
     def failed(self, error: RedisConfigurationError) -> None:
         self.metrics.redis_connection_failed()
+
+    def ended_by_server(self, kind: Kind) -> None:
+        self.metrics.redis_subscription_ended_by_server(kind.value)
 
 
 def gauge_readings(pubsub: PubSub) -> GaugeReadings:

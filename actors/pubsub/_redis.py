@@ -188,6 +188,9 @@ class _BlockObserver(HubObserver):
         self.observer.failed(error)
         self.body.cancel(reason=f"the Redis connection failed for good: {error}")
 
+    def ended_by_server(self, kind: Kind) -> None:
+        self.observer.ended_by_server(kind)
+
 
 @asynccontextmanager
 async def open_redis_pubsub(

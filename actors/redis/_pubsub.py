@@ -157,6 +157,10 @@ class HubObserver:
     def failed(self, error: RedisConfigurationError) -> None:
         """The connection stopped for good: retrying cannot heal ``error``."""
 
+    def ended_by_server(self, kind: Kind) -> None:
+        """The server ended a subscription we hold (a shard channel's slot moved): a gap of
+        that subscription alone begins."""
+
 
 _NO_OBSERVER: Final = HubObserver()
 
@@ -469,6 +473,7 @@ class PubSubHub:
         With one server that is the right place. A cluster client (``not_served``) routes it to
         the slot's new owner instead.
         """
+        self.observer.ended_by_server(kind)
         if self._not_served is not None:
             if self._is_probe(kind, name):
                 self._probe_displaced = True

@@ -14,14 +14,16 @@ from contextlib import asynccontextmanager
 import attrs
 import pytest
 import trio
+from _servers import cluster_node_args, own_every_slot
 from prometheus_client.parser import text_string_to_metric_families
 
 from actors import ActorSystem, MailboxConfig, Message, Overflow, message_type
 from actors.observability import HealthReport, MetricsInstrument, PubSubMetrics
 from actors.pubsub import ErrorAction, ErrorPolicy, PubSub, RetryPolicy, open_pubsub
+from actors.redis import key_slot, open_redis_connection
 from actors.runtime import open_actor_system
 from actors.server.http import serve_observability
-from actors.testing import RedisServer
+from actors.testing import RedisServer, RedisServerFactory
 
 TIMEOUT = 20.0
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -219,6 +221,29 @@ async def test_a_lost_connection_moves_connected_losses_gaps_and_reconnects(
             gap = value(samples, "actors_redis_gap_seconds_sum")
             assert gap is not None
             assert gap > 0.0
+
+
+async def test_a_subscription_the_server_ends_is_counted_by_kind(
+    redis_server_factory: RedisServerFactory,
+) -> None:
+    """A shard channel's slot leaves the node and comes back: one subscription ended unasked."""
+    server = redis_server_factory(cluster_node_args())
+    slot = key_slot("news")
+    with trio.fail_after(TIMEOUT):
+        await own_every_slot(server)
+        async with scraped(server.url) as site, open_redis_connection(server.url) as admin:
+            await site.pubsub.subscribe("news", _ignore, sharded=True)
+            name = "actors_redis_subscriptions_ended_by_server_total"
+            assert value(await site.samples(), name, kind="shard") is None  # none yet
+            await admin.execute("MULTI")
+            await admin.execute("CLUSTER", "DELSLOTS", slot)
+            await admin.execute("CLUSTER", "ADDSLOTS", slot)
+            assert await admin.execute("EXEC") == [b"OK", b"OK"]
+            samples = await site.wait_for(
+                lambda samples: value(samples, name, kind="shard") is not None
+            )
+            assert value(samples, name, kind="shard") == 1.0
+            assert value(samples, "actors_redis_connection_losses_total") == 0.0
 
 
 async def test_a_health_report_changes_no_figure(

@@ -12,7 +12,8 @@ from typing import ClassVar, Self
 
 import fakeredis
 
-from actors.testing import free_port
+from actors.redis import RedisConnection, open_redis_connection
+from actors.testing import RedisServer, free_port, wait_until
 
 HOST = "127.0.0.1"
 
@@ -73,3 +74,17 @@ def cluster_node_args() -> tuple[str, ...]:
         "--cluster-config-file", "nodes.conf",
         "--cluster-port", str(free_port()),
     )  # fmt: skip
+
+
+async def cluster_ok(redis: RedisConnection) -> bool:
+    """Whether the node serves its slots (``cluster_state:ok``)."""
+    info: bytes = await redis.execute("CLUSTER", "INFO")
+    return b"cluster_state:ok" in info
+
+
+async def own_every_slot(server: RedisServer) -> None:
+    """Assign every slot to the lone node and wait until it serves them (``cluster_state:ok``,
+    which a master reaches about two seconds after it started)."""
+    async with open_redis_connection(server.url) as redis:
+        assert await redis.execute("CLUSTER", "ADDSLOTSRANGE", 0, 16383) == b"OK"
+        await wait_until(lambda: cluster_ok(redis), what="cluster_state:ok", interval=0.05)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import trio
 import trio.testing
-from _servers import cluster_node_args
+from _servers import cluster_node_args, cluster_ok, own_every_slot
 from in_memory_redis import SETTINGS, connection_options, events, serving
 
 from actors import ActorSystem
@@ -18,7 +18,6 @@ from actors.pubsub import open_redis_pubsub
 from actors.redis import (
     ConnectionLost,
     Kind,
-    RedisConnection,
     RedisMessage,
     Resubscribed,
     SubscriptionEvent,
@@ -26,7 +25,7 @@ from actors.redis import (
     open_redis_connection,
 )
 from actors.redis._pubsub import REPLAY_BATCH
-from actors.testing import MemoryRedisConnection, RedisServer, RedisServerFactory, wait_until
+from actors.testing import MemoryRedisConnection, RedisServerFactory, wait_until
 
 
 def shard_names() -> list[bytes]:
@@ -78,20 +77,6 @@ async def test_a_replay_sends_one_slot_per_ssubscribe_and_batches_within_a_slot(
         message = await received.receive()
         assert isinstance(message, RedisMessage)
         assert (message.channel, message.payload) == (b"{hot}:299", b"after")
-
-
-async def cluster_ok(redis: RedisConnection) -> bool:
-    """Whether the node serves its slots (``cluster_state:ok``)."""
-    info: bytes = await redis.execute("CLUSTER", "INFO")
-    return b"cluster_state:ok" in info
-
-
-async def own_every_slot(server: RedisServer) -> None:
-    """Assign every slot to the lone node and wait until it serves them (``cluster_state:ok``,
-    which a master reaches about two seconds after it started)."""
-    async with open_redis_connection(server.url) as redis:
-        assert await redis.execute("CLUSTER", "ADDSLOTSRANGE", 0, 16383) == b"OK"
-        await wait_until(lambda: cluster_ok(redis), what="cluster_state:ok", interval=0.05)
 
 
 async def test_a_replay_on_a_cluster_node_meets_no_crossslot(

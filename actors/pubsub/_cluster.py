@@ -41,7 +41,7 @@ from actors._errors import (
 from actors.observability import HealthCheck
 from actors.pubsub._cluster_probe import probe_channel_for
 from actors.pubsub._connection_actor import ConnectionOptions, run_connection
-from actors.pubsub._redis import _BlockObserver
+from actors.pubsub._redis import BlockObserver, ForwardingObserver
 from actors.redis import (
     ClusterSettings,
     HubObserver,
@@ -144,27 +144,16 @@ class ClusterCommands(RedisCommands):
         return await self._cluster._routed(command_key(args), args)
 
 
-class _NodeObserver(HubObserver):
-    """A node's hub: a lost connection asks for a refresh; the rest goes to the block's."""
+class _NodeObserver(ForwardingObserver):
+    """A node's hub: a lost connection asks for a refresh; every hook goes to the block's."""
 
     def __init__(self, cluster: ClusterPubSub) -> None:
+        super().__init__(cluster.observer)
         self.cluster = cluster
 
-    def attached(self, *, reconnect: bool) -> None:
-        self.cluster.observer.attached(reconnect=reconnect)
-
     def lost(self, reason: str) -> None:
-        self.cluster.observer.lost(reason)
+        super().lost(reason)
         self.cluster.request_refresh()
-
-    def gap_closed(self, seconds: float) -> None:
-        self.cluster.observer.gap_closed(seconds)
-
-    def failed(self, error: RedisConfigurationError) -> None:
-        self.cluster.observer.failed(error)
-
-    def ended_by_server(self, kind: Kind) -> None:
-        self.cluster.observer.ended_by_server(kind)
 
 
 @attrs.define
@@ -829,7 +818,7 @@ async def open_cluster_pubsub(
         settings = settings_or_url
     options = options if options is not None else ConnectionOptions()
     body = trio.CancelScope()
-    cluster = ClusterPubSub(settings, options, _BlockObserver(body, observer))
+    cluster = ClusterPubSub(settings, options, BlockObserver(body, observer))
     spec = SupervisorSpec(
         # Every node's reconnects count here: room for each of a few nodes failing at once.
         max_restarts=options.max_restarts * 4,

@@ -168,11 +168,11 @@ class RedisPubSub:
         )
 
 
-class _BlockObserver(HubObserver):
-    """Forwards to the caller's observer; a failure for good also cancels the block."""
+class ForwardingObserver(HubObserver):
+    """Passes every hook on to ``observer``: a subclass overrides only the hooks it adds to,
+    so a hook added to ``HubObserver`` reaches the caller's observer without another edit."""
 
-    def __init__(self, body: trio.CancelScope, observer: HubObserver | None) -> None:
-        self.body = body
+    def __init__(self, observer: HubObserver | None) -> None:
         self.observer = observer or HubObserver()
 
     def attached(self, *, reconnect: bool) -> None:
@@ -186,10 +186,21 @@ class _BlockObserver(HubObserver):
 
     def failed(self, error: RedisConfigurationError) -> None:
         self.observer.failed(error)
-        self.body.cancel(reason=f"the Redis connection failed for good: {error}")
 
     def ended_by_server(self, kind: Kind) -> None:
         self.observer.ended_by_server(kind)
+
+
+class BlockObserver(ForwardingObserver):
+    """Forwards to the caller's observer; a failure for good also cancels the block."""
+
+    def __init__(self, body: trio.CancelScope, observer: HubObserver | None) -> None:
+        super().__init__(observer)
+        self.body = body
+
+    def failed(self, error: RedisConfigurationError) -> None:
+        super().failed(error)
+        self.body.cancel(reason=f"the Redis connection failed for good: {error}")
 
 
 @asynccontextmanager
@@ -233,7 +244,7 @@ async def open_redis_pubsub(
     hub = PubSubHub(
         ack_timeout=options.ack_timeout,
         probe_channel=options.probe_channel,
-        observer=_BlockObserver(body, observer),
+        observer=BlockObserver(body, observer),
     )
     spec = SupervisorSpec(
         max_restarts=options.max_restarts,

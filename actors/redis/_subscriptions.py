@@ -408,7 +408,7 @@ class SubscriptionTable:
         if row.gap_start is None:
             at = self.last_frame if self.last_frame is not None else self._clock()
             row.gap_start = at
-            self._tell(row, ConnectionLost(at=at, reason=reason, kind=row.kind, name=row.name))
+            _tell_once([row], ConnectionLost(at=at, reason=reason, kind=row.kind, name=row.name))
         if self._on_server_unsubscribed is not None:
             self._on_server_unsubscribed(row.kind, row.name)
 
@@ -420,11 +420,7 @@ class SubscriptionTable:
         logger.info(
             "resubscribed to %s %r after a gap of %.3f s", row.kind.value, row.name, gap.duration
         )
-        self._tell(row, gap)
-
-    def _tell(self, row: Subscription, event: ConnectionLost | Resubscribed) -> None:
-        """Tell each sink of one row about its gap, once."""
-        _tell_once([row], event)
+        _tell_once([row], gap)
 
     def _deliver(
         self,

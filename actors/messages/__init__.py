@@ -12,6 +12,7 @@ from actors.messages._base import (
     message_class,
     message_type,
     message_type_name,
+    registered_message_types,
 )
 from actors.messages._cache import Decodable, decode_cached
 from actors.messages._channels import (
@@ -21,7 +22,13 @@ from actors.messages._channels import (
     escape_glob,
     is_pattern,
 )
-from actors.messages._codec import CODEC, DEFAULT_MAX_DEPTH, DEFAULT_MAX_PAYLOAD_SIZE, Codec
+from actors.messages._codec import (
+    CODEC,
+    DEFAULT_MAX_DEPTH,
+    DEFAULT_MAX_PAYLOAD_SIZE,
+    Codec,
+    CodecStatistics,
+)
 from actors.messages._identifiers import (
     IDENTIFIER_PATTERN,
     IDENTIFIER_RULE,
@@ -52,6 +59,7 @@ __all__ = [
     "MAX_IDENTIFIER_LENGTH",
     "TYPE_FIELD",
     "Codec",
+    "CodecStatistics",
     "Decodable",
     "FieldNaming",
     "InvalidChannelNameError",
@@ -73,6 +81,7 @@ __all__ = [
     "message_class",
     "message_type",
     "message_type_name",
+    "registered_message_types",
     "tagged_union",
     "untagged",
 ]

@@ -25,6 +25,7 @@ __all__ = [
     "message_class",
     "message_type",
     "message_type_name",
+    "registered_message_types",
 ]
 
 T = TypeVar("T", bound=type)
@@ -152,3 +153,11 @@ def message_class(name: str) -> type | None:
         The registered class, or None if no class has that name.
     """
     return _classes.get(name)
+
+
+def registered_message_types() -> dict[str, type]:
+    """Every class registered so far, by wire type name (a new dict, in registration order).
+
+    Classes register when their module is imported, so this lists the imported ones.
+    """
+    return dict(_classes)

@@ -29,6 +29,7 @@ from cattrs.v import format_exception
 from actors._errors import MessageDecodeError
 from actors.messages._base import TYPE_FIELD, _names, message_type_name
 from actors.messages._collections import collection_structure_hook, is_collection
+from actors.messages._compiled import ClassDecoder, compile_decoder, fast_decode
 from actors.messages._scalars import (
     json_kind,
     max_depth_exceeded,
@@ -54,7 +55,7 @@ from actors.messages._wire import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["CODEC", "DEFAULT_MAX_DEPTH", "DEFAULT_MAX_PAYLOAD_SIZE", "Codec"]
+__all__ = ["CODEC", "DEFAULT_MAX_DEPTH", "DEFAULT_MAX_PAYLOAD_SIZE", "Codec", "CodecStatistics"]
 
 T = TypeVar("T")
 
@@ -95,6 +96,23 @@ def _members(expected: object) -> tuple[type, ...] | None:
     return None
 
 
+@attrs.frozen
+class CodecStatistics:
+    """Which decode path each class takes, and how often the compiled one handed over.
+
+    Attributes:
+        compiled: The classes decoded by msgspec's compiled decoder, by qualified name.
+        cattrs: The classes that keep the cattrs path, each with the reason.
+        handed_to_cattrs: Payloads the compiled path did not accept and passed to cattrs,
+            which refused them with the documented reason or read a spelling msgspec does not
+            (a timestamp with another offset, say).
+    """
+
+    compiled: tuple[str, ...]
+    cattrs: dict[str, str]
+    handed_to_cattrs: int
+
+
 class Codec:
     """Encodes messages to bytes and decodes payloads into an expected type, safely.
 
@@ -116,6 +134,10 @@ class Codec:
             rather than by value; ``@enum_by_name`` sets it per enum.
         unknown_keys: Whether a key the class does not declare is ignored (the default) or
             refused, as kotlinx's default ``Json`` refuses it.
+        compiled: Decode with msgspec's compiled decoder the classes it expresses exactly as
+            cattrs does (the default); False keeps cattrs for every class. Either way the
+            same payloads are accepted and refused, with the same results and reasons
+            (docs/wire-format.md, "Two decode paths").
 
     Raises:
         ValueError: A limit is not positive, or the discriminator is not a plausible key.
@@ -130,6 +152,7 @@ class Codec:
         field_naming: FieldNaming = FieldNaming.AS_WRITTEN,
         enums_by_name: bool = False,
         unknown_keys: UnknownKeys = UnknownKeys.IGNORE,
+        compiled: bool = True,
     ) -> None:
         if max_payload_size < 1 or max_depth < 1:
             raise ValueError("max_payload_size and max_depth must be positive")
@@ -139,9 +162,13 @@ class Codec:
         self.field_naming = field_naming
         self.enums_by_name = enums_by_name
         self.unknown_keys = unknown_keys
+        self.compiled = compiled
         self._prepared: set[Any] = set()
-        # Per expected type: (discriminator or None, structure by tag, structure when untagged).
-        self._decoders: dict[Any, tuple[str | None, dict[str, Any], Any]] = {}
+        # Per expected type: (discriminator or None, structure by tag, structure when untagged,
+        # the compiled decode or None).
+        self._decoders: dict[Any, _Decoder] = {}
+        self._compiled: dict[type, ClassDecoder | str] = {}
+        self._handed_to_cattrs = 0
         self._tagged_bodies: dict[tuple[type, str], Callable[[dict[str, Any]], Any]] = {}
         self._unstructure_bodies: dict[type, Callable[[Any], dict[str, Any]]] = {}
         self._encoders: dict[object, Callable[[Any], dict[str, Any]]] = {}
@@ -285,6 +312,18 @@ class Codec:
         decoder = self._decoders.get(expected)
         if decoder is None:
             decoder = self._decoders[expected] = self._decoder(expected)
+        discriminator, structures, structure, fast = decoder
+        # The compiled path takes what it can; its checks (valid UTF-8, the nesting bound as
+        # counted below, the tag, the timestamps' spelling) make it refuse rather than differ.
+        if (
+            fast is not None
+            and (payload.isascii() or _is_utf8(payload))
+            and payload.count(b"[") + payload.count(b"{") <= self.max_depth
+        ):
+            result = fast(payload)
+            if result is not None:
+                return result
+            self._handed_to_cattrs += 1
         try:
             value = orjson.loads(payload)
         except orjson.JSONDecodeError as exc:
@@ -302,7 +341,6 @@ class Codec:
             raise MessageDecodeError(
                 f"nested deeper than {self.max_depth} levels", expected=describe(expected)
             )
-        discriminator, structures, structure = decoder
         if discriminator is not None:
             tag = value.get(discriminator)
             structure = structures.get(tag) if type(tag) is str else None
@@ -321,24 +359,74 @@ class Codec:
                 "invalid fields", expected=describe(expected), errors=errors
             ) from exc
 
-    def _decoder(self, expected: object) -> tuple[str | None, dict[str, Any], Any]:
+    def _decoder(self, expected: object) -> _Decoder:
         self.prepare(expected)
         if expected is dict:
-            return None, {}, None
+            return None, {}, None, None
         if isinstance(expected, Untagged) or _is_plain_attrs(expected):
             cls = expected.cls if isinstance(expected, Untagged) else cast("type", expected)
             body = self._body_structure(cls)
-            return None, {}, lambda value: body(value, cls)
+            compiled = self._compiled_decoder(cls)
+            return (
+                None,
+                {},
+                lambda value: body(value, cls),
+                fast_decode(None, {} if compiled is None else {None: compiled}),
+            )
         if isinstance(expected, TaggedUnion):
             discriminator, expected = expected.discriminator, expected.union
         else:
             discriminator = self.discriminator
         members = _members(expected)
         assert members is not None  # prepare() checked it
+        by_tag = {_names[cls]: self._compiled_decoder(cls) for cls in members}
         return (
             discriminator,
             {_names[cls]: self._tagged_body(cls, discriminator) for cls in members},
             None,
+            fast_decode(
+                discriminator,
+                {tag: decoder for tag, decoder in by_tag.items() if decoder is not None},
+            ),
+        )
+
+    def _compiled_decoder(self, cls: type) -> ClassDecoder | None:
+        """msgspec's compiled decoder for a class's fields, if it reads them as cattrs does."""
+        found = self._compiled.get(cls)
+        if found is None:
+            if not self.compiled:
+                found = "the codec was made with compiled=False"
+            elif self.unknown_keys is UnknownKeys.FORBID:
+                found = "the codec refuses unknown keys"
+            else:
+                found = compile_decoder(
+                    cls,
+                    structure_hook=self.converter.get_structure_hook,
+                    naming=self._naming,
+                    enum_by_name=self._by_name,
+                    tagged=_is_message,
+                )
+            self._compiled[cls] = found
+        return None if isinstance(found, str) else found
+
+    def statistics(self) -> CodecStatistics:
+        """Which decode path each class decoded so far takes (see ``CodecStatistics``)."""
+        return CodecStatistics(
+            compiled=tuple(
+                sorted(
+                    cls.__qualname__
+                    for cls, found in self._compiled.items()
+                    if isinstance(found, ClassDecoder)
+                )
+            ),
+            cattrs={
+                cls.__qualname__: found
+                for cls, found in sorted(
+                    self._compiled.items(), key=lambda item: item[0].__qualname__
+                )
+                if isinstance(found, str)
+            },
+            handed_to_cattrs=self._handed_to_cattrs,
         )
 
     def _tagged_body(self, cls: type, discriminator: str) -> Callable[[dict[str, Any]], Any]:
@@ -542,6 +630,17 @@ class Codec:
             return value.name
 
         return unstructure_enum
+
+
+_Decoder = tuple[str | None, dict[str, Any], Any, "Callable[[bytes], Any] | None"]
+
+
+def _is_utf8(payload: bytes) -> bool:
+    try:
+        payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _is_message(tp: object) -> bool:

@@ -7,7 +7,7 @@ lists and objects, so these insist on them before delegating to cattrs.
 from __future__ import annotations
 
 import typing
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from cattrs.cols import (
     homogenous_tuple_structure_factory,
@@ -16,6 +16,7 @@ from cattrs.cols import (
     is_sequence,
     is_set,
     list_structure_factory,
+    mapping_structure_factory,
 )
 
 from actors.messages._scalars import json_kind
@@ -41,7 +42,14 @@ def collection_structure_hook(converter: Any, tp: Any) -> Callable[[Any, type], 
     cattrs' own hook for the items."""
     inner: Callable[[Any, Any], Any]
     if is_mapping(tp):
-        inner = converter.gen_structure_mapping(tp)
+        # Not converter.gen_structure_mapping: it registers its hook for ``tp`` directly, which
+        # would take this strict one's place for every class structured after the first.
+        inner = cast(
+            "Callable[[Any, Any], Any]",
+            mapping_structure_factory(
+                tp, converter, dict, detailed_validation=converter.detailed_validation
+            ),
+        )
         wanted: type = dict
     else:
         wanted = list

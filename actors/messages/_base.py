@@ -52,7 +52,8 @@ def _now() -> datetime:
 
 
 def _aware(_instance: object, attribute: attrs.Attribute[datetime], value: datetime) -> None:
-    if value.tzinfo is None or value.utcoffset() is None:
+    # UTC first: it is what every decoded timestamp holds, and utcoffset() costs a timedelta.
+    if value.tzinfo is not UTC and (value.tzinfo is None or value.utcoffset() is None):
         raise ValueError(
             f"{attribute.name} must be timezone-aware (naive datetimes are ambiguous); "
             "use datetime.now(UTC) or attach tzinfo=UTC"

@@ -164,10 +164,11 @@ class Codec:
         self.unknown_keys = unknown_keys
         self.compiled = compiled
         self._prepared: set[Any] = set()
-        # Per expected type: (discriminator or None, structure by tag, structure when untagged,
-        # the compiled decode or None).
+        # Per expected type: (discriminator or None, structure by tag, structure when untagged).
         self._decoders: dict[Any, _Decoder] = {}
         self._compiled: dict[type, ClassDecoder | str] = {}
+        # Per expected type with a compiled path: it, with every check it needs built in.
+        self._fast: dict[Any, Callable[[bytes], Any]] = {}
         self._handed_to_cattrs = 0
         self._tagged_bodies: dict[tuple[type, str], Callable[[dict[str, Any]], Any]] = {}
         self._unstructure_bodies: dict[type, Callable[[Any], dict[str, Any]]] = {}
@@ -295,6 +296,21 @@ class Codec:
             MessageDecodeError: The payload is not a valid ``expected``, for any reason.
             TypeError: ``expected`` is not something the codec can decode into.
         """
+        fast = self._fast.get(expected)
+        if fast is None and expected not in self._decoders and expected not in (bytes, str):
+            # A type's first decoding builds both paths, so that every payload of it, the
+            # first included, meets the same path.
+            self._decoders[expected] = self._decoder(expected)
+            fast = self._fast.get(expected)
+        if fast is not None:
+            result = fast(payload)
+            if result is not None:
+                return result
+            self._handed_to_cattrs += 1
+        return self._decode(payload, expected)
+
+    def _decode(self, payload: bytes, expected: object) -> Any:
+        """The cattrs path, and the way to every type's first decoding."""
         if len(payload) > self.max_payload_size:
             raise MessageDecodeError(
                 f"payload too large: {len(payload)} bytes, limit {self.max_payload_size}",
@@ -312,18 +328,7 @@ class Codec:
         decoder = self._decoders.get(expected)
         if decoder is None:
             decoder = self._decoders[expected] = self._decoder(expected)
-        discriminator, structures, structure, fast = decoder
-        # The compiled path takes what it can; its checks (valid UTF-8, the nesting bound as
-        # counted below, the tag, the timestamps' spelling) make it refuse rather than differ.
-        if (
-            fast is not None
-            and (payload.isascii() or _is_utf8(payload))
-            and payload.count(b"[") + payload.count(b"{") <= self.max_depth
-        ):
-            result = fast(payload)
-            if result is not None:
-                return result
-            self._handed_to_cattrs += 1
+        discriminator, structures, structure = decoder
         try:
             value = orjson.loads(payload)
         except orjson.JSONDecodeError as exc:
@@ -362,17 +367,13 @@ class Codec:
     def _decoder(self, expected: object) -> _Decoder:
         self.prepare(expected)
         if expected is dict:
-            return None, {}, None, None
+            return None, {}, None
         if isinstance(expected, Untagged) or _is_plain_attrs(expected):
             cls = expected.cls if isinstance(expected, Untagged) else cast("type", expected)
             body = self._body_structure(cls)
             compiled = self._compiled_decoder(cls)
-            return (
-                None,
-                {},
-                lambda value: body(value, cls),
-                fast_decode(None, {} if compiled is None else {None: compiled}),
-            )
+            self._add_fast(expected, None, {} if compiled is None else {None: compiled})
+            return None, {}, lambda value: body(value, cls)
         if isinstance(expected, TaggedUnion):
             discriminator, expected = expected.discriminator, expected.union
         else:
@@ -380,15 +381,28 @@ class Codec:
         members = _members(expected)
         assert members is not None  # prepare() checked it
         by_tag = {_names[cls]: self._compiled_decoder(cls) for cls in members}
+        self._add_fast(
+            expected,
+            discriminator,
+            {tag: decoder for tag, decoder in by_tag.items() if decoder is not None},
+        )
         return (
             discriminator,
             {_names[cls]: self._tagged_body(cls, discriminator) for cls in members},
             None,
-            fast_decode(
-                discriminator,
-                {tag: decoder for tag, decoder in by_tag.items() if decoder is not None},
-            ),
         )
+
+    def _add_fast(
+        self, expected: object, discriminator: str | None, decoders: dict[Any, ClassDecoder]
+    ) -> None:
+        fast = fast_decode(
+            discriminator,
+            decoders,
+            max_payload_size=self.max_payload_size,
+            max_depth=self.max_depth,
+        )
+        if fast is not None:
+            self._fast[expected] = fast
 
     def _compiled_decoder(self, cls: type) -> ClassDecoder | None:
         """msgspec's compiled decoder for a class's fields, if it reads them as cattrs does."""
@@ -632,15 +646,7 @@ class Codec:
         return unstructure_enum
 
 
-_Decoder = tuple[str | None, dict[str, Any], Any, "Callable[[bytes], Any] | None"]
-
-
-def _is_utf8(payload: bytes) -> bool:
-    try:
-        payload.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
+_Decoder = tuple[str | None, dict[str, Any], Any]
 
 
 def _is_message(tp: object) -> bool:

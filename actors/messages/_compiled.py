@@ -93,14 +93,20 @@ def compile_decoder(
 
 
 def fast_decode(
-    discriminator: str | None, decoders: Mapping[str | None, ClassDecoder]
+    discriminator: str | None,
+    decoders: Mapping[str | None, ClassDecoder],
+    *,
+    max_payload_size: int,
+    max_depth: int,
 ) -> Callable[[bytes], Any] | None:
     """One function that decodes a payload into whichever class its tag names, or None.
 
-    ``decoders`` holds the compiled classes by tag (by None when untagged). A light first pass
-    (a msgspec struct of the tag and the raw timestamp strings, skipping everything else)
-    finds the class and checks the timestamps' spelling; then the class's decoder reads the
-    payload. None from the returned function, or no function at all, means: ask cattrs.
+    ``decoders`` holds the compiled classes by tag (by None when untagged). The payload must
+    be at most ``max_payload_size`` bytes of valid UTF-8 with at most ``max_depth`` brackets
+    (so the codec's limits hold whatever keys the class ignores and msgspec skips). A light
+    first pass (a msgspec struct of the tag and the timestamp strings, skipping everything
+    else) finds the class and checks the timestamps' spelling; then the class's decoder reads
+    the payload. None from the returned function, or no function at all, means: ask cattrs.
     """
     if not decoders:
         return None
@@ -120,6 +126,12 @@ def fast_decode(
         only = decoders[None].decode
 
         def decode_only(payload: bytes) -> Any:
+            if (
+                len(payload) > max_payload_size
+                or not (payload.isascii() or _is_utf8(payload))
+                or payload.count(b"[") + payload.count(b"{") > max_depth
+            ):
+                return None
             try:
                 return only(payload)
             except Exception:  # the cattrs path gives the documented reason
@@ -135,6 +147,12 @@ def fast_decode(
     }
 
     def decode_viewed(payload: bytes) -> Any:
+        if (
+            len(payload) > max_payload_size
+            or not (payload.isascii() or _is_utf8(payload))
+            or payload.count(b"[") + payload.count(b"{") > max_depth
+        ):
+            return None
         try:
             seen: Any = view(payload)
             decode, timestamps = checks[seen.tag if discriminator is not None else None]
@@ -245,3 +263,11 @@ def _strip_optional(tp: Any) -> Any:
         if len(others) == 1:
             return others[0]
     return tp
+
+
+def _is_utf8(payload: bytes) -> bool:
+    try:
+        payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True

@@ -69,18 +69,26 @@ class RedisMessage:
         kind: Which kind of subscription delivered it.
         decoded: A slot for the layer above to keep its decoding of ``payload``, so that a
             payload is decoded at most once however many sinks receive it.
+        received_at: When the read that brought it ended, on trio's clock; None for a
+            message made by hand.
     """
 
-    __slots__ = ("channel", "decoded", "kind", "pattern", "payload")
+    __slots__ = ("channel", "decoded", "kind", "pattern", "payload", "received_at")
 
     def __init__(
-        self, kind: Kind, channel: bytes, payload: bytes, pattern: bytes | None = None
+        self,
+        kind: Kind,
+        channel: bytes,
+        payload: bytes,
+        pattern: bytes | None = None,
+        received_at: float | None = None,
     ) -> None:
         self.kind = kind
         self.channel = channel
         self.payload = payload
         self.pattern = pattern
         self.decoded: object = None
+        self.received_at = received_at
 
     @property
     def subscription(self) -> bytes:
@@ -434,7 +442,7 @@ class SubscriptionTable:
         if row is None:
             self.unroutable += 1
             return
-        message = RedisMessage(kind, channel, payload, pattern)
+        message = RedisMessage(kind, channel, payload, pattern, self.last_frame)
         deliveries = row.deliveries
         if len(deliveries) == 1:  # the common case, without the loop's bookkeeping
             try:

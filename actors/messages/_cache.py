@@ -27,9 +27,10 @@ def decode_cached(message: Decodable, expected: object, codec: Codec = ...) -> A
 def decode_cached(message: Decodable, expected: object, codec: Codec = CODEC) -> Any:
     """Decode a received message's payload at most once per expected type.
 
-    The result, or the ``MessageDecodeError``, is kept in ``message.decoded`` (an
-    ``(expected, result)`` pair, or a dict keyed by the expected type once a second type is
-    asked for), so every local subscription of the same type shares one decoding.
+    The result, or the ``MessageDecodeError``, is kept in ``message.decoded`` (the message
+    itself when it is of the expected class, else an ``(expected, result)`` pair; a dict keyed
+    by the expected type once a second type is asked for), so every local subscription of the
+    same type shares one decoding.
     Messages are frozen, so sharing the decoded object is safe; a decoded ``dict`` is shared
     too, so treat it as read-only.
 
@@ -45,8 +46,11 @@ def decode_cached(message: Decodable, expected: object, codec: Codec = CODEC) ->
         MessageDecodeError: The payload is not a valid ``expected`` (the same error each time).
         TypeError: ``expected`` is not something the codec can decode into.
     """
-    # One expected type per payload is the common case: a pair, not a dict, until a second.
+    # One expected class per payload is the common case: the decoded message itself is kept
+    # (no pair to allocate per message); then a pair (a union, an error), then a dict.
     cache = message.decoded
+    if type(cache) is expected and expected is not dict:
+        return cache
     if type(cache) is tuple and (cache[0] is expected or cache[0] == expected):
         result = cache[1]
     elif type(cache) is dict and expected in cache:
@@ -56,12 +60,15 @@ def decode_cached(message: Decodable, expected: object, codec: Codec = CODEC) ->
             result = codec.decode(message.payload, expected)
         except MessageDecodeError as exc:
             result = exc
-        if type(cache) is dict:
+        if cache is None:
+            direct = type(result) is expected and expected is not dict
+            message.decoded = result if direct else (expected, result)
+        elif type(cache) is dict:
             cache[expected] = result
         elif type(cache) is tuple:
             message.decoded = {cache[0]: cache[1], expected: result}
         else:
-            message.decoded = (expected, result)
+            message.decoded = {type(cache): cache, expected: result}
     if isinstance(result, MessageDecodeError):
         raise result.with_traceback(None)
     return result

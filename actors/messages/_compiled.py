@@ -129,7 +129,13 @@ def fast_decode(
             if (
                 len(payload) > max_payload_size
                 or not (payload.isascii() or _is_utf8(payload))
-                or payload.count(b"[") + payload.count(b"{") > max_depth
+                or (
+                    # Counting a byte walks the whole payload; looking for one stops at the first.
+                    payload.count(b"{") + payload.count(b"[")
+                    if b"[" in payload
+                    else payload.count(b"{")
+                )
+                > max_depth
             ):
                 return None
             try:
@@ -150,7 +156,13 @@ def fast_decode(
         if (
             len(payload) > max_payload_size
             or not (payload.isascii() or _is_utf8(payload))
-            or payload.count(b"[") + payload.count(b"{") > max_depth
+            or (
+                # Counting a byte walks the whole payload; looking for one stops at the first.
+                payload.count(b"{") + payload.count(b"[")
+                if b"[" in payload
+                else payload.count(b"{")
+            )
+            > max_depth
         ):
             return None
         try:

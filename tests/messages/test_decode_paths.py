@@ -181,10 +181,11 @@ def test_invalid_utf8_in_a_key_the_class_ignores_is_still_refused() -> None:
         Codec().decode(payload, Reading)
 
 
-def test_nesting_past_the_bound_in_an_ignored_key_is_still_refused() -> None:
-    payload = b'{"type":"decode-paths.reading","sensor":"s","value":1,"deep":' + (
-        b"[" * 70 + b"]" * 70 + b"}"
-    )
+@pytest.mark.parametrize(
+    "deep", [b"[" * 70 + b"]" * 70, b'{"a":' * 70 + b"1" + b"}" * 70], ids=["arrays", "objects"]
+)
+def test_nesting_past_the_bound_in_an_ignored_key_is_still_refused(deep: bytes) -> None:
+    payload = b'{"type":"decode-paths.reading","sensor":"s","value":1,"deep":' + deep + b"}"
     with pytest.raises(MessageDecodeError, match="nested deeper than 64 levels"):
         Codec().decode(payload, Reading)
 

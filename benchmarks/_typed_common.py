@@ -25,7 +25,7 @@ from cattrs.preconf.orjson import make_converter
 from actors.messages import CODEC, Codec, Message, message_type
 
 PAYLOADS = 1000  # distinct payloads in a file, sent round-robin
-VERSIONS = f"cattrs {version('cattrs')}, orjson {orjson.__version__}"
+VERSIONS = f"cattrs {version('cattrs')}, orjson {orjson.__version__}, msgspec {version('msgspec')}"
 
 
 @message_type("bench.notification")

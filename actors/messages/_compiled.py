@@ -122,35 +122,17 @@ def fast_decode(
                 slots[name] = f"timestamp_{len(slots)}"
                 fields.append((slots[name], str | None, None))
                 rename[slots[name]] = name
-    if discriminator is None and not slots:
-        only = decoders[None].decode
-
-        def decode_only(payload: bytes) -> Any:
-            if (
-                len(payload) > max_payload_size
-                or not (payload.isascii() or _is_utf8(payload))
-                or (
-                    # Counting a byte walks the whole payload; looking for one stops at the first.
-                    payload.count(b"{") + payload.count(b"[")
-                    if b"[" in payload
-                    else payload.count(b"{")
-                )
-                > max_depth
-            ):
-                return None
-            try:
-                return only(payload)
-            except Exception:  # the cattrs path gives the documented reason
-                return None
-
-        return decode_only
-    view = msgspec.json.Decoder(
-        msgspec.defstruct("View", fields, rename=rename, forbid_unknown_fields=False)
-    ).decode
+    # Untagged and without timestamps, a class needs no first pass: msgspec reads it at once.
+    view: Callable[[bytes], Any] | None = None
+    if discriminator is not None or slots:
+        view = msgspec.json.Decoder(
+            msgspec.defstruct("View", fields, rename=rename, forbid_unknown_fields=False)
+        ).decode
     checks = {
         tag: (decoder.decode, tuple(slots[name] for name in decoder.timestamps))
         for tag, decoder in decoders.items()
     }
+    only = decoders[None].decode if view is None else None
 
     def decode_viewed(payload: bytes) -> Any:
         if (
@@ -166,6 +148,9 @@ def fast_decode(
         ):
             return None
         try:
+            if only is not None:
+                return only(payload)
+            assert view is not None
             seen: Any = view(payload)
             decode, timestamps = checks[seen.tag if discriminator is not None else None]
             for slot in timestamps:

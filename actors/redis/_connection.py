@@ -53,6 +53,7 @@ ErrorHandler: TypeAlias = Callable[[RedisReplyError], object]
 """Called synchronously by the reader when Redis refuses a subscription command."""
 
 _PushNotification: Final = hiredis.PushNotification
+_ONLY_PUSHES: Final = {_PushNotification}
 
 
 class _Waiter:
@@ -429,9 +430,19 @@ class RedisConnection(RedisCommands):
 
     def _dispatch(self, frames: list[Frame]) -> None:
         self._frames_read += len(frames)
+        batch = self._push_batch_handler
+        if (
+            batch is not None
+            and not self._pending
+            and frames
+            and set(map(type, frames)) == _ONLY_PUSHES
+        ):
+            # A flood of pushes with no command waiting: the whole read goes on as it is.
+            self._pushes_received += len(frames)
+            batch(frames)  # type: ignore[arg-type]
+            return
         # Looked up once per read, not once per frame: under a flood this loop is the reader.
         push = self._push_handler or _ignore_push
-        batch = self._push_batch_handler
         pushes: list[list[Any]] = []
         subscriber_mode = self._subscriber_mode
         for frame in frames:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 import attrs
 import trio
@@ -49,6 +49,10 @@ _UNSUBSCRIBE = {
     Kind.PATTERN: b"PUNSUBSCRIBE",
     Kind.SHARD: b"SUNSUBSCRIBE",
 }
+# The message words and their kinds, for the reader's hot loop (an enum member costs an
+# attribute lookup through the class each time it is named).
+_MESSAGE_KINDS: Final = {b"message": Kind.CHANNEL, b"smessage": Kind.SHARD}
+
 _ACKS = {
     b"subscribe": (Kind.CHANNEL, True),
     b"psubscribe": (Kind.PATTERN, True),
@@ -330,7 +334,18 @@ class SubscriptionTable:
         the clock read once per read instead of once per frame."""
         self.last_frame = self._clock()
         route_one = self._route_one
+        deliver = self._deliver
+        rows_of = {b"message": self._channels, b"smessage": self._shards}
+        kinds = _MESSAGE_KINDS
         for frame in frames:
+            # A channel or shard message, written out: nearly every frame under load.
+            if len(frame) == 3:
+                word, channel, payload = frame
+                if type(word) is bytes and type(channel) is bytes and type(payload) is bytes:
+                    rows = rows_of.get(word)
+                    if rows is not None:
+                        deliver(rows, kinds[word], channel, payload, None)
+                        continue
             route_one(frame)
 
     def route(self, frame: list[object]) -> bool:

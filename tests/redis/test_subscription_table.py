@@ -331,6 +331,7 @@ def test_frames_that_are_not_pubsub_are_refused() -> None:
     ]
     for frame in frames:
         assert table.route(frame) is False, frame
+    table.route_many([*frames, [[b"message"], b"c", b"x"]])  # the batch path, an odd word too
     assert sink.events == []
     assert table.unroutable == 0
     row = table.get(Kind.CHANNEL, b"c")
@@ -435,6 +436,8 @@ FRAMES: list[Any] = [
     [b"message", b"one", 7],  # malformed: the payload is not bytes
     [b"message", b"one"],  # malformed: too short
     [b"subscribe", b"one", 1],
+    [b"smessage", b"one", b"9"],  # no shard subscription of that name
+    [[b"message"], b"one", b"10"],  # not a Pub/Sub frame
     [b"message", b"one", b"8"],
 ]
 
@@ -464,8 +467,8 @@ def test_route_many_does_what_route_does_frame_by_frame() -> None:
             expected.dropped,
             expected.acknowledged,
         ), name
-    assert (together.unroutable, together.malformed) == (1, 2)
-    assert (one_by_one.unroutable, one_by_one.malformed) == (1, 2)
+    assert (together.unroutable, together.malformed) == (2, 2)
+    assert (one_by_one.unroutable, one_by_one.malformed) == (2, 2)
     assert together.last_frame is not None
 
 

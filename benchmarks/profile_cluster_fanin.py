@@ -30,7 +30,9 @@ def main() -> None:
                 routes = bench_cluster.write_routes(c)
 
                 def publish(count: int) -> subprocess.Popen[str]:
-                    return bench_cluster.start_cluster_publisher("flood", routes, count, path)
+                    return bench_cluster.backlog(
+                        bench_cluster.start_cluster_publisher("flood", routes, count, path)
+                    )
 
                 run = bench_cluster.ours(bench_cluster.cluster_url(c), publish, True, c.pids, {})
                 profile(run, messages)
@@ -40,7 +42,9 @@ def main() -> None:
             try:
 
                 def publish(count: int) -> subprocess.Popen[str]:
-                    return start_publisher(server.url, "flood", bench_cluster.CHANNELS, count, path)
+                    return bench_cluster.backlog(
+                        start_publisher(server.url, "flood", bench_cluster.CHANNELS, count, path)
+                    )
 
                 profile(bench_cluster.ours(server.url, publish, False, [], {}), messages)
             finally:

@@ -366,6 +366,7 @@ class Codec:
 
     def _decoder(self, expected: object) -> _Decoder:
         self.prepare(expected)
+        key = expected  # the compiled path is kept under what decode() is given
         if expected is dict:
             return None, {}, None
         if isinstance(expected, Untagged) or _is_plain_attrs(expected):
@@ -382,7 +383,7 @@ class Codec:
         assert members is not None  # prepare() checked it
         by_tag = {_names[cls]: self._compiled_decoder(cls) for cls in members}
         self._add_fast(
-            expected,
+            key,
             discriminator,
             {tag: decoder for tag, decoder in by_tag.items() if decoder is not None},
         )

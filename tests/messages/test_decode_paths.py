@@ -25,7 +25,9 @@ from pathlib import Path
 import attrs
 import orjson
 import pytest
-from decode_paths import check_class, nested_plain_classes
+from decode_paths import assert_same_outcome, check_class, json_object, nested_plain_classes
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import actors.presence
 import actors.server.chat
@@ -41,6 +43,7 @@ from actors.messages import (
     field_naming,
     message_type,
     registered_message_types,
+    tagged_union,
 )
 
 _ROOT = Path(__file__).resolve().parents[2]
@@ -280,3 +283,33 @@ def test_a_number_beyond_a_double_in_an_ignored_key_is_skipped_by_the_compiled_p
     with pytest.raises(MessageDecodeError) as refused:
         Codec(compiled=False).decode(payload, Reading)
     assert refused.value.reason.startswith("invalid JSON: ")
+
+
+@message_type("decode-paths.sample")
+@attrs.frozen(kw_only=True)
+class Sample(Message):
+    value: int
+
+
+def test_a_union_and_its_tagged_union_each_keep_their_own_discriminator() -> None:
+    codec = Codec()
+    union = Reading | Sample
+    by_kind = tagged_union(union, discriminator="kind")
+    assert codec.decode(b'{"type":"decode-paths.sample","value":1}', union).value == 1
+    assert codec.decode(b'{"kind":"decode-paths.sample","value":2}', by_kind).value == 2
+    with pytest.raises(MessageDecodeError, match="missing type tag 'type'"):
+        codec.decode(b'{"kind":"decode-paths.sample","value":3}', union)
+    with pytest.raises(MessageDecodeError, match="missing type tag 'kind'"):
+        codec.decode(b'{"type":"decode-paths.sample","value":4}', by_kind)
+    assert codec.statistics().handed_to_cattrs == 2
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_both_paths_agree_on_a_union_and_on_its_tagged_union(data: st.DataObject) -> None:
+    value = data.draw(json_object(data.draw(st.sampled_from([Reading, Sample]))))
+    if "type" in value and data.draw(st.booleans()):
+        value["kind"] = value.pop("type")
+    payload = orjson.dumps(value)
+    for expected in (Reading | Sample, tagged_union(Reading | Sample, discriminator="kind")):
+        assert_same_outcome(payload, expected)

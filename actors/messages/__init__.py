@@ -22,13 +22,8 @@ from actors.messages._channels import (
     escape_glob,
     is_pattern,
 )
-from actors.messages._codec import (
-    CODEC,
-    DEFAULT_MAX_DEPTH,
-    DEFAULT_MAX_PAYLOAD_SIZE,
-    Codec,
-    CodecStatistics,
-)
+from actors.messages._codec import CODEC, DEFAULT_MAX_DEPTH, DEFAULT_MAX_PAYLOAD_SIZE, Codec
+from actors.messages._compiled import CodecStatistics
 from actors.messages._identifiers import (
     IDENTIFIER_PATTERN,
     IDENTIFIER_RULE,

@@ -29,7 +29,7 @@ from cattrs.v import format_exception
 from actors._errors import MessageDecodeError
 from actors.messages._base import TYPE_FIELD, _names, message_type_name
 from actors.messages._collections import collection_structure_hook, is_collection
-from actors.messages._compiled import ClassDecoder, compile_decoder, fast_decode
+from actors.messages._compiled import CodecStatistics, CompiledPaths, compile_decoder
 from actors.messages._scalars import (
     json_kind,
     max_depth_exceeded,
@@ -55,7 +55,7 @@ from actors.messages._wire import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["CODEC", "DEFAULT_MAX_DEPTH", "DEFAULT_MAX_PAYLOAD_SIZE", "Codec", "CodecStatistics"]
+__all__ = ["CODEC", "DEFAULT_MAX_DEPTH", "DEFAULT_MAX_PAYLOAD_SIZE", "Codec"]
 
 T = TypeVar("T")
 
@@ -94,23 +94,6 @@ def _members(expected: object) -> tuple[type, ...] | None:
     if _is_union(expected) and args and all(arg in _names for arg in args):
         return cast("tuple[type, ...]", args)
     return None
-
-
-@attrs.frozen
-class CodecStatistics:
-    """Which decode path each class takes, and how often the compiled one handed over.
-
-    Attributes:
-        compiled: The classes decoded by msgspec's compiled decoder, by qualified name.
-        cattrs: The classes that keep the cattrs path, each with the reason.
-        handed_to_cattrs: Payloads the compiled path did not accept and passed to cattrs,
-            which refused them with the documented reason or read a spelling msgspec does not
-            (a timestamp with another offset, say).
-    """
-
-    compiled: tuple[str, ...]
-    cattrs: dict[str, str]
-    handed_to_cattrs: int
 
 
 class Codec:
@@ -166,10 +149,27 @@ class Codec:
         self._prepared: set[Any] = set()
         # Per expected type: (discriminator or None, structure by tag, structure when untagged).
         self._decoders: dict[Any, _Decoder] = {}
-        self._compiled: dict[type, ClassDecoder | str] = {}
+        refusal = (
+            "the codec was made with compiled=False"
+            if not compiled
+            else "the codec refuses unknown keys"
+            if unknown_keys is UnknownKeys.FORBID
+            else None
+        )
+        self._compiled_paths = CompiledPaths(
+            lambda cls: compile_decoder(
+                cls,
+                structure_hook=self.converter.get_structure_hook,
+                naming=self._naming,
+                enum_by_name=self._by_name,
+                tagged=_is_message,
+            ),
+            refusal=refusal,
+            max_payload_size=max_payload_size,
+            max_depth=max_depth,
+        )
         # Per expected type with a compiled path: it, with every check it needs built in.
-        self._fast: dict[Any, Callable[[bytes], Any]] = {}
-        self._handed_to_cattrs = 0
+        self._fast = self._compiled_paths.by_expected
         self._tagged_bodies: dict[tuple[type, str], Callable[[dict[str, Any]], Any]] = {}
         self._unstructure_bodies: dict[type, Callable[[Any], dict[str, Any]]] = {}
         self._encoders: dict[object, Callable[[Any], dict[str, Any]]] = {}
@@ -306,7 +306,7 @@ class Codec:
             result = fast(payload)
             if result is not None:
                 return result
-            self._handed_to_cattrs += 1
+            self._compiled_paths.handed_to_cattrs += 1
         return self._decode(payload, expected)
 
     def _decode(self, payload: bytes, expected: object) -> Any:
@@ -372,8 +372,7 @@ class Codec:
         if isinstance(expected, Untagged) or _is_plain_attrs(expected):
             cls = expected.cls if isinstance(expected, Untagged) else cast("type", expected)
             body = self._body_structure(cls)
-            compiled = self._compiled_decoder(cls)
-            self._add_fast(expected, None, {} if compiled is None else {None: compiled})
+            self._compiled_paths.add(expected, None, {None: cls})
             return None, {}, lambda value: body(value, cls)
         if isinstance(expected, TaggedUnion):
             discriminator, expected = expected.discriminator, expected.union
@@ -381,68 +380,16 @@ class Codec:
             discriminator = self.discriminator
         members = _members(expected)
         assert members is not None  # prepare() checked it
-        by_tag = {_names[cls]: self._compiled_decoder(cls) for cls in members}
-        self._add_fast(
-            key,
-            discriminator,
-            {tag: decoder for tag, decoder in by_tag.items() if decoder is not None},
-        )
+        self._compiled_paths.add(key, discriminator, {_names[cls]: cls for cls in members})
         return (
             discriminator,
             {_names[cls]: self._tagged_body(cls, discriminator) for cls in members},
             None,
         )
 
-    def _add_fast(
-        self, expected: object, discriminator: str | None, decoders: dict[Any, ClassDecoder]
-    ) -> None:
-        fast = fast_decode(
-            discriminator,
-            decoders,
-            max_payload_size=self.max_payload_size,
-            max_depth=self.max_depth,
-        )
-        if fast is not None:
-            self._fast[expected] = fast
-
-    def _compiled_decoder(self, cls: type) -> ClassDecoder | None:
-        """msgspec's compiled decoder for a class's fields, if it reads them as cattrs does."""
-        found = self._compiled.get(cls)
-        if found is None:
-            if not self.compiled:
-                found = "the codec was made with compiled=False"
-            elif self.unknown_keys is UnknownKeys.FORBID:
-                found = "the codec refuses unknown keys"
-            else:
-                found = compile_decoder(
-                    cls,
-                    structure_hook=self.converter.get_structure_hook,
-                    naming=self._naming,
-                    enum_by_name=self._by_name,
-                    tagged=_is_message,
-                )
-            self._compiled[cls] = found
-        return None if isinstance(found, str) else found
-
     def statistics(self) -> CodecStatistics:
         """Which decode path each class decoded so far takes (see ``CodecStatistics``)."""
-        return CodecStatistics(
-            compiled=tuple(
-                sorted(
-                    cls.__qualname__
-                    for cls, found in self._compiled.items()
-                    if isinstance(found, ClassDecoder)
-                )
-            ),
-            cattrs={
-                cls.__qualname__: found
-                for cls, found in sorted(
-                    self._compiled.items(), key=lambda item: item[0].__qualname__
-                )
-                if isinstance(found, str)
-            },
-            handed_to_cattrs=self._handed_to_cattrs,
-        )
+        return self._compiled_paths.statistics()
 
     def _tagged_body(self, cls: type, discriminator: str) -> Callable[[dict[str, Any]], Any]:
         """Structure a class's fields from an object that also holds its discriminator."""

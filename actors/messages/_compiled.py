@@ -32,7 +32,7 @@ from actors.messages._wire import FieldNaming
 if typing.TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-__all__ = ["ClassDecoder", "compile_decoder", "fast_decode"]
+__all__ = ["ClassDecoder", "CodecStatistics", "CompiledPaths", "compile_decoder", "fast_decode"]
 
 # The longest timestamp the compiled path reads: YYYY-MM-DDTHH:MM:SS.ffffffZ, microseconds.
 _LONGEST_TIMESTAMP: Final = 27  # characters
@@ -59,6 +59,87 @@ class _Rules:
     naming: Callable[[type], FieldNaming]
     enum_by_name: Callable[[type], bool]
     tagged: Callable[[type], bool]
+
+
+@attrs.frozen
+class CodecStatistics:
+    """Which decode path each class takes, and how often the compiled one handed over.
+
+    Attributes:
+        compiled: The classes decoded by msgspec's compiled decoder, by qualified name.
+        cattrs: The classes that keep the cattrs path, each with the reason.
+        handed_to_cattrs: Payloads the compiled path did not accept and passed to cattrs,
+            which refused them with the documented reason or read a spelling msgspec does not
+            (a timestamp with another offset, say).
+    """
+
+    compiled: tuple[str, ...]
+    cattrs: dict[str, str]
+    handed_to_cattrs: int
+
+
+class CompiledPaths:
+    """A codec's compiled decoders: one per class, and one entry point per expected type.
+
+    Args:
+        compile_class: Makes a class's decoder, or says why the class keeps the cattrs path.
+        refusal: Why no class of this codec is compiled, or None.
+        max_payload_size: The codec's payload limit, checked by every entry point.
+        max_depth: The codec's nesting limit, likewise.
+    """
+
+    def __init__(
+        self,
+        compile_class: Callable[[type], ClassDecoder | str],
+        *,
+        refusal: str | None,
+        max_payload_size: int,
+        max_depth: int,
+    ) -> None:
+        self._compile = compile_class
+        self._refusal = refusal
+        self._max_payload_size = max_payload_size
+        self._max_depth = max_depth
+        self._classes: dict[type, ClassDecoder | str] = {}
+        self.by_expected: dict[Any, Callable[[bytes], Any]] = {}
+        """The entry point of each expected type that has one (see ``fast_decode``)."""
+        self.handed_to_cattrs = 0
+        """Payloads an entry point did not accept; the codec counts them."""
+
+    def add(self, expected: object, discriminator: str | None, classes: dict[Any, type]) -> None:
+        """Give ``expected`` an entry point over its classes (by tag; by None when untagged),
+        if any of them compiles."""
+        decoders = {}
+        for tag, cls in classes.items():
+            decoder = self._decoder(cls)
+            if decoder is not None:
+                decoders[tag] = decoder
+        entry = fast_decode(
+            discriminator,
+            decoders,
+            max_payload_size=self._max_payload_size,
+            max_depth=self._max_depth,
+        )
+        if entry is not None:
+            self.by_expected[expected] = entry
+
+    def _decoder(self, cls: type) -> ClassDecoder | None:
+        found = self._classes.get(cls)
+        if found is None:
+            found = self._refusal if self._refusal is not None else self._compile(cls)
+            self._classes[cls] = found
+        return None if isinstance(found, str) else found
+
+    def statistics(self) -> CodecStatistics:
+        """Which path each class takes so far, with the reasons, and the hand-overs."""
+        ordered = sorted(self._classes.items(), key=lambda item: item[0].__qualname__)
+        return CodecStatistics(
+            compiled=tuple(
+                cls.__qualname__ for cls, found in ordered if isinstance(found, ClassDecoder)
+            ),
+            cattrs={cls.__qualname__: found for cls, found in ordered if isinstance(found, str)},
+            handed_to_cattrs=self.handed_to_cattrs,
+        )
 
 
 def compile_decoder(

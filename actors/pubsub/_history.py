@@ -1,0 +1,266 @@
+"""A channel's history in Redis: publications numbered within an epoch, kept in a capped stream.
+
+Redis Pub/Sub forgets what it delivered; a channel with history also appends every publication
+to a stream, so that a subscriber that missed some can read them back by number. One script
+(``PUBLISH_SCRIPT``, run by its SHA1) does it all at once:
+
+1. A message id seen within the history's TTL is not appended again (a retried publish that
+   already ran); the script answers with the position it got then.
+2. The channel's meta hash holds its epoch and its last offset. With no meta (a new channel, or
+   one whose history expired) the script starts a new epoch, given by the caller (random), and
+   drops any stream left over, so offsets in one epoch always start at 1.
+3. The next offset is appended to the stream as the entry ID ``<offset>-0`` (so that ``XRANGE``
+   reads a range of offsets directly), capped with ``MAXLEN ~ size``.
+4. The meta, the stream and the id's marker expire ``ttl`` after the last publication.
+5. It publishes (``PUBLISH``, or ``SPUBLISH`` for a shard channel) the envelope
+   ``{"epoch":"<epoch>","offset":<offset>,"data":<payload>}``: the payload, which must be JSON,
+   as it is, with its position.
+
+Every key of a channel shares the channel's hash slot (``history_keys``), so the script is
+single-slot on a Redis Cluster and may ``SPUBLISH`` to the channel. docs/recovery.md describes
+the guarantees and the envelope.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import TYPE_CHECKING, Any, Final
+
+import attrs
+import orjson
+
+from actors.redis import Script, key_slot
+
+if TYPE_CHECKING:
+    from actors.redis import Argument
+
+__all__ = [
+    "MAX_MESSAGE_ID_LENGTH",
+    "PUBLISH_SCRIPT",
+    "History",
+    "HistoryKeys",
+    "HistoryPublished",
+    "Position",
+    "history_keys",
+    "publish_with_history",
+    "read_envelope",
+]
+
+MAX_MESSAGE_ID_LENGTH: Final = 128  # characters
+
+_MESSAGE_ID: Final = re.compile(rf"[A-Za-z0-9_.:\-]{{1,{MAX_MESSAGE_ID_LENGTH}}}")
+
+PUBLISH_SCRIPT: Final = Script(
+    """
+local meta, stream, marker = KEYS[1], KEYS[2], KEYS[3]
+local channel, payload, size, ttl, fresh_epoch, sharded =
+    ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local seen = redis.call('GET', marker)
+if seen then
+    local colon = string.find(seen, ':', 1, true)
+    return {string.sub(seen, 1, colon - 1), tonumber(string.sub(seen, colon + 1)), 0}
+end
+local epoch = redis.call('HGET', meta, 'epoch')
+if not epoch then
+    epoch = fresh_epoch
+    redis.call('DEL', stream)
+    redis.call('HSET', meta, 'epoch', epoch, 'offset', 0)
+end
+local offset = redis.call('HINCRBY', meta, 'offset', 1)
+redis.call('XADD', stream, 'MAXLEN', '~', size, offset .. '-0', 'data', payload)
+redis.call('PEXPIRE', meta, ttl)
+redis.call('PEXPIRE', stream, ttl)
+redis.call('SET', marker, epoch .. ':' .. offset, 'PX', ttl)
+local envelope = '{"epoch":"' .. epoch .. '","offset":' .. offset .. ',"data":' .. payload .. '}'
+if sharded == '1' then
+    redis.call('SPUBLISH', channel, envelope)
+else
+    redis.call('PUBLISH', channel, envelope)
+end
+return {epoch, offset, 1}
+"""
+)
+"""KEYS: the meta hash, the stream, the message id's marker (``history_keys``).
+ARGV: the channel, the JSON payload, the stream's size, the TTL in milliseconds, an epoch for a
+new history, ``1`` for ``SPUBLISH``. Returns ``[epoch, offset, 1 if appended else 0]``."""
+
+
+def _positive(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"{attribute.name} must be positive, not {value!r}")
+
+
+@attrs.frozen
+class History:
+    """How much of a channel's past Redis keeps for subscribers that missed it.
+
+    Attributes:
+        size: About how many publications the stream keeps (``XADD MAXLEN ~``: Redis trims in
+            whole nodes, so a few more may stay).
+        ttl: Seconds the history lives after the channel's last publication; an idle channel's
+            history then expires, and the next publication starts a new epoch.
+    """
+
+    size: int = attrs.field(validator=_positive)
+    ttl: float = attrs.field(validator=_positive)
+
+    @property
+    def ttl_milliseconds(self) -> int:
+        """``ttl`` in whole milliseconds, at least 1, as ``PEXPIRE`` takes it."""
+        return max(1, round(self.ttl * 1000))
+
+
+@attrs.frozen
+class Position:
+    """Where a publication stands in its channel's history.
+
+    Attributes:
+        epoch: The history's epoch: a new random one whenever the history starts over, so an
+            offset from another epoch says nothing about this one.
+        offset: Its number within the epoch, from 1, one more for each publication.
+    """
+
+    epoch: str
+    offset: int
+
+
+@attrs.frozen
+class HistoryPublished:
+    """What a publish with history did.
+
+    Attributes:
+        position: The publication's position (an earlier one's, if ``appended`` is False).
+        appended: False when the message id had been published already within the TTL: the
+            stream and the channel got nothing new.
+    """
+
+    position: Position
+    appended: bool
+
+
+@attrs.frozen
+class HistoryKeys:
+    """The Redis keys of one channel's history, all in the channel's hash slot."""
+
+    meta: str
+    """A hash: ``epoch`` and ``offset`` (the last one given)."""
+    stream: str
+    """The stream of publications: entry ID ``<offset>-0``, field ``data``."""
+    marker_prefix: str
+    """Followed by a message id: the marker of a publication of that id."""
+
+    def marker(self, message_id: str) -> str:
+        """The key that marks ``message_id`` as published; ``ValueError`` for a bad id."""
+        if not isinstance(message_id, str) or not _MESSAGE_ID.fullmatch(message_id):
+            raise ValueError(
+                f"invalid message id {message_id!r:.80} for a history: 1 to "
+                f"{MAX_MESSAGE_ID_LENGTH} letters, digits and _ . : -"
+            )
+        return self.marker_prefix + message_id
+
+
+def history_keys(channel: str) -> HistoryKeys:
+    """The keys of ``channel``'s history, in the channel's hash slot.
+
+    A channel with a hash tag (``chat:{lobby}``) keeps it: ``chat:{lobby}:history:meta``. A
+    channel without one is the tag of its keys: ``{notifications}:history:meta``.
+
+    Raises:
+        ValueError: No key name can share the channel's slot (a ``}`` in a channel without a
+            hash tag); give the channel a hash tag.
+    """
+    base = channel if _has_hash_tag(channel) else "{" + channel + "}"
+    keys = HistoryKeys(base + ":history:meta", base + ":history:stream", base + ":history:id:")
+    if key_slot(keys.meta) != key_slot(channel):
+        raise ValueError(
+            f"the history of {channel!r} cannot share its hash slot; give the channel a hash "
+            "tag, such as name:{scope}"
+        )
+    return keys
+
+
+def _has_hash_tag(name: str) -> bool:
+    start = name.find("{")
+    return start >= 0 and name.find("}", start + 1) > start + 1
+
+
+async def publish_with_history(
+    commands: Any,
+    channel: str,
+    payload: bytes,
+    *,
+    history: History,
+    message_id: str,
+    sharded: bool = False,
+) -> HistoryPublished:
+    """Number a publication, append it to the channel's history and publish its envelope.
+
+    Args:
+        commands: Where to run the script (anything with ``execute(*args)``: a connection, or a
+            cluster's key-routed commands).
+        channel: The channel.
+        payload: The publication: JSON (an encoded message), which the envelope carries as is.
+        history: How much history the channel keeps.
+        message_id: The publication's id (a message's ``id``): publishing it again within the
+            TTL appends nothing and answers the first publication's position.
+        sharded: ``SPUBLISH`` to a shard channel rather than ``PUBLISH``.
+
+    Raises:
+        ValueError: An invalid message id, or a channel whose history cannot share its slot.
+        RedisReplyError: Redis refused the script (on a cluster: MOVED and the like).
+    """
+    keys = history_keys(channel)
+    arguments: list[Argument] = [
+        channel,
+        payload,
+        history.size,
+        history.ttl_milliseconds,
+        secrets.token_hex(8),
+        1 if sharded else 0,
+    ]
+    reply = await PUBLISH_SCRIPT.run(
+        commands, [keys.meta, keys.stream, keys.marker(message_id)], arguments
+    )
+    epoch, offset, appended = reply
+    epoch_text = epoch.decode() if isinstance(epoch, bytes) else str(epoch)
+    return HistoryPublished(Position(epoch_text, int(offset)), bool(appended))
+
+
+_OWN_EPOCH: Final = b'{"epoch":"'
+_OWN_OFFSET: Final = b'","offset":'
+_OWN_DATA: Final = b',"data":'
+
+
+def read_envelope(envelope: bytes) -> tuple[Position, bytes]:
+    """The position and the payload of a publication's envelope.
+
+    An envelope as ``PUBLISH_SCRIPT`` writes it gives its payload back byte for byte, found
+    without parsing it: the payload is valid JSON exactly when the envelope is, so a broken one
+    is refused by the decoder that reads the payload. Any other spelling of the same object
+    (another client's) is parsed, and its payload re-encoded compactly.
+
+    Raises:
+        ValueError: Not an envelope: not a JSON object with a string ``epoch``, a positive
+            integer ``offset`` and a ``data`` value.
+    """
+    if envelope.startswith(_OWN_EPOCH) and envelope.endswith(b"}"):
+        epoch_end = envelope.find(_OWN_OFFSET, len(_OWN_EPOCH))
+        data_at = envelope.find(_OWN_DATA, epoch_end + len(_OWN_OFFSET))
+        if epoch_end > 0 and data_at > 0:
+            epoch = envelope[len(_OWN_EPOCH) : epoch_end]
+            digits = envelope[epoch_end + len(_OWN_OFFSET) : data_at]
+            # Our epochs are hex and our offsets plain digits: anything else is parsed below.
+            if epoch.isalnum() and digits.isdigit() and digits[:1] != b"0":
+                data = envelope[data_at + len(_OWN_DATA) : -1]
+                return Position(epoch.decode(), int(digits)), data
+    try:
+        value = orjson.loads(envelope)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"not a history envelope: {exc.msg}") from None
+    if type(value) is not dict:
+        raise ValueError("not a history envelope: not a JSON object")
+    epoch_text, offset = value.get("epoch"), value.get("offset")
+    if type(epoch_text) is not str or type(offset) is not int or offset < 1 or "data" not in value:
+        raise ValueError("not a history envelope: it needs epoch, offset and data")
+    return Position(epoch_text, offset), orjson.dumps(value["data"])

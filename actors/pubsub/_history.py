@@ -38,13 +38,17 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_MESSAGE_ID_LENGTH",
     "PUBLISH_SCRIPT",
+    "WINDOW_SCRIPT",
     "History",
     "HistoryKeys",
     "HistoryPublished",
+    "HistoryWindow",
     "Position",
     "history_keys",
+    "history_window",
     "publish_with_history",
     "read_envelope",
+    "read_history",
 ]
 
 MAX_MESSAGE_ID_LENGTH: Final = 128  # characters
@@ -84,6 +88,25 @@ return {epoch, offset, 1}
 """KEYS: the meta hash, the stream, the message id's marker (``history_keys``).
 ARGV: the channel, the JSON payload, the stream's size, the TTL in milliseconds, an epoch for a
 new history, ``1`` for ``SPUBLISH``. Returns ``[epoch, offset, 1 if appended else 0]``."""
+
+
+WINDOW_SCRIPT: Final = Script(
+    """
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+    return false
+end
+local last = redis.call('HGET', KEYS[1], 'offset')
+local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
+local first = 0
+if oldest[1] then
+    first = tonumber(string.match(oldest[1][1], '^(%d+)'))
+end
+return {epoch, tonumber(last), first}
+"""
+)
+"""KEYS: the meta hash, the stream. Returns ``[epoch, last offset, first offset kept (0 when the
+stream is empty)]``, or nil when the channel has no history now."""
 
 
 def _positive(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
@@ -223,8 +246,83 @@ async def publish_with_history(
         commands, [keys.meta, keys.stream, keys.marker(message_id)], arguments
     )
     epoch, offset, appended = reply
-    epoch_text = epoch.decode() if isinstance(epoch, bytes) else str(epoch)
-    return HistoryPublished(Position(epoch_text, int(offset)), bool(appended))
+    return HistoryPublished(Position(_text(epoch), int(offset)), bool(appended))
+
+
+@attrs.frozen
+class HistoryWindow:
+    """What a channel's history holds now.
+
+    Attributes:
+        epoch: The history's epoch.
+        last: The offset of its last publication.
+        first: The oldest offset still in the stream (the stream is capped and expires); 0 if
+            it holds none.
+    """
+
+    epoch: str
+    last: int
+    first: int
+
+    def covers(self, position: Position) -> bool:
+        """Whether everything after ``position`` is still here: same epoch, nothing trimmed."""
+        if position.epoch != self.epoch or position.offset > self.last:
+            return False
+        return position.offset == self.last or 0 < self.first <= position.offset + 1
+
+
+async def history_window(commands: Any, channel: str) -> HistoryWindow | None:
+    """The channel's history as it stands, in one round trip; None if it has none now."""
+    keys = history_keys(channel)
+    reply = await WINDOW_SCRIPT.run(commands, [keys.meta, keys.stream])
+    if reply is None:
+        return None
+    epoch, last, first = reply
+    return HistoryWindow(_text(epoch), int(last), int(first))
+
+
+async def read_history(
+    commands: Any, channel: str, after: int, up_to: int, *, page: int = 1000
+) -> list[tuple[int, bytes]]:
+    """The publications of the channel numbered ``after + 1`` to ``up_to``, oldest first, as
+    ``(offset, payload)``: what the stream still holds of that range.
+
+    Args:
+        commands: Where to read (anything with ``execute``).
+        channel: The channel.
+        after: The last offset the reader has.
+        up_to: The last offset it wants.
+        page: How many entries one ``XRANGE`` reads; a long range takes several.
+    """
+    if page < 1:
+        raise ValueError(f"page must be positive, not {page}")
+    stream = history_keys(channel).stream
+    found: list[tuple[int, bytes]] = []
+    start = after + 1
+    while start <= up_to:
+        entries = await commands.execute(
+            "XRANGE", stream, f"{start}-0", f"{up_to}-0", "COUNT", page
+        )
+        for entry_id, fields in entries:
+            offset = int(entry_id.split(b"-", 1)[0])
+            found.append((offset, _field(fields, b"data")))
+            start = offset + 1
+        if len(entries) < page:
+            break
+    return found
+
+
+def _field(fields: Any, name: bytes) -> bytes:
+    # RESP3 answers a stream entry's fields as a flat list, like RESP2.
+    for index in range(0, len(fields) - 1, 2):
+        if fields[index] == name:
+            value: bytes = fields[index + 1]
+            return value
+    raise ValueError(f"a history entry without its {name.decode()} field")
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 _OWN_EPOCH: Final = b'{"epoch":"'

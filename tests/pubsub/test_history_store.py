@@ -12,10 +12,13 @@ from push_collector import PushCollector
 
 from actors.pubsub._history import (
     History,
+    HistoryWindow,
     Position,
     history_keys,
+    history_window,
     publish_with_history,
     read_envelope,
+    read_history,
 )
 from actors.redis import key_slot, open_redis_connection
 from actors.testing import RedisCluster, RedisServer
@@ -212,3 +215,47 @@ async def test_on_a_cluster_the_script_runs_on_the_channel_s_master_and_spublish
     assert frames[1][:2] == [b"smessage", channel.encode()]
     received = [frames[1][2]]
     assert read_envelope(received[0]) == (done.position, b'{"x":1}')
+
+
+@pytest.mark.parametrize(
+    ("window", "position", "covered"),
+    [
+        (HistoryWindow("e", last=10, first=1), Position("e", 0), True),
+        (HistoryWindow("e", last=10, first=5), Position("e", 4), True),
+        (HistoryWindow("e", last=10, first=5), Position("e", 3), False),
+        (HistoryWindow("e", last=10, first=5), Position("e", 10), True),
+        (HistoryWindow("e", last=10, first=0), Position("e", 10), True),
+        (HistoryWindow("e", last=10, first=0), Position("e", 9), False),
+        (HistoryWindow("e", last=10, first=1), Position("e", 11), False),
+        (HistoryWindow("e", last=10, first=1), Position("other", 3), False),
+    ],
+)
+def test_a_window_covers_a_position_when_all_after_it_is_kept(
+    window: HistoryWindow, position: Position, covered: bool
+) -> None:
+    assert window.covers(position) is covered
+
+
+async def test_the_window_and_a_range_read_what_the_stream_keeps(
+    redis_server: RedisServer,
+) -> None:
+    small = History(size=100, ttl=60.0)
+    async with open_redis_connection(redis_server.url) as redis:
+        assert await history_window(redis, "feed") is None
+        published = [
+            await publish_with_history(redis, "feed", b"%d" % n, history=small, message_id=f"{n}")
+            for n in range(1, 2501)
+        ]
+        epoch = published[0].position.epoch
+        window = await history_window(redis, "feed")
+        assert window is not None
+        assert (window.epoch, window.last) == (epoch, 2500)
+        assert 2400 - 100 <= window.first <= 2401  # MAXLEN ~ keeps about the last 100
+        got = await read_history(redis, "feed", 2450, 2500, page=7)
+        everything = await read_history(redis, "feed", 0, 2500)
+        nothing = await read_history(redis, "feed", 2500, 2500)
+    assert got == [(n, b"%d" % n) for n in range(2451, 2501)]
+    assert [offset for offset, _ in everything] == list(range(window.first, 2501))
+    assert nothing == []
+    with pytest.raises(ValueError, match="page must be positive"):
+        await read_history(redis, "feed", 0, 1, page=0)

@@ -30,7 +30,6 @@ import attrs
 import trio
 
 from actors._errors import (
-    ActorsError,
     ActorShutdown,
     RedisConfigurationError,
     RedisConnectionError,
@@ -38,7 +37,7 @@ from actors._errors import (
     RedisRedirectError,
     RedisTimeoutError,
 )
-from actors.observability import HealthCheck
+from actors.pubsub._cluster_health import cluster_health_checks
 from actors.pubsub._cluster_probe import probe_channel_for
 from actors.pubsub._connection_actor import ConnectionOptions, run_connection
 from actors.pubsub._redis import BlockObserver, ForwardingObserver
@@ -59,6 +58,7 @@ from actors.supervision import ChildSpec, Restart, SupervisorSpec, open_supervis
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
+    from actors.observability import HealthCheck
     from actors.redis import Argument, MessageSink, PubSubStatistics, RedisReplyError
     from actors.runtime import ActorContext, ActorSystem
     from actors.supervision import Supervisor
@@ -71,7 +71,6 @@ REFRESH_JITTER: Final = 0.2  # ± fraction of the periodic refresh interval
 MAX_REDIRECTS: Final = 3  # MOVED/ASK redirections one command or subscribe follows
 TOPOLOGY_CHILD_ID: Final = "cluster-topology"
 CLASSIC_CHILD_ID: Final = "cluster-classic"
-SERVER_CHECK_TIMEOUT: Final = 1.0  # seconds each node may take to answer the server check
 
 Address = tuple[str, int]
 
@@ -260,7 +259,7 @@ class ClusterPubSub:
                 spacing = min(spacing * 2, self.settings.refresh_interval)
             else:
                 spacing = MIN_REFRESH_INTERVAL
-            if self._healthy():
+            if self.healthy():
                 degraded_wait = MIN_REFRESH_INTERVAL
                 jitter = 1.0 + REFRESH_JITTER * (2 * context.system.random.random() - 1)
                 wait = self.settings.refresh_interval * jitter
@@ -414,7 +413,9 @@ class ClusterPubSub:
             if row is not None and not row.acknowledged and hub.connected:
                 hub.resubscribe(Kind.SHARD, channel)
 
-    def _healthy(self) -> bool:
+    def healthy(self) -> bool:
+        """Whether the map covers every slot and every node's connection is up with no
+        subscription in a gap (waiting for its new owner, say)."""
         slot_map = self._map
         if slot_map is None or slot_map.uncovered():
             return False
@@ -670,80 +671,12 @@ class ClusterPubSub:
         return None
 
     async def health_checks(self) -> dict[str, HealthCheck]:
-        """``connection``: down without a map or the pinned node's connection, degraded while a
-        master's connection is down, slots are uncovered, or a subscription waits for its new
-        owner; each node's state in the details."""
-        await trio.lowlevel.checkpoint()
-        statistics = self.statistics()
-        nodes = {
-            label: {
-                "connected": hub.connected,
-                "reconnects": hub.reconnects,
-                "last_error": hub.last_error,
-                "shard_subscriptions": sum(row.kind is Kind.SHARD for row in hub.subscriptions),
-                "in_gap": sum(1 for row in hub.subscriptions if not row.acknowledged),
-            }
-            for label, hub in statistics.nodes.items()
-        }
-        detail = {
-            "pinned": statistics.pinned,
-            "refreshes": statistics.refreshes,
-            "moves": statistics.moves,
-            "uncovered_slots": statistics.uncovered_slots,
-            "nodes": nodes,
-        }
-        failure = self.failure
-        if failure is not None:
-            return {"connection": HealthCheck.down(**detail, reason=f"failed for good: {failure}")}
-        if self._map is None or not self.classic_hub.connected:
-            reason = self.last_refresh_error or self.classic_hub.last_error or "connecting"
-            return {"connection": HealthCheck.down(**detail, reason=f"not connected: {reason}")}
-        server = await self._server_check()
-        if not self._healthy():
-            return {
-                "connection": HealthCheck.degraded(
-                    **detail, reason="a node is down, or subscriptions wait for their new owner"
-                ),
-                "server": server,
-            }
-        return {"connection": HealthCheck.up(**detail), "server": server}
+        """``connection`` and ``server``: see ``actors.pubsub._cluster_health``."""
+        return await cluster_health_checks(self)
 
-    async def _server_check(self) -> HealthCheck:
-        """``server``: ``PUBSUB SHARDNUMSUB`` on each connected node for the shard channels our
-        connection to it holds acknowledged, its probe's included; one that counts no subscriber
-        is missing (other
-        clients only add to the counts). Each node answers within ``SERVER_CHECK_TIMEOUT``."""
-        nodes: dict[str, dict[str, object]] = {}
-        missing_anywhere = False
-        for node in list(self._nodes.values()):
-            names = [
-                row.name
-                for row in node.hub.table.rows()
-                if row.kind is Kind.SHARD and row.acknowledged
-            ]
-            if not names or not node.hub.connected:
-                continue
-            detail: dict[str, object] = {"shard_channels": len(names)}
-            with trio.move_on_after(SERVER_CHECK_TIMEOUT) as scope:
-                try:
-                    counts = await node.hub.connection().pubsub_shardnumsub(*names)
-                except ActorsError as error:
-                    detail["error"] = str(error)
-                    counts = None
-            if scope.cancelled_caught:
-                detail["error"] = f"no answer within {SERVER_CHECK_TIMEOUT} s"
-            elif counts is not None:
-                missing = sorted(name for name, count in counts.items() if not count)
-                detail["without_subscriber"] = missing[:20]
-                missing_anywhere = missing_anywhere or bool(missing)
-            nodes[node.label] = detail
-        if any("error" in detail for detail in nodes.values()):
-            return HealthCheck.degraded(nodes=nodes, reason="a node did not answer")
-        if missing_anywhere:
-            return HealthCheck.degraded(
-                nodes=nodes, reason="a node lacks some of our shard subscriptions"
-            )
-        return HealthCheck.up(nodes=nodes)
+    def node_hubs(self) -> dict[str, PubSubHub]:
+        """Each node's hub (its connection and subscriptions), by ``host:port``."""
+        return {node.label: node.hub for node in self._nodes.values()}
 
     def command_connection(self) -> Callable[[], Awaitable[RedisCommands]]:
         """Stores keep their state in the cluster: their commands are routed by key slot (a

@@ -35,15 +35,15 @@ class Recorder(ClusterPubSub):
         self._supervisor_set.set()
         self.times: list[float] = []
         self.changed = False
-        self.healthy = True
+        self.is_healthy = True
 
     async def refresh(self) -> bool:
         self.times.append(trio.current_time())
         await trio.lowlevel.checkpoint()
         return self.changed
 
-    def _healthy(self) -> bool:
-        return self.healthy
+    def healthy(self) -> bool:
+        return self.is_healthy
 
 
 @attrs.frozen
@@ -115,7 +115,7 @@ async def test_a_degraded_cluster_is_refreshed_every_second_at_most(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     recorder = Recorder()
-    recorder.healthy = False
+    recorder.is_healthy = False
     times = await run(recorder, 4.0)
     gaps = [round(later - earlier, 6) for earlier, later in itertools.pairwise(times)]
     assert (

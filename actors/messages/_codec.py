@@ -13,7 +13,6 @@ object.
 from __future__ import annotations
 
 import enum
-import types
 import typing
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast, overload
@@ -27,7 +26,7 @@ from cattrs.strategies import configure_tagged_union
 from cattrs.v import format_exception
 
 from actors._errors import MessageDecodeError
-from actors.messages._base import TYPE_FIELD, _names, message_type_name
+from actors.messages._base import TYPE_FIELD, _names
 from actors.messages._collections import collection_structure_hook, is_collection
 from actors.messages._compiled import CodecStatistics, CompiledPaths, compile_decoder
 from actors.messages._scalars import (
@@ -41,6 +40,13 @@ from actors.messages._scalars import (
     structure_str,
     unstructure_bytes,
     unstructure_datetime,
+)
+from actors.messages._types import (
+    describe,
+    is_message,
+    is_plain_attrs,
+    is_union,
+    registered_members,
 )
 from actors.messages._wire import (
     FieldNaming,
@@ -66,34 +72,6 @@ DEFAULT_MAX_DEPTH: Final = 64  # levels of JSON arrays and objects
 """Payloads nested deeper than this are refused before structuring."""
 
 _DUMPS_OPTIONS: Final = orjson.OPT_UTC_Z
-
-
-def describe(expected: object) -> str:
-    """A short name for an expected type: its wire name, class name, or ``A | B``."""
-    if isinstance(expected, Untagged):
-        return describe(expected.cls)
-    if isinstance(expected, TaggedUnion):
-        return describe(expected.union)
-    if isinstance(expected, type):
-        return message_type_name(expected) or expected.__qualname__
-    args = typing.get_args(expected)
-    if args and _is_union(expected):
-        return " | ".join(describe(arg) for arg in args)
-    return repr(expected)
-
-
-def _is_union(tp: object) -> bool:
-    return isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union
-
-
-def _members(expected: object) -> tuple[type, ...] | None:
-    """The registered classes a tagged expected type stands for, or None if it is not one."""
-    if isinstance(expected, type):
-        return (expected,) if expected in _names else None
-    args = typing.get_args(expected)
-    if _is_union(expected) and args and all(arg in _names for arg in args):
-        return cast("tuple[type, ...]", args)
-    return None
 
 
 class Codec:
@@ -162,7 +140,7 @@ class Codec:
                 structure_hook=self.converter.get_structure_hook,
                 naming=self._naming,
                 enum_by_name=self._by_name,
-                tagged=_is_message,
+                tagged=is_message,
             ),
             refusal=refusal,
             max_payload_size=max_payload_size,
@@ -192,10 +170,10 @@ class Codec:
         converter.register_structure_hook_factory(self._by_name, self._enum_structure_hook)
         converter.register_unstructure_hook_factory(self._by_name, self._enum_unstructure_hook)
         # Later factories are tried first: registered messages before plain attrs classes.
-        converter.register_structure_hook_factory(_is_plain_attrs, self._body_structure_hook)
-        converter.register_unstructure_hook_factory(_is_plain_attrs, self._body_unstructure_hook)
-        converter.register_structure_hook_factory(_is_message, self._message_structure_hook)
-        converter.register_unstructure_hook_factory(_is_message, self._message_unstructure_hook)
+        converter.register_structure_hook_factory(is_plain_attrs, self._body_structure_hook)
+        converter.register_unstructure_hook_factory(is_plain_attrs, self._body_unstructure_hook)
+        converter.register_structure_hook_factory(is_message, self._message_structure_hook)
+        converter.register_unstructure_hook_factory(is_message, self._message_unstructure_hook)
 
     # ---- encoding
 
@@ -260,7 +238,7 @@ class Codec:
             discriminator = None
         else:
             expected = as_type.union if isinstance(as_type, TaggedUnion) else as_type
-            members = _members(expected)
+            members = registered_members(expected)
             if members is None or cls not in members:
                 raise TypeError(f"cannot send {cls.__qualname__} as {describe(as_type)}")
             discriminator = (
@@ -310,7 +288,7 @@ class Codec:
         return self._decode(payload, expected)
 
     def _decode(self, payload: bytes, expected: object) -> Any:
-        """The cattrs path, and the way to every type's first decoding."""
+        """The cattrs path: types without a compiled path, and payloads it did not take."""
         if len(payload) > self.max_payload_size:
             raise MessageDecodeError(
                 f"payload too large: {len(payload)} bytes, limit {self.max_payload_size}",
@@ -325,10 +303,8 @@ class Codec:
                 raise MessageDecodeError(
                     f"invalid UTF-8 at byte {exc.start}", expected="str"
                 ) from None
-        decoder = self._decoders.get(expected)
-        if decoder is None:
-            decoder = self._decoders[expected] = self._decoder(expected)
-        discriminator, structures, structure = decoder
+        # decode() built it with the type's compiled path.
+        discriminator, structures, structure = self._decoders[expected]
         try:
             value = orjson.loads(payload)
         except orjson.JSONDecodeError as exc:
@@ -369,7 +345,7 @@ class Codec:
         key = expected  # the compiled path is kept under what decode() is given
         if expected is dict:
             return None, {}, None
-        if isinstance(expected, Untagged) or _is_plain_attrs(expected):
+        if isinstance(expected, Untagged) or is_plain_attrs(expected):
             cls = expected.cls if isinstance(expected, Untagged) else cast("type", expected)
             body = self._body_structure(cls)
             self._compiled_paths.add(expected, None, {None: cls})
@@ -378,7 +354,7 @@ class Codec:
             discriminator, expected = expected.discriminator, expected.union
         else:
             discriminator = self.discriminator
-        members = _members(expected)
+        members = registered_members(expected)
         assert members is not None  # prepare() checked it
         self._compiled_paths.add(key, discriminator, {_names[cls]: cls for cls in members})
         return (
@@ -428,11 +404,11 @@ class Codec:
             return
         if isinstance(expected, Untagged):
             self._walk(expected.cls, set())
-        elif _is_plain_attrs(expected):
+        elif is_plain_attrs(expected):
             self._walk(expected, set())
         else:
             union = expected.union if isinstance(expected, TaggedUnion) else expected
-            members = _members(union)
+            members = registered_members(union)
             if members is None:
                 raise TypeError(
                     f"cannot decode into {expected!r}: expected an attrs class, a registered "
@@ -471,7 +447,7 @@ class Codec:
                 self._check_clash(tp, self.discriminator, nested=True)
             return
         args = typing.get_args(tp)
-        if _is_union(tp) and args and all(arg in _names for arg in args):
+        if is_union(tp) and args and all(arg in _names for arg in args):
             for arg in args:
                 self._walk(arg, seen, nested=nested)
             configure_tagged_union(
@@ -595,14 +571,6 @@ class Codec:
 
 
 _Decoder = tuple[str | None, dict[str, Any], Any]
-
-
-def _is_message(tp: object) -> bool:
-    return isinstance(tp, type) and tp in _names
-
-
-def _is_plain_attrs(tp: object) -> bool:
-    return isinstance(tp, type) and attrs.has(tp) and tp not in _names
 
 
 def _format_exception(exc: BaseException, tp: type | None) -> str:

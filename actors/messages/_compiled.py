@@ -4,22 +4,21 @@ cattrs structures a message in Python, one hook call per field (2.5 to 4 us for 
 message on our benchmark machine); msgspec's typed JSON decoder builds the same attrs class in
 C, running its validators, default factories and ``__attrs_post_init__``, in about 1 us. The
 codec takes this path for every class it can express exactly as the cattrs path does, and
-keeps cattrs for the rest, saying why (``compile_refusal``).
+keeps cattrs for the rest, saying why (``CodecStatistics.cattrs``).
 
-Exactness rests on three rules. orjson still parses every payload first, so what counts as
-JSON, the type tag and the nesting bound are decided as before. msgspec only ever accepts: a
-payload it refuses goes on to the cattrs path, which gives the documented reason (or, for the
-few spellings msgspec does not read, such as a timestamp with an offset, the documented
-value). And a type is compiled only when every field is one whose reading msgspec and our
-cattrs hooks agree on, byte for byte; timestamps, which msgspec rounds where Python truncates
-and keeps in their own offset, are compiled only as top-level fields and only when the string
-has the canonical form both read alike (checked on the parsed object before msgspec runs).
+Exactness rests on three rules. The compiled path only ever accepts: a payload it does not take
+goes on to the cattrs path, which gives the documented reason (or, for the few spellings msgspec
+does not read alike, such as a timestamp with an offset, the documented value). Before msgspec
+runs, the codec's limits are checked on the bytes (size, valid UTF-8, brackets for the nesting
+bound), so that they hold in keys the class ignores, which msgspec skips. And a type is compiled
+only when every field is one whose reading msgspec and our cattrs hooks agree on; timestamps,
+which msgspec rounds where Python truncates and keeps in their own offset, are compiled only as
+top-level fields and only when a first pass finds them in the form both read alike.
 """
 
 from __future__ import annotations
 
 import enum
-import types
 import typing
 from datetime import datetime
 from typing import Any, Final
@@ -27,6 +26,7 @@ from typing import Any, Final
 import attrs
 import msgspec
 
+from actors.messages._types import is_union, optional_of
 from actors.messages._wire import FieldNaming
 
 if typing.TYPE_CHECKING:
@@ -168,7 +168,9 @@ def compile_decoder(
     except Exception as exc:  # a type msgspec cannot express, or annotations it cannot resolve
         return f"msgspec cannot decode it ({exc})"
     timestamps = tuple(
-        field.name for field in attrs.fields(cls) if _strip_optional(field.type) is datetime
+        field.name
+        for field in attrs.fields(cls)
+        if datetime in (field.type, optional_of(field.type))
     )
     return ClassDecoder(decode, timestamps)
 
@@ -287,11 +289,11 @@ def _type_refusal(tp: Any, rules: _Rules, *, top_level: bool, seen: set[type]) -
         return _user_hook(tp, rules)
     args = typing.get_args(tp)
     origin = typing.get_origin(tp)
-    if isinstance(tp, types.UnionType) or origin is typing.Union:
-        others = [arg for arg in args if arg is not type(None)]
-        if len(others) != 1 or len(args) != 2:
+    if is_union(tp):
+        inner = optional_of(tp)
+        if inner is None:
             return f"the union {tp!r}"
-        return _type_refusal(others[0], rules, top_level=top_level, seen=seen)
+        return _type_refusal(inner, rules, top_level=top_level, seen=seen)
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return _enum_refusal(tp, rules)
     if isinstance(tp, type) and attrs.has(tp):
@@ -330,17 +332,6 @@ def _user_hook(tp: Any, rules: _Rules) -> str | None:
     if module.startswith(_OWN_HOOK_MODULES):
         return None
     return f"a structure hook is registered for {tp!r}"
-
-
-def _strip_optional(tp: Any) -> Any:
-    args = typing.get_args(tp)
-    if (isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union) and len(
-        args
-    ) == 2:
-        others = [arg for arg in args if arg is not type(None)]
-        if len(others) == 1:
-            return others[0]
-    return tp
 
 
 def _is_utf8(payload: bytes) -> bool:

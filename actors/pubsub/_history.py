@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 import orjson
 
-from actors.redis import Script, key_slot
+from actors.redis import RedisCommands, Script, hash_tag, key_slot
 
 if TYPE_CHECKING:
     from actors.redis import Argument
@@ -193,7 +193,7 @@ def history_keys(channel: str) -> HistoryKeys:
         ValueError: No key name can share the channel's slot (a ``}`` in a channel without a
             hash tag); give the channel a hash tag.
     """
-    base = channel if _has_hash_tag(channel) else "{" + channel + "}"
+    base = channel if hash_tag(channel.encode()) is not None else "{" + channel + "}"
     keys = HistoryKeys(base + ":history:meta", base + ":history:stream", base + ":history:id:")
     if key_slot(keys.meta) != key_slot(channel):
         raise ValueError(
@@ -203,13 +203,8 @@ def history_keys(channel: str) -> HistoryKeys:
     return keys
 
 
-def _has_hash_tag(name: str) -> bool:
-    start = name.find("{")
-    return start >= 0 and name.find("}", start + 1) > start + 1
-
-
 async def publish_with_history(
-    commands: Any,
+    commands: RedisCommands,
     channel: str,
     payload: bytes,
     *,
@@ -220,8 +215,8 @@ async def publish_with_history(
     """Number a publication, append it to the channel's history and publish its envelope.
 
     Args:
-        commands: Where to run the script (anything with ``execute(*args)``: a connection, or a
-            cluster's key-routed commands).
+        commands: Where to run the script: a connection, or a cluster's key-routed commands
+            (``Broker.command_connection``).
         channel: The channel.
         payload: The publication: JSON (an encoded message), which the envelope carries as is.
         history: How much history the channel keeps.
@@ -271,7 +266,7 @@ class HistoryWindow:
         return position.offset == self.last or 0 < self.first <= position.offset + 1
 
 
-async def history_window(commands: Any, channel: str) -> HistoryWindow | None:
+async def history_window(commands: RedisCommands, channel: str) -> HistoryWindow | None:
     """The channel's history as it stands, in one round trip; None if it has none now."""
     keys = history_keys(channel)
     reply = await WINDOW_SCRIPT.run(commands, [keys.meta, keys.stream])
@@ -282,13 +277,13 @@ async def history_window(commands: Any, channel: str) -> HistoryWindow | None:
 
 
 async def read_history(
-    commands: Any, channel: str, after: int, up_to: int, *, page: int = 1000
+    commands: RedisCommands, channel: str, after: int, up_to: int, *, page: int = 1000
 ) -> list[tuple[int, bytes]]:
     """The publications of the channel numbered ``after + 1`` to ``up_to``, oldest first, as
     ``(offset, payload)``: what the stream still holds of that range.
 
     Args:
-        commands: Where to read (anything with ``execute``).
+        commands: Where to read: a connection, or a cluster's key-routed commands.
         channel: The channel.
         after: The last offset the reader has.
         up_to: The last offset it wants.

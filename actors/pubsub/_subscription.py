@@ -143,43 +143,49 @@ class SubscriptionActor(Actor):
         return None
 
     async def _handle(
-        self, message: RedisMessage, decoded: object, first_error: Exception | None
+        self, message: RedisMessage, decoded: object, error: Exception | None
     ) -> None:
-        """Call the handler by the error policy; ``first_error`` is the first call's, if made."""
+        """Call the handler by the error policy; ``error`` is the first call's, if it was made
+        already (the common case's)."""
         spec = self.spec
-        counters = spec.counters
         observer = spec.observer
         if observer is not None:
             observer.received(spec, message, decoded)
-        attempt = 0
-        while True:
-            attempt += 1
-            started = trio.current_time() if observer is not None else 0.0
-            try:
-                if first_error is not None:
-                    error, first_error = first_error, None
-                    raise error
-                if spec.takes_channel:
-                    await spec.handler(decoded, message.channel.decode(errors="replace"))
-                else:
-                    await spec.handler(decoded)
-            except Exception as error:
-                action = spec.policy.action_for(error)
-                retry = spec.policy.retry
-                if action is ErrorAction.RETRY and attempt < retry.max_attempts:
-                    counters.retries += 1
-                    if observer is not None:
-                        observer.retried(spec)
-                    await trio.sleep(retry.backoff.delay(attempt - 1, self.context.system.random))
-                    continue
-                if action is ErrorAction.RETRY:
-                    action = spec.policy.exhausted
-                await self._give_up(message, error, action, f"handler: {error!r}")
-                return
-            counters.handled += 1
-            if observer is not None:
-                observer.handled(spec, trio.current_time() - started)
+        if error is None:
+            error = await self._call(message, decoded)
+        attempt = 1
+        while error is not None:
+            action = spec.policy.action_for(error)
+            retry = spec.policy.retry
+            if action is ErrorAction.RETRY and attempt < retry.max_attempts:
+                spec.counters.retries += 1
+                if observer is not None:
+                    observer.retried(spec)
+                await trio.sleep(retry.backoff.delay(attempt - 1, self.context.system.random))
+                attempt += 1
+                error = await self._call(message, decoded)
+                continue
+            if action is ErrorAction.RETRY:
+                action = spec.policy.exhausted
+            await self._give_up(message, error, action, f"handler: {error!r}")
             return
+
+    async def _call(self, message: RedisMessage, decoded: object) -> Exception | None:
+        """One handler call, counted and timed; the exception it raised, if any."""
+        spec = self.spec
+        observer = spec.observer
+        started = trio.current_time() if observer is not None else 0.0
+        try:
+            if spec.takes_channel:
+                await spec.handler(decoded, message.channel.decode(errors="replace"))
+            else:
+                await spec.handler(decoded)
+        except Exception as error:
+            return error
+        spec.counters.handled += 1
+        if observer is not None:
+            observer.handled(spec, trio.current_time() - started)
+        return None
 
     async def _give_up(
         self, message: RedisMessage, error: BaseException, action: ErrorAction, reason: str

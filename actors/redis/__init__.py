@@ -57,7 +57,7 @@ from actors.redis._resp import (
     reply_error,
 )
 from actors.redis._routing import command_key
-from actors.redis._slots import HASH_SLOTS, key_slot
+from actors.redis._slots import HASH_SLOTS, hash_tag, key_slot
 from actors.redis._subscriptions import (
     ConnectionLost,
     Kind,
@@ -122,6 +122,7 @@ __all__ = [
     "command_key",
     "encode_command",
     "failure_cause",
+    "hash_tag",
     "is_cluster_url",
     "is_push",
     "key_slot",

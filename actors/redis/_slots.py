@@ -16,7 +16,7 @@ from __future__ import annotations
 from binascii import crc_hqx
 from typing import Final
 
-__all__ = ["HASH_SLOTS", "key_slot"]
+__all__ = ["HASH_SLOTS", "hash_tag", "key_slot"]
 
 HASH_SLOTS: Final = 16384
 """Slots of a Redis Cluster's key space."""
@@ -34,9 +34,15 @@ def key_slot(key: bytes | str) -> int:
     """
     if isinstance(key, str):
         key = key.encode()
+    return crc_hqx(hash_tag(key) or key, 0) & (HASH_SLOTS - 1)
+
+
+def hash_tag(key: bytes) -> bytes | None:
+    """The hash tag of a key or shard channel: the non-empty text between its first ``{`` and
+    the first ``}`` after it, or None if it has none (then the whole key is hashed)."""
     start = key.find(b"{")
     if start >= 0:
         end = key.find(b"}", start + 1)
         if end > start + 1:
-            key = key[start + 1 : end]
-    return crc_hqx(key, 0) & (HASH_SLOTS - 1)
+            return key[start + 1 : end]
+    return None

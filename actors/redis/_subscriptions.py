@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import attrs
 import trio
@@ -49,10 +49,6 @@ _UNSUBSCRIBE = {
     Kind.PATTERN: b"PUNSUBSCRIBE",
     Kind.SHARD: b"SUNSUBSCRIBE",
 }
-# The message words and their kinds, for the reader's hot loop (an enum member costs an
-# attribute lookup through the class each time it is named).
-_MESSAGE_KINDS: Final = {b"message": Kind.CHANNEL, b"smessage": Kind.SHARD}
-
 _ACKS = {
     b"subscribe": (Kind.CHANNEL, True),
     b"psubscribe": (Kind.PATTERN, True),
@@ -246,6 +242,13 @@ class SubscriptionTable:
             Kind.PATTERN: self._patterns,
             Kind.SHARD: self._shards,
         }
+        # The words of a channel and a shard message, with their rows and kinds: looked up
+        # once per frame rather than compared one by one (an enum member costs an attribute
+        # lookup through its class each time it is named).
+        self._message_rows: dict[object, tuple[dict[bytes, Subscription], Kind]] = {
+            b"message": (self._channels, Kind.CHANNEL),
+            b"smessage": (self._shards, Kind.SHARD),
+        }
         self.unroutable = 0
         """Messages for a name no local sink holds (in flight while unsubscribing)."""
         self.malformed = 0
@@ -335,16 +338,16 @@ class SubscriptionTable:
         self.last_frame = self._clock()
         route_one = self._route_one
         deliver = self._deliver
-        rows_of = {b"message": self._channels, b"smessage": self._shards}
-        kinds = _MESSAGE_KINDS
+        message_rows = self._message_rows
         for frame in frames:
-            # A channel or shard message, written out: nearly every frame under load.
+            # A channel or shard message, as _route_one takes it, without the call: nearly
+            # every frame under load.
             if len(frame) == 3:
                 word, channel, payload = frame
                 if type(word) is bytes and type(channel) is bytes and type(payload) is bytes:
-                    rows = rows_of.get(word)
-                    if rows is not None:
-                        deliver(rows, kinds[word], channel, payload, None)
+                    target = message_rows.get(word)
+                    if target is not None:
+                        deliver(target[0], target[1], channel, payload, None)
                         continue
             route_one(frame)
 
@@ -364,10 +367,13 @@ class SubscriptionTable:
         if not frame:
             return False
         word = frame[0]
+        if type(word) is not bytes:
+            return False
         size = len(frame)
-        if word == b"message":
+        target = self._message_rows.get(word)
+        if target is not None:
             if size == 3 and type(frame[1]) is bytes and type(frame[2]) is bytes:
-                self._deliver(self._channels, Kind.CHANNEL, frame[1], frame[2], None)
+                self._deliver(target[0], target[1], frame[1], frame[2], None)
                 return True
         elif word == b"pmessage":
             if (
@@ -378,11 +384,7 @@ class SubscriptionTable:
             ):
                 self._deliver(self._patterns, Kind.PATTERN, frame[2], frame[3], frame[1])
                 return True
-        elif word == b"smessage":
-            if size == 3 and type(frame[1]) is bytes and type(frame[2]) is bytes:
-                self._deliver(self._shards, Kind.SHARD, frame[1], frame[2], None)
-                return True
-        elif type(word) is bytes and word in _ACKS:
+        elif word in _ACKS:
             if size == 3 and type(frame[1]) is bytes:
                 kind, subscribed = _ACKS[word]
                 name = frame[1]

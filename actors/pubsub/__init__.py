@@ -31,6 +31,13 @@ from actors.pubsub._dead_letters import (
     dead_letters_to_list,
 )
 from actors.pubsub._glob import compile_glob, glob_match
+from actors.pubsub._history import History, HistoryPublished, HistoryWindow, Position
+from actors.pubsub._history_store import (
+    HistoryRules,
+    HistoryStore,
+    MemoryHistoryStore,
+    RedisHistoryStore,
+)
 from actors.pubsub._memory import MemoryBroker, MemorySubscription, open_memory_broker
 from actors.pubsub._open import memory_broker_name, open_broker
 from actors.pubsub._policy import (
@@ -41,9 +48,10 @@ from actors.pubsub._policy import (
     ErrorPolicy,
     RetryPolicy,
 )
+from actors.pubsub._recovery import Recovered, RecoveryState, Unrecoverable
 from actors.pubsub._redis import RedisPubSub, RedisPubSubStatistics, Subscription, open_redis_pubsub
 from actors.pubsub._sinks import ChannelSink, MailboxSink
-from actors.pubsub._subscription import SubscriptionCounters, SubscriptionObserver
+from actors.pubsub._subscription import RecoveryEvent, SubscriptionCounters, SubscriptionObserver
 
 __all__ = [
     "DEFAULT_BUFFER_SIZE",
@@ -64,12 +72,23 @@ __all__ = [
     "ErrorAction",
     "ErrorPolicy",
     "HandlerStatistics",
+    "History",
+    "HistoryPublished",
+    "HistoryRules",
+    "HistoryStore",
+    "HistoryWindow",
     "LocalState",
     "MailboxSink",
     "MemoryBroker",
+    "MemoryHistoryStore",
     "MemorySubscription",
+    "Position",
     "PubSub",
     "PubSubSettings",
+    "Recovered",
+    "RecoveryEvent",
+    "RecoveryState",
+    "RedisHistoryStore",
     "RedisPubSub",
     "RedisPubSubStatistics",
     "RetryPolicy",
@@ -77,6 +96,7 @@ __all__ = [
     "SubscriptionCounters",
     "SubscriptionHandle",
     "SubscriptionObserver",
+    "Unrecoverable",
     "compile_glob",
     "dead_letter_record",
     "dead_letters_to_channel",

@@ -13,10 +13,12 @@ import inspect
 import itertools
 import logging
 import typing
+import uuid
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Final
 
 import attrs
+import orjson
 import trio
 
 from actors._errors import (
@@ -27,14 +29,25 @@ from actors._errors import (
 )
 from actors.messages import CODEC, GLOB_CHARACTERS, Codec
 from actors.pubsub._connection_actor import DEFAULT_CONNECTION_OPTIONS, ConnectionOptions
+from actors.pubsub._history import MAX_MESSAGE_ID_LENGTH, History, Position
+from actors.pubsub._history_store import HistoryRules, HistoryStore, history_store
 from actors.pubsub._policy import (
     DEFAULT_ERROR_POLICY,
     DEFAULT_RETRY_POLICY,
     ErrorPolicy,
     RetryPolicy,
 )
+from actors.pubsub._recovery import (
+    UNKNOWN_GAP,
+    CatchUp,
+    ChannelRecovery,
+    RecoveryState,
+    WatchRecovery,
+    check_histories,
+)
 from actors.pubsub._sinks import MailboxSink, SubscriptionSink
 from actors.pubsub._subscription import (
+    RecoveryEvent,
     SubscriptionActor,
     SubscriptionCounters,
     SubscriptionObserver,
@@ -45,7 +58,7 @@ from actors.runtime import Down, MailboxConfig, MailboxStatistics, Overflow
 from actors.supervision import ChildSpec, Strategy, SupervisorSpec, open_supervisor
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
     from actors.observability import HealthReport, PubSubMetrics
     from actors.pubsub._broker import Broker, BrokerSubscription
@@ -58,6 +71,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_BUFFER_SIZE: Final = 1000  # messages per subscription mailbox; the users' buffer size
 _MARK: Final = "__actors_subscription__"
 RELEASER_CHILD_ID: Final = "releaser"
+HISTORY_CHECKER_CHILD_ID: Final = "history-checker"
 _subscription_numbers = itertools.count(1)
 
 
@@ -78,6 +92,12 @@ class PubSubSettings:
             subscriptions' supervisor gives up and the failure reaches ``open_pubsub``.
         within: The window for ``max_restarts``, in seconds.
         codec: The codec for every payload.
+        histories: The channels that keep history, by exact name or glob pattern (a room's
+            ``chat:{*}``), and how much (see docs/recovery.md). A publish on one of them is
+            numbered and kept; its subscribers receive each message with its position and may
+            ``recover=True``. Publishers and subscribers of a channel must agree.
+        history_check_interval: Seconds between the checks of a recovering subscription's
+            position against the top of its channel's history (10 s).
     """
 
     buffer_size: int = DEFAULT_BUFFER_SIZE
@@ -89,6 +109,8 @@ class PubSubSettings:
     max_restarts: int = 10
     within: float = 5.0
     codec: Codec = CODEC
+    histories: Mapping[str, History] = attrs.field(factory=dict, hash=False)
+    history_check_interval: float = 10.0
 
 
 @attrs.frozen(kw_only=True)
@@ -107,6 +129,8 @@ class HandlerStatistics:
     """Depth and drops of the subscription's mailbox."""
     restarts: int
     """Restarts of the subscription's actor."""
+    recovery: RecoveryState | None = None
+    """The position and recovery counters of a subscription with ``recover=True``."""
 
 
 class SubscriptionHandle:
@@ -137,6 +161,13 @@ class SubscriptionHandle:
         """The channel or pattern subscribed to."""
         return self.spec.name.decode()
 
+    @property
+    def position(self) -> Position | None:
+        """For ``recover=True``: the position of the last message delivered (None while the
+        channel has no history); None for other subscriptions."""
+        recovery = self.spec.recovery
+        return None if recovery is None else recovery.state.position
+
     async def close(self) -> None:
         """Unsubscribe, then stop the subscription's actor (messages still queued are dropped)."""
         await self._release()
@@ -166,6 +197,7 @@ class SubscriptionHandle:
             counters=attrs.evolve(self.spec.counters),
             mailbox=actor.mailbox,
             restarts=actor.restarts,
+            recovery=None if self.spec.recovery is None else attrs.evolve(self.spec.recovery.state),
         )
 
 
@@ -183,23 +215,25 @@ def _check_name(name: str, *, pattern: bool) -> bytes:
     return name.encode()
 
 
-def _handler_shape(handler: Callable[..., Awaitable[object]]) -> tuple[bool, object | None]:
-    """Whether the handler takes the concrete channel, and the message type its annotation says."""
+def _handler_shape(handler: Callable[..., Awaitable[object]]) -> tuple[int, object | None]:
+    """How many arguments the handler takes (the message, the channel, the position), and the
+    message type its annotation says."""
     signature = inspect.signature(handler)
     parameters = [
         parameter
         for parameter in signature.parameters.values()
         if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD)
     ]
-    if not 1 <= len(parameters) <= 2:
+    if not 1 <= len(parameters) <= 3:
         raise TypeError(
-            f"a handler takes the message, and optionally the channel: {handler!r}{signature}"
+            "a handler takes the message, and optionally the channel and the position: "
+            f"{handler!r}{signature}"
         )
     try:
         hints = typing.get_type_hints(handler)
     except Exception:
         hints = {}
-    return len(parameters) == 2, hints.get(parameters[0].name)
+    return len(parameters), hints.get(parameters[0].name)
 
 
 class PubSub:
@@ -223,12 +257,22 @@ class PubSub:
         self.settings = settings
         self.metrics = metrics
         self._releaser = supervisor.child(RELEASER_CHILD_ID)
+        self._history_checker = supervisor.child(HISTORY_CHECKER_CHILD_ID)
+        self.history_rules = HistoryRules(settings.histories)
+        self._history_store: HistoryStore | None = None
         if observer is None and metrics is not None:
             from actors.pubsub._health import MetricsObserver
 
             observer = MetricsObserver(metrics)
         self.observer = observer
         self._handles = handles
+
+    @property
+    def history_store(self) -> HistoryStore:
+        """Where the broker keeps channel history: its Redis, or memory for ``memory://``."""
+        if self._history_store is None:
+            self._history_store = history_store(self.broker)
+        return self._history_store
 
     def publish_bound(self) -> float:
         """The longest a ``publish`` takes, in seconds: the connection options'
@@ -269,16 +313,28 @@ class PubSub:
                 ``subscribe(..., sharded=True)`` subscribers receive it, never a plain or pattern
                 subscription. On a cluster it goes to the node that owns the channel's hash slot.
 
+        On a channel with history (``settings.histories``) the message is numbered and kept in
+        the channel's history by one script, and a retry never appends it twice: the message's
+        ``id`` (a new one for a message without an ``id``) marks it as published.
+
         Raises:
             RedisConnectionError: Still failing after the last attempt, or the connection was
                 not back within the bound.
             RedisTimeoutError: An attempt got no answer within the bound (the connection looked
                 open): the message may or may not have been published.
             RedisConfigurationError: The connection stopped for good (at once).
-            TypeError: The message cannot be encoded.
+            TypeError: The message cannot be encoded, or a ``str`` or ``bytes`` message on a
+                channel with history is not JSON (its envelope carries it as JSON).
         """
         payload = self.settings.codec.encode(message, as_type=as_type)
-        send = self.broker.spublish if sharded else self.broker.publish
+        history = self.history_rules.history_for(channel) if self.history_rules else None
+        send: Callable[[str, bytes], Awaitable[int]]
+        if history is not None:
+            send = _HistoryPublisher(self.history_store, history, _message_id(message), sharded)
+            if type(message) in (str, bytes):
+                _check_json(channel, payload)
+        else:
+            send = self.broker.spublish if sharded else self.broker.publish
         if self.metrics is not None:
             self.metrics.message_published(group or channel, _type_name(type(message)))
         retry = self.settings.publish_retry
@@ -319,12 +375,17 @@ class PubSub:
         error_policy: ErrorPolicy | None = None,
         on_gap: Callable[[ConnectionLost | Resubscribed], Awaitable[object]] | None = None,
         sharded: bool = False,
+        recover: bool = False,
+        since: Position | None = None,
+        on_recovery: Callable[[RecoveryEvent], Awaitable[object]] | None = None,
     ) -> SubscriptionHandle:
         """Call ``handler`` for every message on one exact channel, in a supervised actor.
 
         Args:
             channel: The exact channel; glob characters are refused (use ``psubscribe``).
-            handler: ``async def handler(message)`` or ``async def handler(message, channel)``.
+            handler: ``async def handler(message)``, ``async def handler(message, channel)`` or
+                ``async def handler(message, channel, position)`` (the message's ``Position``
+                in its channel's history; None on a channel without history).
             message_type: What payloads decode into (see ``Codec.decode``): a registered
                 message class or a union of them (tagged), ``tagged_union(...)``, an attrs
                 class that is not registered or ``untagged(cls)`` (no discriminator), or
@@ -337,13 +398,35 @@ class PubSub:
                 ``publish(..., sharded=True)`` only. On a cluster the subscription lives on the
                 node that owns the channel's hash slot and follows the slot when it moves (a gap:
                 ``ConnectionLost`` then ``Resubscribed``, both naming the channel).
+            recover: For a channel with history: deliver every publication once and in order
+                across gaps, reading what was missed back from the history (``Recovered``), or
+                telling ``on_recovery`` it cannot (``Unrecoverable``); see docs/recovery.md.
+                Before it returns, subscribe reads the history's position once (within the
+                command connection's bound, ``connection.reconnect_wait``).
+            since: With ``recover``: start after this position (one a handler was given, as a
+                reconnecting browser sends), delivering what was published since first.
+            on_recovery: With ``recover``: called with ``Recovered`` once a gap is filled (after
+                the messages it recovered) and ``Unrecoverable`` when it cannot be (reload the
+                state the messages build), in order with the messages.
 
         Raises:
             InvalidChannelNameError: ``channel`` is empty or contains glob characters.
+            ValueError: ``recover`` on a channel without history, or ``since`` without
+                ``recover``.
         """
         name = _check_name(channel, pattern=False)
         return await self._subscribe(
-            name, False, handler, message_type, mailbox, error_policy, on_gap, sharded=sharded
+            name,
+            False,
+            handler,
+            message_type,
+            mailbox,
+            error_policy,
+            on_gap,
+            sharded=sharded,
+            recover=recover,
+            since=since,
+            on_recovery=on_recovery,
         )
 
     async def psubscribe(
@@ -358,7 +441,9 @@ class PubSub:
     ) -> SubscriptionHandle:
         """Like ``subscribe``, for a glob pattern written in code (never from user input).
 
-        A two-argument handler receives the concrete channel of each message.
+        A two-argument handler receives the concrete channel of each message. Messages on the
+        pattern's channels with history come out of their envelopes (a three-argument handler
+        gets their positions), but a pattern does not recover: subscribe to the channel for that.
         """
         name = _check_name(pattern, pattern=True)
         return await self._subscribe(
@@ -376,17 +461,25 @@ class PubSub:
         on_gap: Callable[[ConnectionLost | Resubscribed], Awaitable[object]] | None,
         *,
         sharded: bool = False,
+        recover: bool = False,
+        since: Position | None = None,
+        on_recovery: Callable[[RecoveryEvent], Awaitable[object]] | None = None,
     ) -> SubscriptionHandle:
-        takes_channel, annotated = _handler_shape(handler)
+        arity, annotated = _handler_shape(handler)
+        envelopes, recovery = await self._history_of(name, pattern, recover, since)
         spec = SubscriptionSpec(
             name=name,
             pattern=pattern,
             handler=handler,
-            takes_channel=takes_channel,
+            takes_channel=arity >= 2,
+            takes_position=arity == 3,
+            envelopes=envelopes,
+            recovery=recovery,
             message_type=message_type or annotated or bytes,
             policy=error_policy or self.settings.error_policy,
             codec=self.settings.codec,
             on_gap=on_gap,
+            on_recovery=on_recovery,
             observer=self.observer,
             sharded=sharded,
         )
@@ -422,7 +515,48 @@ class PubSub:
         handle = SubscriptionHandle(self, spec, ref, broker_subscription, child.id)
         self._handles.add(handle)
         await self._releaser.tell(_Watch(handle))
+        if recovery is not None:
+            # What was published between reading the position and the subscription's start.
+            await ref.tell(
+                CatchUp(UNKNOWN_GAP, report=True) if since else CatchUp(0.0, report=False)
+            )
+            await self._history_checker.tell(WatchRecovery(ref))
         return handle
+
+    async def _history_of(
+        self, name: bytes, pattern: bool, recover: bool, since: Position | None
+    ) -> tuple[Callable[[bytes], bool] | None, ChannelRecovery | None]:
+        """Which of the subscription's channels come in envelopes, and its recovery."""
+        if since is not None and not recover:
+            raise ValueError("since is a position to recover from: pass recover=True with it")
+        rules = self.history_rules
+        if pattern:
+            if recover:
+                raise ValueError("a pattern does not recover: subscribe to each channel")
+            if not rules:
+                return None, None
+            return (
+                lambda channel: rules.history_for(channel.decode(errors="replace")) is not None
+            ), None
+        channel = name.decode()
+        history = rules.history_for(channel) if rules else None
+        if history is None:
+            if recover:
+                raise ValueError(
+                    f"channel {channel!r} keeps no history to recover from: name it in "
+                    "PubSubSettings.histories"
+                )
+            return None, None
+        if not recover:
+            return _every_channel, None
+        state = RecoveryState()
+        if since is not None:
+            state.epoch, state.last = since.epoch, since.offset
+        else:
+            found = await self.history_store.read(channel, after=0, up_to=None, limit=0)
+            if found is not None:
+                state.epoch, state.last = found.window.epoch, found.window.last
+        return _every_channel, ChannelRecovery(self.history_store, channel, history, state)
 
     async def register(self, service: object) -> list[SubscriptionHandle]:
         """Subscribe every method of ``service`` marked with ``@subscription``."""
@@ -545,7 +679,15 @@ async def open_pubsub(
     spec = attrs.evolve(
         spec,
         children=[
-            ChildSpec(id=RELEASER_CHILD_ID, start=_release_stopped_subscriptions, args=(handles,))
+            ChildSpec(id=RELEASER_CHILD_ID, start=_release_stopped_subscriptions, args=(handles,)),
+            ChildSpec(
+                id=HISTORY_CHECKER_CHILD_ID,
+                start=check_histories,
+                args=(
+                    lambda: [h.ref for h in handles if h.spec.recovery is not None],
+                    settings.history_check_interval,
+                ),
+            ),
         ],
     )
     hub_observer = MetricsHubObserver(metrics) if metrics is not None else None
@@ -568,6 +710,48 @@ class _Watch:
     """Tells the releaser about a new subscription."""
 
     handle: SubscriptionHandle
+
+
+def _every_channel(_channel: bytes) -> bool:
+    return True
+
+
+def _message_id(message: object) -> str:
+    """The idempotency key of a publication: the message's own ``id``, else a new one."""
+    identifier = getattr(message, "id", None)
+    if type(identifier) is str and 0 < len(identifier) <= MAX_MESSAGE_ID_LENGTH:
+        return identifier
+    return uuid.uuid4().hex
+
+
+def _check_json(channel: str, payload: bytes) -> None:
+    try:
+        orjson.loads(payload)
+    except orjson.JSONDecodeError as error:
+        raise TypeError(
+            f"channel {channel!r} keeps history, and its envelope carries the payload as JSON: "
+            f"send an attrs message, a dict, or JSON text ({error.msg})"
+        ) from None
+
+
+@attrs.frozen
+class _HistoryPublisher:
+    """Publishes on a channel with history, the same message id on every attempt."""
+
+    store: HistoryStore
+    history: History
+    message_id: str
+    sharded: bool
+
+    async def __call__(self, channel: str, payload: bytes) -> int:
+        published = await self.store.publish(
+            channel,
+            payload,
+            history=self.history,
+            message_id=self.message_id,
+            sharded=self.sharded,
+        )
+        return published.receivers
 
 
 async def _release_stopped_subscriptions(

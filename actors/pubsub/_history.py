@@ -4,14 +4,15 @@ Redis Pub/Sub forgets what it delivered; a channel with history also appends eve
 to a stream, so that a subscriber that missed some can read them back by number. One script
 (``PUBLISH_SCRIPT``, run by its SHA1) does it all at once:
 
-1. A message id seen within the history's TTL is not appended again (a retried publish that
+1. A message id seen within the dedupe window is not appended again (a retried publish that
    already ran); the script answers with the position it got then.
 2. The channel's meta hash holds its epoch and its last offset. With no meta (a new channel, or
    one whose history expired) the script starts a new epoch, given by the caller (random), and
    drops any stream left over, so offsets in one epoch always start at 1.
 3. The next offset is appended to the stream as the entry ID ``<offset>-0`` (so that ``XRANGE``
    reads a range of offsets directly), capped with ``MAXLEN ~ size``.
-4. The meta, the stream and the id's marker expire ``ttl`` after the last publication.
+4. The meta and the stream expire ``ttl`` after the last publication; the id's marker
+   ``dedupe_window`` after its own (it only has to outlive a publish's retries).
 5. It publishes (``PUBLISH``, or ``SPUBLISH`` for a shard channel) the envelope
    ``{"epoch":"<epoch>","offset":<offset>,"data":<payload>}``: the payload, which must be JSON,
    as it is, with its position.
@@ -38,17 +39,19 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_MESSAGE_ID_LENGTH",
     "PUBLISH_SCRIPT",
-    "WINDOW_SCRIPT",
+    "RANGE_SCRIPT",
     "History",
     "HistoryKeys",
     "HistoryPublished",
+    "HistoryRange",
     "HistoryWindow",
     "Position",
     "history_keys",
     "history_window",
     "publish_with_history",
     "read_envelope",
-    "read_history",
+    "read_range",
+    "write_envelope",
 ]
 
 MAX_MESSAGE_ID_LENGTH: Final = 128  # characters
@@ -58,12 +61,12 @@ _MESSAGE_ID: Final = re.compile(rf"[A-Za-z0-9_.:\-]{{1,{MAX_MESSAGE_ID_LENGTH}}}
 PUBLISH_SCRIPT: Final = Script(
     """
 local meta, stream, marker = KEYS[1], KEYS[2], KEYS[3]
-local channel, payload, size, ttl, fresh_epoch, sharded =
-    ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local channel, payload, size, ttl, fresh_epoch, sharded, marker_ttl =
+    ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local seen = redis.call('GET', marker)
 if seen then
     local colon = string.find(seen, ':', 1, true)
-    return {string.sub(seen, 1, colon - 1), tonumber(string.sub(seen, colon + 1)), 0}
+    return {string.sub(seen, 1, colon - 1), tonumber(string.sub(seen, colon + 1)), 0, 0}
 end
 local epoch = redis.call('HGET', meta, 'epoch')
 if not epoch then
@@ -75,22 +78,24 @@ local offset = redis.call('HINCRBY', meta, 'offset', 1)
 redis.call('XADD', stream, 'MAXLEN', '~', size, offset .. '-0', 'data', payload)
 redis.call('PEXPIRE', meta, ttl)
 redis.call('PEXPIRE', stream, ttl)
-redis.call('SET', marker, epoch .. ':' .. offset, 'PX', ttl)
+redis.call('SET', marker, epoch .. ':' .. offset, 'PX', marker_ttl)
 local envelope = '{"epoch":"' .. epoch .. '","offset":' .. offset .. ',"data":' .. payload .. '}'
+local receivers
 if sharded == '1' then
-    redis.call('SPUBLISH', channel, envelope)
+    receivers = redis.call('SPUBLISH', channel, envelope)
 else
-    redis.call('PUBLISH', channel, envelope)
+    receivers = redis.call('PUBLISH', channel, envelope)
 end
-return {epoch, offset, 1}
+return {epoch, offset, 1, receivers}
 """
 )
 """KEYS: the meta hash, the stream, the message id's marker (``history_keys``).
 ARGV: the channel, the JSON payload, the stream's size, the TTL in milliseconds, an epoch for a
-new history, ``1`` for ``SPUBLISH``. Returns ``[epoch, offset, 1 if appended else 0]``."""
+new history, ``1`` for ``SPUBLISH``, the marker's TTL in milliseconds. Returns ``[epoch, offset,
+1 if appended else 0, receivers]``."""
 
 
-WINDOW_SCRIPT: Final = Script(
+RANGE_SCRIPT: Final = Script(
     """
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
@@ -102,11 +107,17 @@ local first = 0
 if oldest[1] then
     first = tonumber(string.match(oldest[1][1], '^(%d+)'))
 end
-return {epoch, tonumber(last), first}
+local entries = {}
+if tonumber(ARGV[3]) > 0 then
+    entries = redis.call('XRANGE', KEYS[2], ARGV[1], ARGV[2], 'COUNT', ARGV[3])
+end
+return {epoch, tonumber(last), first, entries}
 """
 )
-"""KEYS: the meta hash, the stream. Returns ``[epoch, last offset, first offset kept (0 when the
-stream is empty)]``, or nil when the channel has no history now."""
+"""KEYS: the meta hash, the stream. ARGV: the first and last entry IDs to read, how many at
+most (0 for none). Returns ``[epoch, last offset, first offset kept (0 when the stream is
+empty), entries]``, or nil when the channel has no history now: the window and a page of
+entries read together, so that both belong to one epoch."""
 
 
 def _positive(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
@@ -123,15 +134,28 @@ class History:
             whole nodes, so a few more may stay).
         ttl: Seconds the history lives after the channel's last publication; an idle channel's
             history then expires, and the next publication starts a new epoch.
+        dedupe_window: Seconds a message id is remembered after its publication, so that a
+            retried publish is not appended twice (30 s, well past ``PubSub.publish_bound()``;
+            never longer than ``ttl``). Each id costs one small key for that long.
     """
 
     size: int = attrs.field(validator=_positive)
     ttl: float = attrs.field(validator=_positive)
+    dedupe_window: float = attrs.field(default=30.0, validator=_positive)
 
     @property
     def ttl_milliseconds(self) -> int:
         """``ttl`` in whole milliseconds, at least 1, as ``PEXPIRE`` takes it."""
-        return max(1, round(self.ttl * 1000))
+        return _milliseconds(self.ttl)
+
+    @property
+    def dedupe_milliseconds(self) -> int:
+        """How long a message id's marker lives, in whole milliseconds (at most the TTL)."""
+        return _milliseconds(min(self.ttl, self.dedupe_window))
+
+
+def _milliseconds(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
 
 
 @attrs.frozen
@@ -154,12 +178,15 @@ class HistoryPublished:
 
     Attributes:
         position: The publication's position (an earlier one's, if ``appended`` is False).
-        appended: False when the message id had been published already within the TTL: the
-            stream and the channel got nothing new.
+        appended: False when the message id had been published already within the dedupe
+            window: the stream and the channel got nothing new.
+        receivers: How many subscriptions received it (as ``PUBLISH`` counts; 0 when not
+            appended).
     """
 
     position: Position
     appended: bool
+    receivers: int = 0
 
 
 @attrs.frozen
@@ -221,7 +248,7 @@ async def publish_with_history(
         payload: The publication: JSON (an encoded message), which the envelope carries as is.
         history: How much history the channel keeps.
         message_id: The publication's id (a message's ``id``): publishing it again within the
-            TTL appends nothing and answers the first publication's position.
+            dedupe window appends nothing and answers the first publication's position.
         sharded: ``SPUBLISH`` to a shard channel rather than ``PUBLISH``.
 
     Raises:
@@ -236,12 +263,13 @@ async def publish_with_history(
         history.ttl_milliseconds,
         secrets.token_hex(8),
         1 if sharded else 0,
+        history.dedupe_milliseconds,
     ]
     reply = await PUBLISH_SCRIPT.run(
         commands, [keys.meta, keys.stream, keys.marker(message_id)], arguments
     )
-    epoch, offset, appended = reply
-    return HistoryPublished(Position(_text(epoch), int(offset)), bool(appended))
+    epoch, offset, appended, receivers = reply
+    return HistoryPublished(Position(_text(epoch), int(offset)), bool(appended), int(receivers))
 
 
 @attrs.frozen
@@ -266,45 +294,55 @@ class HistoryWindow:
         return position.offset == self.last or 0 < self.first <= position.offset + 1
 
 
+@attrs.frozen
+class HistoryRange:
+    """A page of a channel's history and the window it was read from, read at once.
+
+    Attributes:
+        window: What the history held when the page was read.
+        entries: ``(offset, payload)`` of the page's publications, oldest first.
+    """
+
+    window: HistoryWindow
+    entries: list[tuple[int, bytes]]
+
+
 async def history_window(commands: RedisCommands, channel: str) -> HistoryWindow | None:
     """The channel's history as it stands, in one round trip; None if it has none now."""
-    keys = history_keys(channel)
-    reply = await WINDOW_SCRIPT.run(commands, [keys.meta, keys.stream])
-    if reply is None:
-        return None
-    epoch, last, first = reply
-    return HistoryWindow(_text(epoch), int(last), int(first))
+    found = await read_range(commands, channel, after=0, up_to=None, limit=0)
+    return None if found is None else found.window
 
 
-async def read_history(
-    commands: RedisCommands, channel: str, after: int, up_to: int, *, page: int = 1000
-) -> list[tuple[int, bytes]]:
-    """The publications of the channel numbered ``after + 1`` to ``up_to``, oldest first, as
-    ``(offset, payload)``: what the stream still holds of that range.
+async def read_range(
+    commands: RedisCommands, channel: str, *, after: int, up_to: int | None, limit: int
+) -> HistoryRange | None:
+    """Up to ``limit`` publications numbered from ``after + 1`` to ``up_to`` (the newest when
+    None) and the history's window, in one round trip; None if the channel has no history.
+
+    The entries are what the stream still holds of the range: compare the first one's offset
+    with ``after + 1`` (or ``window.first``) to tell whether some were trimmed.
 
     Args:
         commands: Where to read: a connection, or a cluster's key-routed commands.
         channel: The channel.
         after: The last offset the reader has.
-        up_to: The last offset it wants.
-        page: How many entries one ``XRANGE`` reads; a long range takes several.
+        up_to: The last offset it wants, or None for all there is.
+        limit: How many entries to read at most (0: the window alone).
     """
-    if page < 1:
-        raise ValueError(f"page must be positive, not {page}")
-    stream = history_keys(channel).stream
-    found: list[tuple[int, bytes]] = []
-    start = after + 1
-    while start <= up_to:
-        entries = await commands.execute(
-            "XRANGE", stream, f"{start}-0", f"{up_to}-0", "COUNT", page
-        )
-        for entry_id, fields in entries:
-            offset = int(entry_id.split(b"-", 1)[0])
-            found.append((offset, _field(fields, b"data")))
-            start = offset + 1
-        if len(entries) < page:
-            break
-    return found
+    if limit < 0:
+        raise ValueError(f"limit must not be negative, not {limit}")
+    keys = history_keys(channel)
+    end = "+" if up_to is None else f"{up_to}-0"
+    reply = await RANGE_SCRIPT.run(
+        commands, [keys.meta, keys.stream], [f"{after + 1}-0", end, limit]
+    )
+    if reply is None:
+        return None
+    epoch, last, first, entries = reply
+    found = [
+        (int(entry_id.split(b"-", 1)[0]), _field(fields, b"data")) for entry_id, fields in entries
+    ]
+    return HistoryRange(HistoryWindow(_text(epoch), int(last), int(first)), found)
 
 
 def _field(fields: Any, name: bytes) -> bytes:
@@ -323,6 +361,19 @@ def _text(value: object) -> str:
 _OWN_EPOCH: Final = b'{"epoch":"'
 _OWN_OFFSET: Final = b'","offset":'
 _OWN_DATA: Final = b',"data":'
+
+
+def write_envelope(position: Position, payload: bytes) -> bytes:
+    """The envelope of a publication, byte for byte as ``PUBLISH_SCRIPT`` writes it: the
+    payload (JSON) as it is, with its position."""
+    return b"%s%s%s%d%s%s}" % (
+        _OWN_EPOCH,
+        position.epoch.encode(),
+        _OWN_OFFSET,
+        position.offset,
+        _OWN_DATA,
+        payload,
+    )
 
 
 def read_envelope(envelope: bytes) -> tuple[Position, bytes]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 import attrs
 import trio
@@ -17,14 +17,26 @@ from actors.messages import (
     decode_cached,
     message_type_name,
 )
+from actors.pubsub._history import read_envelope
 from actors.pubsub._policy import DeadLetter, ErrorAction, ErrorPolicy
-from actors.redis import ConnectionLost, RedisMessage, Resubscribed
+from actors.pubsub._recovery import (
+    CatchUp,
+    CheckHistory,
+    HistoryMessage,
+    Recovered,
+    Unrecoverable,
+)
+from actors.redis import ConnectionLost, Kind, RedisMessage, Resubscribed
 from actors.runtime import Actor
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    from actors.pubsub._recovery import ChannelRecovery, Delivery
     from actors.runtime import ExitReason
+
+RecoveryEvent: TypeAlias = "Recovered | Unrecoverable"
+"""What ``on_recovery`` is told: whether the history filled a gap."""
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +59,8 @@ class SubscriptionCounters:
     """Failures that crashed the actor (its supervisor restarted it or gave up)."""
     gaps: int = 0
     """Connection losses reported to the subscription."""
+    unrecoverable: int = 0
+    """Gaps its channel's history could not fill (``recover=True``)."""
     last_message_at: float | None = None
     """When the last message arrived, on trio's clock (``trio.current_time()``): when the
     read that brought it from Redis ended (``RedisMessage.received_at``)."""
@@ -65,9 +79,16 @@ class SubscriptionSpec:
     codec: Codec = CODEC
     counters: SubscriptionCounters = attrs.field(factory=SubscriptionCounters)
     on_gap: Callable[[ConnectionLost | Resubscribed], Awaitable[object]] | None = None
+    on_recovery: Callable[[RecoveryEvent], Awaitable[object]] | None = None
     observer: SubscriptionObserver | None = None
     sharded: bool = False
     """Whether ``name`` is a shard channel (``SSUBSCRIBE``)."""
+    takes_position: bool = False
+    """Whether the handler takes a third argument: the message's position in its history."""
+    envelopes: Callable[[bytes], bool] | None = None
+    """Which channels' payloads come in a history envelope; None when none does."""
+    recovery: ChannelRecovery | None = None
+    """The channel's recovery, for a subscription with ``recover=True``."""
 
     @property
     def label(self) -> str:
@@ -98,6 +119,12 @@ class SubscriptionObserver:
     def restarted(self, spec: SubscriptionSpec) -> None:
         """The subscription's actor was restarted by its supervisor."""
 
+    def recovered(self, spec: SubscriptionSpec, event: Recovered) -> None:
+        """A gap was filled from the channel's history (``event.count`` publications)."""
+
+    def unrecoverable(self, spec: SubscriptionSpec, event: Unrecoverable) -> None:
+        """A gap could not be filled from the channel's history."""
+
 
 class SubscriptionActor(Actor):
     """One subscription's actor: its mailbox is fed by the broker, it calls the handler."""
@@ -112,35 +139,106 @@ class SubscriptionActor(Actor):
 
     async def receive(self, message: object) -> object:
         if type(message) is RedisMessage:
-            # The hot path, written out: one message decoded (once for every local
-            # subscription of its type) and handed to the handler, which succeeds.
-            spec = self.spec
-            counters = spec.counters
-            counters.received += 1
-            counters.last_message_at = message.received_at
-            try:
-                decoded = decode_cached(message, spec.message_type, spec.codec)
-            except MessageDecodeError as error:
-                counters.decode_errors += 1
-                if spec.observer is not None:
-                    spec.observer.failed(spec, "decode")
-                await self._give_up(message, error, spec.policy.decode_errors, f"decode: {error}")
-                return None
-            if spec.observer is not None or spec.takes_channel:
-                await self._handle(message, decoded, None)
-                return None
-            try:
-                await spec.handler(decoded)
-            except Exception as error:
-                await self._handle(message, decoded, error)
-                return None
-            counters.handled += 1
+            if self.spec.envelopes is None:
+                await self._process(message)
+            else:
+                await self._open_envelope(message)
         elif isinstance(message, (ConnectionLost, Resubscribed)):
+            spec = self.spec
             if isinstance(message, ConnectionLost):
-                self.spec.counters.gaps += 1
-            if self.spec.on_gap is not None:
-                await self.spec.on_gap(message)
+                spec.counters.gaps += 1
+            if spec.on_gap is not None:
+                await spec.on_gap(message)
+            if isinstance(message, Resubscribed) and spec.recovery is not None:
+                await self._deliver(await spec.recovery.catch_up(message.duration))
+        elif type(message) is CheckHistory and self.spec.recovery is not None:
+            await self._deliver(await self.spec.recovery.check())
+        elif type(message) is CatchUp and self.spec.recovery is not None:
+            await self._deliver(
+                await self.spec.recovery.catch_up(message.gap, report=message.report)
+            )
         return None
+
+    async def _process(self, message: RedisMessage) -> None:
+        # The hot path, written out: one message decoded (once for every local subscription
+        # of its type) and handed to the handler, which succeeds.
+        spec = self.spec
+        counters = spec.counters
+        counters.received += 1
+        counters.last_message_at = message.received_at
+        try:
+            decoded = decode_cached(message, spec.message_type, spec.codec)
+        except MessageDecodeError as error:
+            counters.decode_errors += 1
+            if spec.observer is not None:
+                spec.observer.failed(spec, "decode")
+            await self._give_up(message, error, spec.policy.decode_errors, f"decode: {error}")
+            return
+        if spec.observer is not None or spec.takes_channel:
+            await self._handle(message, decoded, None)
+            return
+        try:
+            await spec.handler(decoded)
+        except Exception as error:
+            await self._handle(message, decoded, error)
+            return
+        counters.handled += 1
+
+    async def _open_envelope(self, message: RedisMessage) -> None:
+        """A message on a channel with history: its payload is an envelope with a position."""
+        spec = self.spec
+        assert spec.envelopes is not None
+        if not spec.envelopes(message.channel):
+            await self._process(message)  # a pattern's channel without history
+            return
+        try:
+            position, payload = read_envelope(message.payload)
+        except ValueError as error:
+            spec.counters.received += 1
+            spec.counters.decode_errors += 1
+            if spec.observer is not None:
+                spec.observer.failed(spec, "decode")
+            decode_error = MessageDecodeError(str(error), expected="a history envelope")
+            await self._give_up(
+                message, decode_error, spec.policy.decode_errors, f"decode: {decode_error}"
+            )
+            return
+        opened = HistoryMessage(
+            message.kind, message.channel, payload, position, message.pattern, message.received_at
+        )
+        if spec.recovery is None:
+            await self._process(opened)
+        else:
+            await self._deliver(await spec.recovery.live(position, payload), opened)
+
+    async def _deliver(
+        self, deliveries: list[Delivery], live: HistoryMessage | None = None
+    ) -> None:
+        """Hand what recovery answered to the handler and to ``on_recovery``, in order."""
+        spec = self.spec
+        kind = Kind.SHARD if spec.sharded else Kind.CHANNEL
+        for delivery in deliveries:
+            if isinstance(delivery, (Recovered, Unrecoverable)):
+                await self._report(delivery)
+            elif live is not None and delivery[0] is live.position:
+                await self._process(live)
+            else:
+                position, payload = delivery
+                await self._process(
+                    HistoryMessage(kind, spec.name, payload, position, None, trio.current_time())
+                )
+
+    async def _report(self, event: RecoveryEvent) -> None:
+        spec = self.spec
+        if spec.observer is not None:
+            if isinstance(event, Recovered):
+                spec.observer.recovered(spec, event)
+            else:
+                spec.observer.unrecoverable(spec, event)
+        if isinstance(event, Unrecoverable):
+            spec.counters.unrecoverable += 1
+        if spec.on_recovery is not None:
+            await spec.on_recovery(event)
 
     async def _handle(
         self, message: RedisMessage, decoded: object, error: Exception | None
@@ -176,7 +274,10 @@ class SubscriptionActor(Actor):
         observer = spec.observer
         started = trio.current_time() if observer is not None else 0.0
         try:
-            if spec.takes_channel:
+            if spec.takes_position:
+                position = message.position if isinstance(message, HistoryMessage) else None
+                await spec.handler(decoded, message.channel.decode(errors="replace"), position)
+            elif spec.takes_channel:
                 await spec.handler(decoded, message.channel.decode(errors="replace"))
             else:
                 await spec.handler(decoded)

@@ -18,7 +18,8 @@ from actors.pubsub._history import (
     history_window,
     publish_with_history,
     read_envelope,
-    read_history,
+    read_range,
+    write_envelope,
 )
 from actors.redis import key_slot, open_redis_connection
 from actors.testing import RedisCluster, RedisServer
@@ -251,11 +252,43 @@ async def test_the_window_and_a_range_read_what_the_stream_keeps(
         assert window is not None
         assert (window.epoch, window.last) == (epoch, 2500)
         assert 2400 - 100 <= window.first <= 2401  # MAXLEN ~ keeps about the last 100
-        got = await read_history(redis, "feed", 2450, 2500, page=7)
-        everything = await read_history(redis, "feed", 0, 2500)
-        nothing = await read_history(redis, "feed", 2500, 2500)
-    assert got == [(n, b"%d" % n) for n in range(2451, 2501)]
-    assert [offset for offset, _ in everything] == list(range(window.first, 2501))
-    assert nothing == []
-    with pytest.raises(ValueError, match="page must be positive"):
-        await read_history(redis, "feed", 0, 1, page=0)
+        got = await read_range(redis, "feed", after=2450, up_to=2456, limit=7)
+        rest = await read_range(redis, "feed", after=2456, up_to=None, limit=1000)
+        everything = await read_range(redis, "feed", after=0, up_to=2500, limit=5000)
+        nothing = await read_range(redis, "feed", after=2500, up_to=None, limit=10)
+        window_only = await read_range(redis, "feed", after=0, up_to=None, limit=0)
+        with pytest.raises(ValueError, match="limit must not be negative"):
+            await read_range(redis, "feed", after=0, up_to=1, limit=-1)
+        missing = await read_range(redis, "elsewhere", after=0, up_to=None, limit=10)
+    assert got is not None
+    assert rest is not None
+    assert everything is not None
+    assert got.window == window
+    assert got.entries == [(n, b"%d" % n) for n in range(2451, 2457)]
+    assert rest.entries == [(n, b"%d" % n) for n in range(2457, 2501)]
+    assert [offset for offset, _ in everything.entries] == list(range(window.first, 2501))
+    assert nothing is not None
+    assert nothing.entries == []
+    assert window_only is not None
+    assert window_only.entries == []
+    assert missing is None
+
+
+@pytest.mark.parametrize(
+    ("position", "payload"),
+    [
+        (Position("9f3a", 1), b'{"n":1}'),
+        (Position("00ff", 123456), b'"text"'),
+        (Position("e", 7), b"[]"),
+    ],
+)
+def test_the_envelope_writer_matches_the_script_and_the_reader(
+    position: Position, payload: bytes
+) -> None:
+    envelope = write_envelope(position, payload)
+    assert envelope == b'{"epoch":"%s","offset":%d,"data":%s}' % (
+        position.epoch.encode(),
+        position.offset,
+        payload,
+    )
+    assert read_envelope(envelope) == (position, payload)

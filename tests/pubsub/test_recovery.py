@@ -1,0 +1,418 @@
+"""Channels with history, and subscribers that recover (issue 12, requirements 1 to 3).
+
+Every scenario runs on ``memory://NAME`` and on a private ``redis-server`` with the same
+expected outcome: the memory broker keeps history with the semantics of the Redis scripts. A
+subscriber misses publications here the way it would in production, through its own bounded
+mailbox (a blocked handler and a small ``drop_oldest`` or ``drop_newest`` mailbox), through a
+lost connection (Redis only), or by starting from a position it was given (``since``).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import pytest
+import trio
+
+from actors import ActorSystem, Message, message_type
+from actors.pubsub import (
+    ConnectionOptions,
+    History,
+    Position,
+    PubSub,
+    PubSubSettings,
+    Recovered,
+    RecoveryEvent,
+    Unrecoverable,
+    open_pubsub,
+)
+from actors.pubsub._history import history_keys
+from actors.redis import ConnectionLost, Resubscribed, open_redis_connection
+from actors.runtime import MailboxConfig, Overflow
+from actors.supervision import Backoff
+from actors.testing import Inbox, RedisServer
+
+TIMEOUT = 10.0
+ROOMS = "room:{*}"
+HISTORY = History(size=1000, ttl=600.0)
+FAST = Backoff(initial=0.01, multiplier=2.0, maximum=0.05, jitter=0.0, reset_after=0.0)
+_names = itertools.count(1)
+
+
+@message_type("recovery-test.tick")
+@attrs.frozen(kw_only=True)
+class Tick(Message):
+    n: int
+
+
+def settings(**changes: Any) -> PubSubSettings:
+    defaults: dict[str, Any] = {
+        "histories": {ROOMS: HISTORY, "small:{*}": History(size=5, ttl=600.0)},
+        "connection": ConnectionOptions(reconnect=FAST, ack_timeout=5.0),
+    }
+    return PubSubSettings(**(defaults | changes))
+
+
+@pytest.fixture(params=["memory", "redis"])
+def url(request: pytest.FixtureRequest) -> str:
+    if request.param == "memory":
+        return f"memory://recovery-{next(_names)}"
+    server: RedisServer = request.getfixturevalue("redis_server")
+    return server.url
+
+
+@asynccontextmanager
+async def pubsub_at(system: ActorSystem, url: str, **changes: Any) -> AsyncIterator[PubSub]:
+    async with open_pubsub(system, url, settings=settings(**changes)) as pubsub:
+        await pubsub.broker.wait_connected()
+        yield pubsub
+
+
+class Received:
+    """What a three-argument handler was given, and the gap events; the handler may be held."""
+
+    def __init__(self) -> None:
+        self.messages = Inbox()
+        self.events = Inbox()
+        self.open = trio.Event()
+        self.open.set()
+
+    async def handler(self, message: Tick, channel: str, position: Position | None) -> None:
+        await self.open.wait()
+        self.messages.add((message.n, position))
+
+    async def on_gap(self, event: ConnectionLost | Resubscribed) -> None:
+        self.events.add(event)
+
+    async def on_recovery(self, event: RecoveryEvent) -> None:
+        self.events.add(event)
+
+    def numbers(self) -> list[int]:
+        return [n for n, _ in self.messages.items]
+
+    def of(self, kind: type) -> list[Any]:
+        return [event for event in self.events.items if isinstance(event, kind)]
+
+
+async def publish_ticks(pubsub: PubSub, channel: str, numbers: range) -> None:
+    for n in numbers:
+        await pubsub.publish(channel, Tick(n=n))
+
+
+async def test_a_channel_with_history_numbers_its_messages(system: ActorSystem, url: str) -> None:
+    async with pubsub_at(system, url) as pubsub:
+        received = Received()
+        plain = Inbox()
+        await pubsub.subscribe("room:{a}", received.handler)
+        await pubsub.subscribe("room:{a}", plain, message_type=Tick)
+        counts = [await pubsub.publish("room:{a}", Tick(n=n)) for n in (1, 2, 3)]
+        await received.messages.wait_for(3, timeout=TIMEOUT)
+        await plain.wait_for(3, timeout=TIMEOUT)
+    assert counts == [1, 1, 1]  # one client holds the channel, however many local sinks
+    epoch = received.messages.items[0][1].epoch
+    assert received.messages.items == [(n, Position(epoch, n)) for n in (1, 2, 3)]
+    assert [tick.n for tick in plain.items] == [1, 2, 3]
+
+
+async def test_a_message_id_is_appended_once(system: ActorSystem, url: str) -> None:
+    async with pubsub_at(system, url) as pubsub:
+        received = Received()
+        await pubsub.subscribe("room:{a}", received.handler)
+        once = Tick(n=1)
+        first = await pubsub.publish("room:{a}", once)
+        again = await pubsub.publish("room:{a}", once)  # as a retry would resend it
+        await pubsub.publish("room:{a}", Tick(n=2))
+        await received.messages.wait_for(2, timeout=TIMEOUT)
+        found = await pubsub.history_store.read("room:{a}", after=0, up_to=None, limit=10)
+    assert (first, again) == (1, 0)
+    assert received.numbers() == [1, 2]
+    assert found is not None
+    assert [offset for offset, _ in found.entries] == [1, 2]
+
+
+async def test_a_recovering_subscriber_gets_every_message_once_in_order(
+    system: ActorSystem, url: str
+) -> None:
+    async with pubsub_at(system, url) as pubsub:
+        received = Received()
+        received.open = trio.Event()
+        small = MailboxConfig(capacity=4, overflow=Overflow.DROP_OLDEST)
+        handle = await pubsub.subscribe(
+            "room:{a}",
+            received.handler,
+            recover=True,
+            on_recovery=received.on_recovery,
+            mailbox=small,
+        )
+        await publish_ticks(pubsub, "room:{a}", range(1, 201))
+        await trio.sleep(0.2)  # the mailbox overflows: most of the 200 are dropped
+        received.open.set()
+        await publish_ticks(pubsub, "room:{a}", range(201, 211))
+        await received.messages.wait_for(210, timeout=TIMEOUT)
+        statistics = handle.statistics()
+    assert received.numbers() == list(range(1, 211))
+    assert [position.offset for _, position in received.messages.items] == list(range(1, 211))
+    recovered = sum(event.count for event in received.of(Recovered))
+    assert received.of(Unrecoverable) == []
+    assert statistics.recovery is not None
+    # Each dropped message is read back; a queued one read back first is dropped when it comes.
+    assert recovered == statistics.recovery.recovered > 0
+    assert recovered == statistics.mailbox.dropped_oldest + statistics.recovery.duplicates
+    assert handle.position == received.messages.items[-1][1]
+
+
+async def test_a_non_recovering_subscriber_keeps_what_it_got(system: ActorSystem, url: str) -> None:
+    async with pubsub_at(system, url) as pubsub:
+        received = Received()
+        received.open = trio.Event()
+        small = MailboxConfig(capacity=4, overflow=Overflow.DROP_OLDEST)
+        handle = await pubsub.subscribe("room:{a}", received.handler, mailbox=small)
+        await publish_ticks(pubsub, "room:{a}", range(1, 101))
+        await trio.sleep(0.2)
+        received.open.set()
+        await publish_ticks(pubsub, "room:{a}", range(101, 103))
+        await received.messages.wait_until(lambda items: items and items[-1][0] == 102)
+        dropped = handle.statistics().mailbox.dropped_oldest
+    assert dropped > 0
+    assert len(received.numbers()) == 102 - dropped
+    assert received.numbers() == sorted(received.numbers())
+    assert handle.position is None
+
+
+async def test_since_delivers_what_came_after_a_position(system: ActorSystem, url: str) -> None:
+    async with pubsub_at(system, url) as pubsub:
+        await publish_ticks(pubsub, "room:{b}", range(1, 11))
+        window = await pubsub.history_store.read("room:{b}", after=0, up_to=None, limit=0)
+        assert window is not None
+        received = Received()
+        await pubsub.subscribe(
+            "room:{b}",
+            received.handler,
+            recover=True,
+            since=Position(window.window.epoch, 4),
+            on_recovery=received.on_recovery,
+        )
+        await received.events.wait_for(1, timeout=TIMEOUT)
+        await pubsub.publish("room:{b}", Tick(n=11))
+        await received.messages.wait_for(7, timeout=TIMEOUT)
+    assert received.numbers() == list(range(5, 12))
+    assert received.events.items == [Recovered("room:{b}", 6, Position(window.window.epoch, 10))]
+
+
+async def test_since_from_another_epoch_is_unrecoverable(system: ActorSystem, url: str) -> None:
+    async with pubsub_at(system, url) as pubsub:
+        await publish_ticks(pubsub, "room:{c}", range(1, 4))
+        received = Received()
+        handle = await pubsub.subscribe(
+            "room:{c}",
+            received.handler,
+            recover=True,
+            since=Position("0123456789abcdef", 2),
+            on_recovery=received.on_recovery,
+        )
+        await received.events.wait_for(1, timeout=TIMEOUT)
+        await pubsub.publish("room:{c}", Tick(n=4))
+        await received.messages.wait_for(1, timeout=TIMEOUT)
+    [event] = received.events.items
+    assert isinstance(event, Unrecoverable)
+    assert "new epoch" in event.reason
+    assert event.position is not None
+    assert event.position.offset == 3
+    assert received.numbers() == [4]  # what came before the reload is the app's to load
+    assert handle.position == Position(event.position.epoch, 4)
+
+
+async def test_a_trimmed_history_is_unrecoverable(system: ActorSystem, url: str) -> None:
+    async with pubsub_at(system, url) as pubsub:
+        await publish_ticks(pubsub, "small:{d}", range(1, 301))
+        window = await pubsub.history_store.read("small:{d}", after=0, up_to=None, limit=0)
+        assert window is not None
+        received = Received()
+        await pubsub.subscribe(
+            "small:{d}",
+            received.handler,
+            recover=True,
+            since=Position(window.window.epoch, 1),
+            on_recovery=received.on_recovery,
+        )
+        await received.events.wait_for(1, timeout=TIMEOUT)
+        await pubsub.publish("small:{d}", Tick(n=301))
+        await received.messages.wait_for(1, timeout=TIMEOUT)
+    [event] = received.events.items
+    assert isinstance(event, Unrecoverable)
+    assert "no longer holds offset 2" in event.reason
+    assert event.position == Position(window.window.epoch, 300)
+    assert received.numbers() == [301]
+
+
+async def test_the_periodic_check_finds_a_loss_nothing_showed(
+    system: ActorSystem, url: str
+) -> None:
+    async with pubsub_at(system, url, history_check_interval=0.1) as pubsub:
+        received = Received()
+        received.open = trio.Event()
+        # drop_newest: the last publications are the ones lost, so no later one shows the gap.
+        small = MailboxConfig(capacity=2, overflow=Overflow.DROP_NEWEST)
+        handle = await pubsub.subscribe(
+            "room:{e}",
+            received.handler,
+            recover=True,
+            on_recovery=received.on_recovery,
+            mailbox=small,
+        )
+        await publish_ticks(pubsub, "room:{e}", range(1, 21))
+        await trio.sleep(0.05)
+        received.open.set()
+        await received.messages.wait_for(20, timeout=TIMEOUT)
+        statistics = handle.statistics()
+    assert statistics.mailbox.dropped_newest > 0
+    assert statistics.recovery is not None
+    assert received.numbers() == list(range(1, 21))
+    assert sum(event.count for event in received.of(Recovered)) == (
+        statistics.mailbox.dropped_newest + statistics.recovery.duplicates
+    )
+
+
+async def test_a_history_that_restarts_is_unrecoverable_then_followed(
+    system: ActorSystem, url: str
+) -> None:
+    async with pubsub_at(system, url) as pubsub:
+        received = Received()
+        await pubsub.subscribe(
+            "room:{f}", received.handler, recover=True, on_recovery=received.on_recovery
+        )
+        await publish_ticks(pubsub, "room:{f}", range(1, 4))
+        await received.messages.wait_for(3, timeout=TIMEOUT)
+        await _forget_history(pubsub, url, "room:{f}")
+        await publish_ticks(pubsub, "room:{f}", range(4, 6))
+        await received.messages.wait_for(5, timeout=TIMEOUT)
+    # What a subscriber first reads may come from the history (Recovered) or live: never both.
+    [event] = received.of(Unrecoverable)
+    assert isinstance(event, Unrecoverable)
+    assert "new epoch" in event.reason
+    assert received.numbers() == [1, 2, 3, 4, 5]
+    assert [position.offset for _, position in received.messages.items] == [1, 2, 3, 1, 2]
+
+
+async def _forget_history(pubsub: PubSub, url: str, channel: str) -> None:
+    """Lose a channel's history as an expiry or a server without persistence would."""
+    if url.startswith("memory://"):
+        from actors.pubsub._history_store import _MEMORY_HISTORIES
+
+        del _MEMORY_HISTORIES.of(pubsub.broker).logs[channel]
+        return
+    keys = history_keys(channel)
+    async with open_redis_connection(url) as redis:
+        await redis.execute("DEL", keys.meta, keys.stream)
+
+
+async def test_a_subscriber_of_a_new_channel_gets_its_history_from_offset_1(
+    system: ActorSystem, url: str
+) -> None:
+    async with pubsub_at(system, url) as pubsub:
+        received = Received()
+        received.open = trio.Event()
+        small = MailboxConfig(capacity=2, overflow=Overflow.DROP_OLDEST)
+        handle = await pubsub.subscribe(
+            "room:{g}",
+            received.handler,
+            recover=True,
+            on_recovery=received.on_recovery,
+            mailbox=small,
+        )
+        assert handle.position is None  # the channel has no history yet
+        await publish_ticks(pubsub, "room:{g}", range(1, 51))
+        await trio.sleep(0.1)
+        received.open.set()
+        await received.messages.wait_for(50, timeout=TIMEOUT)
+    assert received.numbers() == list(range(1, 51))
+    assert received.of(Unrecoverable) == []
+
+
+async def test_a_pattern_reads_envelopes_but_does_not_recover(
+    system: ActorSystem, url: str
+) -> None:
+    async with pubsub_at(system, url) as pubsub:
+        received = Received()
+        await pubsub.psubscribe("room:*", received.handler)
+        await pubsub.publish("room:{h}", Tick(n=1))
+        await pubsub.publish("room:plain", Tick(n=2))  # no history: no envelope
+        await received.messages.wait_for(2, timeout=TIMEOUT)
+    [(first, position), (second, none)] = received.messages.items
+    assert (first, second) == (1, 2)
+    assert position is not None
+    assert position.offset == 1
+    assert none is None
+
+
+async def test_what_recovery_refuses(system: ActorSystem) -> None:
+    async with pubsub_at(system, "memory://") as pubsub:
+        inbox = Inbox()
+        with pytest.raises(ValueError, match="keeps no history"):
+            await pubsub.subscribe("plain", inbox, recover=True)
+        with pytest.raises(ValueError, match="pass recover=True"):
+            await pubsub.subscribe("room:{a}", inbox, since=Position("e", 1))
+        with pytest.raises(TypeError, match="carries the payload as JSON"):
+            await pubsub.publish("room:{a}", "not json")
+        assert await pubsub.publish("room:{a}", '"json text"') == 0
+        assert await pubsub.publish("room:{a}", {"as": "dict"}) == 0
+
+
+async def test_a_broken_envelope_is_a_decode_error_and_the_rest_flows(
+    system: ActorSystem, url: str
+) -> None:
+    async with pubsub_at(system, url) as pubsub:
+        received = Received()
+        handle = await pubsub.subscribe(
+            "room:{i}", received.handler, recover=True, on_recovery=received.on_recovery
+        )
+        await pubsub.broker.publish("room:{i}", b'{"no":"envelope"}')
+        await pubsub.publish("room:{i}", Tick(n=1))
+        await received.messages.wait_for(1, timeout=TIMEOUT)
+        counters = handle.statistics().counters
+    assert counters.decode_errors == 1
+    assert received.numbers() == [1]
+
+
+@pytest.mark.redis
+async def test_a_lost_connection_is_recovered_on_resubscription(
+    system: ActorSystem, redis_server: RedisServer
+) -> None:
+    # The subscriber reconnects after 0.5 s: long enough for the publisher's 50 messages.
+    slow = ConnectionOptions(
+        reconnect=attrs.evolve(FAST, initial=0.5, maximum=0.5), ack_timeout=5.0
+    )
+    async with (
+        pubsub_at(system, redis_server.url, connection=slow) as subscriber,
+        pubsub_at(system, redis_server.url) as publisher,
+    ):
+        recovering, plain = Received(), Received()
+        await subscriber.subscribe(
+            "room:{j}",
+            recovering.handler,
+            recover=True,
+            on_gap=recovering.on_gap,
+            on_recovery=recovering.on_recovery,
+        )
+        await subscriber.subscribe("room:{j}", plain.handler, on_gap=plain.on_gap)
+        await publish_ticks(publisher, "room:{j}", range(1, 6))
+        await recovering.messages.wait_for(5, timeout=TIMEOUT)
+        async with open_redis_connection(redis_server.url) as admin:
+            # The subscriber's connection breaks; what is published meanwhile is lost to Pub/Sub.
+            await admin.execute("CLIENT", "KILL", "TYPE", "pubsub")
+        await publish_ticks(publisher, "room:{j}", range(6, 56))
+        await recovering.events.wait_until(
+            lambda items: any(isinstance(event, Recovered) for event in items), timeout=TIMEOUT
+        )
+        await publish_ticks(publisher, "room:{j}", range(56, 61))
+        await recovering.messages.wait_for(60, timeout=TIMEOUT)
+        await plain.messages.wait_until(lambda items: items and items[-1][0] == 60)
+    assert recovering.numbers() == list(range(1, 61))
+    kinds = [type(event) for event in recovering.events.items]
+    assert kinds == [ConnectionLost, Resubscribed, Recovered]
+    assert plain.of(Recovered) == []
+    assert len(plain.numbers()) < 60

@@ -230,6 +230,16 @@ class PubSubMetrics:
         self._restarts = self.counter(
             "actors_pubsub_subscription_restarts_total", "Subscription actors restarted.", group
         )
+        self._recovered = self.counter(
+            "actors_pubsub_messages_recovered_total",
+            "Messages a recovering subscription read back from its channel's history.",
+            group,
+        )
+        self._unrecoverable = self.counter(
+            "actors_pubsub_unrecoverable_gaps_total",
+            "Gaps a channel's history could not fill, by channel group and cause.",
+            (*group, "cause"),
+        )
         self._reconnects = Counter(
             "actors_redis_reconnects_total",
             "Redis connections attached after the first one.",
@@ -322,6 +332,14 @@ class PubSubMetrics:
     def subscription_restarted(self, channel_group: str) -> None:
         """Count one restart of a subscription actor of ``channel_group``."""
         self._restarts.child(channel_group).inc()
+
+    def messages_recovered(self, channel_group: str, count: int) -> None:
+        """Count ``count`` messages read back from ``channel_group``'s history."""
+        self._recovered.child(channel_group).inc(count)
+
+    def unrecoverable_gap(self, channel_group: str, cause: str) -> None:
+        """Count a gap the history could not fill; ``cause`` is a word such as ``trimmed``."""
+        self._unrecoverable.child(channel_group, cause).inc()
 
     def redis_reconnected(self, count: int = 1) -> None:
         """Count Redis connections attached after the first one."""

@@ -517,9 +517,7 @@ class PubSub:
         await self._releaser.tell(_Watch(handle))
         if recovery is not None:
             # What was published between reading the position and the subscription's start.
-            await ref.tell(
-                CatchUp(UNKNOWN_GAP, report=True) if since else CatchUp(0.0, report=False)
-            )
+            await ref.tell(CatchUp(UNKNOWN_GAP, "always") if since else CatchUp(0.0, "never"))
             await self._history_checker.tell(WatchRecovery(ref))
         return handle
 

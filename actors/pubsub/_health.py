@@ -22,6 +22,7 @@ from actors.redis import HubObserver
 if TYPE_CHECKING:
     from actors._errors import RedisConfigurationError
     from actors.pubsub._client import PubSub
+    from actors.pubsub._recovery import Recovered, Unrecoverable
     from actors.pubsub._subscription import SubscriptionSpec
     from actors.redis import Kind, RedisMessage
 
@@ -61,6 +62,12 @@ class MetricsObserver(SubscriptionObserver):
 
     def restarted(self, spec: SubscriptionSpec) -> None:
         self.metrics.subscription_restarted(spec.name.decode(errors="replace"))
+
+    def recovered(self, spec: SubscriptionSpec, event: Recovered) -> None:
+        self.metrics.messages_recovered(spec.name.decode(errors="replace"), event.count)
+
+    def unrecoverable(self, spec: SubscriptionSpec, event: Unrecoverable) -> None:
+        self.metrics.unrecoverable_gap(spec.name.decode(errors="replace"), event.cause)
 
 
 class MetricsHubObserver(HubObserver):

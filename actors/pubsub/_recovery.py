@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from typing import TYPE_CHECKING, Final, TypeAlias
+from typing import TYPE_CHECKING, Final, Literal, TypeAlias
 
 import attrs
 import trio
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 RECOVERY_PAGE: Final = 1000  # publications read per round trip
+_NEW_EPOCH: Final = "the history started over (a new epoch): what came before is gone"
 UNKNOWN_GAP: Final = math.inf
 """The gap before a position given by the caller (``since``): any time may have passed."""
 
@@ -72,14 +73,18 @@ class Unrecoverable:
 
     Attributes:
         channel: The channel.
-        reason: Why, in words: the epoch changed, the range was trimmed or expired, or the
-            history could not be read.
+        reason: Why, in words.
         position: Where the subscription continues from (None until the channel has history).
+        cause: Why, in one word (the metrics' label): ``new_epoch`` (the history started
+            over), ``trimmed`` (the stream no longer holds the range), ``expired`` (the history
+            expired during a longer gap), ``ahead`` (a position past the history's end), or
+            ``unreadable`` (reading the history failed).
     """
 
     channel: str
     reason: str
     position: Position | None
+    cause: str
 
 
 @attrs.frozen
@@ -93,9 +98,10 @@ class CatchUp:
 
     gap: float
     """How long it may have missed publications (``UNKNOWN_GAP`` after a ``since``)."""
-    report: bool
-    """Whether to tell ``Recovered`` when nothing was missed (after a ``since``: the caller
-    waits to hear that it is up to date)."""
+    report: Report
+    """When to tell ``Recovered``: ``always`` after a ``since`` (the caller waits to hear that
+    it is up to date); ``never`` when subscribing from now (what it reads would have come live:
+    no gap was filled)."""
 
 
 class HistoryMessage(RedisMessage):
@@ -128,7 +134,7 @@ class RecoveryState:
     checked: Position | None = None
     """The top of the history the last periodic check saw."""
     recovered: int = 0
-    """Publications read back from the history and delivered."""
+    """Publications read back from the history to fill gaps (the sum of ``Recovered``)."""
     duplicates: int = 0
     """Live publications dropped because they were delivered already (read back first)."""
     unrecoverable: int = 0
@@ -143,6 +149,7 @@ class RecoveryState:
 
 
 Delivery: TypeAlias = "tuple[Position, bytes] | Recovered | Unrecoverable"
+Report: TypeAlias = Literal["always", "when_any", "never"]
 
 
 class ChannelRecovery:
@@ -178,8 +185,7 @@ class ChannelRecovery:
             state.epoch = position.epoch  # the history began: everything from offset 1 counts
         elif position.epoch != state.epoch:
             lost = self._lost(
-                "the history started over (a new epoch): what came before is gone",
-                Position(position.epoch, position.offset - 1),
+                "new_epoch", _NEW_EPOCH, Position(position.epoch, position.offset - 1)
             )
             state.last = position.offset
             return [*lost, (position, payload)]
@@ -193,6 +199,7 @@ class ChannelRecovery:
             except RedisError as error:
                 self._failed(error)
                 deliveries = self._lost(
+                    "unreadable",
                     f"could not read the history: {error}",
                     Position(position.epoch, position.offset - 1),
                 )
@@ -203,14 +210,15 @@ class ChannelRecovery:
             state.duplicates += 1
         return deliveries
 
-    async def catch_up(self, gap: float, *, report: bool = True) -> list[Delivery]:
+    async def catch_up(self, gap: float, *, report: Report = "always") -> list[Delivery]:
         """Read everything published after the position, up to the newest.
 
         Args:
             gap: How long the subscription may have missed publications (a resubscription's
                 duration; ``math.inf`` for a position given by the caller): if the history
                 expired meanwhile, it tells whether that lost anything.
-            report: Tell ``Recovered`` even when nothing was missed.
+            report: When to tell ``Recovered``: ``always`` (even when nothing was missed),
+                ``when_any`` or ``never``.
         """
         try:
             return await self._read_forward(None, gap=gap, report=report)
@@ -246,7 +254,7 @@ class ChannelRecovery:
             return []
 
     async def _read_forward(
-        self, up_to: int | None, *, gap: float, report: bool = False
+        self, up_to: int | None, *, gap: float, report: Report = "when_any"
     ) -> list[Delivery]:
         """Read from the position to ``up_to`` (the newest when None), page by page."""
         state = self.state
@@ -260,13 +268,11 @@ class ChannelRecovery:
             if state.epoch is None:
                 state.epoch = window.epoch
             if window.epoch != state.epoch:
-                return self._lost(
-                    "the history started over (a new epoch): what came before is gone",
-                    _top(window),
-                )
+                return self._lost("new_epoch", _NEW_EPOCH, _top(window))
             target = window.last if up_to is None else min(up_to, window.last)
             if after > window.last:
                 return self._lost(
+                    "ahead",
                     f"position {after} is past the history's last offset {window.last}",
                     _top(window),
                 )
@@ -275,6 +281,7 @@ class ChannelRecovery:
             entries = found.entries
             if not entries or entries[0][0] != after + 1:
                 return self._lost(
+                    "trimmed",
                     f"the history no longer holds offset {after + 1} (it keeps "
                     f"{window.first or 'none'} to {window.last})",
                     _top(window) if up_to is None else Position(window.epoch, up_to),
@@ -285,12 +292,14 @@ class ChannelRecovery:
                 break
         count = len(deliveries)
         state.last = after
+        if report == "never":
+            return deliveries  # they would have come live: no gap was filled
         state.recovered += count
-        if count or report:
+        if report == "always" or count:
             deliveries.append(Recovered(self.channel, count, Position(state.epoch, after)))
         return deliveries
 
-    def _no_history(self, gap: float, report: bool) -> list[Delivery]:
+    def _no_history(self, gap: float, report: Report) -> list[Delivery]:
         """The channel has no history now: it expired a TTL after the last publication, so a
         gap shorter than the TTL lost nothing."""
         state = self.state
@@ -298,15 +307,16 @@ class ChannelRecovery:
         state.epoch, state.last = None, 0
         if had_history and gap >= self.history.ttl:
             state.unrecoverable += 1
-            return [Unrecoverable(self.channel, "the channel's history expired", None)]
-        return [Recovered(self.channel, 0, None)] if report and had_history else []
+            reason = "the channel's history expired during the gap"
+            return [Unrecoverable(self.channel, reason, None, "expired")]
+        return [Recovered(self.channel, 0, None)] if report == "always" and had_history else []
 
-    def _lost(self, reason: str, resume: Position) -> list[Delivery]:
+    def _lost(self, cause: str, reason: str, resume: Position) -> list[Delivery]:
         state = self.state
         state.epoch, state.last = resume.epoch, resume.offset
         state.unrecoverable += 1
         logger.warning("recovery of channel %r: %s", self.channel, reason)
-        return [Unrecoverable(self.channel, reason, resume)]
+        return [Unrecoverable(self.channel, reason, resume, cause)]
 
     def _failed(self, error: RedisError) -> None:
         self.state.failures += 1

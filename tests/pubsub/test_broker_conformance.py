@@ -1,5 +1,7 @@
 """One suite, both brokers (issue 4, requirement 4): ``memory://`` behaves as Redis does.
 
+History and recovery, the suite's other half, are in ``test_recovery.py`` (same ``broker_url``).
+
 Every scenario runs on a ``memory://NAME`` broker and on ``RedisPubSub`` against a private
 ``redis-server``, both opened through ``open_broker``, with the same expected values; the last
 test also runs one script on both and compares the transcripts. Redis delivers asynchronously,
@@ -13,7 +15,6 @@ import itertools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import pytest
 import trio
 
 from actors import ActorSystem
@@ -27,28 +28,12 @@ from actors.pubsub import (
     open_broker,
 )
 from actors.redis import Kind, RedisMessage, SubscriptionEvent
-from actors.testing import RedisServer
 
 TIMEOUT = 20.0
 OPTIONS = ConnectionOptions(ack_timeout=10.0)
 FENCE = "conformance:fence"
 PROBE_PREFIX = "__actors:probe:"
 _names = itertools.count(1)
-
-
-@pytest.fixture
-def redis_url(redis_server: RedisServer) -> str:
-    """A private redis-server for one test (skipped when redis-server is not installed)."""
-    return redis_server.url
-
-
-@pytest.fixture(params=["memory", "redis"])
-def broker_url(request: pytest.FixtureRequest) -> str:
-    """Where the brokers of one test meet: a fresh named memory server, or a fresh Redis."""
-    if request.param == "memory":
-        return f"memory://conformance-{next(_names)}"
-    url: str = request.getfixturevalue("redis_url")
-    return url
 
 
 @asynccontextmanager

@@ -19,7 +19,16 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from actors import ActorSystem, MailboxConfig, Message, Overflow, message_type
 from actors.observability import HealthReport, MetricsInstrument, PubSubMetrics
-from actors.pubsub import ErrorAction, ErrorPolicy, PubSub, RetryPolicy, open_pubsub
+from actors.pubsub import (
+    ErrorAction,
+    ErrorPolicy,
+    History,
+    Position,
+    PubSub,
+    PubSubSettings,
+    RetryPolicy,
+    open_pubsub,
+)
 from actors.redis import key_slot, open_redis_connection
 from actors.runtime import open_actor_system
 from actors.server.http import serve_observability
@@ -74,7 +83,7 @@ class Scraped:
 
 
 @asynccontextmanager
-async def scraped(url: str) -> AsyncIterator[Scraped]:
+async def scraped(url: str, settings: PubSubSettings | None = None) -> AsyncIterator[Scraped]:
     """A PubSub with metrics (and the runtime's instrument, as ``actors serve`` has), served on
     ``/metrics``; the health source is never called by these tests."""
     metrics = PubSubMetrics()
@@ -84,7 +93,7 @@ async def scraped(url: str) -> AsyncIterator[Scraped]:
 
     async with (
         open_actor_system(instruments=[MetricsInstrument(metrics)]) as system,
-        open_pubsub(system, url, metrics=metrics) as pubsub,
+        open_pubsub(system, url, metrics=metrics, settings=settings) as pubsub,
         trio.open_nursery() as nursery,
     ):
         port = await nursery.start(
@@ -270,3 +279,38 @@ async def test_a_health_report_changes_no_figure(
 
 async def _ignore(message: bytes) -> None:
     pass
+
+
+async def test_recovered_messages_and_unrecoverable_gaps_are_counted_when_they_happen(
+    redis_server: RedisServer,
+) -> None:
+    settings = PubSubSettings(histories={"feed:{*}": History(size=100, ttl=60.0)})
+
+    async def ignore(message: Tick) -> None:
+        pass
+
+    with trio.fail_after(TIMEOUT):
+        async with scraped(redis_server.url, settings) as site:
+            for number in range(1, 11):
+                await site.pubsub.publish("feed:{a}", Tick(number=number))
+            found = await site.pubsub.history_store.read("feed:{a}", after=0, up_to=None, limit=0)
+            assert found is not None
+            epoch = found.window.epoch
+            await site.pubsub.subscribe("feed:{a}", ignore, recover=True, since=Position(epoch, 4))
+            await site.pubsub.subscribe(
+                "feed:{a}", ignore, recover=True, since=Position("another", 4)
+            )
+
+            def both(samples: Samples) -> bool:
+                recovered = value(
+                    samples, "actors_pubsub_messages_recovered_total", channel_group="feed:{a}"
+                )
+                lost = value(
+                    samples,
+                    "actors_pubsub_unrecoverable_gaps_total",
+                    channel_group="feed:{a}",
+                    cause="new_epoch",
+                )
+                return recovered == 6.0 and lost == 1.0
+
+            await site.wait_for(both)

@@ -267,6 +267,17 @@ class PubSub:
         self.observer = observer
         self._handles = handles
 
+    def keep_history(self, name: str, history: History) -> None:
+        """Keep ``history`` for the channel ``name`` (or the channels its glob pattern matches)
+        from now on, as ``settings.histories`` does from the start: for services that own their
+        channels (chat rooms keep ``chat:*``). Publishers and subscribers must agree: every
+        process that uses the channels says so.
+
+        Raises:
+            TypeError: ``history`` is not a ``History``.
+        """
+        self.history_rules.add(name, history)
+
     @property
     def history_store(self) -> HistoryStore:
         """Where the broker keeps channel history: its Redis, or memory for ``memory://``."""

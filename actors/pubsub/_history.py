@@ -51,6 +51,7 @@ __all__ = [
     "publish_with_history",
     "read_envelope",
     "read_range",
+    "read_recent",
     "write_envelope",
 ]
 
@@ -108,16 +109,22 @@ if oldest[1] then
     first = tonumber(string.match(oldest[1][1], '^(%d+)'))
 end
 local entries = {}
-if tonumber(ARGV[3]) > 0 then
-    entries = redis.call('XRANGE', KEYS[2], ARGV[1], ARGV[2], 'COUNT', ARGV[3])
+local count = tonumber(ARGV[3])
+if count > 0 then
+    local start = ARGV[1]
+    if ARGV[4] == 'newest' then
+        start = math.max(1, tonumber(last) - count + 1) .. '-0'
+    end
+    entries = redis.call('XRANGE', KEYS[2], start, ARGV[2], 'COUNT', count)
 end
 return {epoch, tonumber(last), first, entries}
 """
 )
 """KEYS: the meta hash, the stream. ARGV: the first and last entry IDs to read, how many at
-most (0 for none). Returns ``[epoch, last offset, first offset kept (0 when the stream is
-empty), entries]``, or nil when the channel has no history now: the window and a page of
-entries read together, so that both belong to one epoch."""
+most (0 for none), and ``newest`` to read the newest ones rather than from the first. Returns
+``[epoch, last offset, first offset kept (0 when the stream is empty), entries]``, or nil when
+the channel has no history now: the window and a page of entries read together, so that both
+belong to one epoch."""
 
 
 def _positive(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
@@ -331,11 +338,23 @@ async def read_range(
     """
     if limit < 0:
         raise ValueError(f"limit must not be negative, not {limit}")
-    keys = history_keys(channel)
     end = "+" if up_to is None else f"{up_to}-0"
-    reply = await RANGE_SCRIPT.run(
-        commands, [keys.meta, keys.stream], [f"{after + 1}-0", end, limit]
-    )
+    return await _run_range(commands, channel, [f"{after + 1}-0", end, limit, "from"])
+
+
+async def read_recent(commands: RedisCommands, channel: str, limit: int) -> HistoryRange | None:
+    """The newest ``limit`` publications the history holds, oldest first, and its window, in
+    one round trip; None if the channel has no history."""
+    if limit < 0:
+        raise ValueError(f"limit must not be negative, not {limit}")
+    return await _run_range(commands, channel, ["-", "+", limit, "newest"])
+
+
+async def _run_range(
+    commands: RedisCommands, channel: str, arguments: list[Argument]
+) -> HistoryRange | None:
+    keys = history_keys(channel)
+    reply = await RANGE_SCRIPT.run(commands, [keys.meta, keys.stream], arguments)
     if reply is None:
         return None
     epoch, last, first, entries = reply

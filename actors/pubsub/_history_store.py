@@ -13,6 +13,7 @@ channel names and glob patterns to ``History`` settings, shared by publishers an
 from __future__ import annotations
 
 import collections
+import itertools
 import secrets
 from typing import TYPE_CHECKING, Final, Protocol
 
@@ -31,6 +32,7 @@ from actors.pubsub._history import (
     history_keys,
     publish_with_history,
     read_range,
+    read_recent,
     write_envelope,
 )
 
@@ -72,6 +74,10 @@ class HistoryStore(Protocol):
         """A page of the range ``after + 1`` to ``up_to`` and the window (see ``read_range``)."""
         ...
 
+    async def recent(self, channel: str, limit: int) -> HistoryRange | None:
+        """The newest ``limit`` publications and the window (see ``read_recent``)."""
+        ...
+
 
 class RedisHistoryStore:
     """Channel history in Redis, through a broker's command connection.
@@ -102,6 +108,10 @@ class RedisHistoryStore:
     ) -> HistoryRange | None:
         commands = await self._connect()
         return await read_range(commands, channel, after=after, up_to=up_to, limit=limit)
+
+    async def recent(self, channel: str, limit: int) -> HistoryRange | None:
+        commands = await self._connect()
+        return await read_recent(commands, channel, limit)
 
 
 @attrs.define
@@ -184,6 +194,15 @@ class MemoryHistoryStore:
         receivers = await send(channel, envelope)
         return HistoryPublished(position, appended=True, receivers=receivers)
 
+    async def recent(self, channel: str, limit: int) -> HistoryRange | None:
+        if limit < 0:
+            raise ValueError(f"limit must not be negative, not {limit}")
+        await trio.lowlevel.checkpoint()
+        log = self._log(channel, trio.current_time())
+        if log is None:
+            return None
+        return self._range(log, max(0, log.offset - limit), None, limit)
+
     async def read(
         self, channel: str, *, after: int, up_to: int | None, limit: int
     ) -> HistoryRange | None:
@@ -193,15 +212,19 @@ class MemoryHistoryStore:
         log = self._log(channel, trio.current_time())
         if log is None:
             return None
+        return self._range(log, after, up_to, limit)
+
+    @staticmethod
+    def _range(log: _ChannelLog, after: int, up_to: int | None, limit: int) -> HistoryRange:
         first = log.entries[0][0] if log.entries else 0
         window = HistoryWindow(log.epoch, log.offset, first)
         last = log.offset if up_to is None else min(up_to, log.offset)
         entries: list[tuple[int, bytes]] = []
         if limit and log.entries and after + 1 <= last:
-            # Offsets in the deque are consecutive: index by arithmetic, not by search.
+            # Offsets in the deque are consecutive: positions by arithmetic, not by search.
             start = max(after + 1, first) - first
             stop = min(last - first + 1, start + limit)
-            entries = [log.entries[index] for index in range(start, stop)]
+            entries = list(itertools.islice(log.entries, start, stop))
         return HistoryRange(window, entries)
 
 
@@ -214,23 +237,31 @@ def history_store(broker: Broker) -> HistoryStore:
 
 
 class HistoryRules:
-    """Which channels keep history, and how much: ``PubSubSettings.histories`` compiled once.
+    """Which channels keep history, and how much: ``PubSubSettings.histories`` compiled once,
+    and the rules added since (``PubSub.keep_history``).
 
-    Keys are exact channel names or Redis glob patterns (``chat:{*}``); an exact name wins over
-    patterns, and patterns are tried in the mapping's order.
+    Keys are exact channel names or Redis glob patterns (``chat:*``); an exact name wins over
+    patterns, and patterns are tried in the order they were given.
     """
 
     def __init__(self, histories: Mapping[str, History]) -> None:
         self._exact: dict[str, History] = {}
         self._patterns: list[tuple[Callable[[bytes], bool], History]] = []
-        for name, history in histories.items():
-            if not isinstance(history, History):
-                raise TypeError(f"the history of {name!r} must be a History, not {history!r}")
-            if any(char in GLOB_CHARACTERS for char in name):
-                self._patterns.append((compile_glob(name.encode()), history))
-            else:
-                self._exact[name] = history
         self._cache: dict[str, History | None] = {}
+        for name, history in histories.items():
+            self.add(name, history)
+
+    def add(self, name: str, history: History) -> None:
+        """Keep ``history`` for the channel ``name``, or the channels its glob pattern matches."""
+        if not isinstance(history, History):
+            raise TypeError(f"the history of {name!r} must be a History, not {history!r}")
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"a channel or pattern to keep history for, not {name!r}")
+        if any(char in GLOB_CHARACTERS for char in name):
+            self._patterns.append((compile_glob(name.encode()), history))
+        else:
+            self._exact[name] = history
+        self._cache.clear()
 
     def __bool__(self) -> bool:
         return bool(self._exact or self._patterns)

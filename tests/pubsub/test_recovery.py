@@ -487,3 +487,31 @@ async def test_an_idle_history_that_expires_starts_over_without_a_loss(
     positions = [position for _, position in received.messages.items]
     assert [position.offset for position in positions] == [1, 2, 1, 2]
     assert positions[2].epoch != first_epoch
+
+
+async def test_the_newest_publications_are_read_with_their_window(
+    system: ActorSystem, broker_url: str
+) -> None:
+    async with pubsub_at(system, broker_url) as pubsub:
+        store = pubsub.history_store
+        assert await store.recent("room:{m}", 3) is None
+        await publish_ticks(pubsub, "room:{m}", range(1, 11))
+        await publish_ticks(pubsub, "small:{m}", range(1, 301))
+        newest = await store.recent("room:{m}", 3)
+        everything = await store.recent("room:{m}", 50)
+        window_only = await store.recent("room:{m}", 0)
+        trimmed = await store.recent("small:{m}", 500)
+        with pytest.raises(ValueError, match="limit must not be negative"):
+            await store.recent("room:{m}", -1)
+    assert newest is not None
+    assert everything is not None
+    assert window_only is not None
+    assert [offset for offset, _ in newest.entries] == [8, 9, 10]
+    assert (newest.window.last, newest.window.first) == (10, 1)
+    assert [offset for offset, _ in everything.entries] == list(range(1, 11))
+    assert window_only.entries == []
+    assert window_only.window == newest.window
+    assert trimmed is not None
+    offsets = [offset for offset, _ in trimmed.entries]
+    assert offsets == list(range(trimmed.window.first, 301))
+    assert 5 <= len(offsets) <= 105  # Redis trims whole nodes (MAXLEN ~), memory exactly

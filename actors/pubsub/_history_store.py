@@ -98,6 +98,7 @@ class RedisHistoryStore:
         message_id: str,
         sharded: bool,
     ) -> HistoryPublished:
+        """Number ``payload``, keep it, and publish its envelope (see ``HistoryStore``)."""
         commands = await self._connect()
         return await publish_with_history(
             commands, channel, payload, history=history, message_id=message_id, sharded=sharded
@@ -106,10 +107,12 @@ class RedisHistoryStore:
     async def read(
         self, channel: str, *, after: int, up_to: int | None, limit: int
     ) -> HistoryRange | None:
+        """A page of the range ``after + 1`` to ``up_to`` and the window (see ``HistoryStore``)."""
         commands = await self._connect()
         return await read_range(commands, channel, after=after, up_to=up_to, limit=limit)
 
     async def recent(self, channel: str, limit: int) -> HistoryRange | None:
+        """The newest ``limit`` publications and the window (see ``HistoryStore``)."""
         commands = await self._connect()
         return await read_recent(commands, channel, limit)
 
@@ -169,6 +172,7 @@ class MemoryHistoryStore:
         message_id: str,
         sharded: bool,
     ) -> HistoryPublished:
+        """Number ``payload``, keep it, and publish its envelope (see ``HistoryStore``)."""
         marker = history_keys(channel).marker(message_id)  # validates as Redis would
         now = trio.current_time()
         self._forget_expired_markers(now)
@@ -195,6 +199,7 @@ class MemoryHistoryStore:
         return HistoryPublished(position, appended=True, receivers=receivers)
 
     async def recent(self, channel: str, limit: int) -> HistoryRange | None:
+        """The newest ``limit`` publications and the window (see ``HistoryStore``)."""
         if limit < 0:
             raise ValueError(f"limit must not be negative, not {limit}")
         await trio.lowlevel.checkpoint()
@@ -206,6 +211,7 @@ class MemoryHistoryStore:
     async def read(
         self, channel: str, *, after: int, up_to: int | None, limit: int
     ) -> HistoryRange | None:
+        """A page of the range ``after + 1`` to ``up_to`` and the window (see ``HistoryStore``)."""
         if limit < 0:
             raise ValueError(f"limit must not be negative, not {limit}")
         await trio.lowlevel.checkpoint()

@@ -38,12 +38,11 @@ from actors.pubsub import (
     dead_letters_to_list,
     open_pubsub,
 )
+from actors.pubsub._history import history_keys
 from actors.redis import key_slot
 from actors.server.chat import (
     ChatMessage,
     RateLimit,
-    RedisHistoryStore,
-    history_key,
     open_chat_service,
     room_channel,
 )
@@ -77,14 +76,9 @@ def rooms_by_master(cluster: RedisCluster, prefix: str) -> dict[RedisClusterNode
 
 
 def room_names(room: str) -> list[str]:
-    """Every key and shard channel of a room: typing, history and presence (its messages go
-    on the guide's classic channel, which is in no slot)."""
-    return [
-        typing_channel(room),
-        history_key(room),
-        presence_channel(room),
-        *presence_keys(room),
-    ]
+    """Every key and shard channel of a room tagged with its name: typing and presence (its
+    messages go on the guide's classic channel, whose history keys are in that channel's slot)."""
+    return [typing_channel(room), presence_channel(room), *presence_keys(room)]
 
 
 @pytest.mark.parametrize("room", ["lobby", "room-1", "a.b_c", "x" * 64])
@@ -92,12 +86,18 @@ def test_every_key_and_channel_of_a_room_or_scope_is_in_the_slot_of_its_name(roo
     names = room_names(check_room_name(room))
     assert {key_slot(name) for name in names} == {key_slot(room)}
     assert all(f"{{{room}}}" in name for name in names)
+    # The history script touches its channel's keys only: one slot, the channel's.
+    channel = room_channel(room)
+    keys = history_keys(channel)
+    assert {key_slot(name) for name in (keys.meta, keys.stream, keys.marker("m-1"))} == {
+        key_slot(channel)
+    }
 
 
 def test_the_names_carry_the_room_in_braces() -> None:
     assert room_channel("lobby") == "chat:lobby"  # the integration guide's, classic
     assert typing_channel("lobby") == "typing:{lobby}"
-    assert history_key("lobby") == "chat:{lobby}:history"
+    assert history_keys(room_channel("lobby")).stream == "{chat:lobby}:history:stream"
     assert presence_channel("lobby") == "presence:{lobby}"
     assert presence_keys("lobby")[0] == "presence:{lobby}:members"
 
@@ -219,19 +219,19 @@ async def test_chat_history_and_messages_on_rooms_of_every_master(
                 for index in range(5):
                     await first.send(room, "ada", f"{room} m{index}")
             heard = await received.wait_for(5 * len(rooms))
-            for master, room in rooms.items():
+            for room in rooms.values():
                 assert [text for r, text in heard if r == room] == [
                     f"{room} m{index}" for index in range(5)
                 ]
                 assert [m.text for m in await second.history(room)] == [
                     f"{room} m{index}" for index in (2, 3, 4)
                 ]
-                assert master.command("LLEN", history_key(room)) == 3
-            connect = one.broker.command_connection()
-            assert connect is not None
-            store = RedisHistoryStore(connect)
+                keys = history_keys(room_channel(room))
+                owner = redis_cluster.master_of_slot(key_slot(keys.stream))
+                assert owner.command("XLEN", keys.stream) == 5  # MAXLEN ~ trims whole nodes
             for room in rooms.values():
-                assert [m.text for m in await store.recent(room, 1)] == [f"{room} m4"]
+                newest = await first.read(room, limit=1)
+                assert [(p.offset, m.text) for p, m in newest.messages] == [(5, f"{room} m4")]
 
 
 @message_type("cluster-stores.event")

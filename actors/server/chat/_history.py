@@ -1,103 +1,98 @@
-"""Where a room's last messages are kept: a capped Redis list, or memory for ``memory://``."""
+"""A room's history: its channel's stream (``PubSub.keep_history``), read as chat messages.
+
+A room's messages are kept by the channel they travel on: every publish on ``chat:{room}`` is
+numbered within the room's epoch and appended to the channel's capped stream, so what a joiner
+reads and what a reconnecting client missed come from one place, by position. Reads go through
+the broker's history store: Redis streams, or memory for ``memory://``.
+"""
 
 from __future__ import annotations
 
-from collections import deque
-from typing import TYPE_CHECKING, Any, Final, Protocol
+import logging
+from typing import TYPE_CHECKING, Final
 
+import attrs
+
+from actors._errors import MessageDecodeError
 from actors.messages import CODEC
-from actors.pubsub import LocalState
-from actors.redis import Argument, Script
-from actors.server.chat._messages import ChatMessage, history_key
+from actors.pubsub import History, Position
+from actors.server.chat._messages import ChatMessage, room_channel
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from actors.pubsub import HistoryStore
 
-    from actors.pubsub import PubSub
+logger = logging.getLogger(__name__)
 
-APPEND_SCRIPT: Final = Script(
-    """
-redis.call('LPUSH', KEYS[1], ARGV[1])
-redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[2]) - 1)
-return 1
-"""
-)
-"""KEYS: the history list. ARGV: the encoded message, the most messages to keep."""
+CHAT_CHANNELS: Final = "chat:*"
+"""The pattern of every room's channel: what the chat service keeps history for."""
+DEFAULT_HISTORY_TTL: Final = 7 * 24 * 3600.0
+"""Seconds a room's history lives after its last message (a week)."""
 
 
-class HistoryStore(Protocol):
-    """Keeps the last messages of each room."""
+@attrs.frozen
+class RoomHistory:
+    """What a read of a room's history found.
 
-    async def append(self, message: ChatMessage, size: int) -> None:
-        """Add a message to its room's history, keeping only the newest ``size``."""
-
-    async def recent(self, room: str, limit: int) -> list[ChatMessage]:
-        """The newest ``limit`` messages of a room, oldest first."""
-
-
-class _Executor(Protocol):
-    async def execute(self, *args: Argument) -> Any: ...
-
-
-class MemoryHistoryStore:
-    """``HistoryStore`` in this process's memory (for ``memory://``)."""
-
-    def __init__(self) -> None:
-        self._rooms: dict[str, deque[ChatMessage]] = {}
-
-    async def append(self, message: ChatMessage, size: int) -> None:
-        """Add a message, dropping the oldest past ``size``."""
-        history = self._rooms.get(message.room)
-        if history is None or history.maxlen != size:
-            history = deque(history or (), maxlen=size)
-            self._rooms[message.room] = history
-        history.append(message)
-
-    async def recent(self, room: str, limit: int) -> list[ChatMessage]:
-        """The newest ``limit`` messages, oldest first."""
-        history = self._rooms.get(room, ())
-        return list(history)[-limit:] if limit > 0 else []
-
-
-class RedisHistoryStore:
-    """``HistoryStore`` on Redis: ``chat:{room}:history`` is a list, newest first, capped by
-    ``LPUSH`` and ``LTRIM`` in one script.
-
-    Args:
-        connection: Returns the connection to run commands on, such as
-            ``RedisPubSub.ready_connection`` (it changes on every reconnect, and waits for
-            one during a reconnect).
+    Attributes:
+        messages: ``(position, message)`` pairs, oldest first.
+        position: The room's newest position when it was read (None: the room has no history
+            now); a client that holds everything up to it is up to date.
+        resumed: True when ``messages`` are exactly those after the position the reader gave
+            (append them); False when they are the room's newest (replace what is held: the
+            position was from another epoch, or the history no longer reaches back to it).
     """
 
-    def __init__(self, connection: Callable[[], Awaitable[_Executor]]) -> None:
-        self._connection = connection
-
-    async def append(self, message: ChatMessage, size: int) -> None:
-        """``LPUSH`` the encoded message and ``LTRIM`` the list to ``size``, atomically."""
-        await APPEND_SCRIPT.run(
-            await self._connection(), [history_key(message.room)], [CODEC.encode(message), size]
-        )
-
-    async def recent(self, room: str, limit: int) -> list[ChatMessage]:
-        """``LRANGE`` the newest ``limit`` entries and return them oldest first."""
-        if limit <= 0:
-            return []
-        connection = await self._connection()
-        raw = await connection.execute("LRANGE", history_key(room), 0, limit - 1)
-        return [CODEC.decode(bytes(item), ChatMessage) for item in reversed(raw)]
+    messages: list[tuple[Position, ChatMessage]]
+    position: Position | None
+    resumed: bool
 
 
-_memory_stores: Final = LocalState(MemoryHistoryStore)
+def chat_history(size: int, ttl: float = DEFAULT_HISTORY_TTL) -> History:
+    """The history settings of a room's channel: ``size`` messages, ``ttl`` seconds."""
+    return History(size=size, ttl=ttl)
 
 
-def default_history_store(pubsub: PubSub) -> HistoryStore:
-    """The history store matching a ``PubSub``'s broker.
+async def newest(store: HistoryStore, room: str, limit: int) -> RoomHistory:
+    """The room's newest ``limit`` messages."""
+    found = await store.recent(room_channel(room), limit)
+    if found is None:
+        return RoomHistory([], None, resumed=False)
+    window = found.window
+    messages = _decode(room, window.epoch, found.entries)
+    return RoomHistory(messages, Position(window.epoch, window.last), resumed=False)
 
-    Redis when the broker has it; otherwise one in-process store per broker state (shared by
-    every broker of one ``memory://NAME``, private to a ``memory://`` broker).
-    """
-    broker = pubsub.broker
-    connection = broker.command_connection()
-    if connection is not None:
-        return RedisHistoryStore(connection)
-    return _memory_stores.of(broker)
+
+async def since(store: HistoryStore, room: str, after: Position, limit: int) -> RoomHistory:
+    """Everything the room got after ``after`` (at most ``limit``: a client further behind
+    gets the newest instead), or its newest ``limit`` when the history cannot say."""
+    channel = room_channel(room)
+    found = await store.read(channel, after=after.offset, up_to=None, limit=limit)
+    if found is None:
+        return RoomHistory([], None, resumed=False)
+    window = found.window
+    top = Position(window.epoch, window.last)
+    entries = found.entries
+    complete = (
+        after.epoch == window.epoch
+        and after.offset <= window.last
+        and window.last - after.offset <= limit
+        and (after.offset == window.last or (bool(entries) and entries[0][0] == after.offset + 1))
+    )
+    if not complete:
+        return await newest(store, room, limit)
+    return RoomHistory(_decode(room, window.epoch, entries), top, resumed=True)
+
+
+def _decode(
+    room: str, epoch: str, entries: list[tuple[int, bytes]]
+) -> list[tuple[Position, ChatMessage]]:
+    messages = []
+    for offset, payload in entries:
+        try:
+            message = CODEC.decode(payload, ChatMessage)
+        except MessageDecodeError as error:
+            # Anyone may publish on a room's channel: a bad entry is skipped, the rest is read.
+            logger.warning("room %r: history entry %d skipped: %s", room, offset, error)
+            continue
+        messages.append((Position(epoch, offset), message))
+    return messages

@@ -10,12 +10,11 @@ from actors.messages import Message, channel_name, check_room_name, message_type
 from actors.server.chat._errors import InvalidChatMessageError
 
 CHAT_CHANNEL: Final = "chat:{room}"
-HISTORY_KEY: Final = "chat:{room}:history"
 CHAT_SHARDED: Final = False
 """A room's messages travel on the classic channel the integration guide's ``ChatService``
 uses (``chat:$roomId``), so services written from the guide keep talking to our rooms. On a
 cluster a classic channel reaches every node (a room's traffic is not kept in one shard, unlike
-its typing notices and presence diffs); its history key still carries the room as hash tag."""
+its typing notices and presence diffs); its history's keys share the channel's slot."""
 MAX_TEXT_LENGTH: Final = 2000  # characters
 
 
@@ -39,12 +38,6 @@ def room_channel(room: str) -> str:
         InvalidIdentifierError: The room name breaks the rule of room names.
     """
     return channel_name(CHAT_CHANNEL, room=check_room_name(room))
-
-
-def history_key(room: str) -> str:
-    """The Redis list holding a room's recent messages, ``chat:{room}:history`` with the room as
-    its hash tag (``chat:{lobby}:history``)."""
-    return channel_name(HISTORY_KEY, room=check_room_name(room), hash_tag="room")
 
 
 def check_text(text: str, max_length: int = MAX_TEXT_LENGTH) -> str:

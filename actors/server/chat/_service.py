@@ -7,9 +7,11 @@ The tree::
     └── rooms supervisor (simple_one_for_one)
         └── RoomActor   one per active room, transient: stops itself when idle
 
-A room actor is spawned by the first ``send`` or ``history`` for its room, serializes that
-room's history appends and publishes, and stops itself (a normal exit, so its transient spec is
-not restarted) once ``idle_timeout`` seconds pass without either.
+A room actor is spawned by the first ``send`` or history read for its room, takes that room's
+publishes and reads one at a time, and stops itself (a normal exit, so its transient spec is
+not restarted) once ``idle_timeout`` seconds pass without either. A room's history is its
+channel's: each publish numbers the message and appends it to the channel's stream in one
+script (see ``actors.server.chat._history``).
 """
 
 from __future__ import annotations
@@ -26,7 +28,14 @@ import trio
 from actors._errors import ActorsError
 from actors.messages import check_user_id
 from actors.runtime import Actor
-from actors.server.chat._history import default_history_store
+from actors.server.chat._history import (
+    CHAT_CHANNELS,
+    DEFAULT_HISTORY_TTL,
+    RoomHistory,
+    chat_history,
+    newest,
+    since,
+)
 from actors.server.chat._messages import (
     CHAT_SHARDED,
     MAX_TEXT_LENGTH,
@@ -48,9 +57,8 @@ from actors.supervision import (
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
 
-    from actors.pubsub import PubSub, SubscriptionHandle
+    from actors.pubsub import Position, PubSub, RecoveryEvent, SubscriptionHandle
     from actors.runtime import ActorContext, ActorRef, ActorSystem, ExitReason
-    from actors.server.chat._history import HistoryStore
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +76,7 @@ class _Post:
 @attrs.frozen
 class _History:
     limit: int
+    since: Position | None = None
 
 
 @attrs.frozen
@@ -92,12 +101,10 @@ class _Shared:
     def __init__(
         self,
         pubsub: PubSub,
-        store: HistoryStore,
         history_size: int,
         idle_timeout: float,
     ) -> None:
         self.pubsub = pubsub
-        self.store = store
         self.history_size = history_size
         self.idle_timeout = idle_timeout
         self.rooms: KeyedChildren[str] | None = None
@@ -114,7 +121,7 @@ class _Shared:
 
 
 class RoomActor(Actor):
-    """One active room: appends to its history and publishes on ``chat:{room}``.
+    """One active room: publishes on ``chat:{room}`` (kept in its history) and reads it.
 
     Stops itself after ``idle_timeout`` seconds without a message or a history request.
     """
@@ -141,12 +148,14 @@ class RoomActor(Actor):
         self.deadline = trio.current_time() + self.shared.idle_timeout
         try:
             if isinstance(message, _Post):
-                await self.shared.store.append(message.message, self.shared.history_size)
                 return await self.shared.pubsub.publish(
-                    self.channel, message.message, group="chat:*", sharded=CHAT_SHARDED
+                    self.channel, message.message, group=CHAT_CHANNELS, sharded=CHAT_SHARDED
                 )
             if isinstance(message, _History):
-                return await self.shared.store.recent(self.room, message.limit)
+                store = self.shared.pubsub.history_store
+                if message.since is None:
+                    return await newest(store, self.room, message.limit)
+                return await since(store, self.room, message.since, message.limit)
         except ActorsError as error:
             # Returned, not raised: a Redis outage fails the caller, not the supervisor.
             return _Failed(error)
@@ -201,7 +210,7 @@ class ChatService:
         return self._rooms.keys()
 
     async def send(self, room: str, user_id: str, text: str) -> ChatMessage:
-        """Validate, rate limit, append to the room's history and publish a message.
+        """Validate, rate limit, and publish a message (its room's history keeps it).
 
         Returns:
             The message as published.
@@ -226,19 +235,58 @@ class ChatService:
         Raises:
             InvalidIdentifierError: The room name breaks the rule of room names.
         """
+        read = await self.read(room, limit=limit)
+        return [message for _, message in read.messages]
+
+    async def read(
+        self, room: str, *, since: Position | None = None, limit: int | None = None
+    ) -> RoomHistory:
+        """The room's history with positions: what came after ``since``, or the newest.
+
+        Args:
+            room: The room.
+            since: The position of the last message the reader has (a reconnecting client's):
+                the answer is exactly what came after it (``resumed``), unless the history
+                cannot say (another epoch, or further back than it keeps, or than ``limit``):
+                then the newest, to replace what the reader holds.
+            limit: At most this many messages (default and most: ``history_size``).
+
+        Raises:
+            InvalidIdentifierError: The room name breaks the rule of room names.
+            RedisConnectionError: The history could not be read.
+        """
         room_channel(room)
         size = self._shared.history_size
         wanted = size if limit is None else max(0, min(limit, size))
-        result = await self._call(room, _History(wanted))
-        assert isinstance(result, list)
+        result = await self._call(room, _History(wanted, since))
+        assert isinstance(result, RoomHistory)
         return result
 
     async def subscribe(
-        self, room: str, handler: Callable[[ChatMessage], Awaitable[object]]
+        self,
+        room: str,
+        handler: Callable[..., Awaitable[object]],
+        *,
+        recover: bool = False,
+        on_recovery: Callable[[RecoveryEvent], Awaitable[object]] | None = None,
     ) -> SubscriptionHandle:
-        """Call ``handler`` for every message published in a room (by any process)."""
+        """Call ``handler`` for every message published in a room (by any process).
+
+        Args:
+            room: The room.
+            handler: ``async def handler(message)``, or ``(message, channel, position)`` for
+                each message's position in the room's history.
+            recover: Deliver every message once and in order across gaps, from the room's
+                history (see ``PubSub.subscribe``).
+            on_recovery: With ``recover``: told ``Recovered`` and ``Unrecoverable``.
+        """
         return await self._shared.pubsub.subscribe(
-            room_channel(room), handler, message_type=ChatMessage, sharded=CHAT_SHARDED
+            room_channel(room),
+            handler,
+            message_type=ChatMessage,
+            sharded=CHAT_SHARDED,
+            recover=recover,
+            on_recovery=on_recovery,
         )
 
     async def _call(self, room: str, request: object) -> object:
@@ -257,18 +305,20 @@ async def open_chat_service(
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
     rate: RateLimit | None = None,
     max_text_length: int = MAX_TEXT_LENGTH,
-    history_store: HistoryStore | None = None,
+    history_ttl: float = DEFAULT_HISTORY_TTL,
 ) -> AsyncIterator[ChatService]:
     """Run chat rooms for the duration of a block.
 
     Args:
         system: The actor system the supervisors and room actors run in.
         pubsub: Where messages are published (``chat:{room}``).
-        history_size: Messages kept per room and sent to joiners.
+        history_size: Messages kept per room and sent to joiners. Rooms keep their history in
+            their channels' (``pubsub.keep_history("chat:*", ...)``), unless the ``PubSub``'s
+            settings name the chat channels already: then those settings keep it.
         idle_timeout: Seconds without activity after which a room actor stops.
         rate: The per-user rate limit; default 5 messages per second, bursts of 10.
         max_text_length: The longest message text, in characters.
-        history_store: Where histories live; default ``default_history_store(pubsub)``.
+        history_ttl: Seconds a room's history lives after its last message (a week).
 
     Raises:
         ValueError: ``history_size`` is below 1 or ``idle_timeout`` is not positive.
@@ -277,9 +327,9 @@ async def open_chat_service(
         raise ValueError(f"history_size must be at least 1: {history_size}")
     if not idle_timeout > 0:
         raise ValueError(f"idle_timeout must be positive: {idle_timeout}")
-    shared = _Shared(
-        pubsub, history_store or default_history_store(pubsub), history_size, idle_timeout
-    )
+    if pubsub.history_rules.history_for(room_channel("lobby")) is None:
+        pubsub.keep_history(CHAT_CHANNELS, chat_history(history_size, history_ttl))
+    shared = _Shared(pubsub, history_size, idle_timeout)
     rooms_spec = SupervisorSpec(
         strategy=Strategy.SIMPLE_ONE_FOR_ONE,
         children=[ChildSpec(id="room", start=RoomActor, args=(shared,), restart=Restart.TRANSIENT)],

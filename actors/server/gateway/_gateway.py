@@ -70,7 +70,7 @@ if TYPE_CHECKING:
     import trio_websocket
 
     from actors.presence import PresenceChange, PresenceTracker
-    from actors.pubsub import PubSub
+    from actors.pubsub import Position, PubSub
     from actors.runtime import ActorContext, ActorSystem
     from actors.server.chat import ChatService
     from actors.server.notifications import LiveUpdate, Notification
@@ -223,14 +223,21 @@ class Gateway:
     # --- sessions ------------------------------------------------------------------------
 
     async def serve_connection(
-        self, connection: trio_websocket.WebSocketConnection, user_id: str, agent: str = ""
+        self,
+        connection: trio_websocket.WebSocketConnection,
+        user_id: str,
+        agent: str = "",
+        notifications_since: Position | None = None,
     ) -> int:
         """Run a session for an authenticated connection until it ends; returns the close code.
 
-        ``agent`` (the client's ``User-Agent``) goes into the connection's presence metadata.
+        ``agent`` (the client's ``User-Agent``) goes into the connection's presence metadata;
+        ``notifications_since`` is the position of the last notification a reconnecting client
+        got (its ``hello`` says): what was sent since comes first.
         """
         assert self.sessions_supervisor is not None
         session = Session(self, connection, user_id, agent)
+        session.notifications_since = notifications_since
         ref = await self.sessions_supervisor.spawn(session)
         await ref.wait_stopped()
         return session.close_code or CLOSE_INTERNAL_ERROR
@@ -252,7 +259,10 @@ class Gateway:
         )
         try:
             session.notifications = await self.notifier.subscribe_user(
-                session.user_id, session.on_notification
+                session.user_id,
+                session.on_notification,
+                recover=True,
+                since=session.notifications_since,
             )
             await self.presence.join(session.user_id, session.session_id, session.metadata)
             online = await self.presence.online_users()

@@ -20,7 +20,8 @@ from actors.messages import IDENTIFIER_RULE, check_room_name
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from actors.server.chat import ChatMessage
+    from actors.pubsub import Position
+    from actors.server.chat import ChatMessage, RoomHistory
     from actors.server.notifications import Notification
 
 __all__ = [
@@ -39,6 +40,8 @@ __all__ = [
 ]
 
 MAX_REF_LENGTH: Final = 64
+MAX_EPOCH_LENGTH: Final = 64
+MAX_OFFSET: Final = 2**63 - 1
 
 
 class ProtocolError(ActorsError):
@@ -54,12 +57,20 @@ class ProtocolError(ActorsError):
 @attrs.frozen
 class Hello:
     token: str
+    notifications_epoch: str | None = None
+    """With ``notifications_offset``: the position of the last notification the client got
+    (a reconnect): what was sent since comes first."""
+    notifications_offset: int | None = None
 
 
 @attrs.frozen
 class Join:
     room: str
     ref: str | None = None
+    epoch: str | None = None
+    """With ``offset``: the position of the last message the client has of the room (a
+    reconnect): ``joined`` then brings exactly what came after it."""
+    offset: int | None = None
 
 
 @attrs.frozen
@@ -96,8 +107,18 @@ ClientFrame = Hello | Join | Leave | Say | Typing | HistoryRequest | Ping
 
 # type -> (frame class, {field: (JSON type, required)})
 _SHAPES: Final[dict[str, tuple[type[ClientFrame], dict[str, tuple[type, bool]]]]] = {
-    "hello": (Hello, {"token": (str, True)}),
-    "join": (Join, {"room": (str, True), "ref": (str, False)}),
+    "hello": (
+        Hello,
+        {
+            "token": (str, True),
+            "notifications_epoch": (str, False),
+            "notifications_offset": (int, False),
+        },
+    ),
+    "join": (
+        Join,
+        {"room": (str, True), "ref": (str, False), "epoch": (str, False), "offset": (int, False)},
+    ),
     "leave": (Leave, {"room": (str, True), "ref": (str, False)}),
     "say": (Say, {"room": (str, True), "text": (str, True), "ref": (str, False)}),
     "typing": (Typing, {"room": (str, True)}),
@@ -163,7 +184,26 @@ def parse_client_frame(data: str | bytes) -> ClientFrame:
         raise ProtocolError("bad_frame", f"ref is longer than {MAX_REF_LENGTH} characters")
     if "room" in fields:
         check_room(document["room"], ref)
+    for epoch, offset in (("epoch", "offset"), ("notifications_epoch", "notifications_offset")):
+        if epoch in fields:
+            _check_position(document.get(epoch), document.get(offset), kind, ref)
     return frame_class(**document)
+
+
+def _check_position(epoch: str | None, offset: int | None, kind: str, ref: str | None) -> None:
+    """A position in a history comes whole (epoch and offset) and well formed, or not at all."""
+    if (epoch is None) != (offset is None):
+        raise ProtocolError(
+            "bad_frame", f"{kind!r} gives a position as an epoch and an offset", ref
+        )
+    if epoch is None or offset is None:
+        return
+    if not (0 < len(epoch) <= MAX_EPOCH_LENGTH and epoch.isascii() and epoch.isalnum()):
+        raise ProtocolError(
+            "bad_frame", f"an epoch is 1 to {MAX_EPOCH_LENGTH} letters or digits", ref
+        )
+    if not 0 <= offset <= MAX_OFFSET:
+        raise ProtocolError("bad_frame", "an offset is a whole number from 0", ref)
 
 
 def _json_type(expected: type) -> str:
@@ -178,24 +218,47 @@ def encode(frame: dict[str, object]) -> str:
     return orjson.dumps(frame).decode()
 
 
-def chat_message(message: ChatMessage) -> dict[str, object]:
-    """A chat message as it appears in ``message``, ``joined`` and ``history`` frames."""
-    return {
+def chat_message(message: ChatMessage, position: Position | None) -> dict[str, object]:
+    """A chat message as it appears in ``message``, ``joined`` and ``history`` frames: with
+    its position in the room's history (``epoch`` and ``offset``) when it has one."""
+    fields: dict[str, object] = {
         "room": message.room,
         "user_id": message.user_id,
         "text": message.text,
         "sent_at": message.sent_at,
     }
+    if position is not None:
+        fields["epoch"] = position.epoch
+        fields["offset"] = position.offset
+    return fields
 
 
-def message_frame(message: ChatMessage) -> str:
-    return encode({"type": "message", **chat_message(message)})
+def message_frame(message: ChatMessage, position: Position | None = None) -> str:
+    return encode({"type": "message", **chat_message(message, position)})
 
 
-def history_frame(kind: str, room: str, messages: Iterable[ChatMessage]) -> str:
-    """``joined`` or ``history``: a room and its messages, oldest first."""
-    key = "history" if kind == "joined" else "messages"
-    return encode({"type": kind, "room": room, key: [chat_message(m) for m in messages]})
+def joined_frame(room: str, history: RoomHistory) -> str:
+    """``joined``: the room's messages, and where they leave the client (``epoch`` and
+    ``offset``: send them back on a reconnect). ``resumed``: they are exactly what came after
+    the position the client gave (append them); otherwise they replace what it holds."""
+    position = history.position
+    return encode(
+        {
+            "type": "joined",
+            "room": room,
+            "history": [chat_message(m, p) for p, m in history.messages],
+            "epoch": None if position is None else position.epoch,
+            "offset": 0 if position is None else position.offset,
+            "resumed": history.resumed,
+        }
+    )
+
+
+def history_frame(room: str, messages: Iterable[tuple[Position, ChatMessage]]) -> str:
+    """``history``: a room's newest messages, oldest first, with their positions."""
+    return encode(
+        {"type": "history", "room": room, "messages": [chat_message(m, p) for p, m in messages]}
+    )
 
 
 def presence_state_frame(scope: str, users: Iterable[str]) -> str:
@@ -221,16 +284,20 @@ def update_frame(event: bytes) -> str:
     return '{"type":"update","event":' + event.decode() + "}"
 
 
-def notification_frame(notification: Notification) -> str:
-    return encode(
-        {
-            "type": "notification",
-            "id": notification.id,
-            "user_id": notification.user_id,
-            "kind": notification.kind,
-            "title": notification.title,
-            "body": notification.body,
-            "data": notification.data,
-            "sent_at": notification.sent_at,
-        }
-    )
+def notification_frame(notification: Notification, position: Position | None = None) -> str:
+    """A notification, with its position in the user's history when it has one (send it back
+    in ``hello`` on a reconnect to get what was sent meanwhile)."""
+    fields: dict[str, object] = {
+        "type": "notification",
+        "id": notification.id,
+        "user_id": notification.user_id,
+        "kind": notification.kind,
+        "title": notification.title,
+        "body": notification.body,
+        "data": notification.data,
+        "sent_at": notification.sent_at,
+    }
+    if position is not None:
+        fields["epoch"] = position.epoch
+        fields["offset"] = position.offset
+    return encode(fields)

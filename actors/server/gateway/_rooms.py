@@ -3,8 +3,10 @@
 One hub actor runs per room with at least one local session, under the hubs supervisor
 (simple_one_for_one, temporary). It holds the room's presence tracker and one subscription to
 each of ``chat:{room}`` and ``typing:{room}``, however many local sessions are in the room:
-each event is encoded to a frame once and pushed to every session. When its last session
-leaves, the hub stops.
+each event is encoded to a frame once and pushed to every session. The room's messages are
+followed with ``recover=True``: a gap in Pub/Sub is filled from the room's history, so every
+session gets every message once and in order; when the history cannot fill it, the sessions
+get the room's newest messages again. When its last session leaves, the hub stops.
 """
 
 from __future__ import annotations
@@ -19,15 +21,16 @@ import trio
 from actors._errors import ActorsError
 from actors.messages import Message, channel_name, message_type
 from actors.presence import open_presence_tracker
+from actors.pubsub import Recovered
 from actors.runtime import Ask
 from actors.server.gateway import _protocol as protocol
 
 if TYPE_CHECKING:
     from actors.presence import PresenceChange, PresenceTracker
+    from actors.pubsub import Position, RecoveryEvent
     from actors.runtime import ActorContext
     from actors.server.chat import ChatMessage
     from actors.server.gateway._gateway import Gateway
-    from actors.server.gateway._presence_batch import PresenceBatcher
     from actors.server.gateway._session import Session
 
 logger = logging.getLogger(__name__)
@@ -84,9 +87,10 @@ class Detach:
 class RoomHub:
     """One room as this process sees it."""
 
-    def __init__(self, room: str, presence_batcher: PresenceBatcher) -> None:
+    def __init__(self, room: str, gateway: Gateway) -> None:
         self.room = room
-        self.presence_batcher = presence_batcher
+        self.gateway = gateway
+        self.presence_batcher = gateway.presence_batcher
         self.sessions: set[Session] = set()
 
     def _push(self, frame: str, *, skip_user: str | None = None) -> None:
@@ -94,11 +98,27 @@ class RoomHub:
             if session.user_id != skip_user:
                 session.push(frame)
 
-    async def on_message(self, message: ChatMessage) -> None:
-        self._push(protocol.message_frame(message))
+    async def on_message(
+        self, message: ChatMessage, channel: str, position: Position | None
+    ) -> None:
+        frame = protocol.message_frame(message, position)
+        for session in list(self.sessions):
+            session.push_room_message(self.room, position, frame)
         # Let the sessions' send loops drain before the next message of a burst: a batch
         # pushed without a pause could fill a healthy client's queue and close it as slow.
         await trio.lowlevel.checkpoint()
+
+    async def on_recovery(self, event: RecoveryEvent) -> None:
+        """A gap the room's history could not fill: the sessions get its newest messages."""
+        if isinstance(event, Recovered):
+            return
+        try:
+            history = await self.gateway.chat.read(self.room)
+        except ActorsError as error:
+            logger.warning("room %r: its history could not be read again: %s", self.room, error)
+            return
+        for session in list(self.sessions):
+            session.room_reset(self.room, history)
 
     async def on_typing(self, notice: TypingNotice) -> None:
         self._push(protocol.typing_frame(self.room, notice.user_id), skip_user=notice.user_id)
@@ -113,14 +133,16 @@ async def run_room_hub(context: ActorContext, gateway: Gateway, room: str) -> No
     If the hub ends for any other reason (a crash, the server stopping), the sessions still in
     it get ``left`` for the room: a client that still wants it joins again.
     """
-    hub = RoomHub(room, gateway.presence_batcher)
+    hub = RoomHub(room, gateway)
     try:
         async with AsyncExitStack() as stack:  # leaving it: subscriptions first, then presence
             tracker = await stack.enter_async_context(
                 open_presence_tracker(gateway.pubsub, room, settings=gateway.settings.presence)
             )
             await tracker.watch(hub.on_presence)
-            messages = await gateway.chat.subscribe(room, hub.on_message)
+            messages = await gateway.chat.subscribe(
+                room, hub.on_message, recover=True, on_recovery=hub.on_recovery
+            )
             stack.push_async_callback(messages.close)
             typing = await gateway.pubsub.subscribe(
                 typing_channel(room),

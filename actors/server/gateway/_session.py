@@ -20,6 +20,7 @@ import trio_websocket
 
 from actors._errors import ActorsError, InvalidIdentifierError
 from actors.messages import check_user_id
+from actors.pubsub import Position
 from actors.runtime.lowlevel import WaitSlot
 from actors.server.chat import ChatError, InvalidChatMessageError, RateLimitedError
 from actors.server.gateway import _protocol as protocol
@@ -33,6 +34,7 @@ from actors.server.gateway._protocol import (
     Say,
     Typing,
 )
+from actors.server.gateway._room_feeds import JoinBacklogFullError, RoomFeeds
 
 T = TypeVar("T")
 
@@ -41,7 +43,7 @@ if TYPE_CHECKING:
 
     from actors.pubsub import SubscriptionHandle
     from actors.runtime import ActorContext
-    from actors.server.chat import ChatMessage
+    from actors.server.chat import ChatMessage, RoomHistory
     from actors.server.gateway._gateway import Gateway
     from actors.server.notifications import Notification
 
@@ -92,9 +94,13 @@ class Session:
         """This connection's presence metadata: each tab or device has its own."""
         self.rooms: set[str] = set()
         """The rooms this session is in (attached to their hubs)."""
+        self.feeds = RoomFeeds(backlog=self.settings.send_queue_size)
+        """Where the client stands in each room's history."""
         self.close_code: int | None = None
         self.notifications: SubscriptionHandle | None = None
         """This user's notification subscription, while the session runs."""
+        self.notifications_since: Position | None = None
+        """The last notification's position the client had when it connected (a reconnect)."""
         # The outbox: a deque and the one task that drains it (parked when it is empty). It is
         # on every frame's path, so it is lighter than a memory channel.
         self._outbox: deque[str | _Close] = deque()
@@ -146,9 +152,30 @@ class Session:
         self._enqueue(_Close(code, reason))
         self._closing.set()
 
-    async def on_notification(self, notification: Notification) -> None:
-        """Queue a notification for this session's browser."""
-        self.push(protocol.notification_frame(notification))
+    def push_room_message(self, room: str, position: Position | None, frame: str) -> None:
+        """Queue a room's live message, unless the client has it (or a join holds it back)."""
+        try:
+            frames = self.feeds.live(room, position, frame)
+        except JoinBacklogFullError:
+            self.gateway.metrics.slow_sessions.inc()
+            logger.info("%r: too many messages in %r while joining it, closing", self, room)
+            self.close(CLOSE_TOO_SLOW, "too slow")
+            return
+        for ready in frames:
+            self.push(ready)
+
+    def room_reset(self, room: str, history: RoomHistory) -> None:
+        """The room's hub lost messages its history could not give back: the client gets the
+        room's newest messages again, to replace what it holds."""
+        if room in self.rooms:
+            self.push(protocol.joined_frame(room, history))
+            self.feeds.reset(room, history.position)
+
+    async def on_notification(
+        self, notification: Notification, channel: str, position: Position | None
+    ) -> None:
+        """Queue a notification for this session's browser, with its position."""
+        self.push(protocol.notification_frame(notification, position))
 
     # --- the actor's tasks ---------------------------------------------------------------
 
@@ -245,18 +272,19 @@ class Session:
                     await self._unavailable_on_error(
                         self.gateway.publish_typing(room, self.user_id)
                     )
-            case Join(room=room, ref=ref):
-                await self.join(room, ref)
+            case Join(room=room, ref=ref, epoch=epoch, offset=offset):
+                since = None if epoch is None or offset is None else Position(epoch, offset)
+                await self.join(room, ref, since)
             case Leave(room=room, ref=ref):
                 self._check_joined(room, ref)
                 await self.leave(room, asked=True)
                 self.push(protocol.encode({"type": "left", "room": room}))
             case HistoryRequest(room=room, limit=limit, ref=ref):
                 self._check_joined(room, ref)
-                messages = await self._unavailable_on_error(
-                    self.gateway.chat.history(room, limit), ref
+                history = await self._unavailable_on_error(
+                    self.gateway.chat.read(room, limit=limit), ref
                 )
-                self.push(protocol.history_frame("history", room, messages))
+                self.push(protocol.history_frame(room, history.messages))
             case Ping(ref=ref):
                 self.push(protocol.encode({"type": "pong", "ref": ref}))
             case Hello():
@@ -306,34 +334,41 @@ class Session:
             except ActorsError as error:
                 logger.warning("%r: the mention of %r was not sent: %s", self, user, error)
 
-    async def join(self, room: str, ref: str | None) -> None:
-        """Enter a room (again): ``joined`` with its history, then its presence state."""
+    async def join(self, room: str, ref: str | None, since: Position | None = None) -> None:
+        """Enter a room (again): ``joined`` with its history (what came after ``since``, the
+        client's last position, or the newest), then its presence state."""
         if room not in self.rooms and len(self.rooms) >= self.settings.max_rooms_per_session:
             raise ProtocolError(
                 "too_many_rooms", f"at most {self.settings.max_rooms_per_session} rooms", ref
             )
+        # Live messages that come from the attach on wait for ``joined``: those the history
+        # read holds are dropped, the others follow it, so the client gets each one once.
+        self.feeds.start_join(room)
         try:
             # Attached again on a repeated join: the hub only answers who is online.
             online = (await self.gateway.attach(room, self)).online
             self.rooms.add(room)
-            messages = await self.gateway.chat.history(room)
+            history = await self.gateway.chat.read(room, since=since)
         except ActorsError as error:
             logger.warning("%r: joining %r failed: %s", self, room, error)
             await self.leave(room)
+            self.feeds.forget(room)
             raise ProtocolError("unavailable", f"could not join {room!r}; try again", ref) from None
-        # Live messages pushed since the attach are in this history too: ``joined`` replaces
-        # what the client holds for the room.
-        self.push(protocol.history_frame("joined", room, messages))
+        self.push(protocol.joined_frame(room, history))
+        for frame in self.feeds.joined(room, history.position):
+            self.push(frame)
         self.push(protocol.presence_state_frame(room, online))
 
     async def leave(self, room: str, *, asked: bool = False) -> None:
         """Leave a room, if in it; ``asked``: at the user's request, so at once, no grace."""
+        self.feeds.forget(room)
         if room in self.rooms:
             self.rooms.discard(room)
             await self.gateway.detach(room, self, asked=asked)
 
     def room_lost(self, room: str) -> None:
         """The room's hub ended without this session leaving: tell the client."""
+        self.feeds.forget(room)
         if room in self.rooms:
             self.rooms.discard(room)
             self.push(protocol.encode({"type": "left", "room": room}))

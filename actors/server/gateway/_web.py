@@ -18,6 +18,7 @@ import trio_websocket
 
 from actors._errors import InvalidIdentifierError
 from actors.messages import check_user_id
+from actors.pubsub import Position
 from actors.server.gateway._protocol import Hello, ProtocolError, parse_client_frame
 from actors.server.gateway._session import CLOSE_UNAUTHORIZED
 from actors.server.gateway._tokens import InvalidTokenError
@@ -126,19 +127,21 @@ class GatewayWeb:
             return HttpResponse.text(403, "origin not allowed")
         settings = self.gateway.settings
         connection: trio_websocket.WebSocketConnection | None = None
-        user_id: str | None = None
+        hello: tuple[str, Hello] | None = None
         async with trio.open_nursery() as nursery:
             with trio.move_on_after(settings.hello_timeout):
                 handshake = await trio_websocket.wrap_server_stream(
                     nursery, stream, max_message_size=settings.max_frame_bytes
                 )
                 connection = await handshake.accept()
-                user_id = await self._hello(connection)
+                hello = await self._hello(connection)
             if connection is None or connection.closed is not None:
                 pass
-            elif user_id is not None:
+            elif hello is not None:
                 agent = request.headers.get("user-agent", "")
-                await self.gateway.serve_connection(connection, user_id, agent)
+                user_id, frame = hello
+                since = _notifications_since(frame)
+                await self.gateway.serve_connection(connection, user_id, agent, since)
             else:
                 refused.labels("hello").inc()
                 with trio.move_on_after(settings.close_timeout):
@@ -146,8 +149,10 @@ class GatewayWeb:
             nursery.cancel_scope.cancel()
         return None
 
-    async def _hello(self, connection: trio_websocket.WebSocketConnection) -> str | None:
-        """The user id of a valid ``hello``; anything else closes with 4001."""
+    async def _hello(
+        self, connection: trio_websocket.WebSocketConnection
+    ) -> tuple[str, Hello] | None:
+        """The user id and the frame of a valid ``hello``; anything else closes with 4001."""
         try:
             data = await connection.get_message()
         except trio_websocket.ConnectionClosed:
@@ -156,12 +161,19 @@ class GatewayWeb:
             frame = parse_client_frame(data)
             if not isinstance(frame, Hello):
                 raise ProtocolError("bad_frame", "say hello first")
-            return self.gateway.signer.verify(frame.token)
+            return self.gateway.signer.verify(frame.token), frame
         except (ProtocolError, InvalidTokenError) as error:
             self.gateway.metrics.handshakes_refused.labels("token").inc()
             with trio.move_on_after(self.gateway.settings.close_timeout):
                 await connection.aclose(CLOSE_UNAUTHORIZED, str(error)[:MAX_CLOSE_REASON])
             return None
+
+
+def _notifications_since(hello: Hello) -> Position | None:
+    """The position of the last notification a reconnecting client got, if it said."""
+    if hello.notifications_epoch is None or hello.notifications_offset is None:
+        return None
+    return Position(hello.notifications_epoch, hello.notifications_offset)
 
 
 def _json(status: int, document: dict[str, object]) -> HttpResponse:

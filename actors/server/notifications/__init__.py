@@ -23,7 +23,7 @@ from actors.server.notifications._messages import (
     new_notification_id,
     user_channel,
 )
-from actors.server.notifications._notifier import Notifier
+from actors.server.notifications._notifier import DEFAULT_USER_HISTORY, USER_CHANNELS, Notifier
 from actors.server.notifications._updates import (
     UPDATE_CHANNEL_PREFIX,
     UPDATES_PATTERN,
@@ -38,6 +38,7 @@ from actors.server.notifications._updates import (
 __all__ = [
     "BROADCAST_CHANNEL",
     "CLOSE_GRACE",
+    "DEFAULT_USER_HISTORY",
     "MAX_BODY_LENGTH",
     "MAX_DATA_ENTRIES",
     "MAX_KIND_LENGTH",
@@ -45,6 +46,7 @@ __all__ = [
     "UPDATES_PATTERN",
     "UPDATE_CHANNEL_PREFIX",
     "USER_CHANNEL",
+    "USER_CHANNELS",
     "USER_CHANNEL_GROUP",
     "InvalidNotificationError",
     "LiveUpdate",

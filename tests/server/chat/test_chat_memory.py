@@ -8,13 +8,13 @@ import trio.testing
 
 from actors import ActorSystem
 from actors.messages import InvalidIdentifierError
-from actors.pubsub import open_pubsub
+from actors.pubsub import Position, open_pubsub
 from actors.server.chat import (
     ChatMessage,
     InvalidChatMessageError,
-    MemoryHistoryStore,
     RateLimit,
     RateLimitedError,
+    RoomHistory,
     open_chat_service,
     room_channel,
 )
@@ -82,11 +82,10 @@ async def test_rate_limit_is_a_token_bucket(
 
 
 async def test_history_is_capped_and_oldest_first(system: ActorSystem) -> None:
-    store = MemoryHistoryStore()
     rate = RateLimit(rate=1000.0, burst=1000)
     async with (
         open_pubsub(system, "memory://") as pubsub,
-        open_chat_service(system, pubsub, history_size=3, rate=rate, history_store=store) as chat,
+        open_chat_service(system, pubsub, history_size=3, rate=rate) as chat,
     ):
         assert await chat.history("empty") == []
         for index in range(5):
@@ -163,3 +162,34 @@ async def test_settings_are_checked(system: ActorSystem) -> None:
         with pytest.raises(ValueError, match="idle_timeout"):
             async with open_chat_service(system, pubsub, idle_timeout=0):
                 pass
+
+
+async def test_a_reader_gets_what_came_after_its_position_or_the_newest(
+    system: ActorSystem,
+) -> None:
+    rate = RateLimit(rate=1000.0, burst=1000)
+    async with (
+        open_pubsub(system, "memory://") as pubsub,
+        open_chat_service(system, pubsub, history_size=4, rate=rate) as chat,
+    ):
+        empty = await chat.read("quiet")
+        for index in range(1, 7):
+            await chat.send("r1", "ada", f"m{index}")
+        everything = await chat.read("r1")
+        assert everything.position is not None
+        epoch = everything.position.epoch
+        after_four = await chat.read("r1", since=Position(epoch, 4))
+        up_to_date = await chat.read("r1", since=Position(epoch, 6))
+        other_epoch = await chat.read("r1", since=Position("elsewhere", 4))
+        too_far_back = await chat.read("r1", since=Position(epoch, 1))  # 5 missed, 4 kept
+    assert empty == RoomHistory([], None, resumed=False)
+    assert [(p.offset, m.text) for p, m in everything.messages] == [
+        (3, "m3"), (4, "m4"), (5, "m5"), (6, "m6")
+    ]  # fmt: skip
+    assert not everything.resumed
+    assert [m.text for _, m in after_four.messages] == ["m5", "m6"]
+    assert after_four.resumed
+    assert after_four.position == Position(epoch, 6)
+    assert up_to_date == RoomHistory([], Position(epoch, 6), resumed=True)
+    assert other_epoch == everything
+    assert too_far_back == everything

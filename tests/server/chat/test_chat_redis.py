@@ -1,4 +1,4 @@
-"""Chat rooms on a private real redis-server: capped history lists and publish delivery.
+"""Chat rooms on a private real redis-server: the rooms' history streams and publish delivery.
 
 Real sockets: no autojump clock; waits have deadlines.
 """
@@ -11,11 +11,12 @@ import trio.testing
 
 from actors import ActorSystem
 from actors.pubsub import RedisPubSub, open_pubsub
+from actors.pubsub._history import history_keys
 from actors.server.chat import (
+    CHAT_CHANNELS,
     ChatMessage,
     RateLimit,
-    RedisHistoryStore,
-    history_key,
+    chat_history,
     open_chat_service,
     room_channel,
 )
@@ -29,7 +30,9 @@ def chat_redis(module_redis_url: str) -> str:
     return module_redis_url
 
 
-async def test_history_is_a_capped_redis_list(system: ActorSystem, chat_redis: str) -> None:
+async def test_history_is_the_room_channel_s_capped_stream(
+    system: ActorSystem, chat_redis: str
+) -> None:
     async with (
         open_pubsub(system, chat_redis) as one,
         open_pubsub(system, chat_redis) as two,
@@ -40,17 +43,17 @@ async def test_history_is_a_capped_redis_list(system: ActorSystem, chat_redis: s
             await first.send("capped", "ada", f"m{index}")
         broker = one.broker
         assert isinstance(broker, RedisPubSub)
-        key = history_key("capped")
-        assert key == "chat:{capped}:history"
-        assert await broker.connection().execute("LLEN", key) == 5
+        keys = history_keys(room_channel("capped"))
+        assert keys.stream == "{chat:capped}:history:stream"
+        assert await broker.connection().execute("XLEN", keys.stream) == 8  # MAXLEN ~ trims nodes
         # Another process (here, another service on another connection) sees the same history.
         history = await second.history("capped")
         assert [m.text for m in history] == ["m3", "m4", "m5", "m6", "m7"]
         assert all(isinstance(m, ChatMessage) and m.room == "capped" for m in history)
         assert [m.text for m in await second.history("capped", limit=2)] == ["m6", "m7"]
         assert await second.history("never-used") == []
-        store = RedisHistoryStore(broker.ready_connection)
-        assert [m.text for m in await store.recent("capped", 1)] == ["m7"]
+        newest = await second.read("capped", limit=1)
+        assert [(p.offset, m.text) for p, m in newest.messages] == [(8, "m7")]
 
 
 async def test_messages_reach_a_subscriber_on_another_connection(
@@ -69,6 +72,9 @@ async def test_messages_reach_a_subscriber_on_another_connection(
         open_pubsub(system, chat_redis) as listener,
         open_chat_service(system, sender, rate=FAST) as chat,
     ):
+        # Another process's subscriber knows the rooms' channels carry history, as every process
+        # running the chat service does: it reads each message out of its envelope.
+        listener.keep_history(CHAT_CHANNELS, chat_history(50))
         handle = await listener.subscribe(
             room_channel("delivery"), on_message, message_type=ChatMessage
         )

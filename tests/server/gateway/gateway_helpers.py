@@ -160,15 +160,17 @@ async def connected(
     hello: bool = True,
     message_queue_size: int = 64,
     headers: list[tuple[bytes, bytes]] | None = None,
+    hello_fields: dict[str, Any] | None = None,
 ) -> AsyncIterator[Client]:
-    """A client connected (and, with ``hello``, welcomed) as ``name``."""
+    """A client connected (and, with ``hello``, welcomed) as ``name``; ``hello_fields`` go in
+    its ``hello`` besides the token."""
     async with trio_websocket.open_websocket_url(
         server.url(), extra_headers=headers, message_queue_size=message_queue_size
     ) as connection:
         client = Client(connection)
         try:
             if hello:
-                await client.send(type="hello", token=server.token(name))
+                await client.send(type="hello", token=server.token(name), **(hello_fields or {}))
                 welcome = await client.receive()
                 assert welcome["type"] == "welcome", welcome
                 assert welcome["user_id"] == name

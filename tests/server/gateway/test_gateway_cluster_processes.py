@@ -15,8 +15,9 @@ from gateway_helpers import Client
 from server_process import ServerProcess, server_process
 from test_gateway_processes import PRESENCE, _client, _presence
 
+from actors.pubsub._history import history_keys
 from actors.redis import key_slot
-from actors.server.chat import history_key
+from actors.server.chat import room_channel
 from actors.server.gateway import typing_channel
 from actors.testing import RedisCluster, RedisClusterNode
 
@@ -101,8 +102,10 @@ async def test_two_processes_share_rooms_of_every_master_and_presence_on_a_clust
                     await bob.send(type="typing", room=room)
                     typing = await ada.expect("typing")
                     assert (typing["room"], typing["user_id"]) == (room, "bob")
-                    # The room's history and typing channel are on the master of its slot.
-                    assert master.command("LLEN", history_key(room)) == 1
+                    # The room's history is in its channel's slot, its typing channel in its own.
+                    keys = history_keys(room_channel(room))
+                    owner = redis_cluster.master_of_slot(key_slot(keys.stream))
+                    assert owner.command("XLEN", keys.stream) == 1
                     channel = typing_channel(room)
                     assert master.command("PUBSUB", "SHARDNUMSUB", channel) == [
                         channel.encode(),

@@ -44,6 +44,8 @@ async def test_two_users_chat_in_a_room(system: ActorSystem) -> None:
                 "user_id": "ada",
                 "text": "hello bob",
                 "sent_at": ack["sent_at"],
+                "epoch": joined["epoch"] or message["epoch"],
+                "offset": 1,
             }
 
         await bob.send(type="typing", room="lobby")

@@ -7,18 +7,20 @@ Chromium (Debian's ``chromium`` package, installed by ``.ci/run``); nothing is d
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, WebSocket, expect, sync_playwright
 from server_process import (
     server_process,  # tests/server/gateway, on the path from the root conftest
 )
 
-from actors.testing import free_port
+from actors.testing import RedisServer, free_port
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGUMENTS = [
@@ -224,3 +226,59 @@ def test_signing_out_leaves_the_room_at_once_for_those_who_stay_and_those_who_co
         assert sorted(bob.evaluate("[...window.__membersShown]")) == ["bob", "carol"]
         for page in (ada, bob, carol):
             page.context.close()
+
+
+def test_a_message_sent_while_the_page_was_away_appears_once_after_it_reconnects(
+    browser: Browser, redis_server: RedisServer
+) -> None:
+    """Two servers on one Redis: ada's goes down, bob (on the other) says something, ada's
+    comes back on its port; her page joins again with its last position and gets exactly the
+    message it missed, once, between what it had and what comes next."""
+    port = str(free_port())
+    with server_process(redis_server.url, *FAST_PRESENCE) as other:
+        bob = _sign_in(browser, other.url, "bob")
+        with server_process(redis_server.url, "--port", port, *FAST_PRESENCE) as first:
+            ada = _open(browser, first.url)
+            frames = _record_frames(ada)
+            _sign_in(browser, first.url, "ada", ada)
+            expect(ada.get_by_test_id("room-lobby")).to_be_visible(timeout=TIMEOUT)
+            _say(bob, "before the outage")
+            expect(_texts(ada)).to_have_text(["before the outage"], timeout=TIMEOUT)
+        expect(ada.get_by_test_id("connection-state")).to_have_text("reconnecting", timeout=TIMEOUT)
+        _say(bob, "while you were away")
+        with server_process(redis_server.url, "--port", port, *FAST_PRESENCE):
+            expect(ada.get_by_test_id("connection-state")).to_have_text("connected", timeout=30_000)
+            expect(_texts(ada)).to_have_text(
+                ["before the outage", "while you were away"], timeout=TIMEOUT
+            )
+            # The page said where it was, and got just the message it missed.
+            rejoined = [f for f in frames if f["type"] == "joined" and f["room"] == "lobby"][-1]
+            assert rejoined["resumed"] is True
+            assert [m["text"] for m in rejoined["history"]] == ["while you were away"]
+            _say(bob, "after it")
+            expect(_texts(ada)).to_have_text(
+                ["before the outage", "while you were away", "after it"], timeout=TIMEOUT
+            )
+        ada.context.close()
+        bob.context.close()
+
+
+def _record_frames(page: Page) -> list[dict[str, Any]]:
+    """Every frame the page's WebSockets receive from now on, parsed."""
+    frames: list[dict[str, Any]] = []
+
+    def on_websocket(socket: WebSocket) -> None:
+        socket.on("framereceived", lambda payload: frames.append(json.loads(payload)))
+
+    page.on("websocket", on_websocket)
+    return frames
+
+
+def _say(page: Page, text: str) -> None:
+    page.get_by_test_id("composer").fill(text)
+    page.get_by_test_id("composer").press("Enter")
+    expect(_texts(page).last).to_have_text(text, timeout=TIMEOUT)
+
+
+def _texts(page: Page) -> Locator:
+    return page.get_by_test_id("messages").get_by_test_id("message-text")

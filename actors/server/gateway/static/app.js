@@ -138,6 +138,7 @@ const state = {
   stats: new Map(), // server -> {event, at}
   refs: new Map(), // ref -> {kind, room, pendingId?}
   pending: [], // own messages on their way: {id, ref, room, text, status, error}
+  notificationsAt: null, // {epoch, offset} of the last notification: said in hello on a reconnect
   nextRef: 1,
   lastTypingSent: new Map(), // room -> ms
   hiddenUnread: 0,
@@ -153,6 +154,7 @@ function room(name) {
       joining: false,
       leaving: false,
       loaded: false, // history received at least once
+      position: null, // {epoch, offset} of the last message held: sent on a rejoin
       messages: [],
       unread: 0,
       mentions: 0,
@@ -273,7 +275,13 @@ function openSocket() {
   }, WELCOME_TIMEOUT);
   ws.addEventListener("open", () => {
     if (state.ws !== ws) return;
-    ws.send(JSON.stringify({ type: "hello", token: state.token }));
+    const hello = { type: "hello", token: state.token };
+    // Back after a drop: the notifications sent meanwhile come first.
+    if (state.notificationsAt) {
+      hello.notifications_epoch = state.notificationsAt.epoch;
+      hello.notifications_offset = state.notificationsAt.offset;
+    }
+    ws.send(JSON.stringify(hello));
   });
   ws.addEventListener("message", (event) => {
     if (state.ws !== ws) return;
@@ -375,7 +383,7 @@ function startPings() {
 function handleFrame(frame) {
   switch (frame.type) {
     case "welcome": return onWelcome(frame);
-    case "joined": return onJoined(frame.room, frame.history);
+    case "joined": return onJoined(frame.room, frame.history, false, frame);
     case "history": return onJoined(frame.room, frame.messages, true);
     case "left": return onLeft(frame.room);
     case "message": return onMessage(frame);
@@ -430,10 +438,25 @@ function sendJoin(name) {
   r.joining = true;
   const ref = newRef("j");
   state.refs.set(ref, { kind: "join", room: name });
-  if (!send({ type: "join", room: name, ref })) r.joining = false;
+  const frame = { type: "join", room: name, ref };
+  // Rejoining: say where we are, and the server sends exactly what came since.
+  if (r.loaded && r.position) Object.assign(frame, r.position);
+  if (!send(frame)) r.joining = false;
 }
 
-function onJoined(name, history, isHistoryAnswer = false) {
+/** A position from a frame ({epoch, offset}), or null. */
+function positionOf(frame) {
+  return frame && typeof frame.epoch === "string" && Number.isInteger(frame.offset)
+    ? { epoch: frame.epoch, offset: frame.offset }
+    : null;
+}
+
+/** Whether a message at `at` is one the room holds already (same epoch, not past it). */
+function heldAlready(r, at) {
+  return Boolean(at && r.position && r.position.epoch === at.epoch && at.offset <= r.position.offset);
+}
+
+function onJoined(name, history, isHistoryAnswer = false, frame = null) {
   if (typeof name !== "string") return;
   const existing = state.rooms.get(name);
   if (!isHistoryAnswer && existing && existing.leaving) {
@@ -451,7 +474,18 @@ function onJoined(name, history, isHistoryAnswer = false) {
   }
   const messages = Array.isArray(history) ? history.filter(validMessage) : [];
   const hadLoaded = r.loaded;
-  r.messages = messages.slice(-MAX_MESSAGES_PER_ROOM);
+  if (frame && frame.resumed === true && hadLoaded) {
+    // What came while we were away, after what we hold: appended, each once.
+    for (const m of messages) {
+      const at = positionOf(m);
+      if (heldAlready(r, at)) continue;
+      insertMessage(r, { room: name, user_id: m.user_id, text: m.text, sent_at: m.sent_at });
+      if (at) r.position = at;
+    }
+  } else {
+    r.messages = messages.slice(-MAX_MESSAGES_PER_ROOM);
+  }
+  if (frame) r.position = positionOf(frame) ?? r.position;
   r.loaded = true;
   const last = r.messages[r.messages.length - 1];
   if (!hadLoaded || name === state.active) {
@@ -517,6 +551,9 @@ function onMessage(m) {
   if (!validMessage(m) || typeof m.room !== "string") return;
   const r = state.rooms.get(m.room);
   if (!r || !r.wanted) return;
+  const at = positionOf(m);
+  if (heldAlready(r, at)) return;
+  if (at) r.position = at;
   // Already there (an ack may have put it in first)?
   const tail = r.messages.slice(-30);
   if (tail.some((x) => x.sent_at === m.sent_at && x.user_id === m.user_id && x.text === m.text)) return;
@@ -616,6 +653,12 @@ function onPresence(scope, joined, left, isState) {
 }
 
 function onNotification(n) {
+  const at = positionOf(n);
+  if (at) {
+    const last = state.notificationsAt;
+    if (last && last.epoch === at.epoch && at.offset <= last.offset) return; // had it
+    state.notificationsAt = at;
+  }
   const mention = n.kind === "mention";
   const data = n.data && typeof n.data === "object" ? n.data : null;
   const target = data && typeof data.room === "string" ? data.room : null;
@@ -877,6 +920,7 @@ function resetSession() {
     reconnectTimer: null, freshTokenTried: false, sessionId: null, suggested: [],
     rooms: new Map(), order: [], active: null, online: new Set(), onlineKnown: false,
     refs: new Map(), pending: [], lastTypingSent: new Map(), hiddenUnread: 0,
+    notificationsAt: null,
   });
   state.stats.clear();
 }

@@ -69,7 +69,10 @@ class _Waiter:
         self.on_error = on_error
 
 
-_FENCE: Final = encode_command(b"PING")
+# ECHO, not PING: a server loading its data set (after a restart with persistence) answers PING
+# with -LOADING but runs ECHO, as it runs SUBSCRIBE; a fence refused for its own sake would be
+# taken for the subscription command's refusal and leave every later reply one command behind.
+_FENCE: Final = encode_command(b"ECHO", b"fence")
 _ASKING: Final = encode_command(b"ASKING")
 
 
@@ -269,8 +272,8 @@ class RedisConnection(RedisCommands):
             return
         # In RESP3 a subscription command that succeeds gets only push frames, but one that is
         # refused (NOPERM) gets an ordinary error reply, which must not be taken for the reply
-        # of the next command. A PING right behind it fences the reply stream: error replies
-        # that arrive before its PONG belong to the subscription command.
+        # of the next command. An ECHO right behind it fences the reply stream: error replies
+        # that arrive before its echo belong to the subscription command.
         self._queue(data + _FENCE)
         self._pending.append(_Waiter(on_error or _log_refusal))
 

@@ -76,6 +76,11 @@ async def handshake(connection: _Executor, settings: RedisSettings) -> tuple[int
         await _handshake_resp2(connection, settings)
     if settings.db != 0:
         await _setup(connection, "SELECT", "SELECT", settings.db)
+    if protocol == 3:
+        # A server loading its data set runs HELLO but refuses most commands with LOADING: the
+        # connection is not ready until a PING is answered (LOADING fails the attempt, which is
+        # retried with the reconnect backoff).
+        await _setup(connection, "PING", "PING")
     return protocol, server_info
 
 

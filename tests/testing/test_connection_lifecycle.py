@@ -328,9 +328,9 @@ async def test_a_server_that_drops_every_healthy_connection_at_once_is_given_up_
         with pytest.raises(RestartIntensityError, match=r"more than 10 restarts within 1\.0 s"):
             async with open_redis_pubsub(system, SETTINGS, options=options) as pubsub:
                 await pubsub.wait_connected()
-                # HELLO, the replay (SUBSCRIBE and its fence), the probe (PING, PUBLISH): then
-                # it is dropped.
-                server.drop_after(5)
+                # HELLO and PING, the replay (SUBSCRIBE and its ECHO fence), the probe (PING,
+                # PUBLISH): then it is dropped.
+                server.drop_after(6)
                 server.drop_connections()
                 await trio.sleep_forever()
         # The first restart at the first drop, at 0; the eleventh, ten first delays later.

@@ -328,6 +328,7 @@ async def test_client_handshake_names_the_connection_and_selects_the_database(
             assert connection.commands == [
                 (b"HELLO", b"3", b"SETNAME", b"worker-1"),
                 (b"SELECT", b"3"),
+                (b"PING",),
                 (b"CLIENT", b"ID"),
                 (b"CLIENT", b"GETNAME"),
             ]

@@ -155,7 +155,7 @@ async def test_a_black_hole_holds_commands_and_pushes_until_it_lifts(
         assert pushes[-1] == [b"message", b"news", b"held"]
         (connection,) = server.connections
         # What was held ran in order, the PING the client gave up on included.
-        assert connection.command_names() == ["HELLO", "SUBSCRIBE", "PING", "PING", "ECHO"]
+        assert connection.command_names() == ["HELLO", "PING", "SUBSCRIBE", "ECHO", "PING", "ECHO"]
         assert redis.statistics().replies_discarded == 1
 
 
@@ -296,7 +296,7 @@ async def test_a_flapping_server_keeps_the_backoff_growing_until_a_connection_la
     ):
         await pubsub.subscribe("news", sink)
         await trio.sleep(1)
-        server.drop_after(3)  # HELLO, the replayed SUBSCRIBE and its PING fence
+        server.drop_after(4)  # HELLO and PING, the replayed SUBSCRIBE and its ECHO fence
         server.drop_connections()
         await trio.sleep(11)
         server.drop_after(None)  # the attempt at 12.875 lasts
@@ -316,7 +316,8 @@ async def test_a_flapping_server_keeps_the_backoff_growing_until_a_connection_la
         ]
         flapping = [attempt.connection for attempt in server.attempts[1:7]]
         assert all(
-            connection is not None and connection.command_names() == ["HELLO", "SUBSCRIBE", "PING"]
+            connection is not None
+            and connection.command_names() == ["HELLO", "PING", "SUBSCRIBE", "ECHO"]
             for connection in flapping
         )
         gaps: list[str] = []

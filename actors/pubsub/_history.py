@@ -4,15 +4,17 @@ Redis Pub/Sub forgets what it delivered; a channel with history also appends eve
 to a stream, so that a subscriber that missed some can read them back by number. One script
 (``PUBLISH_SCRIPT``, run by its SHA1) does it all at once:
 
-1. A message id seen within the dedupe window is not appended again (a retried publish that
-   already ran); the script answers with the position it got then.
-2. The channel's meta hash holds its epoch and its last offset. With no meta (a new channel, or
+1. The channel's meta hash holds its epoch and its last offset. With no meta (a new channel, or
    one whose history expired) the script starts a new epoch, given by the caller (random), and
-   drops any stream left over, so offsets in one epoch always start at 1.
+   drops any stream and ids left over, so offsets in one epoch always start at 1.
+2. A message id among the ids of the last ``size`` publications (a sorted set, scored by offset)
+   is not appended again (a retried publish that already ran); the script answers with the
+   position it got then.
 3. The next offset is appended to the stream as the entry ID ``<offset>-0`` (so that ``XRANGE``
    reads a range of offsets directly), capped with ``MAXLEN ~ size``.
-4. The meta and the stream expire ``ttl`` after the last publication; the id's marker
-   ``dedupe_window`` after its own (it only has to outlive a publish's retries).
+4. The id joins the set, which keeps the last ``size``; the meta, the stream and the ids expire
+   ``ttl`` after the last publication. Three keys per channel, however many publications: a
+   slot migration moves them in one step.
 5. It publishes (``PUBLISH``, or ``SPUBLISH`` for a shard channel) the envelope
    ``{"epoch":"<epoch>","offset":<offset>,"data":<payload>}``: the payload, which must be JSON,
    as it is, with its position.
@@ -24,6 +26,7 @@ the guarantees and the envelope.
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 from typing import TYPE_CHECKING, Any, Final
@@ -46,6 +49,7 @@ __all__ = [
     "HistoryRange",
     "HistoryWindow",
     "Position",
+    "check_message_id",
     "history_keys",
     "history_window",
     "publish_with_history",
@@ -61,25 +65,27 @@ _MESSAGE_ID: Final = re.compile(rf"[A-Za-z0-9_.:\-]{{1,{MAX_MESSAGE_ID_LENGTH}}}
 
 PUBLISH_SCRIPT: Final = Script(
     """
-local meta, stream, marker = KEYS[1], KEYS[2], KEYS[3]
-local channel, payload, size, ttl, fresh_epoch, sharded, marker_ttl =
+local meta, stream, ids = KEYS[1], KEYS[2], KEYS[3]
+local channel, payload, size, ttl, fresh_epoch, sharded, message_id =
     ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
-local seen = redis.call('GET', marker)
-if seen then
-    local colon = string.find(seen, ':', 1, true)
-    return {string.sub(seen, 1, colon - 1), tonumber(string.sub(seen, colon + 1)), 0, 0}
-end
 local epoch = redis.call('HGET', meta, 'epoch')
-if not epoch then
+if epoch then
+    local seen = redis.call('ZSCORE', ids, message_id)
+    if seen then
+        return {epoch, tonumber(seen), 0, 0}
+    end
+else
     epoch = fresh_epoch
-    redis.call('DEL', stream)
+    redis.call('DEL', stream, ids)
     redis.call('HSET', meta, 'epoch', epoch, 'offset', 0)
 end
 local offset = redis.call('HINCRBY', meta, 'offset', 1)
 redis.call('XADD', stream, 'MAXLEN', '~', size, offset .. '-0', 'data', payload)
+redis.call('ZADD', ids, offset, message_id)
+redis.call('ZREMRANGEBYSCORE', ids, '-inf', offset - tonumber(size))
 redis.call('PEXPIRE', meta, ttl)
 redis.call('PEXPIRE', stream, ttl)
-redis.call('SET', marker, epoch .. ':' .. offset, 'PX', marker_ttl)
+redis.call('PEXPIRE', ids, ttl)
 local envelope = '{"epoch":"' .. epoch .. '","offset":' .. offset .. ',"data":' .. payload .. '}'
 local receivers
 if sharded == '1' then
@@ -90,10 +96,9 @@ end
 return {epoch, offset, 1, receivers}
 """
 )
-"""KEYS: the meta hash, the stream, the message id's marker (``history_keys``).
-ARGV: the channel, the JSON payload, the stream's size, the TTL in milliseconds, an epoch for a
-new history, ``1`` for ``SPUBLISH``, the marker's TTL in milliseconds. Returns ``[epoch, offset,
-1 if appended else 0, receivers]``."""
+"""KEYS: the meta hash, the stream, the ids (``history_keys``). ARGV: the channel, the JSON
+payload, the stream's size, the TTL in milliseconds, an epoch for a new history, ``1`` for
+``SPUBLISH``, the message id. Returns ``[epoch, offset, 1 if appended else 0, receivers]``."""
 
 
 RANGE_SCRIPT: Final = Script(
@@ -141,28 +146,18 @@ class History:
             whole nodes, so a few more may stay).
         ttl: Seconds the history lives after the channel's last publication; an idle channel's
             history then expires, and the next publication starts a new epoch.
-        dedupe_window: Seconds a message id is remembered after its publication, so that a
-            retried publish is not appended twice (30 s, well past ``PubSub.publish_bound()``;
-            never longer than ``ttl``). Each id costs one small key for that long.
+
+    The ids of the last ``size`` publications are kept with them: a message id among them is
+    not appended again (a retried publish).
     """
 
     size: int = attrs.field(validator=_positive)
     ttl: float = attrs.field(validator=_positive)
-    dedupe_window: float = attrs.field(default=30.0, validator=_positive)
 
     @property
     def ttl_milliseconds(self) -> int:
         """``ttl`` in whole milliseconds, at least 1, as ``PEXPIRE`` takes it."""
-        return _milliseconds(self.ttl)
-
-    @property
-    def dedupe_milliseconds(self) -> int:
-        """How long a message id's marker lives, in whole milliseconds (at most the TTL)."""
-        return _milliseconds(min(self.ttl, self.dedupe_window))
-
-
-def _milliseconds(seconds: float) -> int:
-    return max(1, round(seconds * 1000))
+        return max(1, round(self.ttl * 1000))
 
 
 @attrs.frozen
@@ -185,8 +180,8 @@ class HistoryPublished:
 
     Attributes:
         position: The publication's position (an earlier one's, if ``appended`` is False).
-        appended: False when the message id had been published already within the dedupe
-            window: the stream and the channel got nothing new.
+        appended: False when the message id was among the last ``size`` publications already:
+            the stream and the channel got nothing new.
         receivers: How many subscriptions received it (as ``PUBLISH`` counts; 0 when not
             appended).
     """
@@ -204,19 +199,21 @@ class HistoryKeys:
     """A hash: ``epoch`` and ``offset`` (the last one given)."""
     stream: str
     """The stream of publications: entry ID ``<offset>-0``, field ``data``."""
-    marker_prefix: str
-    """Followed by a message id: the marker of a publication of that id."""
-
-    def marker(self, message_id: str) -> str:
-        """The key that marks ``message_id`` as published; ``ValueError`` for a bad id."""
-        if not isinstance(message_id, str) or not _MESSAGE_ID.fullmatch(message_id):
-            raise ValueError(
-                f"invalid message id {message_id!r:.80} for a history: 1 to "
-                f"{MAX_MESSAGE_ID_LENGTH} letters, digits and _ . : -"
-            )
-        return self.marker_prefix + message_id
+    ids: str
+    """A sorted set: the message ids of the last ``size`` publications, scored by offset."""
 
 
+def check_message_id(message_id: str) -> str:
+    """``message_id`` if it may be a publication's idempotency key; ``ValueError`` otherwise."""
+    if not isinstance(message_id, str) or not _MESSAGE_ID.fullmatch(message_id):
+        raise ValueError(
+            f"invalid message id {message_id!r:.80} for a history: 1 to "
+            f"{MAX_MESSAGE_ID_LENGTH} letters, digits and _ . : -"
+        )
+    return message_id
+
+
+@functools.lru_cache(maxsize=4096)  # pure, and on every publish's path
 def history_keys(channel: str) -> HistoryKeys:
     """The keys of ``channel``'s history, in the channel's hash slot.
 
@@ -228,7 +225,7 @@ def history_keys(channel: str) -> HistoryKeys:
             hash tag); give the channel a hash tag.
     """
     base = channel if hash_tag(channel.encode()) is not None else "{" + channel + "}"
-    keys = HistoryKeys(base + ":history:meta", base + ":history:stream", base + ":history:id:")
+    keys = HistoryKeys(base + ":history:meta", base + ":history:stream", base + ":history:ids")
     if key_slot(keys.meta) != key_slot(channel):
         raise ValueError(
             f"the history of {channel!r} cannot share its hash slot; give the channel a hash "
@@ -255,7 +252,7 @@ async def publish_with_history(
         payload: The publication: JSON (an encoded message), which the envelope carries as is.
         history: How much history the channel keeps.
         message_id: The publication's id (a message's ``id``): publishing it again within the
-            dedupe window appends nothing and answers the first publication's position.
+            last ``size`` publications appends nothing and answers the first one's position.
         sharded: ``SPUBLISH`` to a shard channel rather than ``PUBLISH``.
 
     Raises:
@@ -270,11 +267,9 @@ async def publish_with_history(
         history.ttl_milliseconds,
         secrets.token_hex(8),
         1 if sharded else 0,
-        history.dedupe_milliseconds,
+        check_message_id(message_id),
     ]
-    reply = await PUBLISH_SCRIPT.run(
-        commands, [keys.meta, keys.stream, keys.marker(message_id)], arguments
-    )
+    reply = await PUBLISH_SCRIPT.run(commands, [keys.meta, keys.stream, keys.ids], arguments)
     epoch, offset, appended, receivers = reply
     return HistoryPublished(Position(_text(epoch), int(offset)), bool(appended), int(receivers))
 

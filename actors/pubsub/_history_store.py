@@ -29,6 +29,7 @@ from actors.pubsub._history import (
     HistoryRange,
     HistoryWindow,
     Position,
+    check_message_id,
     history_keys,
     publish_with_history,
     read_range,
@@ -124,14 +125,14 @@ class _ChannelLog:
     epoch: str
     offset: int = 0
     entries: collections.deque[tuple[int, bytes]] = attrs.field(factory=collections.deque)
+    ids: dict[str, int] = attrs.field(factory=dict)
+    """The message ids of the last ``size`` publications and their offsets, oldest first."""
     expires_at: float = 0.0
 
 
 @attrs.define
 class _MemoryHistories:
     logs: dict[str, _ChannelLog] = attrs.field(factory=dict)
-    markers: dict[str, tuple[Position, float]] = attrs.field(factory=dict)
-    """A message id's marker key -> its publication's position and expiry, oldest first."""
 
 
 _MEMORY_HISTORIES: Final = LocalState(_MemoryHistories)
@@ -155,14 +156,6 @@ class MemoryHistoryStore:
             return None
         return log
 
-    def _forget_expired_markers(self, now: float) -> None:
-        markers = self._state.markers
-        while markers:
-            key, (_, expires_at) = next(iter(markers.items()))
-            if expires_at > now:
-                break
-            del markers[key]
-
     async def publish(
         self,
         channel: str,
@@ -173,26 +166,25 @@ class MemoryHistoryStore:
         sharded: bool,
     ) -> HistoryPublished:
         """Number ``payload``, keep it, and publish its envelope (see ``HistoryStore``)."""
-        marker = history_keys(channel).marker(message_id)  # validates as Redis would
+        history_keys(channel)  # refuses what Redis would
+        check_message_id(message_id)
         now = trio.current_time()
-        self._forget_expired_markers(now)
-        seen = self._state.markers.get(marker)
-        if seen is not None:
-            await trio.lowlevel.checkpoint()
-            return HistoryPublished(seen[0], appended=False)
         log = self._log(channel, now)
         if log is None:
             log = self._state.logs[channel] = _ChannelLog(secrets.token_hex(8))
+        seen = log.ids.get(message_id)
+        if seen is not None:
+            await trio.lowlevel.checkpoint()
+            return HistoryPublished(Position(log.epoch, seen), appended=False)
         log.offset += 1
         log.entries.append((log.offset, payload))
         while len(log.entries) > history.size:
             log.entries.popleft()
+        log.ids[message_id] = log.offset
+        while len(log.ids) > history.size:
+            del log.ids[next(iter(log.ids))]
         log.expires_at = now + history.ttl
         position = Position(log.epoch, log.offset)
-        self._state.markers[marker] = (
-            position,
-            now + min(history.ttl, history.dedupe_window),
-        )
         envelope = write_envelope(position, payload)
         send = self._broker.spublish if sharded else self._broker.publish
         receivers = await send(channel, envelope)

@@ -14,6 +14,7 @@ from actors.pubsub._history import (
     History,
     HistoryWindow,
     Position,
+    check_message_id,
     history_keys,
     history_window,
     publish_with_history,
@@ -41,14 +42,14 @@ def test_the_keys_of_a_channel_share_its_slot() -> None:
     tagged = history_keys("chat:{lobby}")
     assert tagged.meta == "chat:{lobby}:history:meta"
     assert tagged.stream == "chat:{lobby}:history:stream"
-    assert tagged.marker("abc") == "chat:{lobby}:history:id:abc"
+    assert tagged.ids == "chat:{lobby}:history:ids"
     plain = history_keys("notifications")
     assert plain.meta == "{notifications}:history:meta"
     for channel in ("chat:{lobby}", "notifications", "x{y", "user:7", "a{b}c{d}"):
         keys = history_keys(channel)
         slots = {key_slot(channel), key_slot(keys.meta), key_slot(keys.stream)}
         assert slots == {key_slot(channel)}, channel
-        assert key_slot(keys.marker("m-1")) == key_slot(channel)
+        assert key_slot(keys.ids) == key_slot(channel)
     for channel in ("a}b", "a{}b"):  # no key's hash tag can be the whole name
         with pytest.raises(ValueError, match="give the channel a hash tag"):
             history_keys(channel)
@@ -57,7 +58,7 @@ def test_the_keys_of_a_channel_share_its_slot() -> None:
 @pytest.mark.parametrize("message_id", ["", "a b", "{x}", "x" * 129, "é"])
 def test_a_message_id_must_be_a_plain_token(message_id: str) -> None:
     with pytest.raises(ValueError, match="invalid message id"):
-        history_keys("c").marker(message_id)
+        check_message_id(message_id)
 
 
 async def test_publications_are_numbered_kept_and_published_in_an_envelope(
@@ -94,7 +95,12 @@ async def test_publications_are_numbered_kept_and_published_in_an_envelope(
         assert entries == [[b"2-0", [b"data", b'{"n":2}']], [b"3-0", [b"data", b'{"n":3}']]]
         meta = await redis.execute("HGETALL", keys.meta)
         assert meta == {b"epoch": epoch.encode(), b"offset": b"3"}
-        for key in (keys.meta, keys.stream, keys.marker("m1")):
+        assert await redis.execute("ZRANGE", keys.ids, 0, -1, "WITHSCORES") == [
+            [b"m1", 1.0],
+            [b"m2", 2.0],
+            [b"m3", 3.0],
+        ]
+        for key in (keys.meta, keys.stream, keys.ids):
             ttl = await redis.execute("PTTL", key)
             assert 0 < ttl <= 60_000, key
 
@@ -116,6 +122,21 @@ async def test_a_retried_publish_appends_and_publishes_nothing_again(
     assert not again.appended
     assert again.position == first.position
     assert other.position == Position(first.position.epoch, 2)
+
+
+async def test_an_id_is_remembered_while_its_publication_is_among_the_last_size(
+    redis_server: RedisServer,
+) -> None:
+    small = History(size=3, ttl=60.0)
+    async with open_redis_connection(redis_server.url) as redis:
+        for n in range(1, 6):
+            await publish_with_history(redis, "ids", b"%d" % n, history=small, message_id=f"m{n}")
+        recent = await publish_with_history(redis, "ids", b"3", history=small, message_id="m3")
+        forgotten = await publish_with_history(redis, "ids", b"2", history=small, message_id="m2")
+        kept = await redis.execute("ZRANGE", history_keys("ids").ids, 0, -1)
+    assert (recent.appended, recent.position.offset) == (False, 3)
+    assert (forgotten.appended, forgotten.position.offset) == (True, 6)  # past the last 3
+    assert kept == [b"m4", b"m5", b"m2"]
 
 
 async def test_the_stream_is_capped_to_about_its_size(redis_server: RedisServer) -> None:

@@ -25,6 +25,8 @@ from actors._errors import (
     ActorsError,
     InvalidChannelNameError,
     RedisConnectionError,
+    RedisError,
+    RedisReplyError,
     RedisTimeoutError,
 )
 from actors.messages import CODEC, GLOB_CHARACTERS, Codec
@@ -54,6 +56,7 @@ from actors.pubsub._subscription import (
     SubscriptionSpec,
     _type_name,
 )
+from actors.redis import TRANSIENT_CODES
 from actors.runtime import Down, MailboxConfig, MailboxStatistics, Overflow
 from actors.supervision import ChildSpec, Strategy, SupervisorSpec, open_supervisor
 
@@ -259,6 +262,7 @@ class PubSub:
         self._releaser = supervisor.child(RELEASER_CHILD_ID)
         self._history_checker = supervisor.child(HISTORY_CHECKER_CHILD_ID)
         self.history_rules = HistoryRules(settings.histories)
+        self._publish_bound: float | None = None  # the settings are frozen: computed once
         self._history_store: HistoryStore | None = None
         if observer is None and metrics is not None:
             from actors.pubsub._health import MetricsObserver
@@ -288,9 +292,11 @@ class PubSub:
     def publish_bound(self) -> float:
         """The longest a ``publish`` takes, in seconds: the connection options'
         ``reconnect_wait`` plus the retry policy's delays (5 + 0.1 + 0.2 = 5.3 s by default)."""
-        retry = self.settings.publish_retry
-        delays = sum(retry.backoff.longest_delay(n) for n in range(retry.max_attempts - 1))
-        return self.settings.connection.reconnect_wait + delays
+        if self._publish_bound is None:
+            retry = self.settings.publish_retry
+            delays = sum(retry.backoff.longest_delay(n) for n in range(retry.max_attempts - 1))
+            self._publish_bound = self.settings.connection.reconnect_wait + delays
+        return self._publish_bound
 
     async def publish(
         self,
@@ -303,8 +309,9 @@ class PubSub:
     ) -> int:
         """Encode ``message`` once and publish it; returns the number of receivers.
 
-        A publish that meets a lost connection is retried by ``settings.publish_retry`` (3
-        attempts, 100 ms then 200 ms apart), each retry once the connection is back. Issued
+        A publish that meets a lost connection, or a refusal for now (``LOADING``,
+        ``TRYAGAIN``, ``CLUSTERDOWN``...), is retried by ``settings.publish_retry`` (3 attempts,
+        100 ms then 200 ms apart), each retry once the connection is back. Issued
         during an outage, it completes one round trip after the connection is back, or fails
         within ``publish_bound()`` seconds. An attempt cut off by a lost connection may have
         been published already, so a retried message can arrive twice: receivers drop
@@ -351,13 +358,17 @@ class PubSub:
         retry = self.settings.publish_retry
         bound = self.publish_bound()
         in_flight = False
-        failure: RedisConnectionError | None = None
+        failure: RedisError | None = None
         with trio.move_on_after(bound):
             for attempt in range(1, retry.max_attempts + 1):
                 try:
                     in_flight = True
                     return await send(channel, payload)
-                except RedisConnectionError as error:
+                except (RedisConnectionError, RedisReplyError) as error:
+                    # A refusal that says "not now" (a server loading its data set, a slot
+                    # being migrated) is retried like a lost connection; any other is final.
+                    if isinstance(error, RedisReplyError) and error.code not in TRANSIENT_CODES:
+                        raise
                     in_flight = False
                     failure = error
                     if attempt == retry.max_attempts:

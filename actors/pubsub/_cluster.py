@@ -35,6 +35,7 @@ from actors._errors import (
     RedisConnectionError,
     RedisError,
     RedisRedirectError,
+    RedisReplyError,
     RedisTimeoutError,
 )
 from actors.pubsub._cluster_health import cluster_health_checks
@@ -59,7 +60,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
     from actors.observability import HealthCheck
-    from actors.redis import Argument, MessageSink, PubSubStatistics, RedisReplyError
+    from actors.redis import Argument, MessageSink, PubSubStatistics
     from actors.runtime import ActorContext, ActorSystem
     from actors.supervision import Supervisor
 
@@ -69,6 +70,7 @@ MIN_REFRESH_INTERVAL: Final = 0.25  # seconds between two refreshes, whatever as
 DEGRADED_REFRESH_INTERVAL: Final = 1.0  # seconds, at most, between refreshes while degraded
 REFRESH_JITTER: Final = 0.2  # ± fraction of the periodic refresh interval
 MAX_REDIRECTS: Final = 3  # MOVED/ASK redirections one command or subscribe follows
+TRYAGAIN_DELAY: Final = 0.01  # seconds before the first retry of a TRYAGAIN; doubled up to 0.1
 TOPOLOGY_CHILD_ID: Final = "cluster-topology"
 CLASSIC_CHILD_ID: Final = "cluster-classic"
 
@@ -124,7 +126,9 @@ class ClusterCommands(RedisCommands):
 
     ``MOVED`` updates the slot map (a refresh follows) and sends the command to the new owner;
     ``ASK`` sends ``ASKING`` and the command to the node named, once; at most ``MAX_REDIRECTS``
-    redirections per command. Keys of one command must share a slot (a hash tag).
+    redirections per command. ``TRYAGAIN`` (a command on several keys of a slot that is being
+    migrated, some moved and some not) is sent again after 10 ms, then up to 100 ms apart,
+    within ``reconnect_wait``. Keys of one command must share a slot (a hash tag).
     """
 
     def __init__(self, cluster: ClusterPubSub) -> None:
@@ -610,7 +614,23 @@ class ClusterPubSub:
         return int(await self._routed(name, ("SPUBLISH", name, payload)))
 
     async def _routed(self, key: bytes | None, args: Sequence[Argument]) -> Any:
+        """Run a command where its key's slot is served, following redirections; a
+        ``TRYAGAIN`` is sent again, a little later, until ``reconnect_wait`` has passed."""
         bound = self.options.reconnect_wait
+        deadline = trio.current_time() + bound
+        delay = TRYAGAIN_DELAY
+        while True:
+            try:
+                return await self._redirected_command(key, args, bound)
+            except RedisReplyError as error:
+                if error.code != "TRYAGAIN" or trio.current_time() + delay > deadline:
+                    raise
+            await trio.sleep(delay)
+            delay = min(delay * 2, 10 * TRYAGAIN_DELAY)
+
+    async def _redirected_command(
+        self, key: bytes | None, args: Sequence[Argument], bound: float
+    ) -> Any:
         asked: Address | None = None
         failure: RedisRedirectError | None = None
         for _ in range(MAX_REDIRECTS + 1):

@@ -39,6 +39,7 @@ from actors.redis._connection import (
     open_redis_connection,
 )
 from actors.redis._failures import failure_cause
+from actors.redis._handshake import TRANSIENT_CODES
 from actors.redis._pubsub import (
     DEFAULT_ACK_TIMEOUT,
     HandOver,
@@ -77,6 +78,7 @@ __all__ = [
     "DEFAULT_REFRESH_INTERVAL",
     "HASH_SLOTS",
     "MAX_FEED_SIZE",
+    "TRANSIENT_CODES",
     "Argument",
     "ClusterNode",
     "ClusterSettings",

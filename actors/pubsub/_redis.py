@@ -129,8 +129,11 @@ class RedisPubSub:
             RedisConnectionError: Still not connected after ``reconnect_wait``.
             RedisConfigurationError: The connection stopped for good (at once).
         """
-        with trio.move_on_after(self.options.reconnect_wait):
-            await self.hub.wait_connected()
+        if not self.hub.connected:  # the common case needs no cancel scope
+            with trio.move_on_after(self.options.reconnect_wait):
+                await self.hub.wait_connected()
+        else:
+            await trio.lowlevel.checkpoint()
         return self.hub.connection()
 
     @property

@@ -27,6 +27,7 @@ from actors.pubsub import (
     PubSubSettings,
     Recovered,
     RecoveryEvent,
+    SubscriptionHandle,
     Unrecoverable,
     open_pubsub,
 )
@@ -179,6 +180,21 @@ async def test_a_non_recovering_subscriber_keeps_what_it_got(
     assert handle.position is None
 
 
+async def subscribe_since(
+    pubsub: PubSub, channel: str, since: Position, last: int
+) -> tuple[Received, SubscriptionHandle]:
+    """A recovering subscriber from ``since``: once it has heard how its catch-up went, one
+    more message (``last``) is published, and it is received."""
+    received = Received()
+    handle = await pubsub.subscribe(
+        channel, received.handler, recover=True, since=since, on_recovery=received.on_recovery
+    )
+    await received.events.wait_for(1, timeout=TIMEOUT)
+    await pubsub.publish(channel, Tick(n=last))
+    await received.messages.wait_until(lambda items: items and items[-1][0] == last)
+    return received, handle
+
+
 async def test_since_delivers_what_came_after_a_position(
     system: ActorSystem, broker_url: str
 ) -> None:
@@ -186,17 +202,8 @@ async def test_since_delivers_what_came_after_a_position(
         await publish_ticks(pubsub, "room:{b}", range(1, 11))
         window = await pubsub.history_store.read("room:{b}", after=0, up_to=None, limit=0)
         assert window is not None
-        received = Received()
-        await pubsub.subscribe(
-            "room:{b}",
-            received.handler,
-            recover=True,
-            since=Position(window.window.epoch, 4),
-            on_recovery=received.on_recovery,
-        )
-        await received.events.wait_for(1, timeout=TIMEOUT)
-        await pubsub.publish("room:{b}", Tick(n=11))
-        await received.messages.wait_for(7, timeout=TIMEOUT)
+        since = Position(window.window.epoch, 4)
+        received, _ = await subscribe_since(pubsub, "room:{b}", since, last=11)
     assert received.numbers() == list(range(5, 12))
     assert received.events.items == [Recovered("room:{b}", 6, Position(window.window.epoch, 10))]
 
@@ -206,17 +213,8 @@ async def test_since_from_another_epoch_is_unrecoverable(
 ) -> None:
     async with pubsub_at(system, broker_url) as pubsub:
         await publish_ticks(pubsub, "room:{c}", range(1, 4))
-        received = Received()
-        handle = await pubsub.subscribe(
-            "room:{c}",
-            received.handler,
-            recover=True,
-            since=Position("0123456789abcdef", 2),
-            on_recovery=received.on_recovery,
-        )
-        await received.events.wait_for(1, timeout=TIMEOUT)
-        await pubsub.publish("room:{c}", Tick(n=4))
-        await received.messages.wait_for(1, timeout=TIMEOUT)
+        since = Position("0123456789abcdef", 2)
+        received, handle = await subscribe_since(pubsub, "room:{c}", since, last=4)
     [event] = received.events.items
     assert isinstance(event, Unrecoverable)
     assert "new epoch" in event.reason
@@ -231,17 +229,8 @@ async def test_a_trimmed_history_is_unrecoverable(system: ActorSystem, broker_ur
         await publish_ticks(pubsub, "small:{d}", range(1, 301))
         window = await pubsub.history_store.read("small:{d}", after=0, up_to=None, limit=0)
         assert window is not None
-        received = Received()
-        await pubsub.subscribe(
-            "small:{d}",
-            received.handler,
-            recover=True,
-            since=Position(window.window.epoch, 1),
-            on_recovery=received.on_recovery,
-        )
-        await received.events.wait_for(1, timeout=TIMEOUT)
-        await pubsub.publish("small:{d}", Tick(n=301))
-        await received.messages.wait_for(1, timeout=TIMEOUT)
+        since = Position(window.window.epoch, 1)
+        received, _ = await subscribe_since(pubsub, "small:{d}", since, last=301)
     [event] = received.events.items
     assert isinstance(event, Unrecoverable)
     assert "no longer holds offset 2" in event.reason

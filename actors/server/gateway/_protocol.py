@@ -227,6 +227,11 @@ def chat_message(message: ChatMessage, position: Position | None) -> dict[str, o
         "text": message.text,
         "sent_at": message.sent_at,
     }
+    return _placed(fields, position)
+
+
+def _placed(fields: dict[str, object], position: Position | None) -> dict[str, object]:
+    """``fields`` with the position (``epoch`` and ``offset``) of what they describe, if any."""
     if position is not None:
         fields["epoch"] = position.epoch
         fields["offset"] = position.offset
@@ -297,7 +302,4 @@ def notification_frame(notification: Notification, position: Position | None = N
         "data": notification.data,
         "sent_at": notification.sent_at,
     }
-    if position is not None:
-        fields["epoch"] = position.epoch
-        fields["offset"] = position.offset
-    return encode(fields)
+    return encode(_placed(fields, position))

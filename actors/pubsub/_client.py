@@ -423,8 +423,8 @@ class PubSub:
             recover: For a channel with history: deliver every publication once and in order
                 across gaps, reading what was missed back from the history (``Recovered``), or
                 telling ``on_recovery`` it cannot (``Unrecoverable``); see docs/recovery.md.
-                Before it returns, subscribe reads the history's position once (within the
-                command connection's bound, ``connection.reconnect_wait``).
+                Without ``since``, subscribe first reads the history's position, within
+                ``settings.ack_timeout`` (``RedisTimeoutError`` past it).
             since: With ``recover``: start after this position (one a handler was given, as a
                 reconnecting browser sends), delivering what was published since first.
             on_recovery: With ``recover``: called with ``Recovered`` once a gap is filled (after
@@ -573,7 +573,13 @@ class PubSub:
         if since is not None:
             state.epoch, state.last = since.epoch, since.offset
         else:
-            found = await self.history_store.read(channel, after=0, up_to=None, limit=0)
+            bound = self.settings.ack_timeout
+            with trio.move_on_after(bound) as waited:
+                found = await self.history_store.read(channel, after=0, up_to=None, limit=0)
+            if waited.cancelled_caught:
+                raise RedisTimeoutError(
+                    f"the history of {channel!r} did not say its position within {bound:.3g} s"
+                )
             if found is not None:
                 state.epoch, state.last = found.window.epoch, found.window.last
         return _every_channel, ChannelRecovery(self.history_store, channel, history, state)

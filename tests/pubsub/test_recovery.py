@@ -18,7 +18,7 @@ import attrs
 import pytest
 import trio
 
-from actors import ActorSystem, Message, message_type
+from actors import ActorSystem, Message, RedisTimeoutError, message_type
 from actors.pubsub import (
     ConnectionOptions,
     History,
@@ -504,3 +504,22 @@ async def test_the_newest_publications_are_read_with_their_window(
     offsets = [offset for offset, _ in trimmed.entries]
     assert offsets == list(range(trimmed.window.first, 301))
     assert 5 <= len(offsets) <= 105  # Redis trims whole nodes (MAXLEN ~), memory exactly
+
+
+async def test_subscribing_with_recovery_to_a_silent_server_fails_after_exactly_ack_timeout(
+    system: ActorSystem, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The position is read before the subscription starts: a server that stopped answering
+    fails the subscribe at ``ack_timeout``, and nothing is left subscribed."""
+    from in_memory_redis import connection_options, serving
+
+    async with serving() as server:
+        changes = {"connection": connection_options(server), "ack_timeout": 2.5}
+        async with pubsub_at(system, "redis://memory", **changes) as pubsub:
+            server.stall()
+            started = trio.current_time()
+            with pytest.raises(RedisTimeoutError, match=r"did not say its position within 2\.5 s"):
+                await pubsub.subscribe("room:{n}", Received().handler, recover=True)
+            assert trio.current_time() - started == 2.5
+            assert pubsub.subscriptions() == []
+            server.resume()

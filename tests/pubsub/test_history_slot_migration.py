@@ -1,12 +1,11 @@
-"""A publish with history while its slot is being migrated (a bug report).
+"""A publish with history while its slot is being migrated.
 
-The history script touches the channel's meta hash, its stream and a new message id's marker.
-While the slot migrates, the source answers ``ASK`` (the marker is missing there) and the target
-answers ``-TRYAGAIN Multiple keys request during rehashing of slot`` (the marker is missing there
-too, and the meta and stream may still be on the source). ``TRYAGAIN`` is transient: it lasts
-until the keys are moved and the slot is given to the target, a routine resharding step. Today
-it reaches the caller of ``PubSub.publish`` at once as a ``RedisReplyError``: neither the
-cluster's routing nor the publish's retry policy retries it.
+The history script touches the channel's meta hash, its stream and its ids. While the slot
+migrates, the source answers ``ASK`` for keys it no longer has and the target answers
+``-TRYAGAIN Multiple keys request during rehashing of slot`` while some keys are still on the
+source: a routine resharding step, transient. The cluster's routing sends the command again
+within ``reconnect_wait`` (and follows ``ASK`` and ``MOVED``), so the publish completes once the
+keys have moved.
 """
 
 from __future__ import annotations

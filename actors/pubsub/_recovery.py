@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 RECOVERY_PAGE: Final = 1000  # publications read per round trip
+MAX_HELD_READS: Final = 3  # failed reads in a row before a gap a live message shows is given up
 _NEW_EPOCH: Final = "the history started over (a new epoch): what came before is gone"
 UNKNOWN_GAP: Final = math.inf
 """The gap before a position given by the caller (``since``): any time may have passed."""
@@ -141,6 +142,8 @@ class RecoveryState:
     """Gaps the history could not fill."""
     failures: int = 0
     """Reads of the history that failed (retried by the next check or resubscription)."""
+    failing: int = 0
+    """Reads that failed in a row, since the last one that worked."""
 
     @property
     def position(self) -> Position | None:
@@ -198,6 +201,11 @@ class ChannelRecovery:
                 deliveries = await self._read_forward(position.offset - 1, gap=0.0)
             except RedisError as error:
                 self._failed(error)
+                if state.failing < MAX_HELD_READS:
+                    # Most often the connection went down again: the gap and this message are
+                    # in the history, and the next read (a resubscription, a message, a
+                    # check) delivers them in order. Only a read that keeps failing gives up.
+                    return []
                 deliveries = self._lost(
                     "unreadable",
                     f"could not read the history: {error}",
@@ -262,6 +270,7 @@ class ChannelRecovery:
         after = state.last
         while True:
             found = await self.store.read(self.channel, after=after, up_to=up_to, limit=self.page)
+            state.failing = 0
             if found is None:
                 return self._no_history(gap, report)
             window = found.window
@@ -320,6 +329,7 @@ class ChannelRecovery:
 
     def _failed(self, error: RedisError) -> None:
         self.state.failures += 1
+        self.state.failing += 1
         logger.warning("recovery of channel %r could not read its history: %s", self.channel, error)
 
 

@@ -12,11 +12,7 @@ gap is lost to it.
 Each channel has ``PUBLISHERS`` publishers, each numbering its own messages 1, 2, 3, ..., that
 publish at once on one connection, which pipelines their publishes: a channel's order is the
 order in which Redis ran them, and its offsets number that order. Each publisher is paced to its
-share of the rate and catches up after an outage, as a service with a queue would
-(tests/helpers/numbered_publishers.py). On the single server they run in a process of their own
-(history_publisher.py), which tells the test what each has published when asked and in the end,
-so that publishing does not share a core with the test's six subscribers; on the cluster they
-run in the test's process.
+share of the rate and catches up after an outage, as a service with a queue would.
 
 The server persists with ``--appendonly yes --appendfsync no``. Redis writes (``write(2)``) what
 an event loop's commands changed to the append-only file before it sends their replies, so an
@@ -47,70 +43,85 @@ was published meanwhile from the history the migration moved.
 
 Real-server tests assert outcomes, not speed: the publishers are paced at the issue's rate, and
 what they achieved is logged (``-o log_cli=true --log-cli-level=INFO``, and in every assertion
-message) with what was recovered after each outage or migration, what the plain subscribers lost
-and how full the subscriptions' mailboxes got. On the development machine (2 cores) the
-single-server test publishes 2,100 to 2,800 a second with its ten outages (3,000 to 3,800
-without the restarts; 2,000 to 2,600 and about 2,800 when the test's process also ran the
-publishers), its publisher process using about 55 % of a core and the test's process about 25 %.
-Neither core is the limit but the round trips of 18 publishers, each waiting for its reply, the
-client (about 150 µs of CPU a publish) and Redis (50 µs for the script) taking turns: alone,
-without subscribers or outages, the publisher process publishes 3,500 to 4,700 a second, paced
-at 5,000 or not. The server's fsync policy makes no difference to it. The cluster's publishers
-are paced at 1,500 a second, which they keep.
+message) with what was recovered after each outage or migration and what the plain subscribers
+lost. On the development machine (2 cores) the single-server test publishes 2,000 to 2,600 a
+second with its ten outages (about 2,800 without the restarts), the test process's one core being
+the limit (it also runs the six subscribers, which receive twice as many): the server's fsync
+policy makes no difference to it. The cluster's publishers are paced at 1,500 a second, which
+they keep.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import logging
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from pathlib import Path
-from typing import Any
 
 import attrs
 import pytest
 import trio
-from numbered_publishers import (
-    CHANNELS,
-    PUBLISHER_BACKOFF,
-    RATE,
-    SUBSCRIBER_BACKOFF,
-    WAIT,
-    Numbered,
-    Publishing,
-    Sender,
-    marks_of,
-    publishers,
-    settings,
-)
 
-from actors import ActorSystem
+from actors import ActorSystem, Message, RedisConnectionError, RedisTimeoutError, message_type
 from actors.pubsub import (
     ClusterPubSub,
+    ConnectionOptions,
+    History,
     Position,
     PubSub,
+    PubSubSettings,
     Recovered,
     RecoveryEvent,
+    RetryPolicy,
     Unrecoverable,
     open_pubsub,
 )
-from actors.redis import ConnectionLost, Resubscribed, key_slot
+from actors.redis import (
+    TRANSIENT_CODES,
+    ConnectionLost,
+    RedisReplyError,
+    Resubscribed,
+    key_slot,
+)
+from actors.supervision import Backoff
 from actors.testing import RedisCluster, RedisClusterNode, RedisServerFactory, wait_until
 
 logger = logging.getLogger(__name__)
 
+CHANNELS = ("seq:{a}", "seq:{b}", "seq:{c}")
+HISTORIES = {"seq:{*}": History(size=100_000, ttl=600.0)}
+PUBLISHERS = 6  # per channel, each with numbers of its own
+RATE = 5000.0  # messages a second, on the three channels together
 CLUSTER_RATE = 1500.0  # the cluster's six servers share the machine with the test
 CYCLES = 10
 PERSISTENT = ("--appendonly", "yes", "--appendfsync", "no")
 BETWEEN_FAULTS = 0.5  # seconds of publishing between two faults, once recovered
+WAIT = 10.0  # seconds any one wait may take
 KEY_PAUSE = 0.1  # seconds between two steps of a slot's migration
-PUBLISHER_SCRIPT = Path(__file__).with_name("history_publisher.py")
+
+PUBLISHER_BACKOFF = Backoff(initial=0.01, multiplier=2.0, maximum=0.05, jitter=0.0, reset_after=0)
+SUBSCRIBER_BACKOFF = Backoff(initial=0.2, multiplier=1.0, maximum=0.2, jitter=0.0, reset_after=0)
+
+Sender = tuple[str, int]  # (channel, publisher)
+
+
+@message_type("history-faults.numbered")
+@attrs.frozen(kw_only=True)
+class Numbered(Message):
+    publisher: int
+    n: int
+
+
+def settings(reconnect: Backoff) -> PubSubSettings:
+    return PubSubSettings(
+        histories=HISTORIES,
+        connection=ConnectionOptions(
+            reconnect=reconnect, max_restarts=100_000, within=1.0, ack_timeout=WAIT
+        ),
+        publish_retry=RetryPolicy(max_attempts=5, backoff=PUBLISHER_BACKOFF),
+        history_check_interval=1.0,
+    )
 
 
 # --- what one subscriber received -------------------------------------------------------------
@@ -186,6 +197,94 @@ async def subscribe_both(pubsub: PubSub, channels: Sequence[str], *, sharded: bo
         plain = subscribers.plain[channel]
         await pubsub.subscribe(channel, plain.handler, on_gap=plain.on_event, sharded=sharded)
     return subscribers
+
+
+# --- the publishers -----------------------------------------------------------------------------
+
+
+@attrs.define
+class Publishing:
+    """What the publishers did: the last number each published, and the retries."""
+
+    published: dict[Sender, int]
+    retried: int = 0
+    started_at: float = 0.0
+    stopped_at: float = 0.0
+    stop: trio.Event = attrs.field(factory=trio.Event)
+
+    @property
+    def total(self) -> int:
+        return sum(self.published.values())
+
+    @property
+    def elapsed(self) -> float:
+        return self.stopped_at - self.started_at
+
+    def rate(self) -> float:
+        return self.total / max(self.elapsed, 1e-9)
+
+    def marks(self) -> dict[Sender, int]:
+        return dict(self.published)
+
+    def of(self, channel: str) -> dict[int, int]:
+        """The last number each publisher of ``channel`` published."""
+        return {p: n for (c, p), n in self.published.items() if c == channel}
+
+
+async def publish_numbers(
+    pubsub: PubSub, sender: Sender, rate: float, publishing: Publishing, sharded: bool
+) -> None:
+    """Publish 1, 2, 3, ... from one publisher on its channel at ``rate`` a second until told
+    to stop, catching up after an outage.
+
+    Each number is published until a publish succeeds, with the same message (the same id) on
+    every attempt, so that it is appended once: ``publish`` retries a lost connection or a
+    refusal for now within its bound, and this loop past it. Stopping is checked between two
+    numbers, never during one, so the numbers published are exactly 1 to ``published[sender]``.
+    """
+    channel, publisher = sender
+    interval = 1.0 / rate
+    due = trio.current_time()
+    n = 0
+    while not publishing.stop.is_set():
+        n += 1
+        message = Numbered(publisher=publisher, n=n)
+        while True:
+            try:
+                await pubsub.publish(channel, message, sharded=sharded)
+            except (RedisConnectionError, RedisTimeoutError, RedisReplyError) as error:
+                if isinstance(error, RedisReplyError) and error.code not in TRANSIENT_CODES:
+                    raise
+                publishing.retried += 1
+                await trio.sleep(0.01)
+            else:
+                break
+        publishing.published[sender] = n
+        due += interval
+        now = trio.current_time()
+        if due > now:
+            await trio.sleep(due - now)
+
+
+@asynccontextmanager
+async def publishers(
+    pubsub: PubSub, channels: Sequence[str], rate: float, *, sharded: bool
+) -> AsyncIterator[Publishing]:
+    """``PUBLISHERS`` paced publishers per channel, ``rate`` a second in all, while the block
+    runs; they stop cleanly at its end."""
+    senders = [(channel, publisher) for channel in channels for publisher in range(PUBLISHERS)]
+    publishing = Publishing(dict.fromkeys(senders, 0))
+    async with trio.open_nursery() as nursery:
+        publishing.started_at = trio.current_time()
+        for sender in senders:
+            nursery.start_soon(
+                publish_numbers, pubsub, sender, rate / len(senders), publishing, sharded
+            )
+        try:
+            yield publishing
+        finally:
+            publishing.stop.set()
+    publishing.stopped_at = trio.current_time()
 
 
 # --- the checks ---------------------------------------------------------------------------------
@@ -278,84 +377,6 @@ def assert_outcomes(
         received.assert_gaps_alternate(gaps)
 
 
-# --- the publisher process ---------------------------------------------------------------------
-
-
-class PublisherProcess:
-    """The single-server test's publishers, in a process of their own (history_publisher.py):
-    a command a line on its stdin, a JSON object a line on its stdout in answer."""
-
-    def __init__(self, process: trio.Process, log: Path) -> None:
-        assert process.stdin is not None
-        assert process.stdout is not None
-        self.process = process
-        self.stdin = process.stdin
-        self.stdout = process.stdout
-        self.log = log
-        self.buffer = b""
-
-    def output(self) -> str:
-        """How it ended, if it did, and the end of its log, for assertion messages."""
-        lines = self.log.read_text(errors="replace").splitlines()
-        return f"exit code {self.process.poll()}, its log ends with:\n" + "\n".join(lines[-20:])
-
-    async def read(self, within: float = WAIT) -> dict[str, Any]:
-        """Its next line, within ``within`` seconds."""
-        with trio.move_on_after(within) as waiting:
-            while b"\n" not in self.buffer:
-                chunk = await self.stdout.receive_some()
-                if not chunk:
-                    raise AssertionError(f"the publisher process ended: {self.output()}")
-                self.buffer += chunk
-        if waiting.cancelled_caught:
-            raise AssertionError(
-                f"no word from the publisher process in {within} s: {self.output()}"
-            )
-        line, _, self.buffer = self.buffer.partition(b"\n")
-        answer: dict[str, Any] = json.loads(line)
-        return answer
-
-    async def marks(self) -> dict[Sender, int]:
-        """The last number each publisher has published so far."""
-        await self.stdin.send_all(b"marks\n")
-        return marks_of(await self.read())
-
-    async def stop(self) -> tuple[Publishing, float]:
-        """Stop the publishers; what they published, and the CPU seconds the process used."""
-        await self.stdin.send_all(b"stop\n")
-        report = await self.read()
-        with trio.fail_after(WAIT):
-            await self.process.wait()
-        assert self.process.returncode == 0, self.output()
-        return Publishing.from_report(report), float(report["cpu"])
-
-
-@asynccontextmanager
-async def publisher_process(url: str, log: Path) -> AsyncIterator[PublisherProcess]:
-    """history_publisher.py publishing on ``url`` at ``RATE`` while the block runs, its stderr
-    (its log) in ``log``; killed when the block ends, unless it was stopped."""
-    with log.open("wb") as stderr:
-        process = await trio.lowlevel.open_process(
-            [sys.executable, str(PUBLISHER_SCRIPT), url, str(RATE)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-        )
-    publisher = PublisherProcess(process, log)
-    try:
-        # It connects within WAIT, or says why it did not (after starting Python).
-        started = await publisher.read(within=WAIT + 10.0)
-        assert started == {"started": True}, publisher.output()
-        yield publisher
-    finally:
-        with trio.CancelScope(shield=True):
-            if process.returncode is None:
-                process.kill()
-            await process.wait()
-            await publisher.stdin.aclose()
-            await publisher.stdout.aclose()
-
-
 # --- a single server, killed and restarted ------------------------------------------------------
 
 
@@ -364,23 +385,23 @@ async def publisher_process(url: str, log: Path) -> AsyncIterator[PublisherProce
 @pytest.mark.redis
 @pytest.mark.timeout(90)
 async def test_recovery_across_ten_kill_restart_cycles_under_load(
-    redis_server_factory: RedisServerFactory, system: ActorSystem, tmp_path: Path
+    redis_server_factory: RedisServerFactory, system: ActorSystem
 ) -> None:
     server = redis_server_factory(PERSISTENT)
     restarts: list[float] = []
     per_cycle: list[int] = []  # published between two kills
     with trio.fail_after(60):
-        async with open_pubsub(
-            system, server.url, settings=settings(SUBSCRIBER_BACKOFF)
-        ) as listening:
+        async with (
+            open_pubsub(system, server.url, settings=settings(SUBSCRIBER_BACKOFF)) as listening,
+            open_pubsub(system, server.url, settings=settings(PUBLISHER_BACKOFF)) as publishing,
+        ):
             await listening.broker.wait_connected()
+            await publishing.broker.wait_connected()
             subscribers = await subscribe_both(listening, CHANNELS, sharded=False)
-            log = tmp_path / "publisher.log"
-            async with publisher_process(server.url, log) as publisher:
-                cpu_here = time.process_time()  # while the child publishes
+            async with publishers(publishing, CHANNELS, RATE, sharded=False) as sent:
                 for cycle in range(1, CYCLES + 1):
                     await trio.sleep(BETWEEN_FAULTS)
-                    per_cycle.append(sum((await publisher.marks()).values()) - sum(per_cycle))
+                    per_cycle.append(sent.total - sum(per_cycle))
                     killed_at = trio.current_time()
                     server.kill()
                     await server.restart_async()
@@ -389,15 +410,11 @@ async def test_recovery_across_ten_kill_restart_cycles_under_load(
                         await listening.broker.wait_connected()
                     # The outage is over for the subscribers: what was published meanwhile
                     # reaches the recovering ones (read back) before the next fault.
-                    marks = await publisher.marks()
-                    await wait_past(subscribers.recovering, marks, f"outage {cycle}")
+                    await wait_past(subscribers.recovering, sent.marks(), f"outage {cycle}")
                 await trio.sleep(BETWEEN_FAULTS)
-                sent, cpu = await publisher.stop()
-                cpu_here = time.process_time() - cpu_here
             with contextlib.suppress(trio.TooSlowError):  # asserted below, with the report
                 await wait_past(subscribers.recovering, sent.marks(), "the last numbers")
                 await wait_past(subscribers.plain, sent.marks(), "the last numbers")
-            mailboxes = [handle.statistics().mailbox for handle in listening.subscriptions()]
     losses = lost(subscribers, sent)
     per_outage = [
         sum(counts)
@@ -409,14 +426,10 @@ async def test_recovery_across_ten_kill_restart_cycles_under_load(
         f"published {sent.total} in {sent.elapsed:.2f} s by {len(sent.published)} publishers: "
         f"{sent.rate():.0f} msg/s, outages included (paced at {RATE:.0f}), "
         f"{sent.total / (sent.elapsed - sum(restarts)):.0f} msg/s without the restarts, "
-        f"the publisher process using {cpu / sent.elapsed:.0%} of a core and the test's "
-        f"{cpu_here / sent.elapsed:.0%}, "
-        f"{sent.retried} publishes retried by the publishers, {per_cycle} between two kills; "
+        f"{sent.retried} publishes retried by the test, {per_cycle} between two kills; "
         "restarts took "
         f"{', '.join(f'{t:.3f}' for t in restarts)} s; recovered per outage (3 channels): "
-        f"{per_outage}; the plain subscribers lost {sum(losses.values())} ({losses}); the "
-        f"subscriptions' mailboxes held at most {max(m.high_water for m in mailboxes)} (of "
-        f"{mailboxes[0].capacity:.0f}) and dropped {sum(m.dropped_oldest for m in mailboxes)}"
+        f"{per_outage}; the plain subscribers lost {sum(losses.values())} ({losses})"
     )
     logger.info(report)
     assert server.log().count("DB loaded from append only file") == CYCLES, report

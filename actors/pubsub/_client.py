@@ -56,7 +56,7 @@ from actors.pubsub._subscription import (
     SubscriptionSpec,
     _type_name,
 )
-from actors.redis import TRANSIENT_CODES
+from actors.redis import heals
 from actors.runtime import Down, MailboxConfig, MailboxStatistics, Overflow
 from actors.supervision import ChildSpec, Strategy, SupervisorSpec, open_supervisor
 
@@ -367,7 +367,7 @@ class PubSub:
                 except (RedisConnectionError, RedisReplyError) as error:
                     # A refusal that says "not now" (a server loading its data set, a slot
                     # being migrated) is retried like a lost connection; any other is final.
-                    if isinstance(error, RedisReplyError) and error.code not in TRANSIENT_CODES:
+                    if not heals(error):
                         raise
                     in_flight = False
                     failure = error
@@ -582,7 +582,10 @@ class PubSub:
                 )
             if found is not None:
                 state.epoch, state.last = found.window.epoch, found.window.last
-        return _every_channel, ChannelRecovery(self.history_store, channel, history, state)
+        hold = self.settings.connection.reconnect_wait
+        return _every_channel, ChannelRecovery(
+            self.history_store, channel, history, state, hold=hold
+        )
 
     async def register(self, service: object) -> list[SubscriptionHandle]:
         """Subscribe every method of ``service`` marked with ``@subscription``."""

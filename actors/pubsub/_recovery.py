@@ -31,7 +31,7 @@ import trio
 
 from actors._errors import ActorsError, RedisError
 from actors.pubsub._history import Position
-from actors.redis import RedisMessage
+from actors.redis import RedisMessage, heals
 from actors.runtime import Down
 
 if TYPE_CHECKING:
@@ -45,7 +45,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 RECOVERY_PAGE: Final = 1000  # publications read per round trip
-MAX_HELD_READS: Final = 3  # failed reads in a row before a gap a live message shows is given up
+HELD_READ_RETRY: Final = 0.1
+"""Seconds after a failed read before a live message that shows the held gap reads again."""
 _NEW_EPOCH: Final = "the history started over (a new epoch): what came before is gone"
 UNKNOWN_GAP: Final = math.inf
 """The gap before a position given by the caller (``since``): any time may have passed."""
@@ -142,8 +143,11 @@ class RecoveryState:
     """Gaps the history could not fill."""
     failures: int = 0
     """Reads of the history that failed (retried by the next check or resubscription)."""
-    failing: int = 0
-    """Reads that failed in a row, since the last one that worked."""
+    held_since: float | None = None
+    """When (trio's clock) a read of the gap a live message showed first failed; None while no
+    gap is held. Any read that works clears it."""
+    retry_at: float = -math.inf
+    """Not before this time does a live message read the held gap again."""
 
     @property
     def position(self) -> Position | None:
@@ -163,6 +167,9 @@ class ChannelRecovery:
         channel: The channel.
         history: Its history settings (the TTL tells whether an expired history lost anything).
         state: The subscription's position, changed in place.
+        hold: Seconds a gap a live message showed is held while the history's reads keep
+            failing with an error that heals (a lost connection, a timeout), before it is
+            given up as ``unreadable``; the PubSub passes its connection's ``reconnect_wait``.
         page: Publications read per round trip.
     """
 
@@ -172,12 +179,15 @@ class ChannelRecovery:
         channel: str,
         history: History,
         state: RecoveryState,
+        *,
+        hold: float,
         page: int = RECOVERY_PAGE,
     ) -> None:
         self.store = store
         self.channel = channel
         self.history = history
         self.state = state
+        self.hold = hold
         self.page = page
 
     async def live(self, position: Position, payload: bytes) -> list[Delivery]:
@@ -197,14 +207,25 @@ class ChannelRecovery:
             return []
         deliveries: list[Delivery] = []
         if position.offset > state.last + 1:
+            if state.held_since is not None and trio.current_time() < state.retry_at:
+                # A read of this gap failed a moment ago: the messages queued behind it would
+                # each fail the same way on a connection not yet replaced. This one is in the
+                # history too; the read that fills the gap delivers it.
+                return []
             try:
                 deliveries = await self._read_forward(position.offset - 1, gap=0.0)
             except RedisError as error:
                 self._failed(error)
-                if state.failing < MAX_HELD_READS:
+                failed_at = trio.current_time()
+                if state.held_since is None:
+                    state.held_since = failed_at
+                state.retry_at = failed_at + HELD_READ_RETRY
+                if heals(error) and failed_at - state.held_since < self.hold:
                     # Most often the connection went down again: the gap and this message are
                     # in the history, and the next read (a resubscription, a message, a
-                    # check) delivers them in order. Only a read that keeps failing gives up.
+                    # check) delivers them in order. Only a read that fails for good, or
+                    # keeps failing for longer than the connection takes to come back,
+                    # gives the gap up.
                     return []
                 deliveries = self._lost(
                     "unreadable",
@@ -251,10 +272,12 @@ class ChannelRecovery:
             return []
         top = Position(found.window.epoch, found.window.last)
         seen, state.checked = state.checked, top
-        if seen is None or seen.epoch != top.epoch:
-            return []
-        if state.epoch == seen.epoch and state.last >= seen.offset:
-            return []
+        if state.held_since is None:
+            if seen is None or seen.epoch != top.epoch:
+                return []
+            if state.epoch == seen.epoch and state.last >= seen.offset:
+                return []
+        # else a gap is held since a read failed: the history answers again, fill it now.
         try:
             return await self._read_forward(None, gap=0.0)
         except RedisError as error:
@@ -270,7 +293,7 @@ class ChannelRecovery:
         after = state.last
         while True:
             found = await self.store.read(self.channel, after=after, up_to=up_to, limit=self.page)
-            state.failing = 0
+            state.held_since = None
             if found is None:
                 return self._no_history(gap, report)
             window = found.window
@@ -323,13 +346,13 @@ class ChannelRecovery:
     def _lost(self, cause: str, reason: str, resume: Position) -> list[Delivery]:
         state = self.state
         state.epoch, state.last = resume.epoch, resume.offset
+        state.held_since = None
         state.unrecoverable += 1
         logger.warning("recovery of channel %r: %s", self.channel, reason)
         return [Unrecoverable(self.channel, reason, resume, cause)]
 
     def _failed(self, error: RedisError) -> None:
         self.state.failures += 1
-        self.state.failing += 1
         logger.warning("recovery of channel %r could not read its history: %s", self.channel, error)
 
 

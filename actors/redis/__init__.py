@@ -38,7 +38,7 @@ from actors.redis._connection import (
     RedisConnectionStatistics,
     open_redis_connection,
 )
-from actors.redis._failures import failure_cause
+from actors.redis._failures import failure_cause, heals
 from actors.redis._handshake import TRANSIENT_CODES
 from actors.redis._pubsub import (
     DEFAULT_ACK_TIMEOUT,
@@ -125,6 +125,7 @@ __all__ = [
     "encode_command",
     "failure_cause",
     "hash_tag",
+    "heals",
     "is_cluster_url",
     "is_push",
     "key_slot",

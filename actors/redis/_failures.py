@@ -9,16 +9,30 @@ import trio
 
 from actors._errors import (
     RedisAuthenticationError,
+    RedisConfigurationError,
     RedisConnectionError,
     RedisConnectionLostError,
     RedisHandshakeError,
     RedisPermissionError,
+    RedisReplyError,
     RedisTimeoutError,
     RedisTlsError,
     RedisUrlError,
 )
+from actors.redis._handshake import TRANSIENT_CODES
 
-__all__ = ["failure_cause"]
+__all__ = ["failure_cause", "heals"]
+
+
+def heals(error: BaseException) -> bool:
+    """Whether trying again later may succeed: a lost or refused connection, a timeout, or a
+    refusal that says "not now" (``TRANSIENT_CODES``); not a refusal for good (``NOPERM``, a
+    script error, bad credentials or TLS)."""
+    if isinstance(error, RedisConfigurationError):
+        return False
+    if isinstance(error, RedisReplyError):
+        return error.code in TRANSIENT_CODES
+    return isinstance(error, RedisConnectionError | RedisTimeoutError)
 
 
 def failure_cause(error: BaseException) -> str:

@@ -408,6 +408,51 @@ async def test_a_lost_connection_is_recovered_on_resubscription(
     assert len(plain.numbers()) < 60
 
 
+async def test_a_gap_whose_read_a_lost_connection_cut_off_is_held_then_recovered(
+    system: ActorSystem, redis_server: RedisServer
+) -> None:
+    """The messages queued behind a read that the connection's loss cut off don't each read
+    again on the dead connection (three such reads within a millisecond once gave the gap up as
+    ``unreadable``): the gap is held, and the resubscription fills it."""
+    slow = ConnectionOptions(
+        reconnect=attrs.evolve(FAST, initial=0.5, maximum=0.5), ack_timeout=5.0
+    )
+    async with (
+        pubsub_at(system, redis_server.url, connection=slow) as subscriber,
+        pubsub_at(system, redis_server.url) as publisher,
+        open_redis_connection(redis_server.url) as admin,
+    ):
+        received = Received()
+        received.open = trio.Event()
+        await subscriber.subscribe(
+            "room:{k}",
+            received.handler,
+            recover=True,
+            on_gap=received.on_gap,
+            on_recovery=received.on_recovery,
+            mailbox=MailboxConfig(capacity=4, overflow=Overflow.DROP_OLDEST),
+        )
+        await publish_ticks(publisher, "room:{k}", range(1, 21))
+        await trio.sleep(0.2)  # the handler holds 1; the mailbox keeps 17 to 20: a gap
+        # The read of the gap (a script: a write for CLIENT PAUSE) waits in the server...
+        await admin.execute("CLIENT", "PAUSE", "5000", "WRITE")
+        received.open.set()
+        await trio.sleep(0.2)
+        # ... until the connection is killed under it, with 18 to 20 still queued.
+        await admin.execute("CLIENT", "KILL", "TYPE", "pubsub")
+        await admin.execute("CLIENT", "UNPAUSE")
+        await received.events.wait_until(
+            lambda items: any(isinstance(event, Recovered) for event in items), timeout=TIMEOUT
+        )
+        await publish_ticks(publisher, "room:{k}", range(21, 26))
+        await received.messages.wait_for(25, timeout=TIMEOUT)
+    assert received.numbers() == list(range(1, 26))
+    assert received.of(Unrecoverable) == []
+    kinds = [type(event) for event in received.events.items]
+    assert kinds == [ConnectionLost, Resubscribed, Recovered]
+    assert received.of(Recovered)[0].count == 19
+
+
 async def test_a_loss_nothing_showed_is_found_within_two_check_intervals(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

@@ -17,11 +17,17 @@ from actors import RedisAuthenticationError, RedisConfigurationError, open_actor
 from actors.pubsub import ChannelSink, PubSub, open_pubsub
 from actors.redis import (
     ConnectionLost,
+    RedisConnectionError,
+    RedisConnectionLostError,
     RedisHandshakeError,
+    RedisPermissionError,
+    RedisReplyError,
+    RedisTimeoutError,
     RedisTlsError,
     RedisUrlError,
     SubscriptionEvent,
     failure_cause,
+    heals,
     open_redis_connection,
 )
 from actors.testing import RedisServer, RedisServerFactory
@@ -201,3 +207,24 @@ async def test_connection_refused_is_retried_and_the_block_goes_on(
             await redis_server.start_async()
             await pubsub.broker.wait_connected()
             assert (await pubsub.health()).http_status == 200
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (RedisConnectionLostError("the connection was lost"), True),
+        (RedisConnectionError("connection refused"), True),
+        (RedisTimeoutError("no reply within 5 s"), True),
+        (RedisReplyError("LOADING Redis is loading the dataset in memory"), True),
+        (RedisReplyError("TRYAGAIN multiple keys request during rehashing of slot"), True),
+        (RedisPermissionError("NOPERM no permissions to run the 'evalsha' command"), False),
+        (RedisReplyError("ERR Error running script"), False),
+        (RedisAuthenticationError("WRONGPASS invalid username-password pair"), False),
+        (RedisTlsError("certificate verify failed"), False),
+        (RedisUrlError("unsupported scheme"), False),
+    ],
+)
+def test_what_heals_is_a_lost_connection_a_timeout_or_a_refusal_that_says_not_now(
+    error: BaseException, expected: bool
+) -> None:
+    assert heals(error) is expected

@@ -1,8 +1,8 @@
 """Where a broker keeps channel history: Redis streams, or the process's memory for ``memory://``.
 
-``HistoryStore`` is the three things the typed layer needs: publish with history, and read a
-range with the window it came from. ``RedisHistoryStore`` runs ``_history``'s scripts on the
-broker's command connection (on a cluster, routed by the channel's hash slot);
+``HistoryStore`` is what the typed layer needs: publish with history, read a range with the
+window it came from, and forget a channel's history. ``RedisHistoryStore`` runs ``_history``'s
+scripts on the broker's command connection (on a cluster, routed by the channel's hash slot);
 ``MemoryHistoryStore`` keeps the same numbering, cap, expiry and idempotency in memory, shared by
 the brokers of one ``memory://NAME`` server, and publishes the same envelope.
 
@@ -79,6 +79,12 @@ class HistoryStore(Protocol):
         """The newest ``limit`` publications and the window (see ``read_recent``)."""
         ...
 
+    async def forget(self, channel: str) -> None:
+        """Drop the channel's history, as its expiry does: the next publication starts a new
+        epoch at offset 1, and a subscriber behind it gets ``Unrecoverable`` (``new_epoch``).
+        For a channel that is gone for good, such as a deleted chat room."""
+        ...
+
 
 class RedisHistoryStore:
     """Channel history in Redis, through a broker's command connection.
@@ -116,6 +122,12 @@ class RedisHistoryStore:
         """The newest ``limit`` publications and the window (see ``HistoryStore``)."""
         commands = await self._connect()
         return await read_recent(commands, channel, limit)
+
+    async def forget(self, channel: str) -> None:
+        """Drop the channel's history (see ``HistoryStore``)."""
+        keys = history_keys(channel)
+        commands = await self._connect()
+        await commands.execute("DEL", keys.meta, keys.stream, keys.ids)
 
 
 @attrs.define
@@ -211,6 +223,12 @@ class MemoryHistoryStore:
         if log is None:
             return None
         return self._range(log, after, up_to, limit)
+
+    async def forget(self, channel: str) -> None:
+        """Drop the channel's history (see ``HistoryStore``)."""
+        history_keys(channel)  # refuses what Redis would
+        await trio.lowlevel.checkpoint()
+        self._state.logs.pop(channel, None)
 
     @staticmethod
     def _range(log: _ChannelLog, after: int, up_to: int | None, limit: int) -> HistoryRange:

@@ -59,8 +59,6 @@ class SubscriptionCounters:
     """Failures that crashed the actor (its supervisor restarted it or gave up)."""
     gaps: int = 0
     """Connection losses reported to the subscription."""
-    unrecoverable: int = 0
-    """Gaps its channel's history could not fill (``recover=True``)."""
     last_message_at: float | None = None
     """When the last message arrived, on trio's clock (``trio.current_time()``): when the
     read that brought it from Redis ended (``RedisMessage.received_at``)."""
@@ -235,8 +233,6 @@ class SubscriptionActor(Actor):
                 spec.observer.recovered(spec, event)
             else:
                 spec.observer.unrecoverable(spec, event)
-        if isinstance(event, Unrecoverable):
-            spec.counters.unrecoverable += 1
         if spec.on_recovery is not None:
             await spec.on_recovery(event)
 

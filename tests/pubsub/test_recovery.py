@@ -31,7 +31,6 @@ from actors.pubsub import (
     Unrecoverable,
     open_pubsub,
 )
-from actors.pubsub._history import history_keys
 from actors.redis import ConnectionLost, Resubscribed, open_redis_connection
 from actors.runtime import MailboxConfig, Overflow
 from actors.supervision import Backoff
@@ -277,7 +276,7 @@ async def test_a_history_that_restarts_is_unrecoverable_then_followed(
         )
         await publish_ticks(pubsub, "room:{f}", range(1, 4))
         await received.messages.wait_for(3, timeout=TIMEOUT)
-        await _forget_history(pubsub, broker_url, "room:{f}")
+        await pubsub.history_store.forget("room:{f}")  # as an expiry, or a server that lost it
         await publish_ticks(pubsub, "room:{f}", range(4, 6))
         await received.messages.wait_for(5, timeout=TIMEOUT)
     # What a subscriber first reads may come from the history (Recovered) or live: never both.
@@ -288,16 +287,24 @@ async def test_a_history_that_restarts_is_unrecoverable_then_followed(
     assert [position.offset for _, position in received.messages.items] == [1, 2, 3, 1, 2]
 
 
-async def _forget_history(pubsub: PubSub, url: str, channel: str) -> None:
-    """Lose a channel's history as an expiry or a server without persistence would."""
-    if url.startswith("memory://"):
-        from actors.pubsub._history_store import _MEMORY_HISTORIES
-
-        del _MEMORY_HISTORIES.of(pubsub.broker).logs[channel]
-        return
-    keys = history_keys(channel)
-    async with open_redis_connection(url) as redis:
-        await redis.execute("DEL", keys.meta, keys.stream)
+async def test_a_forgotten_history_is_gone_and_starts_over(
+    system: ActorSystem, broker_url: str
+) -> None:
+    async with pubsub_at(system, broker_url) as pubsub:
+        await publish_ticks(pubsub, "room:{g}", range(1, 4))
+        store = pubsub.history_store
+        before = await store.read("room:{g}", after=0, up_to=None, limit=10)
+        await store.forget("room:{g}")
+        await store.forget("room:{never}")  # nothing to forget: no error
+        gone = await store.read("room:{g}", after=0, up_to=None, limit=10)
+        await publish_ticks(pubsub, "room:{g}", range(4, 5))
+        after = await store.read("room:{g}", after=0, up_to=None, limit=10)
+    assert before is not None
+    assert len(before.entries) == 3
+    assert gone is None
+    assert after is not None
+    assert after.window.epoch != before.window.epoch
+    assert [offset for offset, _ in after.entries] == [1]
 
 
 async def test_a_subscriber_of_a_new_channel_gets_its_history_from_offset_1(

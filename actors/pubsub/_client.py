@@ -13,12 +13,10 @@ import inspect
 import itertools
 import logging
 import typing
-import uuid
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Final
 
 import attrs
-import orjson
 import trio
 
 from actors._errors import (
@@ -30,9 +28,9 @@ from actors._errors import (
     RedisTimeoutError,
 )
 from actors.messages import CODEC, GLOB_CHARACTERS, Codec
+from actors.pubsub._channel_history import ChannelHistories
 from actors.pubsub._connection_actor import DEFAULT_CONNECTION_OPTIONS, ConnectionOptions
-from actors.pubsub._history import MAX_MESSAGE_ID_LENGTH, History, Position
-from actors.pubsub._history_store import HistoryRules, HistoryStore, history_store
+from actors.pubsub._history_store import HistoryRules, HistoryStore
 from actors.pubsub._policy import (
     DEFAULT_ERROR_POLICY,
     DEFAULT_RETRY_POLICY,
@@ -42,7 +40,6 @@ from actors.pubsub._policy import (
 from actors.pubsub._recovery import (
     UNKNOWN_GAP,
     CatchUp,
-    ChannelRecovery,
     RecoveryState,
     WatchRecovery,
     check_histories,
@@ -65,6 +62,7 @@ if TYPE_CHECKING:
 
     from actors.observability import HealthReport, PubSubMetrics
     from actors.pubsub._broker import Broker, BrokerSubscription
+    from actors.pubsub._history import History, Position
     from actors.redis import ConnectionLost, Resubscribed
     from actors.runtime import ActorContext, ActorRef, ActorSystem
     from actors.supervision import Supervisor
@@ -261,9 +259,14 @@ class PubSub:
         self.metrics = metrics
         self._releaser = supervisor.child(RELEASER_CHILD_ID)
         self._history_checker = supervisor.child(HISTORY_CHECKER_CHILD_ID)
-        self.history_rules = HistoryRules(settings.histories)
+        self._histories = ChannelHistories(
+            broker,
+            HistoryRules(settings.histories),
+            ack_timeout=settings.ack_timeout,
+            hold=settings.connection.reconnect_wait,
+        )
+        self.history_rules = self._histories.rules
         self._publish_bound: float | None = None  # the settings are frozen: computed once
-        self._history_store: HistoryStore | None = None
         if observer is None and metrics is not None:
             from actors.pubsub._health import MetricsObserver
 
@@ -285,9 +288,7 @@ class PubSub:
     @property
     def history_store(self) -> HistoryStore:
         """Where the broker keeps channel history: its Redis, or memory for ``memory://``."""
-        if self._history_store is None:
-            self._history_store = history_store(self.broker)
-        return self._history_store
+        return self._histories.store
 
     def publish_bound(self) -> float:
         """The longest a ``publish`` takes, in seconds: the connection options'
@@ -345,13 +346,8 @@ class PubSub:
                 channel with history is not JSON (its envelope carries it as JSON).
         """
         payload = self.settings.codec.encode(message, as_type=as_type)
-        history = self.history_rules.history_for(channel) if self.history_rules else None
-        send: Callable[[str, bytes], Awaitable[int]]
-        if history is not None:
-            send = _HistoryPublisher(self.history_store, history, _message_id(message), sharded)
-            if type(message) in (str, bytes):
-                _check_json(channel, payload)
-        else:
+        send = self._histories.publisher(channel, message, payload, sharded)
+        if send is None:
             send = self.broker.spublish if sharded else self.broker.publish
         if self.metrics is not None:
             self.metrics.message_published(group or channel, _type_name(type(message)))
@@ -488,7 +484,7 @@ class PubSub:
         on_recovery: Callable[[RecoveryEvent], Awaitable[object]] | None = None,
     ) -> SubscriptionHandle:
         arity, annotated = _handler_shape(handler)
-        envelopes, recovery = await self._history_of(name, pattern, recover, since)
+        envelopes, recovery = await self._histories.for_subscription(name, pattern, recover, since)
         spec = SubscriptionSpec(
             name=name,
             pattern=pattern,
@@ -542,50 +538,6 @@ class PubSub:
             await ref.tell(CatchUp(UNKNOWN_GAP, "always") if since else CatchUp(0.0, "never"))
             await self._history_checker.tell(WatchRecovery(ref))
         return handle
-
-    async def _history_of(
-        self, name: bytes, pattern: bool, recover: bool, since: Position | None
-    ) -> tuple[Callable[[bytes], bool] | None, ChannelRecovery | None]:
-        """Which of the subscription's channels come in envelopes, and its recovery."""
-        if since is not None and not recover:
-            raise ValueError("since is a position to recover from: pass recover=True with it")
-        rules = self.history_rules
-        if pattern:
-            if recover:
-                raise ValueError("a pattern does not recover: subscribe to each channel")
-            if not rules:
-                return None, None
-            return (
-                lambda channel: rules.history_for(channel.decode(errors="replace")) is not None
-            ), None
-        channel = name.decode()
-        history = rules.history_for(channel) if rules else None
-        if history is None:
-            if recover:
-                raise ValueError(
-                    f"channel {channel!r} keeps no history to recover from: name it in "
-                    "PubSubSettings.histories"
-                )
-            return None, None
-        if not recover:
-            return _every_channel, None
-        state = RecoveryState()
-        if since is not None:
-            state.epoch, state.last = since.epoch, since.offset
-        else:
-            bound = self.settings.ack_timeout
-            with trio.move_on_after(bound) as waited:
-                found = await self.history_store.read(channel, after=0, up_to=None, limit=0)
-            if waited.cancelled_caught:
-                raise RedisTimeoutError(
-                    f"the history of {channel!r} did not say its position within {bound:.3g} s"
-                )
-            if found is not None:
-                state.epoch, state.last = found.window.epoch, found.window.last
-        hold = self.settings.connection.reconnect_wait
-        return _every_channel, ChannelRecovery(
-            self.history_store, channel, history, state, hold=hold
-        )
 
     async def register(self, service: object) -> list[SubscriptionHandle]:
         """Subscribe every method of ``service`` marked with ``@subscription``."""
@@ -739,48 +691,6 @@ class _Watch:
     """Tells the releaser about a new subscription."""
 
     handle: SubscriptionHandle
-
-
-def _every_channel(_channel: bytes) -> bool:
-    return True
-
-
-def _message_id(message: object) -> str:
-    """The idempotency key of a publication: the message's own ``id``, else a new one."""
-    identifier = getattr(message, "id", None)
-    if type(identifier) is str and 0 < len(identifier) <= MAX_MESSAGE_ID_LENGTH:
-        return identifier
-    return uuid.uuid4().hex
-
-
-def _check_json(channel: str, payload: bytes) -> None:
-    try:
-        orjson.loads(payload)
-    except orjson.JSONDecodeError as error:
-        raise TypeError(
-            f"channel {channel!r} keeps history, and its envelope carries the payload as JSON: "
-            f"send an attrs message, a dict, or JSON text ({error.msg})"
-        ) from None
-
-
-@attrs.frozen
-class _HistoryPublisher:
-    """Publishes on a channel with history, the same message id on every attempt."""
-
-    store: HistoryStore
-    history: History
-    message_id: str
-    sharded: bool
-
-    async def __call__(self, channel: str, payload: bytes) -> int:
-        published = await self.store.publish(
-            channel,
-            payload,
-            history=self.history,
-            message_id=self.message_id,
-            sharded=self.sharded,
-        )
-        return published.receivers
 
 
 async def _release_stopped_subscriptions(

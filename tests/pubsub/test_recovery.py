@@ -40,6 +40,8 @@ TIMEOUT = 10.0
 ROOMS = "room:{*}"
 HISTORY = History(size=1000, ttl=600.0)
 FAST = Backoff(initial=0.01, multiplier=2.0, maximum=0.05, jitter=0.0, reset_after=0.0)
+# A subscriber that reconnects after 0.5 s: long enough for a publisher's messages to be missed.
+SLOW = ConnectionOptions(reconnect=attrs.evolve(FAST, initial=0.5, maximum=0.5), ack_timeout=5.0)
 
 
 @message_type("recovery-test.tick")
@@ -379,12 +381,8 @@ async def test_a_broken_envelope_is_a_decode_error_and_the_rest_flows(
 async def test_a_lost_connection_is_recovered_on_resubscription(
     system: ActorSystem, redis_server: RedisServer
 ) -> None:
-    # The subscriber reconnects after 0.5 s: long enough for the publisher's 50 messages.
-    slow = ConnectionOptions(
-        reconnect=attrs.evolve(FAST, initial=0.5, maximum=0.5), ack_timeout=5.0
-    )
     async with (
-        pubsub_at(system, redis_server.url, connection=slow) as subscriber,
+        pubsub_at(system, redis_server.url, connection=SLOW) as subscriber,
         pubsub_at(system, redis_server.url) as publisher,
     ):
         recovering, plain = Received(), Received()
@@ -421,11 +419,8 @@ async def test_a_gap_whose_read_a_lost_connection_cut_off_is_held_then_recovered
     """The messages queued behind a read that the connection's loss cut off don't each read
     again on the dead connection (three such reads within a millisecond once gave the gap up as
     ``unreadable``): the gap is held, and the resubscription fills it."""
-    slow = ConnectionOptions(
-        reconnect=attrs.evolve(FAST, initial=0.5, maximum=0.5), ack_timeout=5.0
-    )
     async with (
-        pubsub_at(system, redis_server.url, connection=slow) as subscriber,
+        pubsub_at(system, redis_server.url, connection=SLOW) as subscriber,
         pubsub_at(system, redis_server.url) as publisher,
         open_redis_connection(redis_server.url) as admin,
     ):

@@ -46,8 +46,12 @@ class FlakyStore:
         return HistoryRange(HistoryWindow(EPOCH, self.last, 1), entries)
 
 
-def recovery_of(store: FlakyStore, state: RecoveryState) -> ChannelRecovery:
-    return ChannelRecovery(store, "c", History(size=100, ttl=60.0), state, hold=HOLD)  # type: ignore[arg-type]
+def behind(last: int) -> tuple[FlakyStore, RecoveryState, ChannelRecovery]:
+    """A history of offsets 1 to ``last``, and a recovery that delivered up to offset 2."""
+    store = FlakyStore(last)
+    state = RecoveryState(epoch=EPOCH, last=2)
+    history = History(size=100, ttl=60.0)
+    return store, state, ChannelRecovery(store, "c", history, state, hold=HOLD)  # type: ignore[arg-type]
 
 
 def offsets(deliveries: Sequence[object]) -> list[int]:
@@ -60,9 +64,7 @@ LOST = RedisConnectionError("the connection was lost")
 async def test_a_gap_shown_while_the_history_cannot_be_read_is_delivered_later_in_order(
     mock_clock: trio.testing.MockClock,
 ) -> None:
-    store = FlakyStore(last=10)
-    state = RecoveryState(epoch=EPOCH, last=2)
-    recovery = recovery_of(store, state)
+    store, state, recovery = behind(10)
     store.error = LOST
     assert await recovery.live(Position(EPOCH, 5), b"5") == []  # held: nothing lost
     assert (state.last, state.failures, state.unrecoverable, state.held_since) == (2, 1, 0, 0.0)
@@ -77,9 +79,7 @@ async def test_messages_queued_behind_a_failed_read_do_not_each_read_again(
 ) -> None:
     """The bug this guards against: each queued message read at once on the connection that
     was not replaced yet, and three such failures within a millisecond gave the gap up."""
-    store = FlakyStore(last=20)
-    state = RecoveryState(epoch=EPOCH, last=2)
-    recovery = recovery_of(store, state)
+    store, state, recovery = behind(20)
     store.error = LOST
     assert await recovery.live(Position(EPOCH, 5), b"") == []
     for offset in range(6, 16):  # the mailbox behind it, at once: held, no read
@@ -100,9 +100,7 @@ async def test_messages_queued_behind_a_failed_read_do_not_each_read_again(
 async def test_reads_that_keep_failing_for_the_hold_give_the_gap_up_as_unreadable(
     mock_clock: trio.testing.MockClock,
 ) -> None:
-    store = FlakyStore(last=20)
-    state = RecoveryState(epoch=EPOCH, last=2)
-    recovery = recovery_of(store, state)
+    store, state, recovery = behind(20)
     store.error = LOST
     assert await recovery.live(Position(EPOCH, 5), b"") == []  # held at 0.0
     mock_clock.jump(HOLD - 0.5)
@@ -119,9 +117,7 @@ async def test_reads_that_keep_failing_for_the_hold_give_the_gap_up_as_unreadabl
 async def test_a_read_refused_for_good_gives_the_gap_up_at_once(
     mock_clock: trio.testing.MockClock,
 ) -> None:
-    store = FlakyStore(last=20)
-    state = RecoveryState(epoch=EPOCH, last=2)
-    recovery = recovery_of(store, state)
+    store, state, recovery = behind(20)
     store.error = RedisPermissionError("NOPERM this user has no permissions to run 'evalsha'")
     given_up = await recovery.live(Position(EPOCH, 5), b"5")
     assert isinstance(given_up[0], Unrecoverable)
@@ -134,9 +130,7 @@ async def test_a_read_refused_for_good_gives_the_gap_up_at_once(
 async def test_a_refusal_that_says_not_now_holds_the_gap(
     mock_clock: trio.testing.MockClock,
 ) -> None:
-    store = FlakyStore(last=20)
-    state = RecoveryState(epoch=EPOCH, last=2)
-    recovery = recovery_of(store, state)
+    store, state, recovery = behind(20)
     store.error = RedisReplyError("LOADING Redis is loading the dataset in memory")
     assert await recovery.live(Position(EPOCH, 5), b"5") == []
     assert state.unrecoverable == 0
@@ -147,9 +141,7 @@ async def test_the_next_check_fills_a_held_gap_at_once(
 ) -> None:
     """A held gap is not a loss the check must see twice: the first check that can read fills
     it (no live message may come to show it again)."""
-    store = FlakyStore(last=9)
-    state = RecoveryState(epoch=EPOCH, last=2)
-    recovery = recovery_of(store, state)
+    store, state, recovery = behind(9)
     store.error = LOST
     assert await recovery.live(Position(EPOCH, 9), b"") == []
     store.error = None

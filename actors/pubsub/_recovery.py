@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Final, Literal, TypeAlias
 import attrs
 import trio
 
-from actors._errors import ActorsError, RedisError
+from actors._errors import ActorsError, RedisError, RedisProtocolError
 from actors.pubsub._history import Position
 from actors.redis import RedisMessage, heals
 from actors.runtime import Down
@@ -50,6 +50,12 @@ HELD_READ_RETRY: Final = 0.1
 _NEW_EPOCH: Final = "the history started over (a new epoch): what came before is gone"
 UNKNOWN_GAP: Final = math.inf
 """The gap before a position given by the caller (``since``): any time may have passed."""
+
+
+class HistoryReadMismatch(RedisProtocolError):
+    """A page of a channel's history that disagrees with the window read with it: the window
+    holds the next offset, the page does not start there. Read again, never taken for a
+    trimmed history."""
 
 
 @attrs.frozen
@@ -220,7 +226,8 @@ class ChannelRecovery:
                 if state.held_since is None:
                     state.held_since = failed_at
                 state.retry_at = failed_at + HELD_READ_RETRY
-                if heals(error) and failed_at - state.held_since < self.hold:
+                may_pass = heals(error) or isinstance(error, HistoryReadMismatch)
+                if may_pass and failed_at - state.held_since < self.hold:
                     # Most often the connection went down again: the gap and this message are
                     # in the history, and the next read (a resubscription, a message, a
                     # check) delivers them in order. Only a read that fails for good, or
@@ -312,6 +319,16 @@ class ChannelRecovery:
                 break
             entries = found.entries
             if not entries or entries[0][0] != after + 1:
+                if window.covers(Position(window.epoch, after)):
+                    # The window says the stream holds the next offset, read in the same
+                    # script, and the page does not start there: a reply that does not add
+                    # up. A gap is never given up on such a read; it is read again.
+                    start = entries[0][0] if entries else "none"
+                    raise HistoryReadMismatch(
+                        f"the history of {self.channel!r} holds {window.first} to "
+                        f"{window.last}, but the read after {after} answered {len(entries)} "
+                        f"entries from {start}"
+                    )
                 return self._lost(
                     "trimmed",
                     f"the history no longer holds offset {after + 1} (it keeps "

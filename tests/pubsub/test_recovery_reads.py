@@ -32,8 +32,10 @@ class FlakyStore:
 
     def __init__(self, last: int) -> None:
         self.last = last
+        self.first = 1
         self.error: RedisError | None = None
         self.reads = 0
+        self.skip = 0  # entries a read leaves out at the start of its page, window unchanged
 
     async def read(
         self, channel: str, *, after: int, up_to: int | None, limit: int
@@ -42,8 +44,9 @@ class FlakyStore:
         if self.error is not None:
             raise self.error
         top = self.last if up_to is None else min(up_to, self.last)
-        entries = [(n, b"%d" % n) for n in range(after + 1, top + 1)][:limit]
-        return HistoryRange(HistoryWindow(EPOCH, self.last, 1), entries)
+        start = max(after + 1, self.first) + self.skip
+        entries = [(n, b"%d" % n) for n in range(start, top + 1)][:limit]
+        return HistoryRange(HistoryWindow(EPOCH, self.last, self.first), entries)
 
 
 def behind(last: int) -> tuple[FlakyStore, RecoveryState, ChannelRecovery]:
@@ -149,3 +152,29 @@ async def test_the_next_check_fills_a_held_gap_at_once(
     assert offsets(deliveries) == list(range(3, 10))
     assert deliveries[-1] == Recovered("c", 7, Position(EPOCH, 9))
     assert (state.last, state.held_since) == (9, None)
+
+
+async def test_a_page_that_disagrees_with_its_window_is_read_again_not_taken_for_trimmed(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    """The window says the stream holds the next offset; a page that starts later (or is
+    empty) does not add up: the gap is held and read again, never given up as trimmed."""
+    store, state, recovery = behind(10)
+    store.skip = 3
+    assert await recovery.live(Position(EPOCH, 9), b"") == []
+    assert (state.last, state.failures, state.unrecoverable, state.held_since) == (2, 1, 0, 0.0)
+    store.skip = 0
+    mock_clock.jump(HELD_READ_RETRY)
+    assert offsets(await recovery.live(Position(EPOCH, 10), b"")) == list(range(3, 11))
+    assert (state.unrecoverable, state.held_since) == (0, None)
+
+
+async def test_a_page_that_starts_past_a_trimmed_window_is_a_loss(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    store, _, recovery = behind(10)
+    store.first = 6  # the stream keeps 6 to 10: 3 to 5 were trimmed
+    given_up = await recovery.live(Position(EPOCH, 9), b"9")
+    assert isinstance(given_up[0], Unrecoverable)
+    assert given_up[0].cause == "trimmed"
+    assert offsets(given_up) == [9]

@@ -45,27 +45,23 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import itertools
 import json
 import os
 import time
-from datetime import UTC, datetime
 from typing import Any
 
-import attrs
 import redis
 import redis.asyncio
 import trio
 from _common import environment, interleave, median, parse_args, progress, spread, summary
 from _redis_common import redis_url, redis_version
-from _typed_common import VERSIONS, BenchNotification
+from _typed_common import VERSIONS, BenchNotification, Burst, new_messages, publish_bursts
 
-from actors import Actor, open_actor_system
+from actors import open_actor_system
 from actors.messages import CODEC
 from actors.pubsub import (
     History,
     Position,
-    PubSub,
     PubSubSettings,
     Recovered,
     Unrecoverable,
@@ -84,64 +80,7 @@ SETTINGS = PubSubSettings(
     histories={RECOVERY_CHANNEL: RECOVERY_HISTORY, "bench:{*}": PUBLISH_HISTORY}
 )
 TIMEOUT = 60.0
-STAMP = datetime(2026, 12, 6, 12, 0, 0, tzinfo=UTC)
-DATA = {"room": "room-7", "text": "hi there"}
-_ids = itertools.count()
-
-
-def new_messages(count: int) -> list[BenchNotification]:
-    """``count`` messages with ids never used before in this process (a history remembers an
-    id for its dedupe window and would not append it again)."""
-    return [
-        BenchNotification(
-            id=f"{next(_ids):032x}",
-            timestamp=STAMP,
-            user_id=f"u-{index % 997}",
-            category="chat.message",
-            data=DATA,
-        )
-        for index in range(count)
-    ]
-
-
 # -- publish: 100 publisher actors, with history and without ------------------------------------
-
-
-@attrs.frozen
-class Burst:
-    """Told to a publisher: publish these, then report done."""
-
-    messages: list[BenchNotification]
-
-
-class Finish:
-    """Counts the publishers that are done."""
-
-    def __init__(self, expected: int) -> None:
-        self.expected = expected
-        self.count = 0
-        self.done = trio.Event()
-
-    def one_done(self) -> None:
-        self.count += 1
-        if self.count == self.expected:
-            self.done.set()
-
-
-class Publisher(Actor):
-    """Publishes every message of a burst on its channel, one after another."""
-
-    def __init__(self, pubsub: PubSub, channel: str, finish: Finish) -> None:
-        self.pubsub = pubsub
-        self.channel = channel
-        self.finish = finish
-
-    async def receive(self, message: Any) -> None:
-        if type(message) is Burst:
-            publish, channel = self.pubsub.publish, self.channel
-            for item in message.messages:
-                await publish(channel, item)
-            self.finish.one_done()
 
 
 def publish_channels(history: bool) -> list[str]:
@@ -170,24 +109,13 @@ def ours_publish(url: str, *, history: bool) -> Any:
         before = history_offsets(url) if history else 0
 
         async def main() -> float:
-            finish = Finish(PUBLISHERS)
             async with (
                 open_actor_system() as system,
                 open_pubsub(system, url, settings=SETTINGS) as pubsub,
             ):
                 await pubsub.broker.wait_connected()
-                refs = [
-                    await system.spawn(Publisher, pubsub, channel, finish) for channel in channels
-                ]
-                gc.collect()
-                started = time.perf_counter()
-                for ref, burst in zip(refs, bursts, strict=True):
-                    await ref.tell(burst)
                 with trio.fail_after(TIMEOUT):
-                    await finish.done.wait()
-                elapsed = time.perf_counter() - started
-                for ref in refs:
-                    await ref.stop()
+                    elapsed = await publish_bursts(system, pubsub, channels, bursts)
             return per_actor * PUBLISHERS / elapsed
 
         rate = trio.run(main)

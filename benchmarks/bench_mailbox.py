@@ -155,6 +155,7 @@ def main() -> None:
         peer=peer["median"],
         unit="msg/s",
         goal_ratio=GOAL,
+        goal_met=ours["median"] / peer["median"] >= GOAL,
         ours_function_receive_batch=function["median"],
         ratio_function=round(function["median"] / peer["median"], 4),
         ours_spread=ours["spread"],

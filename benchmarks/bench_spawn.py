@@ -280,6 +280,7 @@ def main() -> None:
         goal_spawns_per_s=GOAL_SPAWNS_PER_S,
         bytes_per_actor=round(bytes_per_actor),
         goal_bytes_per_actor=GOAL_BYTES_PER_ACTOR,
+        goal_met=ours >= GOAL_SPAWNS_PER_S and bytes_per_actor <= GOAL_BYTES_PER_ACTOR,
         rss_bytes_per_actor=round(rss_per_actor),
         peer_bytes_per_task=round(median(memory["peer_tracemalloc"])),
         peer_rss_bytes_per_task=round(median(memory["peer_rss"])),

@@ -7,7 +7,9 @@ broadcast loop without actors. Either prints ``PORT <port>`` on its first line o
 listens on 127.0.0.1, then serves until SIGTERM or SIGINT, and prints ``GC <seconds> <full>`` as
 it stops: the time spent in the garbage collector and the number of full (generation 2)
 collections. ``--profile FILE`` runs the server under cProfile and writes the stats to FILE;
-``--gc-threshold N`` sets the collector's generation-0 threshold (default: Python's, 700).
+``--gc-threshold N`` sets the collector's generation-0 threshold; without it, either server
+tunes its collector once it listens, as ``python -m actors serve`` does
+(``tune_garbage_collector()``: ``gc.freeze()``, threshold 50,000).
 
 The peer answers ``join`` with ``joined`` (and adds the connection to the room), and each
 ``say`` with one ``message`` frame of the gateway's shape, sent to every connection in the room
@@ -132,13 +134,15 @@ class PeerRoom:
                 self.connections.discard(connection)
 
 
-async def serve_peer() -> None:
+async def serve_peer(tune_gc: bool) -> None:
     room = PeerRoom()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(until_signalled, nursery.cancel_scope)
         server = await nursery.start(
             trio_websocket.serve_websocket, room.handler, "127.0.0.1", 0, None
         )
+        if tune_gc:  # the same collector setting as ours, at the same point
+            tune_garbage_collector()
         announce(server.port)
 
 
@@ -161,7 +165,7 @@ def main() -> None:
             not args.gc_threshold,
         )
     else:
-        runner = (serve_peer,)
+        runner = (serve_peer, not args.gc_threshold)
     if args.gc_threshold:
         gc.set_threshold(args.gc_threshold, *gc.get_threshold()[1:])
     timer = GcTimer()

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import gc
 import os
 import secrets
 import signal
@@ -436,8 +435,8 @@ def main() -> None:
             "--server-gc-threshold",
             type=int,
             default=0,
-            help="both servers' generation-0 GC threshold; by default ours tunes its collector "
-            "as `actors serve` does (gc.freeze, 50,000) and the peer keeps Python's (700)",
+            help="both servers' generation-0 GC threshold; by default both tune their "
+            "collector as `actors serve` does (gc.freeze, 50,000) once they listen",
         )
 
     args = parse_args(
@@ -510,12 +509,12 @@ def main() -> None:
         latency_rate=args.rate,
         latency_seconds=args.latency_seconds,
         repeats=args.repeats,
-        ours_gc=(
-            f"threshold {args.server_gc_threshold}"
+        server_gc=(
+            f"threshold {args.server_gc_threshold}, both servers"
             if args.server_gc_threshold
-            else "tune_garbage_collector(): gc.freeze(), threshold 50,000, as `actors serve`"
+            else "tune_garbage_collector() once listening (gc.freeze(), threshold 50,000), "
+            "both servers, as `actors serve`"
         ),
-        peer_gc=f"threshold {args.server_gc_threshold or gc.get_threshold()[0]}",
         trio_websocket=trio_websocket.__version__,
         quick=args.quick,
     )

@@ -343,3 +343,46 @@ async def wait_for_tally(tally: Tally, publisher: subprocess.Popen[str]) -> None
             print(f"  stalled at {tally.count:,} of {tally.expected:,} (dropped?)", flush=True)
             return
         seen = tally.count
+
+
+def pubsub_fanin(
+    url: str,
+    channels: int,
+    count: int,
+    message_type: object,
+    extra: dict[str, list[float]],
+    *publisher_args: str,
+) -> float:
+    """Ours in the fan-in benchmarks: ``open_pubsub`` with default settings and one
+    ``pubsub.subscribe(channel, handler, message_type=...)`` per channel, a handler that
+    counts; the flooding publisher starts once all are subscribed. Returns messages/s from the
+    first handled to the last, and appends ``ours_dropped``, ``ours_decode_errors`` and
+    ``ours_handled`` to ``extra``."""
+    import trio
+
+    from actors import open_actor_system
+    from actors.pubsub import open_pubsub
+
+    async def main() -> float:
+        tally = Tally(count)
+
+        async def handle(message: object) -> None:
+            tally.record()
+
+        async with open_actor_system() as system, open_pubsub(system, url) as pubsub:
+            handles = [
+                await pubsub.subscribe(name, handle, message_type=message_type)
+                for name in channel_names(channels)
+            ]
+            publisher = start_publisher(url, "flood", channels, count, *publisher_args)
+            await wait_for_tally(tally, publisher)
+            await trio.to_thread.run_sync(finish_publisher, publisher)
+            stats = [handle.statistics() for handle in handles]
+            extra.setdefault("ours_dropped", []).append(sum(s.mailbox.dropped for s in stats))
+            extra.setdefault("ours_decode_errors", []).append(
+                sum(s.counters.decode_errors for s in stats)
+            )
+            extra.setdefault("ours_handled", []).append(tally.count)
+        return tally.rate()
+
+    return trio.run(main)

@@ -28,7 +28,6 @@ the JSON result.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis
@@ -41,6 +40,7 @@ from _redis_common import (
     channel_names,
     finish_publisher,
     loads,
+    pubsub_fanin,
     redis_asyncio_fanin,
     redis_url,
     redis_version,
@@ -49,7 +49,7 @@ from _redis_common import (
 )
 
 from actors import Actor, open_actor_system
-from actors.pubsub import MailboxSink, open_pubsub, open_redis_pubsub
+from actors.pubsub import MailboxSink, open_redis_pubsub
 from actors.redis import RedisMessage
 
 CHANNELS = 1000
@@ -69,35 +69,9 @@ class Subscriber(Actor):
             self.tally.record()
 
 
-def counting(tally: Tally) -> Callable[[dict[str, Any]], Awaitable[None]]:
-    """A handler that counts what it handles."""
-
-    async def handle(message: dict[str, Any]) -> None:
-        tally.record()
-
-    return handle
-
-
 def ours(url: str, extra: dict[str, list[float]]) -> Any:
     def run(count: int) -> float:
-        async def main() -> float:
-            tally = Tally(count)
-            async with open_actor_system() as system, open_pubsub(system, url) as pubsub:
-                handles = [
-                    await pubsub.subscribe(name, counting(tally), message_type=dict)
-                    for name in channel_names(CHANNELS)
-                ]
-                publisher = start_publisher(url, "flood", CHANNELS, count)
-                await wait_for_tally(tally, publisher)
-                await trio.to_thread.run_sync(finish_publisher, publisher)
-                stats = [handle.statistics() for handle in handles]
-                extra.setdefault("ours_dropped", []).append(
-                    sum(stat.mailbox.dropped for stat in stats)
-                )
-                extra.setdefault("ours_decoded", []).append(tally.count)
-            return tally.rate()
-
-        return trio.run(main)
+        return pubsub_fanin(url, CHANNELS, count, dict, extra)
 
     return run
 

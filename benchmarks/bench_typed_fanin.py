@@ -27,22 +27,16 @@ result.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis
 import redis.asyncio
-import trio
 from _common import emit_against_goal, interleave, parse_args, progress, summary
 from _redis_common import (
-    Tally,
-    channel_names,
-    finish_publisher,
+    pubsub_fanin,
     redis_asyncio_fanin,
     redis_url,
     redis_version,
-    start_publisher,
-    wait_for_tally,
 )
 from _typed_common import (
     VERSIONS,
@@ -53,46 +47,14 @@ from _typed_common import (
     write_payloads,
 )
 
-from actors import open_actor_system
-from actors.pubsub import open_pubsub
-
 CHANNELS = 1000
 GOAL = 3.0  # ours / peer
 SERVER_ARGS = ("--client-output-buffer-limit", "pubsub 0 0 0")
 
 
-def handler(tally: Tally) -> Callable[[BenchNotification], Awaitable[None]]:
-    """A typed handler that counts what it handles."""
-
-    async def handle(message: BenchNotification) -> None:
-        tally.record()
-
-    return handle
-
-
 def ours(url: str, payload_file: str, extra: dict[str, list[float]]) -> Any:
     def run(count: int) -> float:
-        async def main() -> float:
-            tally = Tally(count)
-            async with open_actor_system() as system, open_pubsub(system, url) as pubsub:
-                handles = [
-                    await pubsub.subscribe(name, handler(tally), message_type=BenchNotification)
-                    for name in channel_names(CHANNELS)
-                ]
-                publisher = start_publisher(url, "flood", CHANNELS, count, payload_file)
-                await wait_for_tally(tally, publisher)
-                await trio.to_thread.run_sync(finish_publisher, publisher)
-                stats = [handle.statistics() for handle in handles]
-                extra.setdefault("ours_dropped", []).append(
-                    sum(stat.mailbox.dropped for stat in stats)
-                )
-                extra.setdefault("ours_decode_errors", []).append(
-                    sum(stat.counters.decode_errors for stat in stats)
-                )
-                extra.setdefault("ours_handled", []).append(tally.count)
-            return tally.rate()
-
-        return trio.run(main)
+        return pubsub_fanin(url, CHANNELS, count, BenchNotification, extra, payload_file)
 
     return run
 

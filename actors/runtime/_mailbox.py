@@ -165,7 +165,10 @@ class Mailbox(WaitSlot):
         owner: MailboxOwner | None = None,
         report_drops: bool = False,
     ) -> None:
-        self._buffer: deque[object] = deque()
+        # Made by the first message: an empty deque is about 600 bytes, and many actors (an
+        # idle subscription, a supervisor's quiet child) never get one. Until then the buffer
+        # is the empty tuple, which has a length and is false like an empty deque.
+        self._buffer: deque[object] | tuple[()] = ()
         self._control: deque[object] | None = None
         self._capacity = config.capacity
         self._policy = config.overflow
@@ -205,8 +208,12 @@ class Mailbox(WaitSlot):
         buffer = self._buffer
         if len(buffer) < self._capacity:
             # The hot path: no counter here. ``enqueued`` and ``high_water`` are derived where
-            # the buffer shrinks (see take_batch and statistics).
-            buffer.append(message)
+            # the buffer shrinks (see take_batch and statistics). No test for the first
+            # message either: a try costs nothing until the tuple refuses ``append``.
+            try:
+                buffer.append(message)  # type: ignore[union-attr]
+            except AttributeError:
+                self._buffer = deque((message,))
             if self.task is not None:
                 self.wake()
             return True
@@ -247,10 +254,12 @@ class Mailbox(WaitSlot):
         if policy is Overflow.BLOCK:
             raise trio.WouldBlock
         if policy is Overflow.DROP_OLDEST:
-            evicted = self._buffer.popleft()
-            self._buffer.append(message)
+            buffer = self._buffer
+            assert isinstance(buffer, deque)  # full, so no longer the empty tuple
+            evicted = buffer.popleft()
+            buffer.append(message)
             self._dropped_oldest += 1
-            self._high_water = max(self._high_water, len(self._buffer))
+            self._high_water = max(self._high_water, len(buffer))
             self._dropped(evicted, policy)
             return
         if policy is Overflow.FAIL:
@@ -295,6 +304,7 @@ class Mailbox(WaitSlot):
         count = min(limit, size)
         if count == 0:
             return []
+        assert isinstance(buffer, deque)  # not empty, so no longer the empty tuple
         if count == len(buffer):
             batch = list(buffer)
             buffer.clear()
@@ -313,6 +323,8 @@ class Mailbox(WaitSlot):
                 if type(message) is Ask:
                     message.fail(ActorStoppedError(f"{self._label()} has stopped"))
             return
+        if not isinstance(self._buffer, deque):
+            self._buffer = deque()
         self._buffer.extendleft(reversed(messages))
         self._taken -= len(messages)
 
@@ -342,7 +354,7 @@ class Mailbox(WaitSlot):
         leftovers = list(self._buffer)
         if self._control:
             leftovers.extend(self._control)
-        self._buffer.clear()
+        self._buffer = ()
         self._control = None
         self.wake()
         if self._senders is not None:

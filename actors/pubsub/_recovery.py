@@ -151,7 +151,7 @@ class RecoveryState:
     """Reads of the history that failed (retried by the next check or resubscription)."""
     held_since: float | None = None
     """When (trio's clock) a read of the gap a live message showed first failed; None while no
-    gap is held. Any read that works clears it."""
+    gap is held. A read of a whole range that works clears it (a page that works does not)."""
     retry_at: float = -math.inf
     """Not before this time does a live message read the held gap again."""
 
@@ -300,8 +300,8 @@ class ChannelRecovery:
         after = state.last
         while True:
             found = await self.store.read(self.channel, after=after, up_to=up_to, limit=self.page)
-            state.held_since = None
             if found is None:
+                state.held_since = None
                 return self._no_history(gap, report)
             window = found.window
             if state.epoch is None:
@@ -340,6 +340,7 @@ class ChannelRecovery:
             if after >= target:
                 break
         count = len(deliveries)
+        state.held_since = None  # the whole range was read: nothing is held any more
         state.last = after
         if report == "never":
             return deliveries  # they would have come live: no gap was filled

@@ -36,6 +36,7 @@ class FlakyStore:
         self.error: RedisError | None = None
         self.reads = 0
         self.skip = 0  # entries a read leaves out at the start of its page, window unchanged
+        self.skip_from = 0  # ... in the reads after this offset only
 
     async def read(
         self, channel: str, *, after: int, up_to: int | None, limit: int
@@ -44,7 +45,8 @@ class FlakyStore:
         if self.error is not None:
             raise self.error
         top = self.last if up_to is None else min(up_to, self.last)
-        start = max(after + 1, self.first) + self.skip
+        skip = self.skip if after >= self.skip_from else 0
+        start = max(after + 1, self.first) + skip
         entries = [(n, b"%d" % n) for n in range(start, top + 1)][:limit]
         return HistoryRange(HistoryWindow(EPOCH, self.last, self.first), entries)
 
@@ -178,3 +180,24 @@ async def test_a_page_that_starts_past_a_trimmed_window_is_a_loss(
     assert isinstance(given_up[0], Unrecoverable)
     assert given_up[0].cause == "trimmed"
     assert offsets(given_up) == [9]
+
+
+async def test_a_page_that_keeps_disagreeing_gives_the_gap_up_after_the_hold(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    """A range whose first page reads well and whose second never does is still held only for
+    ``hold``: a page that works does not restart the hold, only a whole range does."""
+    store = FlakyStore(20)
+    state = RecoveryState(epoch=EPOCH, last=2)
+    recovery = ChannelRecovery(store, "c", History(size=100, ttl=60.0), state, hold=HOLD, page=4)  # type: ignore[arg-type]
+    store.skip, store.skip_from = 1, 6  # 3 to 6 read well, the page after 6 never does
+    assert await recovery.live(Position(EPOCH, 15), b"") == []
+    mock_clock.jump(HOLD - 0.5)
+    assert await recovery.live(Position(EPOCH, 16), b"") == []
+    mock_clock.jump(0.5)
+    given_up = await recovery.live(Position(EPOCH, 17), b"17")
+    assert isinstance(given_up[0], Unrecoverable)
+    assert given_up[0].cause == "unreadable"
+    assert "answered" in given_up[0].reason
+    assert offsets(given_up) == [17]
+    assert (state.last, state.unrecoverable, state.held_since) == (17, 1, None)

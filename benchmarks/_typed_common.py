@@ -126,13 +126,7 @@ def peer_encode(message: PeerNotification) -> bytes:
 
 def peer_twin(message: BenchNotification) -> PeerNotification:
     """The peer's message with the same field values."""
-    return PeerNotification(
-        id=message.id,
-        timestamp=message.timestamp,
-        user_id=message.user_id,
-        category=message.category,
-        data=message.data,
-    )
+    return PeerNotification(**attrs.asdict(message, recurse=False))
 
 
 # -- publisher actors ------------------------------------------------------------------------

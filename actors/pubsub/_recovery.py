@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 
     from actors.pubsub._history import History, HistoryWindow
     from actors.pubsub._history_store import HistoryStore
-    from actors.redis import Kind
     from actors.runtime import ActorContext, ActorRef
 
 logger = logging.getLogger(__name__)
@@ -112,23 +111,11 @@ class CatchUp:
     no gap was filled)."""
 
 
-class HistoryMessage(RedisMessage):
+class HistoryMessage(RedisMessage, kw_only=True, gc=False, eq=False):
     """A publication taken out of its envelope (or read back from the history): the payload is
-    the message, ``position`` where it stands."""
+    the message, ``position`` (keyword-only) where it stands."""
 
-    __slots__ = ("position",)
-
-    def __init__(
-        self,
-        kind: Kind,
-        channel: bytes,
-        payload: bytes,
-        position: Position,
-        pattern: bytes | None = None,
-        received_at: float | None = None,
-    ) -> None:
-        super().__init__(kind, channel, payload, pattern, received_at)
-        self.position = position
+    position: Position
 
 
 @attrs.define

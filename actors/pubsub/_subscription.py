@@ -202,7 +202,12 @@ class SubscriptionActor(Actor):
             )
             return
         opened = HistoryMessage(
-            message.kind, message.channel, payload, position, message.pattern, message.received_at
+            message.kind,
+            message.channel,
+            payload,
+            message.pattern,
+            message.received_at,
+            position=position,
         )
         if spec.recovery is None:
             await self._process(opened)
@@ -223,7 +228,9 @@ class SubscriptionActor(Actor):
             else:
                 position, payload = delivery
                 await self._process(
-                    HistoryMessage(kind, spec.name, payload, position, None, trio.current_time())
+                    HistoryMessage(
+                        kind, spec.name, payload, None, trio.current_time(), position=position
+                    )
                 )
 
     async def _report(self, event: RecoveryEvent) -> None:

@@ -6,6 +6,7 @@ The table is the single source of truth for what the process wants from Redis (d
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import hypothesis.strategies as st
@@ -164,6 +165,22 @@ def test_message_frames_reach_their_channel_sinks() -> None:
     row = table.get(Kind.CHANNEL, b"news")
     assert row is not None
     assert (row.delivered, row.dropped) == (2, 0)
+
+
+def test_a_routed_message_is_not_tracked_by_the_cyclic_collector() -> None:
+    """Messages waiting in mailboxes must not count towards the collector's next full
+    collection; what a layer above keeps in ``decoded`` stays alive as long as the message."""
+    table = SubscriptionTable(clock=ZERO_CLOCK)
+    sink = ListSink()
+    table.add(Kind.CHANNEL, b"news", sink)
+    table.route([b"message", b"news", b"hello"])
+    message = sink.messages[0]
+    assert not gc.is_tracked(message)
+    message.decoded = decoded = {"text": ["hello"]}
+    del decoded
+    gc.collect()
+    assert message.decoded == {"text": ["hello"]}
+    assert message != RedisMessage(Kind.CHANNEL, b"news", b"hello")  # compared by identity
 
 
 def test_pattern_messages_carry_the_concrete_channel() -> None:

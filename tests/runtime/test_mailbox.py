@@ -259,6 +259,36 @@ async def test_class_actor_handles_a_batch_with_one_checkpoint(system: ActorSyst
     assert ref.statistics().mailbox.taken == 10
 
 
+class StepCounter(trio.abc.Instrument):
+    """Counts the steps trio runs of each task, by task name."""
+
+    def __init__(self) -> None:
+        self.steps: collections.Counter[str] = collections.Counter()
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        self.steps[task.name] += 1
+
+
+async def test_an_actor_woken_for_one_message_runs_one_step(system: ActorSystem) -> None:
+    """A message that empties the mailbox costs the actor one task step: it is handled and the
+    actor parks again, without a second trip through the scheduler for a checkpoint that
+    parking makes anyway. With more waiting, the batch still ends in a checkpoint."""
+    seen: list[object] = []
+    ref = await system.spawn(Recorder, seen, name="stepper")
+    await trio.testing.wait_all_tasks_blocked()
+    label = f"stepper#{ref.actor_id}"
+    counter = StepCounter()
+    trio.lowlevel.add_instrument(counter)
+    try:
+        for number in range(5):
+            ref.tell_nowait(number)
+            await trio.testing.wait_all_tasks_blocked()
+        assert seen == list(range(5))
+        assert counter.steps[label] == 5
+    finally:
+        trio.lowlevel.remove_instrument(counter)
+
+
 async def test_tell_is_a_checkpoint_even_when_there_is_room(system: ActorSystem) -> None:
     ref = await system.spawn(Recorder, [])
     with trio.testing.assert_checkpoints():

@@ -12,6 +12,7 @@ the stdlib ``json.loads``; both sides of a benchmark use the same one and the JS
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import shutil
@@ -163,7 +164,12 @@ def host_port(url: str) -> tuple[str, int]:
 
 
 def start_publisher(url: str, *args: str | int) -> subprocess.Popen[str]:
-    """Run ``_raw_publisher.py`` in its own process; see that file for the arguments."""
+    """Run ``_raw_publisher.py`` in its own process; see that file for the arguments.
+
+    Every side calls this once it has subscribed, so each collects its garbage here first: a
+    side that has just built a thousand subscriptions would otherwise pay for a full collection
+    of them in the middle of its measured run (the collector's thresholds stay as they are)."""
+    gc.collect()
     host, port = host_port(url)
     command = [sys.executable, str(PUBLISHER), host, str(port), *map(str, args)]
     return subprocess.Popen(command, stdout=subprocess.PIPE, text=True)

@@ -37,11 +37,13 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# Bytes read per wake-up before the reader yields. Under a flood, a bigger budget means each
+# Bytes read per wake-up before the reader yields, at most. The reader reads what is waiting:
+# it yields after the first read that does not fill its buffer, so at ordinary rates it routes
+# one read's messages and lets their actors run, and only a backlog (reads that keep coming
+# back full) is read on, up to this budget. Under a flood, a bigger budget means each
 # subscriber actor wakes once for more messages: 4 MiB measured well above 1 MiB on the fan-in
 # benchmark, 8 MiB well above 4 (docs/performance.md); the price is that under a flood other
-# tasks wait for one budget's routing (tens of milliseconds). A quiet connection reads what is
-# there and yields at once, so latency at ordinary rates does not depend on it.
+# tasks wait for one budget's routing (tens of milliseconds).
 READ_BUDGET: Final = 8 * 1024 * 1024
 RECEIVE_SIZE: Final = MAX_FEED_SIZE  # bytes asked for per read
 
@@ -419,6 +421,10 @@ class RedisConnection(RedisCommands):
                     return
                 self._bytes_read += count
                 self._dispatch(self._parser.feed(view[:count]))
+                if count < RECEIVE_SIZE:
+                    # A short read took all that was waiting: yield now, so that the actors
+                    # it fed run before the reader goes after what arrived meanwhile.
+                    break
                 budget -= count
 
     async def _read_stream(self) -> None:

@@ -5,6 +5,8 @@ The servers come from ``conftest.py`` (never the shared instance on 6379): each 
 
 from __future__ import annotations
 
+import socket
+import time
 from typing import Any, Literal
 
 import pytest
@@ -130,6 +132,52 @@ async def test_a_batch_handler_gets_each_reads_pushes_in_order_before_later_repl
             assert all(batch for batch in batches)
             assert len(batches) < len(frames)  # several frames per call
             assert subscriber.statistics().pushes_received == 101
+
+
+async def test_the_reader_yields_after_reading_what_was_waiting(
+    redis_server: RedisServer,
+) -> None:
+    """A read that takes all that was waiting ends the reader's turn: the tasks its pushes
+    woke run before it reads what arrived while it routed them (a reader that read on would
+    keep them waiting for as long as messages keep coming)."""
+    log: list[str] = []
+    first_routed, second_routed = trio.Event(), trio.Event()
+
+    def publish_blocking(payload: bytes) -> None:
+        with socket.create_connection(("127.0.0.1", redis_server.port)) as plain:
+            plain.sendall(
+                b"*3\r\n$7\r\nPUBLISH\r\n$4\r\nnews\r\n$%d\r\n%s\r\n" % (len(payload), payload)
+            )
+            assert plain.recv(64).startswith(b":")
+
+    def on_push(frame: list[Any]) -> None:
+        if frame[0] != b"message":
+            return
+        log.append(frame[2].decode())
+        if frame[2] == b"first":
+            first_routed.set()
+            # The second message reaches the socket while this one is being routed.
+            publish_blocking(b"second")
+            time.sleep(0.2)
+        else:
+            second_routed.set()
+
+    async def probe() -> None:
+        await first_routed.wait()
+        log.append("probe")
+
+    with trio.fail_after(TIMEOUT):
+        async with (
+            open_redis_connection(redis_server.url, push_handler=on_push) as subscriber,
+            trio.open_nursery() as nursery,
+        ):
+            subscriber.send_subscription_command("SUBSCRIBE", "news")
+            assert await subscriber.ping() == b"PONG"
+            nursery.start_soon(probe)
+            await trio.to_thread.run_sync(publish_blocking, b"first")
+            await second_routed.wait()
+            await first_routed.wait()
+    assert log == ["first", "probe", "second"]
 
 
 async def test_pubsub_helpers_see_subscriptions_and_pushes_reach_the_handler(

@@ -134,14 +134,27 @@ async def test_a_batch_handler_gets_each_reads_pushes_in_order_before_later_repl
             assert subscriber.statistics().pushes_received == 101
 
 
+class ReaderSteps(trio.abc.Instrument):
+    """Counts the steps trio has run of the connection's reader task."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task.name.startswith("redis reader"):
+            self.steps += 1
+
+
 async def test_the_reader_yields_after_reading_what_was_waiting(
     redis_server: RedisServer,
 ) -> None:
-    """A read that takes all that was waiting ends the reader's turn: the tasks its pushes
-    woke run before it reads what arrived while it routed them (a reader that read on would
-    keep them waiting for as long as messages keep coming)."""
-    log: list[str] = []
-    first_routed, second_routed = trio.Event(), trio.Event()
+    """A read that takes all that was waiting ends the reader's turn: what arrived while it
+    routed that read is read in a later step, after the tasks it woke could run (a reader that
+    read on would route both in one step, keeping them waiting for as long as messages keep
+    coming)."""
+    routed: list[tuple[bytes, int]] = []
+    steps = ReaderSteps()
+    second_routed = trio.Event()
 
     def publish_blocking(payload: bytes) -> None:
         with socket.create_connection(("127.0.0.1", redis_server.port)) as plain:
@@ -153,31 +166,27 @@ async def test_the_reader_yields_after_reading_what_was_waiting(
     def on_push(frame: list[Any]) -> None:
         if frame[0] != b"message":
             return
-        log.append(frame[2].decode())
+        routed.append((frame[2], steps.steps))
         if frame[2] == b"first":
-            first_routed.set()
             # The second message reaches the socket while this one is being routed.
             publish_blocking(b"second")
             time.sleep(0.2)
         else:
             second_routed.set()
 
-    async def probe() -> None:
-        await first_routed.wait()
-        log.append("probe")
-
     with trio.fail_after(TIMEOUT):
-        async with (
-            open_redis_connection(redis_server.url, push_handler=on_push) as subscriber,
-            trio.open_nursery() as nursery,
-        ):
+        async with open_redis_connection(redis_server.url, push_handler=on_push) as subscriber:
             subscriber.send_subscription_command("SUBSCRIBE", "news")
             assert await subscriber.ping() == b"PONG"
-            nursery.start_soon(probe)
-            await trio.to_thread.run_sync(publish_blocking, b"first")
-            await second_routed.wait()
-            await first_routed.wait()
-    assert log == ["first", "probe", "second"]
+            trio.lowlevel.add_instrument(steps)
+            try:
+                await trio.to_thread.run_sync(publish_blocking, b"first")
+                await second_routed.wait()
+            finally:
+                trio.lowlevel.remove_instrument(steps)
+    [(first, first_step), (second, second_step)] = routed
+    assert (first, second) == (b"first", b"second")
+    assert second_step > first_step
 
 
 async def test_pubsub_helpers_see_subscriptions_and_pushes_reach_the_handler(

@@ -13,7 +13,7 @@ import trio
 from actors._errors import ActorStoppedError, NameTakenError
 from actors.runtime._actor import behavior_for
 from actors.runtime._cell import DEFAULT_SHUTDOWN_GRACE, ActorCell
-from actors.runtime._exit import Shutdown, log_exit
+from actors.runtime._exit import log_exit
 from actors.runtime._mailbox import DEFAULT_MAILBOX, MailboxConfig
 from actors.runtime._ref import ActorRef
 
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 
     from actors.runtime._cell import Behavior, CellOwner
+    from actors.runtime._exit import ExitReason
     from actors.runtime._instrument import Instrument
 
 
@@ -96,6 +97,7 @@ class ActorSystem:
         self._instruments = instruments
         self._names = Names()
         self._top_level: dict[ActorRef, None] = {}
+        self._owner = _TopLevelOwner(self)
         self._closing = False
 
     async def spawn(
@@ -125,9 +127,13 @@ class ActorSystem:
             await trio.lowlevel.checkpoint()
             raise ActorStoppedError(f"actor system {self.name!r} is shutting down")
         behavior = behavior_for(target, args)
-        cell = new_cell(self, behavior, name=name, mailbox=mailbox, shutdown=shutdown)
+        cell = new_cell(
+            self, behavior, name=name, mailbox=mailbox, shutdown=shutdown, owner=self._owner
+        )
         self._top_level[cell.ref] = None
-        self._nursery.start_soon(self._run_top_level, cell, behavior, name=cell.label)
+        # The cell's own coroutine is the task: it tells the owner when the incarnation ends
+        # (``_TopLevelOwner.incarnation_ended``), so no wrapper coroutine stays alive per actor.
+        self._nursery.start_soon(cell.run_incarnation, behavior, None, cell, name=cell.label)
         await cell.wait_started()
         return cell.ref
 
@@ -141,22 +147,43 @@ class ActorSystem:
             top_level_actors=len(self._top_level), registered_names=len(self._names)
         )
 
-    async def _run_top_level(self, cell: ActorCell, behavior: Behavior) -> None:
-        try:
-            reason = await cell.run_incarnation(behavior)
-        except BaseException:
-            cell.finalize(Shutdown("cancelled"))
-            self._top_level.pop(cell.ref, None)
-            raise
-        log_exit(cell.label, reason, "it is not supervised, so it stays stopped")
-        cell.finalize(reason)
-        self._top_level.pop(cell.ref, None)
-
     async def _shutdown(self) -> None:
         """Stop every top-level actor, newest first, each within its own grace period."""
         self._closing = True
         for ref in reversed(list(self._top_level)):
             await ref.stop("system shutdown")
+
+
+class _TopLevelOwner:
+    """The owner (``CellOwner``) of a system's top-level actors: one per system, not per actor.
+
+    A top-level actor runs one incarnation, and when it ends, however it ends, the actor has
+    stopped for good. A separate object rather than methods of ``ActorSystem``, which would put
+    the owner protocol on the system's public face.
+    """
+
+    __slots__ = ("_system",)
+
+    def __init__(self, system: ActorSystem) -> None:
+        self._system = system
+
+    def child_stop_requested(self, ref: ActorRef) -> None:
+        """Nothing to do: a top-level actor is never restarted."""
+
+    def child_healthy(self, ref: ActorRef) -> None:
+        """Nothing to do: a top-level actor has no restart backoff."""
+
+    def incarnation_ended(self, record: object, incarnation: int, reason: ExitReason) -> None:
+        """End the actor for good; called by its cell in the actor's task, as its last step.
+
+        ``record`` is the cell. Cancelled from outside (the system's nursery), the reason is
+        ``Shutdown("cancelled")``, which is not logged, and the cancellation goes on up.
+        """
+        cell = record
+        assert isinstance(cell, ActorCell)
+        log_exit(cell.label, reason, "it is not supervised, so it stays stopped")
+        cell.finalize(reason)
+        self._system._top_level.pop(cell.ref, None)
 
 
 def new_cell(

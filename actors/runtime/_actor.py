@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
 import trio
 
@@ -43,6 +43,7 @@ class Actor:
     """
 
     _actor_cell: ActorCell  # set by the runtime before any hook runs
+    _actor_behavior: ClassVar[ClassBehavior]  # set on each class by the runtime (behavior_for)
 
     @property
     def context(self) -> ActorContext:
@@ -200,7 +201,7 @@ class FunctionBehavior:
 def behavior_for(target: object, args: tuple[object, ...]) -> Behavior:
     """Turn what a user spawns (a class, a function, or a ready behavior) into a Behavior."""
     if isinstance(target, type) and issubclass(target, Actor):
-        return ClassBehavior(target, args)
+        return _class_behavior(target) if not args else ClassBehavior(target, args)
     if hasattr(target, "run_actor") and not isinstance(target, type):
         if args:
             raise TypeError(f"{target!r} takes no spawn arguments")
@@ -213,3 +214,18 @@ def behavior_for(target: object, args: tuple[object, ...]) -> Behavior:
         f"cannot run {target!r} as an actor: pass an Actor subclass, an async function "
         "taking an ActorContext, or a supervisor spec"
     )
+
+
+def _class_behavior(actor_class: type[Actor]) -> ClassBehavior:
+    """The one behavior of every actor of ``actor_class`` spawned without arguments.
+
+    Behaviors are immutable, so these actors share one: a behavior made per spawn would be one
+    more object per live actor (its running incarnation holds it). It is kept on the class
+    itself (in its own ``__dict__``, not inherited), so that it goes with the class; a module
+    dict would keep every class alive for ever.
+    """
+    behavior: ClassBehavior | None = actor_class.__dict__.get("_actor_behavior")
+    if behavior is None:
+        # Looked up in the class's own __dict__ above, so a subclass never takes its base's.
+        behavior = actor_class._actor_behavior = ClassBehavior(actor_class, ())
+    return behavior

@@ -38,10 +38,10 @@ class WaitSlot:
         that keeps one coroutine frame fewer alive while the task is parked.
         """
         self.task = trio.lowlevel.current_task()
-        # A bound method made per wait, not kept in a slot: kept, it would tie the slot to
-        # itself in a reference cycle, and a slot made for one wait would then wait for the
-        # garbage collector instead of going when its owner lets go of it.
-        return self._aborted
+        # The slot itself is the abort function (``__call__``): a bound method would be one
+        # more object for as long as the task waits, which for an idle actor is its whole life,
+        # and one more allocation per wait.
+        return self
 
     async def wait(self) -> None:
         """Park the current task until ``wake`` is called. Always a checkpoint.
@@ -58,6 +58,8 @@ class WaitSlot:
             self.task = None
             trio.lowlevel.reschedule(task)
 
-    def _aborted(self, _: object) -> trio.lowlevel.Abort:
+    def __call__(self, _: object) -> trio.lowlevel.Abort:
+        """The abort function of a wait in this slot: trio calls it when the waiter is
+        cancelled, and the slot is empty again."""
         self.task = None
         return trio.lowlevel.Abort.SUCCEEDED

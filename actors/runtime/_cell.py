@@ -396,12 +396,22 @@ class ActorCell:
             self._task = trio.lowlevel.current_task()
             self._scope = scope
             try:
-                with scope:
+                # The scope is entered and left by hand, not in a with block: a with block keeps
+                # the bound __exit__ for as long as it lasts, one more object per idle actor.
+                # Left the way a with block leaves it: told the exception, which it swallows
+                # (its own cancellation), lets through or replaces.
+                scope.__enter__()
+                try:
                     if self._extras is not None and self._extras.pending_crash is not None:
                         # A linked actor ended abnormally while this one was waiting to restart.
                         scope.cancel()
                         await trio.lowlevel.checkpoint()
                     reason = await behavior.run_actor(self, previous)
+                except BaseException as error:
+                    if not scope.__exit__(type(error), error, error.__traceback__):
+                        raise
+                else:
+                    scope.__exit__(None, None, None)
             except Exception as error:
                 is_shutdown, detail = _shutdown_detail(error)
                 reason = Shutdown(detail) if is_shutdown else Crashed(error)

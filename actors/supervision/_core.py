@@ -64,7 +64,7 @@ class SupervisorCore:
         self.closing = False
         # (due time, tie-breaker, children to restart in start order)
         self._due: list[tuple[float, int, list[Child]]] = []
-        self._behaviors: dict[str, Behavior] = {}
+        self._template_behavior: Behavior | None = None
 
     @property
     def label(self) -> str:
@@ -73,11 +73,14 @@ class SupervisorCore:
     # -- starting --------------------------------------------------------------------------------
 
     def _new_child(self, spec: ChildSpec, args: tuple[object, ...], name: str | None) -> Child:
-        if args is spec.args:
-            # Behaviors are immutable: children made from the same spec and arguments share one.
-            behavior = self._behaviors.get(spec.id)
+        if self.spec.strategy is Strategy.SIMPLE_ONE_FOR_ONE and args is spec.args:
+            # Behaviors are immutable: the children spawned from the template without arguments
+            # of their own share one. Only those: a cache by child id would keep a behavior for
+            # every dynamic child ever started (one per subscription), and would hand a child
+            # started again under a deleted child's id the deleted child's behavior.
+            behavior = self._template_behavior
             if behavior is None:
-                behavior = self._behaviors[spec.id] = behavior_for(spec.start, args)
+                behavior = self._template_behavior = behavior_for(spec.start, args)
         else:
             behavior = behavior_for(spec.start, args)
         cell = new_cell(

@@ -20,6 +20,7 @@ from supervision_helpers import (
 )
 
 from actors import (
+    Actor,
     ActorStartError,
     ActorStoppedError,
     ActorSystem,
@@ -92,6 +93,26 @@ async def test_child_adm_start_terminate_restart_delete(system: ActorSystem) -> 
     with pytest.raises(ChildNotFoundError):
         supervisor.child("nope")
     assert log.of("start") == ["a", "b", "b"]
+
+
+class _First(Actor):
+    async def receive(self, message: object) -> str:
+        return "first"
+
+
+class _Second(Actor):
+    async def receive(self, message: object) -> str:
+        return "second"
+
+
+async def test_a_deleted_childs_id_started_again_runs_the_new_spec(system: ActorSystem) -> None:
+    supervisor = await start_supervisor(system, SupervisorSpec())
+    first = await supervisor.start_child(ChildSpec(id="w", start=_First))
+    assert await first.ask("which") == "first"
+    await supervisor.terminate_child("w")
+    await supervisor.delete_child("w")
+    second = await supervisor.start_child(ChildSpec(id="w", start=_Second))
+    assert await second.ask("which") == "second"
 
 
 async def test_terminate_child_of_a_temporary_child_forgets_it(system: ActorSystem) -> None:

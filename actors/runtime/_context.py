@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import trio
 
@@ -14,6 +14,9 @@ if TYPE_CHECKING:
     from actors.runtime._cell import ActorCell
     from actors.runtime._ref import ActorRef
     from actors.runtime._system import ActorSystem
+
+
+_NOTHING: Final = object()  # what ``_take_one`` returns when no message is waiting
 
 
 class ActorContext:
@@ -99,12 +102,8 @@ class ActorContext:
             assert isinstance(control, StopRequest)
         return None
 
-    def receive_nowait(self) -> object:
-        """Return the next message without waiting.
-
-        Raises:
-            trio.WouldBlock: Nothing is waiting.
-        """
+    def _take_one(self) -> object:
+        """The next message, or ``_NOTHING``; raises ActorStoppedError once the mailbox closed."""
         down = self._take_control()
         if down is not None:
             return down
@@ -114,19 +113,33 @@ class ActorContext:
             return batch[0]
         if mailbox.closed:
             raise ActorStoppedError(f"{self._cell.label} has stopped")
-        raise trio.WouldBlock
+        return _NOTHING
+
+    def receive_nowait(self) -> object:
+        """Return the next message without waiting.
+
+        Raises:
+            trio.WouldBlock: Nothing is waiting.
+        """
+        message = self._take_one()
+        if message is _NOTHING:
+            raise trio.WouldBlock
+        return message
 
     async def receive(self) -> object:
         """Wait for the next message and return it."""
         await trio.lowlevel.checkpoint_if_cancelled()
+        mailbox = self._cell.mailbox
         while True:
-            try:
-                message = self.receive_nowait()
-            except trio.WouldBlock:
-                await self._cell.mailbox.wait()
-                continue
-            await trio.lowlevel.cancel_shielded_checkpoint()
-            return message
+            message = self._take_one()
+            if message is not _NOTHING:
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return message
+            # Nothing is waiting, control messages included, and the mailbox is open: park on
+            # it here rather than in Mailbox.wait, so that an idle function actor keeps no
+            # frame for it; and not inside an ``except WouldBlock`` block, which would keep the
+            # exception, its traceback and a frame alive for as long as the actor waits.
+            await trio.lowlevel.wait_task_rescheduled(mailbox.park())
 
     async def receive_batch(self, max_messages: int | None = None) -> list[object]:
         """Wait until at least one message is ready, then take up to ``max_messages`` of them.
@@ -155,7 +168,7 @@ class ActorContext:
     def __aiter__(self) -> ActorContext:
         return self
 
-    async def __anext__(self) -> object:
-        # A plain iterator rather than an async generator: a function actor that leaves its
-        # ``async for`` early must not leave a generator behind for trio to finalize.
-        return await self.receive()
+    # A plain iterator rather than an async generator: a function actor that leaves its
+    # ``async for`` early must not leave a generator behind for trio to finalize. ``receive``
+    # itself, not a method that awaits it: no frame more while the actor waits.
+    __anext__ = receive

@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+import math
 import weakref
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
+
+import trio
+
+from actors._errors import RedisTimeoutError
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from actors.observability import HealthCheck
     from actors.redis import Kind, MessageSink, RedisCommands
+
+
+T = TypeVar("T")
+
+
+async def within(deadline: float, work: Awaitable[T]) -> T:
+    """Await ``work`` until ``deadline`` (trio's clock), then give up with
+    ``RedisTimeoutError``: how a publish path without deadlines of its own honours one."""
+    if deadline == math.inf:
+        return await work
+    with trio.move_on_at(deadline):
+        return await work
+    raise RedisTimeoutError("no answer by the deadline; it may or may not have been published")
 
 
 class BrokerSubscription(Protocol):
@@ -45,12 +63,18 @@ class Broker(Protocol):
         reaches it, and no pattern ever matches it."""
         ...
 
-    async def publish(self, channel: bytes | str, payload: bytes | str) -> int:
-        """Publish a payload; returns how many subscriptions received it."""
+    async def publish(
+        self, channel: bytes | str, payload: bytes | str, deadline: float = math.inf
+    ) -> int:
+        """Publish a payload; returns how many subscriptions received it. Once ``deadline``
+        (trio's clock) has passed it stops waiting and raises ``RedisTimeoutError``."""
         ...
 
-    async def spublish(self, channel: bytes | str, payload: bytes | str) -> int:
-        """Publish a payload to a shard channel; returns how many clients hold it."""
+    async def spublish(
+        self, channel: bytes | str, payload: bytes | str, deadline: float = math.inf
+    ) -> int:
+        """Publish a payload to a shard channel; returns how many clients hold it. Bounded by
+        ``deadline`` as ``publish`` is."""
         ...
 
     async def wait_connected(self) -> None:
@@ -78,9 +102,6 @@ class Broker(Protocol):
         """In-process stores (history, presence) are shared by the brokers with the same key:
         one per ``memory://NAME`` server, one per private broker."""
         ...
-
-
-T = TypeVar("T")
 
 
 class LocalState(Generic[T]):

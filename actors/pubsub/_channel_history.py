@@ -9,6 +9,7 @@ in envelopes and, with ``recover=True``, gets its ``ChannelRecovery``.
 
 from __future__ import annotations
 
+import math
 import uuid
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ import orjson
 import trio
 
 from actors._errors import RedisTimeoutError
+from actors.pubsub._broker import within
 from actors.pubsub._history import MAX_MESSAGE_ID_LENGTH, History, Position
 from actors.pubsub._history_store import HistoryRules, HistoryStore, history_store
 from actors.pubsub._recovery import ChannelRecovery, RecoveryState
@@ -59,7 +61,7 @@ class ChannelHistories:
 
     def publisher(
         self, channel: str, message: object, payload: bytes, sharded: bool
-    ) -> Callable[[str, bytes], Awaitable[int]] | None:
+    ) -> Callable[[str, bytes, float], Awaitable[int]] | None:
         """What publishes ``message`` (encoded as ``payload``) on ``channel`` with its history;
         None for a channel without history.
 
@@ -147,12 +149,15 @@ class _HistoryPublisher:
     message_id: str
     sharded: bool
 
-    async def __call__(self, channel: str, payload: bytes) -> int:
-        published = await self.store.publish(
-            channel,
-            payload,
-            history=self.history,
-            message_id=self.message_id,
-            sharded=self.sharded,
+    async def __call__(self, channel: str, payload: bytes, deadline: float = math.inf) -> int:
+        published = await within(
+            deadline,
+            self.store.publish(
+                channel,
+                payload,
+                history=self.history,
+                message_id=self.message_id,
+                sharded=self.sharded,
+            ),
         )
         return published.receivers

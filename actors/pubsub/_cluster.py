@@ -23,6 +23,7 @@ stale map never makes a loop.
 from __future__ import annotations
 
 import logging
+import math
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Final
 
@@ -38,6 +39,7 @@ from actors._errors import (
     RedisReplyError,
     RedisTimeoutError,
 )
+from actors.pubsub._broker import within
 from actors.pubsub._cluster_health import cluster_health_checks
 from actors.pubsub._cluster_probe import probe_channel_for
 from actors.pubsub._connection_actor import ConnectionOptions, run_connection
@@ -593,16 +595,20 @@ class ClusterPubSub:
         assert failure is not None
         raise failure
 
-    async def publish(self, channel: bytes | str, payload: bytes | str) -> int:
+    async def publish(
+        self, channel: bytes | str, payload: bytes | str, deadline: float = math.inf
+    ) -> int:
         """``PUBLISH`` on the pinned node's connection; the cluster forwards it to every node,
         and the count is of that node's subscribers only.
 
         Raises:
             RedisConnectionError: Not connected to the pinned node.
         """
-        return await self.classic_hub.publish(channel, payload)
+        return await self.classic_hub.publish(channel, payload, deadline)
 
-    async def spublish(self, channel: bytes | str, payload: bytes | str) -> int:
+    async def spublish(
+        self, channel: bytes | str, payload: bytes | str, deadline: float = math.inf
+    ) -> int:
         """``SPUBLISH`` on the connection of the master that owns the channel's slot, following
         ``MOVED`` and ``ASK``; returns that node's count of receivers.
 
@@ -611,7 +617,7 @@ class ClusterPubSub:
             RedisReplyError: The node refused it.
         """
         name = _name(channel)
-        return int(await self._routed(name, ("SPUBLISH", name, payload)))
+        return int(await within(deadline, self._routed(name, ("SPUBLISH", name, payload))))
 
     async def _routed(self, key: bytes | None, args: Sequence[Argument]) -> Any:
         """Run a command where its key's slot is served, following redirections; a

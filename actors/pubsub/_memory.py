@@ -24,6 +24,7 @@ Everything runs in one trio run (one thread); brokers sharing a name must live i
 
 from __future__ import annotations
 
+import math
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Final, NoReturn
 
@@ -257,7 +258,9 @@ class MemoryBroker:
 
     # -- publishing ------------------------------------------------------------------------------
 
-    async def publish(self, channel: bytes | str, payload: bytes | str) -> int:
+    async def publish(
+        self, channel: bytes | str, payload: bytes | str, deadline: float = math.inf
+    ) -> int:
         """Deliver a payload to every matching subscription now, without waiting for any.
 
         Either it is delivered and no ``Cancelled`` comes out, or it is cancelled before
@@ -266,6 +269,7 @@ class MemoryBroker:
         Args:
             channel: The channel.
             payload: The payload (``str`` is sent as UTF-8).
+            deadline: Not needed: delivery never waits.
 
         Returns:
             The receivers, counted as ``PUBLISH`` counts them: per client (broker) holding the
@@ -280,12 +284,15 @@ class MemoryBroker:
         await trio.lowlevel.cancel_shielded_checkpoint()
         return receivers
 
-    async def spublish(self, channel: bytes | str, payload: bytes | str) -> int:
+    async def spublish(
+        self, channel: bytes | str, payload: bytes | str, deadline: float = math.inf
+    ) -> int:
         """Publish to a shard channel, as ``SPUBLISH``.
 
         Args:
             channel: The shard channel.
             payload: The payload.
+            deadline: Not needed: delivery never waits.
 
         Returns:
             The number of clients (brokers) holding the shard channel.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Final
 
@@ -90,7 +91,9 @@ class RedisPubSub:
         await self.hub.subscribe(kind, name, sink)
         return Subscription(self, kind, name, sink)
 
-    async def publish(self, channel: bytes | str, payload: bytes | str) -> int:
+    async def publish(
+        self, channel: bytes | str, payload: bytes | str, deadline: float = math.inf
+    ) -> int:
         """Publish a payload once; returns the number of receivers Redis counted.
 
         Never retried here (``PubSub.publish`` retries by its policy).
@@ -99,16 +102,18 @@ class RedisPubSub:
             RedisConnectionError: Not connected, or the connection broke before Redis answered.
             RedisConfigurationError: The connection stopped for good.
         """
-        return await self.hub.publish(channel, payload)
+        return await self.hub.publish(channel, payload, deadline)
 
-    async def spublish(self, channel: bytes | str, payload: bytes | str) -> int:
+    async def spublish(
+        self, channel: bytes | str, payload: bytes | str, deadline: float = math.inf
+    ) -> int:
         """Publish a payload once to a shard channel (``SPUBLISH``); returns the receivers.
 
         Raises:
             RedisConnectionError: As ``publish``.
             RedisConfigurationError: The connection stopped for good.
         """
-        return await self.hub.spublish(channel, payload)
+        return await self.hub.spublish(channel, payload, deadline)
 
     def connection(self) -> RedisConnection:
         """The current connection for other commands (changes on every reconnect).

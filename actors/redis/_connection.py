@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -22,6 +23,7 @@ from actors._errors import (
 from actors.redis._commands import RedisCommands
 from actors.redis._config import RedisSettings
 from actors.redis._handshake import handshake
+from actors.redis._replies import DeadlineWatch, ReplySlot
 from actors.redis._resp import MAX_FEED_SIZE, Argument, Frame, RespParser, encode_command
 from actors.redis._statistics import RedisConnectionState, RedisConnectionStatistics
 from actors.redis._transport import Connector, Transport, open_transport, tls_failure
@@ -56,19 +58,6 @@ ErrorHandler: TypeAlias = Callable[[RedisReplyError], object]
 
 _PushNotification: Final = hiredis.PushNotification
 _ONLY_PUSHES: Final = {_PushNotification}
-
-
-class _Waiter:
-    """The slot where the reader leaves one command's reply."""
-
-    __slots__ = ("abandoned", "event", "on_error", "reply")
-
-    def __init__(self, on_error: ErrorHandler | None = None) -> None:
-        self.event = trio.Event()
-        self.reply: object = None
-        self.abandoned = False
-        # Set only on the fence behind a subscription command: see send_subscription_command.
-        self.on_error = on_error
 
 
 # ECHO, not PING: a server loading its data set (after a restart with persistence) answers PING
@@ -110,7 +99,8 @@ class RedisConnection(RedisCommands):
         self._protocol: int = settings.protocol
         self._subscriber_mode = False
         self._server_info: dict[str, Any] = {}
-        self._pending: deque[_Waiter] = deque()
+        self._pending: deque[ReplySlot] = deque()
+        self._deadlines = DeadlineWatch(settings.describe())
         self._outgoing: list[bytes] = []
         self._outgoing_commands = 0
         self._write_wanted = trio.Event()
@@ -162,7 +152,7 @@ class RedisConnection(RedisCommands):
         await self._closed_event.wait()
         return self._close_cause
 
-    async def execute(self, *args: Argument) -> Any:
+    async def execute(self, *args: Argument, deadline: float = math.inf) -> Any:
         """Send one command and return its reply.
 
         Safe to call from many tasks at once; see the class docstring for pipelining. If the
@@ -174,6 +164,10 @@ class RedisConnection(RedisCommands):
 
         Args:
             *args: The command name and its arguments.
+            deadline: When (trio's clock) to stop waiting for the reply, as ``move_on_at``
+                would, but without a cancel scope per command: the connection's deadline watch
+                fails the command at that time. ``math.inf`` (the default) waits as long as the
+                connection lives.
 
         Returns:
             The reply, as parsed by ``RespParser`` (bytes, int, list, dict, ...).
@@ -184,6 +178,9 @@ class RedisConnection(RedisCommands):
             RedisConnectionLostError: The connection broke before the reply came; the command
                 may or may not have run.
             RedisConnectionError: The connection was already closed.
+            RedisTimeoutError: No reply by ``deadline`` (the command may or may not have run,
+                and its reply is discarded when it comes), or ``deadline`` had passed already
+                (nothing was sent).
             RedisError: The connection is a RESP2 subscriber connection, which takes only
                 subscription commands.
         """
@@ -197,15 +194,18 @@ class RedisConnection(RedisCommands):
             raise RedisError(
                 "this RESP2 connection is in subscriber mode: it takes only subscription commands"
             )
-        waiter = _Waiter()
+        if deadline != math.inf:
+            if deadline <= trio.current_time():
+                await trio.lowlevel.checkpoint()
+                raise RedisTimeoutError(
+                    f"the deadline of a command to {self._settings.describe()} had passed; it "
+                    "was not sent"
+                )
+            self._deadlines.watch(deadline)
+        waiter = ReplySlot(deadline=deadline)
         self._queue(encode_command(*args))
         self._pending.append(waiter)
-        try:
-            await waiter.event.wait()
-        except BaseException:
-            waiter.abandoned = True
-            raise
-        reply = waiter.reply
+        reply = await waiter.wait()
         if isinstance(reply, RedisError):
             raise reply
         return reply
@@ -230,18 +230,13 @@ class RedisConnection(RedisCommands):
         if self._subscriber_mode:
             await trio.lowlevel.checkpoint()
             raise RedisError("this RESP2 connection is in subscriber mode")
-        asking = _Waiter()
+        asking = ReplySlot()
         asking.abandoned = True  # its OK is not wanted; a refusal shows in the command's reply
-        waiter = _Waiter()
+        waiter = ReplySlot()
         self._queue(_ASKING + encode_command(*args))
         self._pending.append(asking)
         self._pending.append(waiter)
-        try:
-            await waiter.event.wait()
-        except BaseException:
-            waiter.abandoned = True
-            raise
-        reply = waiter.reply
+        reply = await waiter.wait()
         if isinstance(reply, RedisError):
             raise reply
         return reply
@@ -277,7 +272,7 @@ class RedisConnection(RedisCommands):
         # of the next command. An ECHO right behind it fences the reply stream: error replies
         # that arrive before its echo belong to the subscription command.
         self._queue(data + _FENCE)
-        self._pending.append(_Waiter(on_error or _log_refusal))
+        self._pending.append(ReplySlot(on_error or _log_refusal))
 
     def statistics(self) -> RedisConnectionStatistics:
         """Return a snapshot of the connection's counters."""
@@ -349,8 +344,7 @@ class RedisConnection(RedisCommands):
                 "was pending; it may or may not have run"
             )
             error.__cause__ = cause
-            waiter.reply = error
-            waiter.event.set()
+            waiter.fill(error)
         self._outgoing.clear()
         self._outgoing_commands = 0
         self._cancel_scope.cancel()
@@ -366,6 +360,12 @@ class RedisConnection(RedisCommands):
                 description = self._settings.describe()
                 nursery.start_soon(self._write_loop, name=f"redis writer {description}")
                 nursery.start_soon(self._read_loop, name=f"redis reader {description}")
+                nursery.start_soon(
+                    self._deadlines.run, self._waiting, name=f"redis deadlines {description}"
+                )
+
+    def _waiting(self) -> deque[ReplySlot]:
+        return self._pending
 
     async def _write_loop(self) -> None:
         stream = self._transport.stream
@@ -488,8 +488,7 @@ class RedisConnection(RedisCommands):
             if waiter.abandoned:
                 self._replies_discarded += 1
                 continue
-            waiter.reply = frame
-            waiter.event.set()
+            waiter.fill(frame)
         if pushes:
             self._pushes_received += len(pushes)
             assert batch is not None

@@ -673,24 +673,30 @@ class PubSubHub:
             raise RedisConnectionError(f"not connected to Redis (reconnecting){cause}")
         return self._commands
 
-    async def publish(self, channel: bytes | str, payload: bytes | str) -> int:
+    async def publish(
+        self, channel: bytes | str, payload: bytes | str, deadline: float = math.inf
+    ) -> int:
         """Publish on the attached connection; returns the number of receivers.
 
         Raises:
             RedisConnectionError: Not connected, or the connection broke before the reply
                 (``RedisConnectionLostError``). Publishes are never retried here.
+            RedisTimeoutError: No reply by ``deadline`` (trio's clock).
             RedisConfigurationError: The connection stopped for good.
         """
-        return await self.connection().publish(channel, payload)
+        return int(await self.connection().execute("PUBLISH", channel, payload, deadline=deadline))
 
-    async def spublish(self, channel: bytes | str, payload: bytes | str) -> int:
+    async def spublish(
+        self, channel: bytes | str, payload: bytes | str, deadline: float = math.inf
+    ) -> int:
         """``SPUBLISH`` on the attached connection; returns the number of receivers.
 
         Raises:
             RedisConnectionError: As ``publish``.
+            RedisTimeoutError: As ``publish``.
             RedisConfigurationError: The connection stopped for good.
         """
-        return await self.connection().spublish(channel, payload)
+        return int(await self.connection().execute("SPUBLISH", channel, payload, deadline=deadline))
 
     # -- liveness --------------------------------------------------------------------------------
 

@@ -6,11 +6,14 @@ Delivery is synchronous, so every test reads what a publish delivered right afte
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import trio
+import trio.testing
 
 from actors import ActorContext, ActorSystem, MailboxConfig, Overflow
-from actors._errors import RedisConnectionError
+from actors._errors import RedisConnectionError, RedisTimeoutError
 from actors.pubsub import (
     Broker,
     ChannelSink,
@@ -21,6 +24,7 @@ from actors.pubsub import (
     open_broker,
     open_memory_broker,
 )
+from actors.pubsub._broker import within
 from actors.redis import Kind, PubSubStatistics, RedisMessage, SubscriptionEvent
 
 
@@ -356,3 +360,21 @@ def test_both_brokers_implement_the_interface() -> None:
     memory: Broker = MemoryBroker()
     assert memory is not None
     assert callable(as_broker)
+
+
+async def test_within_gives_up_at_exactly_the_deadline(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """How a publish path without deadlines of its own (a history script, a routed shard
+    publish) honours the deadline ``PubSub.publish`` hands down."""
+
+    async def answer(after: float) -> int:
+        await trio.sleep(after)
+        return 7
+
+    assert await within(math.inf, answer(100)) == 7
+    assert await within(trio.current_time() + 5, answer(4)) == 7
+    started = trio.current_time()
+    with pytest.raises(RedisTimeoutError, match="may or may not have been published"):
+        await within(started + 3, answer(10))
+    assert trio.current_time() == started + 3

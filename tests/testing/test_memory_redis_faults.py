@@ -8,6 +8,8 @@ sums are exact.
 
 from __future__ import annotations
 
+import math
+
 import attrs
 import pytest
 import trio
@@ -157,6 +159,46 @@ async def test_a_black_hole_holds_commands_and_pushes_until_it_lifts(
         # What was held ran in order, the PING the client gave up on included.
         assert connection.command_names() == ["HELLO", "PING", "SUBSCRIBE", "ECHO", "PING", "ECHO"]
         assert redis.statistics().replies_discarded == 1
+
+
+async def test_commands_with_deadlines_fail_at_exactly_their_deadlines(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The connection's deadline watch fails each command at its own deadline, in whatever
+    order the deadlines were given, without a cancel scope per command; a command without one
+    waits on, and the replies of those given up are discarded when the server answers."""
+    failed_at: dict[str, float] = {}
+    errors: list[str] = []
+    answered: list[str] = []
+
+    async def command(redis: RedisConnection, name: str, deadline: float) -> None:
+        try:
+            assert await redis.execute("ECHO", name, deadline=deadline) == name.encode()
+            answered.append(name)
+        except RedisTimeoutError as error:
+            errors.append(str(error))
+            failed_at[name] = trio.current_time()
+
+    async with (
+        serving() as server,
+        open_redis_connection(SETTINGS, connector=server.connect) as redis,
+    ):
+        assert await redis.ping() == b"PONG"
+        server.stall()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(command, redis, "late", 7.0)
+            nursery.start_soon(command, redis, "early", 3.0)  # earlier than the watch knew
+            nursery.start_soon(command, redis, "never", math.inf)
+            nursery.start_soon(command, redis, "answered", 20.0)
+            await trio.sleep(10)
+            server.resume()
+        assert failed_at == {"early": 3.0, "late": 7.0}
+        assert all("may or may not have run" in error for error in errors)
+        assert sorted(answered) == ["answered", "never"]
+        assert redis.statistics().replies_discarded == 2
+        with pytest.raises(RedisTimeoutError, match="was not sent"):
+            await redis.execute("ECHO", "past", deadline=trio.current_time())
+        assert await redis.ping() == b"PONG"
 
 
 async def test_a_dropped_connection_fails_the_pending_command_and_reads_eof(

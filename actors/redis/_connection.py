@@ -178,9 +178,9 @@ class RedisConnection(RedisCommands):
             RedisConnectionLostError: The connection broke before the reply came; the command
                 may or may not have run.
             RedisConnectionError: The connection was already closed.
-            RedisTimeoutError: No reply by ``deadline`` (the command may or may not have run,
-                and its reply is discarded when it comes), or ``deadline`` had passed already
-                (nothing was sent).
+            RedisTimeoutError: No reply by ``deadline``: the command may or may not have run,
+                and its reply is discarded when it comes. A deadline that has passed already
+                fails the command at once, in the same way.
             RedisError: The connection is a RESP2 subscriber connection, which takes only
                 subscription commands.
         """
@@ -194,14 +194,7 @@ class RedisConnection(RedisCommands):
             raise RedisError(
                 "this RESP2 connection is in subscriber mode: it takes only subscription commands"
             )
-        if deadline != math.inf:
-            if deadline <= trio.current_time():
-                await trio.lowlevel.checkpoint()
-                raise RedisTimeoutError(
-                    f"the deadline of a command to {self._settings.describe()} had passed; it "
-                    "was not sent"
-                )
-            self._deadlines.watch(deadline)
+        self._deadlines.watch(deadline)  # a comparison, unless it is the earliest deadline
         waiter = ReplySlot(deadline=deadline)
         self._queue(encode_command(*args))
         self._pending.append(waiter)

@@ -64,39 +64,49 @@ class _MemoryServer:
     """The Redis server's side: which client holds which channel and pattern.
 
     Mirrors Redis's ``server.pubsub_channels`` / ``pubsub_patterns`` / ``pubsub_shardchannels``:
-    name -> the clients that hold it (a dict used as an ordered set).
+    name -> the clients that hold it, in the order they took it. A tuple, made again when a
+    client takes or gives up the name: a name has one holder or a few (one per broker), and a
+    dict per name would cost about four times a one-client tuple's memory, for every channel.
+    A tuple also needs no copy to be walked while a delivery changes it.
     """
 
     def __init__(self, name: str | None) -> None:
         self.name = name
         self.clients: dict[MemoryBroker, None] = {}
-        self.channels: dict[bytes, dict[MemoryBroker, None]] = {}
-        self.shards: dict[bytes, dict[MemoryBroker, None]] = {}
-        self.patterns: dict[bytes, tuple[Callable[[bytes], bool], dict[MemoryBroker, None]]] = {}
+        self.channels: dict[bytes, tuple[MemoryBroker, ...]] = {}
+        self.shards: dict[bytes, tuple[MemoryBroker, ...]] = {}
+        self.patterns: dict[bytes, tuple[Callable[[bytes], bool], tuple[MemoryBroker, ...]]] = {}
 
     def hold(self, client: MemoryBroker, kind: Kind, name: bytes) -> None:
         if kind is Kind.PATTERN:
             entry = self.patterns.get(name)
             if entry is None:
-                entry = self.patterns[name] = (compile_glob(name), {})
-            entry[1][client] = None
+                self.patterns[name] = (compile_glob(name), (client,))
+            elif client not in entry[1]:
+                self.patterns[name] = (entry[0], (*entry[1], client))
         else:
             index = self.channels if kind is Kind.CHANNEL else self.shards
-            index.setdefault(name, {})[client] = None
+            holders = index.get(name, ())
+            if client not in holders:
+                index[name] = (*holders, client)
 
     def release(self, client: MemoryBroker, kind: Kind, name: bytes) -> None:
         if kind is Kind.PATTERN:
             entry = self.patterns.get(name)
             if entry is not None:
-                entry[1].pop(client, None)
-                if not entry[1]:
+                rest = tuple(holder for holder in entry[1] if holder is not client)
+                if rest:
+                    self.patterns[name] = (entry[0], rest)
+                else:
                     del self.patterns[name]
         else:
             index = self.channels if kind is Kind.CHANNEL else self.shards
             holders = index.get(name)
             if holders is not None:
-                holders.pop(client, None)
-                if not holders:
+                rest = tuple(holder for holder in holders if holder is not client)
+                if rest:
+                    index[name] = rest
+                else:
                     del index[name]
 
     def publish(self, channel: bytes, payload: bytes) -> int:
@@ -105,14 +115,14 @@ class _MemoryServer:
         holders = self.channels.get(channel)
         if holders:
             frame: list[object] = [b"message", channel, payload]
-            for client in list(holders):
+            for client in holders:
                 client.table.route(frame)
                 receivers += 1
         if self.patterns:
             for pattern, (matches, clients) in list(self.patterns.items()):
                 if matches(channel):
                     frame = [b"pmessage", pattern, channel, payload]
-                    for client in list(clients):
+                    for client in clients:
                         client.table.route(frame)
                         receivers += 1
         return receivers
@@ -122,7 +132,7 @@ class _MemoryServer:
         if not holders:
             return 0
         frame: list[object] = [b"smessage", channel, payload]
-        for client in list(holders):
+        for client in holders:
             client.table.route(frame)
         return len(holders)
 

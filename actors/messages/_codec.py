@@ -198,6 +198,10 @@ class Codec:
             ValueError: A datetime in the message is naive.
         """
         cls = type(message)
+        # The common case first: a class sent as itself before, whose encoder is made already.
+        encoder = self._encoders.get(cls if as_type is None else (cls, as_type))
+        if encoder is not None:
+            return orjson.dumps(encoder(message), option=_DUMPS_OPTIONS)
         if cls is bytes:
             return cast("bytes", message)
         if cls is str:
@@ -209,11 +213,7 @@ class Codec:
                 f"cannot encode {cls.__qualname__}: send an attrs class (registered with "
                 "@message_type(...) for a type tag), str, bytes or dict"
             )
-        # Sent as its own class, the common case, is looked up by the class alone.
-        encoder = self._encoders.get(cls if as_type is None else (cls, as_type))
-        if encoder is None:
-            encoder = self._encoder(cls, as_type)
-        return orjson.dumps(encoder(message), option=_DUMPS_OPTIONS)
+        return orjson.dumps(self._encoder(cls, as_type)(message), option=_DUMPS_OPTIONS)
 
     def _encoder(self, cls: type, as_type: object) -> Callable[[Any], dict[str, Any]]:
         discriminator = self._encoding_discriminator(cls, as_type)

@@ -346,7 +346,11 @@ class PubSub:
                 channel with history is not JSON (its envelope carries it as JSON).
         """
         payload = self.settings.codec.encode(message, as_type=as_type)
-        send = self._histories.publisher(channel, message, payload, sharded)
+        send = (
+            self._histories.publisher(channel, message, payload, sharded)
+            if self._histories.rules
+            else None
+        )
         if send is None:
             send = self.broker.spublish if sharded else self.broker.publish
         if self.metrics is not None:

@@ -55,7 +55,7 @@ class ReplySlot:
             trio.Cancelled: The caller was cancelled; the reply will be discarded.
         """
         self.task = trio.lowlevel.current_task()
-        await trio.lowlevel.wait_task_rescheduled(self._aborted)
+        await trio.lowlevel.wait_task_rescheduled(self.aborted)
         return self.reply
 
     def fill(self, reply: object) -> None:
@@ -66,7 +66,8 @@ class ReplySlot:
             self.task = None
             trio.lowlevel.reschedule(task)
 
-    def _aborted(self, _: object) -> trio.lowlevel.Abort:
+    def aborted(self, _: object) -> trio.lowlevel.Abort:
+        """The abort function of a caller parked on this slot: its reply will be discarded."""
         self.abandoned = True
         self.task = None
         return trio.lowlevel.Abort.SUCCEEDED

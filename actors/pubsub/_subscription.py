@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import attrs
 import trio
@@ -30,7 +30,7 @@ from actors.redis import ConnectionLost, Kind, RedisMessage, Resubscribed
 from actors.runtime import Actor
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Coroutine
 
     from actors.pubsub._recovery import ChannelRecovery, Delivery
     from actors.runtime import ExitReason
@@ -135,12 +135,17 @@ class SubscriptionActor(Actor):
         if self.spec.observer is not None:
             self.spec.observer.restarted(self.spec)
 
-    async def receive(self, message: object) -> object:
+    def receive(self, message: object) -> Coroutine[Any, Any, object]:
+        # Not a coroutine itself: it hands back the one that handles the message, so that the
+        # hot path (a message decoded and handed to the handler) makes one coroutine, not two.
+        if type(message) is RedisMessage and self.spec.envelopes is None:
+            return self._process(message)
+        return self._receive_other(message)
+
+    async def _receive_other(self, message: object) -> object:
+        """A message on a channel with history, a gap, or a recovery's tick."""
         if type(message) is RedisMessage:
-            if self.spec.envelopes is None:
-                await self._process(message)
-            else:
-                await self._open_envelope(message)
+            await self._open_envelope(message)
         elif isinstance(message, (ConnectionLost, Resubscribed)):
             spec = self.spec
             if isinstance(message, ConnectionLost):

@@ -10,7 +10,14 @@ import trio
 
 from actors._errors import ActorCrashedError, ActorShutdown, ActorStoppedError
 from actors.runtime._ask import Ask
-from actors.runtime._exit import NORMAL, Crashed, ExitReason, Shutdown, StopRequest
+from actors.runtime._exit import (
+    CANCELLED,
+    NORMAL,
+    Crashed,
+    ExitReason,
+    Shutdown,
+    StopRequest,
+)
 
 if TYPE_CHECKING:
     from actors.runtime._cell import ActorCell, Behavior
@@ -85,69 +92,90 @@ class ClassBehavior:
     def describe(self) -> str:
         return self.actor_class.__qualname__
 
-    async def run_actor(self, cell: ActorCell, previous: ExitReason | None) -> ExitReason:
-        """Run one incarnation: hooks, then control messages first and batches of user messages,
-        until asked to stop.
+    async def run_incarnation(
+        self, cell: ActorCell, previous: ExitReason | None, record: object
+    ) -> ExitReason:
+        """Run one incarnation, as ``ActorCell.run_incarnation`` describes: the hooks, then
+        control messages first and batches of user messages, until asked to stop.
 
-        The message loop is the hot path of every class-based actor, and it is written out here
-        rather than in a coroutine of its own: an idle actor keeps this frame alive, and one
-        frame fewer per actor is less for the garbage collector to walk. For the same reason it
-        parks on the mailbox itself rather than awaiting ``Mailbox.wait``, and it holds the bound
-        ``receive`` only while it handles a batch.
+        The cell's steps (``enter_incarnation`` and the others) are taken here, around the
+        message loop, rather than by the cell around a ``run_actor`` coroutine; and the loop,
+        the hot path of every class-based actor, is written out here rather than in a coroutine
+        of its own. An idle actor keeps this one frame alive, and each frame fewer per actor is
+        less for the garbage collector to walk. For the same reason it parks on the mailbox
+        itself rather than awaiting ``Mailbox.wait``, and it holds the bound ``receive`` only
+        while it handles a batch.
         """
-        actor = self.actor_class(*self.args)
-        actor._actor_cell = cell
-        cell.instance = actor
-        if previous is not None:
-            await actor.restarted(previous)
-        await actor.started()
-        cell.mark_started()
-        mailbox = cell.mailbox
-        batch_size = mailbox.batch_size
-        wait = trio.lowlevel.wait_task_rescheduled
+        reason: ExitReason = CANCELLED
+        incarnation = cell.incarnation
         try:
-            while True:
-                control = mailbox.take_control()
-                if control is not None:
-                    if isinstance(control, StopRequest):
-                        reason = control.exit_reason()
-                        break
-                    await actor.receive(control)  # a Down notification
-                    continue
-                if not len(mailbox):
-                    await wait(mailbox.park())
-                    continue
-                batch = mailbox.take_batch(batch_size)
-                receive = actor.receive
-                done = 0
+            early = cell.enter_incarnation()
+            if early is not None:
+                reason = early
+                return reason
+            try:
+                if cell.pending_crash is not None:
+                    await trio.lowlevel.checkpoint()  # crashes at once: see enter_incarnation
+                actor = self.actor_class(*self.args)
+                actor._actor_cell = cell
+                cell.instance = actor
+                if previous is not None:
+                    await actor.restarted(previous)
+                await actor.started()
+                cell.mark_started()
+                mailbox = cell.mailbox
+                batch_size = mailbox.batch_size
+                wait = trio.lowlevel.wait_task_rescheduled
                 try:
-                    for message in batch:
-                        done += 1
-                        if type(message) is Ask:
-                            await _answer(receive, message, cell)
-                        else:
-                            await receive(message)
-                finally:
-                    if done < len(batch):
-                        # Crashed or cancelled mid-batch: the messages not yet handled go back
-                        # to the front of the mailbox for the next incarnation. Only the failing
-                        # one is lost.
-                        mailbox.return_unhandled(batch[done:])
-                # An idle actor keeps neither its last batch of messages nor a bound method.
-                del batch, receive
-                # One checkpoint per batch, not per message, and only when more is waiting: fair
-                # to other tasks under load. An emptied mailbox parks at the top of the loop,
-                # which is a checkpoint already; a second one there would double the task
-                # switches of an actor that handles one message per wake-up.
-                if len(mailbox):
-                    await trio.lowlevel.checkpoint()
-        except ActorShutdown as stop:
-            reason = Shutdown(stop.detail)
-        except Exception as error:
-            await actor.stopping(Crashed(error))
-            raise
-        await actor.stopping(reason)
-        return reason
+                    while True:
+                        control = mailbox.take_control()
+                        if control is not None:
+                            if isinstance(control, StopRequest):
+                                ending = control.exit_reason()
+                                break
+                            await actor.receive(control)  # a Down notification
+                            continue
+                        if not len(mailbox):
+                            await wait(mailbox.park())
+                            continue
+                        batch = mailbox.take_batch(batch_size)
+                        receive = actor.receive
+                        done = 0
+                        try:
+                            for message in batch:
+                                done += 1
+                                if type(message) is Ask:
+                                    await _answer(receive, message, cell)
+                                else:
+                                    await receive(message)
+                        finally:
+                            if done < len(batch):
+                                # Crashed or cancelled mid-batch: the messages not yet handled
+                                # go back to the front of the mailbox for the next incarnation.
+                                # Only the failing one is lost.
+                                mailbox.return_unhandled(batch[done:])
+                        # An idle actor keeps neither its last batch nor a bound method.
+                        del batch, receive
+                        # One checkpoint per batch, not per message, and only when more is
+                        # waiting: fair to other tasks under load. An emptied mailbox parks at
+                        # the top of the loop, which is a checkpoint already; a second one
+                        # there would double the task switches of an actor that handles one
+                        # message per wake-up.
+                        if len(mailbox):
+                            await trio.lowlevel.checkpoint()
+                except ActorShutdown as stop:
+                    ending = Shutdown(stop.detail)
+                except Exception as error:
+                    await actor.stopping(Crashed(error))
+                    raise
+                await actor.stopping(ending)
+            except BaseException as error:
+                reason = cell.leave_incarnation(error)
+            else:
+                reason = cell.leave_incarnation(ending)
+            return reason
+        finally:
+            cell.end_incarnation(record, incarnation, reason)
 
 
 async def _answer(receive: Callable[[Any], Awaitable[Any]], request: Ask, cell: ActorCell) -> None:

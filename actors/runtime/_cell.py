@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 import itertools
 import math
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias
 
 import attrs
 import trio
@@ -28,9 +28,11 @@ from actors._errors import (
     LinkedActorCrashedError,
     MailboxOverflowError,
 )
+from actors.runtime._actor import ClassBehavior
 from actors.runtime._ask import Ask
 from actors.runtime._context import ActorContext
 from actors.runtime._exit import (
+    CANCELLED,
     KILLED,
     NORMAL,
     SELF_STOP,
@@ -45,13 +47,14 @@ from actors.runtime._mailbox import Mailbox, MailboxConfig, MailboxStatistics, O
 from actors.runtime._ref import ActorRef, bind
 
 if TYPE_CHECKING:
+    from collections.abc import Coroutine
+
     from actors.runtime._instrument import Instrument
     from actors.runtime._system import ActorSystem, Names
 
 DEFAULT_SHUTDOWN_GRACE: Final = 5.0  # seconds an actor gets to stop before it is cancelled
 
 _actor_ids = itertools.count(1)
-CANCELLED: Final = Shutdown("cancelled")  # the exit reason of an incarnation cancelled from outside
 
 
 class ActorState(enum.Enum):
@@ -103,8 +106,12 @@ class CellOwner(Protocol):
         ...
 
 
-class Behavior(Protocol):
-    """What an actor does: the runtime's view of an ``Actor`` class, a function or a supervisor."""
+class BodyBehavior(Protocol):
+    """What an actor does, as a body the cell runs: a function actor's, a supervisor's.
+
+    With ``ClassBehavior`` (an ``Actor`` class, which runs its incarnations itself), these make
+    up ``Behavior``: the runtime's view of an ``Actor`` class, a function or a supervisor.
+    """
 
     @property
     def graceful(self) -> bool:
@@ -130,6 +137,10 @@ class Behavior(Protocol):
         ``previous`` is the exit reason of the incarnation this one replaces, on a restart.
         """
         ...
+
+
+Behavior: TypeAlias = "BodyBehavior | ClassBehavior"
+"""What an actor does: a body the cell runs, or an ``Actor`` class's behavior."""
 
 
 class _Extras:
@@ -368,70 +379,118 @@ class ActorCell:
             self._owner.child_healthy(self.ref)
 
     # -- running an incarnation --------------------------------------------------------------
+    #
+    # An incarnation runs in steps, in the task its owner started for it: ``enter_incarnation``,
+    # the body, ``leave_incarnation`` with how the body ended, and ``end_incarnation`` however
+    # that went. ``run_incarnation`` takes them around a BodyBehavior's ``run_actor``; an
+    # ``Actor`` class's behavior takes them itself around its message loop, so that an idle
+    # class-based actor keeps one coroutine frame alive, not two.
 
-    async def run_incarnation(
+    def run_incarnation(
         self, behavior: Behavior, previous: ExitReason | None = None, record: object = None
-    ) -> ExitReason:
-        """Run one incarnation in the calling task and return why it ended.
+    ) -> Coroutine[Any, Any, ExitReason]:
+        """Return the coroutine that runs one incarnation in the calling task, to its end.
 
-        Exceptions raised by the actor become ``Crashed``; only cancellation from outside (and
-        BaseExceptions such as KeyboardInterrupt) propagate. A cell with an owner tells it with
+        The coroutine returns why the incarnation ended. Exceptions raised by the actor become
+        ``Crashed``; only cancellation from outside (and BaseExceptions such as
+        KeyboardInterrupt) propagate. A cell with an owner tells it with
         ``incarnation_ended(record, ...)`` as the incarnation ends, so that the owner can run
-        this method itself as its child's task, with no wrapper coroutine kept alive per actor.
+        the coroutine itself as its child's task, with no wrapper coroutine kept alive per actor.
         """
+        if isinstance(behavior, ClassBehavior):
+            return behavior.run_incarnation(self, previous, record)
+        return self._run_body(behavior, previous, record)
+
+    async def _run_body(
+        self, behavior: BodyBehavior, previous: ExitReason | None, record: object
+    ) -> ExitReason:
         reason: ExitReason = CANCELLED
         incarnation = self._incarnation
-        # One coroutine, not a wrapper and a body: this frame stays alive as long as the actor.
         try:
-            early_stop = self._terminating
-            if early_stop is not None:
-                # Asked to stop before this incarnation could run.
-                reason = Shutdown(early_stop.detail)
-                if self._state is ActorState.STARTING:
-                    self._fail_start(
-                        ActorStoppedError(f"{self.label} was stopped before it started")
-                    )
+            early = self.enter_incarnation()
+            if early is not None:
+                reason = early
                 return reason
-            scope = trio.CancelScope()
-            self._task = trio.lowlevel.current_task()
-            self._scope = scope
             try:
-                # The scope is entered and left by hand, not in a with block: a with block keeps
-                # the bound __exit__ for as long as it lasts, one more object per idle actor.
-                # Left the way a with block leaves it: told the exception, which it swallows
-                # (its own cancellation), lets through or replaces.
-                scope.__enter__()
-                try:
-                    if self._extras is not None and self._extras.pending_crash is not None:
-                        # A linked actor ended abnormally while this one was waiting to restart.
-                        scope.cancel()
-                        await trio.lowlevel.checkpoint()
-                    reason = await behavior.run_actor(self, previous)
-                except BaseException as error:
-                    if not scope.__exit__(type(error), error, error.__traceback__):
-                        raise
-                else:
-                    scope.__exit__(None, None, None)
-            except Exception as error:
-                is_shutdown, detail = _shutdown_detail(error)
-                reason = Shutdown(detail) if is_shutdown else Crashed(error)
-            finally:
-                self._scope = None
-                self._task = None
-            if scope.cancelled_caught:
-                reason = self._cancelled_outcome()
-            if self._extras is not None:
-                self._extras.pending_crash = None
-            if isinstance(reason, Crashed):
-                for instrument in self._instruments:
-                    instrument.actor_crashed(self.ref, reason.exception)
-            if self._state is ActorState.STARTING:
-                cause = reason.exception if isinstance(reason, Crashed) else None
-                self._fail_start(cause or ActorStoppedError(f"{self.label} ended while starting"))
+                if self.pending_crash is not None:
+                    await trio.lowlevel.checkpoint()  # crashes at once: see enter_incarnation
+                ending = await behavior.run_actor(self, previous)
+            except BaseException as error:
+                reason = self.leave_incarnation(error)
+            else:
+                reason = self.leave_incarnation(ending)
             return reason
         finally:
-            if self._owner is not None:
-                self._owner.incarnation_ended(record, incarnation, reason)
+            self.end_incarnation(record, incarnation, reason)
+
+    def enter_incarnation(self) -> ExitReason | None:
+        """Begin the incarnation ``begin_start`` prepared, in the calling task: its first step.
+
+        Returns None once its cancel scope is entered (``leave_incarnation`` leaves it); or, if
+        it was asked to stop before it could begin, the reason it ends with at once, without
+        running. When a crash waits for it (a linked actor ended abnormally while this one was
+        waiting to restart), the scope is cancelled already: the body must checkpoint before it
+        runs anything (``pending_crash`` tells), and the incarnation ends there, crashed.
+        """
+        early_stop = self._terminating
+        if early_stop is not None:
+            if self._state is ActorState.STARTING:
+                self._fail_start(ActorStoppedError(f"{self.label} was stopped before it started"))
+            return Shutdown(early_stop.detail)
+        scope = trio.CancelScope()
+        self._task = trio.lowlevel.current_task()
+        self._scope = scope
+        # Entered here and left in leave_incarnation, not in a with block: a with block keeps
+        # the bound __exit__ for as long as it lasts, one more object per idle actor.
+        scope.__enter__()
+        if self._extras is not None and self._extras.pending_crash is not None:
+            scope.cancel()
+        return None
+
+    def leave_incarnation(self, ended: ExitReason | BaseException) -> ExitReason:
+        """Leave the incarnation's cancel scope and return why the incarnation ended.
+
+        ``ended`` is what the body returned, or the exception it raised: an exception the actor
+        raised becomes ``Crashed`` (``Shutdown`` for ``ActorShutdown``), and the cancellation
+        the cell caused the reason it cancelled for. Anything else is raised again:
+        cancellation from outside, BaseExceptions such as KeyboardInterrupt.
+        """
+        scope = self._scope
+        assert scope is not None
+        self._scope = None
+        self._task = None
+        reason: ExitReason = CANCELLED
+        try:
+            # As a with block leaves it: told the exception, which it swallows (its own
+            # cancellation), lets through or replaces.
+            if isinstance(ended, BaseException):
+                if not scope.__exit__(type(ended), ended, ended.__traceback__):
+                    raise ended
+            else:
+                scope.__exit__(None, None, None)
+                reason = ended
+        except Exception as error:
+            is_shutdown, detail = _shutdown_detail(error)
+            reason = Shutdown(detail) if is_shutdown else Crashed(error)
+        if scope.cancelled_caught:
+            reason = self._cancelled_outcome()
+        if self._extras is not None:
+            self._extras.pending_crash = None
+        if isinstance(reason, Crashed):
+            for instrument in self._instruments:
+                instrument.actor_crashed(self.ref, reason.exception)
+        if self._state is ActorState.STARTING:
+            cause = reason.exception if isinstance(reason, Crashed) else None
+            self._fail_start(cause or ActorStoppedError(f"{self.label} ended while starting"))
+        return reason
+
+    def end_incarnation(self, record: object, incarnation: int, reason: ExitReason) -> None:
+        """Tell the owner that the incarnation ended: the last step, however the others went.
+
+        ``incarnation`` is the number the incarnation had as it began (``incarnation``).
+        """
+        if self._owner is not None:
+            self._owner.incarnation_ended(record, incarnation, reason)
 
     def _cancelled_outcome(self) -> ExitReason:
         """Why an incarnation that the cell cancelled ended."""

@@ -42,6 +42,8 @@ ExitReason: TypeAlias = Normal | Shutdown | Crashed | Killed
 
 NORMAL = Normal()
 KILLED = Killed()
+CANCELLED: Final = Shutdown("cancelled")
+"""The exit reason of an incarnation cancelled from outside (its owner's nursery, say)."""
 
 
 @attrs.frozen

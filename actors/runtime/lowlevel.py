@@ -15,7 +15,7 @@ actor reports itself healthy.
 from __future__ import annotations
 
 from actors.runtime._actor import behavior_for
-from actors.runtime._cell import ActorCell, Behavior, CellOwner
+from actors.runtime._cell import ActorCell, Behavior, BodyBehavior, CellOwner
 from actors.runtime._exit import StopRequest, log_exit
 from actors.runtime._parking import WaitSlot
 from actors.runtime._ref import cell_of
@@ -24,6 +24,7 @@ from actors.runtime._system import new_cell, start_system_task
 __all__ = [
     "ActorCell",
     "Behavior",
+    "BodyBehavior",
     "CellOwner",
     "StopRequest",
     "WaitSlot",

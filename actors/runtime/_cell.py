@@ -1,10 +1,11 @@
 """ActorCell: the one owner of an actor's life, from its first start to its end for good.
 
-A cell holds everything the runtime knows about one actor: its mailbox, its state, the task and
-cancel scope of the running incarnation, the termination in progress, its watchers and links, and
-the start and restart bookkeeping. Every change of that state happens here; the ref (an address),
-the context (the actor's view of itself), the actor system and supervisors call the cell's
-methods. Supervisors reach cells through ``actors.runtime.lowlevel``.
+A cell holds everything the runtime knows about one actor: its mailbox (the cell is the mailbox
+too), its state, the task and cancel scope of the running incarnation, the termination in
+progress, its watchers and links, and the start and restart bookkeeping. Every change of that
+state happens here; the ref (an address), the context (the actor's view of itself), the actor
+system and supervisors call the cell's methods. Supervisors reach cells through
+``actors.runtime.lowlevel``.
 
 An owner (the actor system, or a supervisor) runs ``run_incarnation`` in a task it owns, once per
 start or restart, and calls ``finalize`` when it decides the actor will not run again. Keeping
@@ -163,17 +164,23 @@ class _Extras:
         self.stopped_event: trio.Event | None = None
 
 
-class ActorCell:
+class ActorCell(Mailbox):
     """The runtime's record of one actor and the only code that changes it.
 
     Made by the actor system (``spawn``) or by a supervisor (``lowlevel.new_cell``). The
     attributes ``actor_id``, ``name``, ``system``, ``mailbox`` and ``ref`` are set once and never
     change; ``instance`` is set by the behavior running an incarnation; everything else is read
     through properties and changed through methods.
+
+    The cell is the actor's mailbox too: a ``Mailbox`` subclass, and ``mailbox`` is the cell
+    itself. One object per actor fewer, for the memory and for every full collection, which
+    walks every live actor's objects; the cell answers the mailbox's reports (``label``,
+    ``message_dropped``, ``mailbox_overflowed``) itself.
     """
 
     # One cell per actor, so slots, and only those that most actors use (see _Extras): 100,000
-    # idle actors must stay small, and every full collection walks each of them.
+    # idle actors must stay small, and every full collection walks each of them. With the
+    # mailbox's own slots, from Mailbox.
     __slots__ = (
         "_context",
         "_exit_reason",
@@ -184,12 +191,12 @@ class ActorCell:
         "_instruments",
         "_owner",
         "_restarts",
+        "_running_task",
         "_scope",
         "_start_error",
         "_start_waiter",
         "_state",
         "_stop_requested",
-        "_task",
         "_terminating",
         "actor_id",
         "instance",
@@ -212,11 +219,14 @@ class ActorCell:
         names: Names,
         owner: CellOwner | None = None,
     ) -> None:
+        super().__init__(mailbox, report_drops=bool(instruments))
+        self.mailbox: Mailbox = self
+        """The actor's mailbox: the cell itself. An attribute rather than a property, as quick
+        to read as when the mailbox was an object of its own."""
         self.actor_id = next(_actor_ids)
         self.name = name
         self.system = system
         self.ref = ref
-        self.mailbox = Mailbox(mailbox, owner=self, report_drops=bool(instruments))
         bind(ref, self)
         self._context: ActorContext | None = None
         self._extras: _Extras | None = None
@@ -228,7 +238,8 @@ class ActorCell:
         self._graceful = graceful
         self._state = ActorState.STARTING
         self._exit_reason: ExitReason | None = None
-        self._task: trio.lowlevel.Task | None = None
+        self._running_task: trio.lowlevel.Task | None = None
+        """The task of the running incarnation (``task`` is the mailbox's receiver, waiting)."""
         self._scope: trio.CancelScope | None = None
         self.instance: object = None
         """What the running incarnation is: the ``Actor`` object, or a supervisor's state."""
@@ -238,6 +249,10 @@ class ActorCell:
         self._incarnation = 0
         self._start_waiter: trio.lowlevel.Task | None = None
         self._start_error: BaseException | None = None
+
+    def __bool__(self) -> bool:
+        # True however many messages wait: a cell is a mailbox, and a mailbox has a length.
+        return True
 
     def _more(self) -> _Extras:
         """The cell's extras, made now if they were not yet."""
@@ -303,7 +318,8 @@ class ActorCell:
 
     def in_current_task(self) -> bool:
         """Whether the caller runs in the task of the actor's running incarnation."""
-        return self._task is not None and trio.lowlevel.current_task() is self._task
+        task = self._running_task
+        return task is not None and trio.lowlevel.current_task() is task
 
     def statistics(self) -> ActorStatistics:
         """Return the actor's state and its mailbox's counters."""
@@ -313,7 +329,7 @@ class ActorCell:
             state=self._state,
             restarts=self._restarts,
             exit_reason=self._exit_reason,
-            mailbox=self.mailbox.statistics(),
+            mailbox=self.mailbox_statistics(),
         )
 
     # -- starting ----------------------------------------------------------------------------
@@ -438,7 +454,7 @@ class ActorCell:
                 self._fail_start(ActorStoppedError(f"{self.label} was stopped before it started"))
             return Shutdown(early_stop.detail)
         scope = trio.CancelScope()
-        self._task = trio.lowlevel.current_task()
+        self._running_task = trio.lowlevel.current_task()
         self._scope = scope
         # Entered here and left in leave_incarnation, not in a with block: a with block keeps
         # the bound __exit__ for as long as it lasts, one more object per idle actor.
@@ -458,7 +474,7 @@ class ActorCell:
         scope = self._scope
         assert scope is not None
         self._scope = None
-        self._task = None
+        self._running_task = None
         reason: ExitReason = CANCELLED
         try:
             # As a with block leaves it: told the exception, which it swallows (its own

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import math
 from collections import deque
-from typing import Final, Protocol
+from typing import Final
 
 import attrs
 import trio
@@ -107,34 +107,18 @@ class MailboxStatistics:
         return self.dropped_oldest + self.dropped_newest + self.rejected
 
 
-class MailboxOwner(Protocol):
-    """What a mailbox reports to: the actor (cell) it belongs to."""
-
-    @property
-    def label(self) -> str:
-        """The actor's name and id, for error messages."""
-        ...
-
-    def message_dropped(self, message: object, policy: Overflow) -> None:
-        """An overflow policy discarded or refused ``message``."""
-        ...
-
-    def mailbox_overflowed(self) -> None:
-        """The ``stop`` policy fired: the receiver should crash."""
-        ...
-
-
 class Mailbox(WaitSlot):
     """A bounded message queue with one receiver and a control lane that never fills up.
 
-    The receiver waits in the mailbox itself (it is the receiver's ``WaitSlot``), so an idle
-    actor costs no extra object for it.
+    The receiver waits in the mailbox itself (it is the receiver's ``WaitSlot``), and an actor's
+    cell is its mailbox (``ActorCell`` is a ``Mailbox``): an idle actor costs no extra object for
+    either. The cell names the actor in errors (``label``), and hears of drops
+    (``message_dropped``) and of the ``stop`` policy firing (``mailbox_overflowed``: it should
+    crash the receiver then); a bare mailbox says "mailbox" and hears nothing.
 
     Args:
         config: Capacity, overflow policy and batch size.
-        owner: The actor the mailbox belongs to: named in errors, told about drops and about
-            the ``stop`` policy firing (it should crash the receiver then).
-        report_drops: Whether to tell the owner about every dropped message.
+        report_drops: Whether to call ``message_dropped`` for every dropped message.
     """
 
     # Counters are plain int slots, not a list: a list would be one more object per actor for
@@ -149,7 +133,6 @@ class Mailbox(WaitSlot):
         "_dropped_oldest",
         "_high_water",
         "_overflow_stops",
-        "_owner",
         "_policy",
         "_rejected",
         "_report_drops",
@@ -162,7 +145,6 @@ class Mailbox(WaitSlot):
         self,
         config: MailboxConfig = DEFAULT_MAILBOX,
         *,
-        owner: MailboxOwner | None = None,
         report_drops: bool = False,
     ) -> None:
         # Made by the first message: an empty deque is about 600 bytes, and many actors (an
@@ -173,8 +155,7 @@ class Mailbox(WaitSlot):
         self._capacity = config.capacity
         self._policy = config.overflow
         self.batch_size = config.batch_size
-        self._owner = owner
-        self._report_drops = report_drops and owner is not None
+        self._report_drops = report_drops
         self.task = None  # WaitSlot's: no receiver waits yet (set here, saving a call per actor)
         self._senders: trio.lowlevel.ParkingLot | None = None
         self._closed = False
@@ -186,8 +167,16 @@ class Mailbox(WaitSlot):
         self._rejected = 0
         self._overflow_stops = 0
 
-    def _label(self) -> str:
-        return self._owner.label if self._owner is not None else "mailbox"
+    @property
+    def label(self) -> str:
+        """Who the mailbox belongs to, for error messages: the actor's label, for a cell."""
+        return "mailbox"
+
+    def message_dropped(self, message: object, policy: Overflow) -> None:
+        """An overflow policy discarded or refused ``message`` (with ``report_drops``)."""
+
+    def mailbox_overflowed(self) -> None:
+        """The ``stop`` policy fired: the receiver should crash."""
 
     # -- sending ---------------------------------------------------------------------------------
 
@@ -204,7 +193,7 @@ class Mailbox(WaitSlot):
             ActorStoppedError: The mailbox is closed.
         """
         if self._closed:
-            raise ActorStoppedError(f"{self._label()} has stopped")
+            raise ActorStoppedError(f"{self.label} has stopped")
         buffer = self._buffer
         if len(buffer) < self._capacity:
             # The hot path: no counter here. ``enqueued`` and ``high_water`` are derived where
@@ -265,26 +254,19 @@ class Mailbox(WaitSlot):
         if policy is Overflow.FAIL:
             self._rejected += 1
             if self._report_drops:
-                assert self._owner is not None
-                self._owner.message_dropped(message, policy)
-            raise MailboxFullError(
-                f"mailbox of {self._label()} is full ({self._capacity} messages)"
-            )
+                self.message_dropped(message, policy)
+            raise MailboxFullError(f"mailbox of {self.label} is full ({self._capacity} messages)")
         self._dropped_newest += 1
         self._dropped(message, policy)
         if policy is Overflow.STOP:
             self._overflow_stops += 1
-            if self._owner is not None:
-                self._owner.mailbox_overflowed()
+            self.mailbox_overflowed()
 
     def _dropped(self, message: object, policy: Overflow) -> None:
         if type(message) is Ask:
-            message.fail(
-                MailboxFullError(f"mailbox of {self._label()} overflowed ({policy.value})")
-            )
+            message.fail(MailboxFullError(f"mailbox of {self.label} overflowed ({policy.value})"))
         if self._report_drops:
-            assert self._owner is not None
-            self._owner.message_dropped(message, policy)
+            self.message_dropped(message, policy)
 
     # -- receiving -------------------------------------------------------------------------------
 
@@ -321,7 +303,7 @@ class Mailbox(WaitSlot):
         if self._closed:
             for message in messages:
                 if type(message) is Ask:
-                    message.fail(ActorStoppedError(f"{self._label()} has stopped"))
+                    message.fail(ActorStoppedError(f"{self.label} has stopped"))
             return
         if not isinstance(self._buffer, deque):
             self._buffer = deque()
@@ -365,7 +347,7 @@ class Mailbox(WaitSlot):
     def closed(self) -> bool:
         return self._closed
 
-    def statistics(self) -> MailboxStatistics:
+    def mailbox_statistics(self) -> MailboxStatistics:
         """Return the mailbox's counters as they are now."""
         return MailboxStatistics(
             capacity=self._capacity,

@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 
     from actors.runtime._cell import ActorCell, ActorState, ActorStatistics
     from actors.runtime._exit import ExitReason
-    from actors.runtime._mailbox import Mailbox
 
 DEFAULT_ASK_TIMEOUT: Final = 5.0  # seconds, like OTP's gen_server:call
 
@@ -33,17 +32,17 @@ class ActorRef:
     directly.
     """
 
-    # The mailbox is the cell's for the actor's whole life; the ref keeps it too, so that a
-    # tell is one call on the mailbox and not two hops.
-    __slots__ = ("__weakref__", "_cell", "_mailbox")
+    # The cell is the actor's mailbox too (``ActorCell`` is a ``Mailbox``), for its whole life:
+    # a tell is one call on it.
+    __slots__ = ("__weakref__", "_cell")
 
     _cell: ActorCell
-    _mailbox: Mailbox
 
     # No __init__: ``new_cell`` makes the ref empty, before the cell, and the cell binds it
     # (``bind``). The garbage collector walks objects in the order they were made, and a full
     # collection is cheapest when each object comes after one that refers to it; the ref is
-    # what the rest of the program holds, so it goes first, then the cell, then the mailbox.
+    # what the rest of the program holds, so it goes first, then the cell (the mailbox too),
+    # then the mailbox's deque with the first message.
 
     @property
     def actor_id(self) -> int:
@@ -65,7 +64,7 @@ class ActorRef:
             MailboxFullError: The mailbox is full and its policy is ``fail``.
             ActorStoppedError: The actor has stopped for good.
         """
-        self._mailbox.put_nowait(message)
+        self._cell.put_nowait(message)
 
     async def tell(self, message: object) -> None:
         """Send a message, waiting for room if the mailbox's policy is ``block``.
@@ -74,7 +73,7 @@ class ActorRef:
             MailboxFullError: The mailbox is full and its policy is ``fail``.
             ActorStoppedError: The actor has stopped for good.
         """
-        await self._mailbox.put(message)
+        await self._cell.put(message)
 
     def delivery(self) -> Callable[[object], bool]:
         """Return the function that delivers one message into this actor's mailbox now.
@@ -87,7 +86,7 @@ class ActorRef:
         The returned function raises ``trio.WouldBlock`` (full, policy ``block``),
         ``MailboxFullError`` (full, policy ``fail``) or ``ActorStoppedError`` (stopped for good).
         """
-        return self._mailbox.put_nowait
+        return self._cell.put_nowait
 
     async def ask(
         self,
@@ -112,10 +111,10 @@ class ActorRef:
             raise SelfAskError(f"{self._cell.label} asked itself {type(message).__name__}")
         request = Ask(message)
         if timeout == math.inf:
-            await self._mailbox.put(request)
+            await self._cell.put(request)
             return await wait_for_answer(request)
         with trio.move_on_after(timeout):
-            await self._mailbox.put(request)
+            await self._cell.put(request)
             return await wait_for_answer(request)
         raise AskTimeoutError(
             f"ask to {self._cell.label} with {type(message).__name__} got no reply "
@@ -168,7 +167,6 @@ class ActorRef:
 def bind(ref: ActorRef, cell: ActorCell) -> None:
     """Make the empty ``ref`` the address of ``cell``; the cell does it as it is made."""
     ref._cell = cell
-    ref._mailbox = cell.mailbox
 
 
 def cell_of(ref: ActorRef) -> ActorCell:

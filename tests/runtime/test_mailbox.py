@@ -367,14 +367,14 @@ def test_an_idle_mailbox_holds_no_deque_until_its_first_message() -> None:
     mailbox = Mailbox(MailboxConfig(capacity=2, overflow=Overflow.DROP_OLDEST))
     empty = sys.getsizeof(collections.deque())
     assert not any(isinstance(value, collections.deque) for value in slot_values(mailbox))
-    assert (len(mailbox), mailbox.take_batch(10), mailbox.statistics().size) == (0, [], 0)
+    assert (len(mailbox), mailbox.take_batch(10), mailbox.mailbox_statistics().size) == (0, [], 0)
     mailbox.return_unhandled([])
     assert mailbox.put_nowait("a")
     assert mailbox.put_nowait("b")
     assert not mailbox.put_nowait("c")  # full: the oldest goes
     assert mailbox.take_batch(10) == ["b", "c"]
     mailbox.return_unhandled(["b", "c"])
-    statistics = mailbox.statistics()
+    statistics = mailbox.mailbox_statistics()
     assert (statistics.size, statistics.enqueued, statistics.dropped_oldest) == (2, 3, 1)
     assert mailbox.close() == ["b", "c"]
     assert empty > 500

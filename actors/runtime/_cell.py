@@ -627,10 +627,12 @@ class ActorCell(Mailbox):
                 if is_abnormal(reason):
                     linked.crash(self._linked_crash(reason))
             extras.links = None
-        if extras.watching:
-            for watched in extras.watching:
+        watching, extras.watching = extras.watching, None
+        if watching:
+            # Detached first: ``unwatch`` takes each one off this actor's own list too, and
+            # would otherwise shorten the list this loop walks, skipping every other one.
+            for watched in watching:
                 watched.unwatch(self)
-            extras.watching = None
 
     # -- monitors and links ------------------------------------------------------------------
 

@@ -185,12 +185,13 @@ async def test_empty_name_is_refused(system: ActorSystem) -> None:
         await system.spawn(idle, name="")
 
 
-async def test_a_stopped_watcher_leaves_nothing_behind(system: ActorSystem) -> None:
-    target = await system.spawn(idle)
+@pytest.mark.parametrize("targets", [1, 4])
+async def test_a_stopped_watcher_leaves_nothing_behind(system: ActorSystem, targets: int) -> None:
+    watched = [await system.spawn(idle) for _ in range(targets)]
     watcher = await system.spawn(Watcher, [])
-    await watcher.ask(("watch", target))
-    extras = cell_of(target)._extras
-    assert extras is not None
-    assert extras.watchers == [cell_of(watcher)]
+    for target in watched:
+        await watcher.ask(("watch", target))
+    extras = [cell_of(target)._extras for target in watched]
+    assert all(each is not None and each.watchers == [cell_of(watcher)] for each in extras)
     await watcher.stop()
-    assert not extras.watchers
+    assert not any(each is not None and each.watchers for each in extras)

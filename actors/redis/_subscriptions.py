@@ -176,16 +176,18 @@ class Subscription:
     """When the server ended this subscription on its own (on trio's clock), until it is
     acknowledged again; None otherwise."""
     deliveries: tuple[Callable[[RedisMessage], bool], ...] = ()
-    """The sinks' ``deliver`` methods, looked up once: the reader calls them per message."""
-    targets: tuple[MessageSink, ...] = ()
-    """The sinks, in the order of ``deliveries``."""
+    """The sinks' ``deliver`` methods, looked up once, in the order of ``sinks``: the reader
+    calls them per message. A new tuple whenever the sinks change."""
     drop_reports: tuple[Callable[[BaseException | None], object] | None, ...] = ()
-    """The sinks' ``dropped`` methods (None for a sink without one), in the same order."""
+    """The sinks' ``dropped`` methods (None for a sink without one), in the same order; the
+    empty tuple when no sink has one, as for an actor's plain ``MailboxSink``."""
 
     def sinks_changed(self) -> None:
-        self.targets = tuple(self.sinks)
-        self.drop_reports = tuple(getattr(sink, "dropped", None) for sink in self.targets)
-        self.deliveries = tuple(sink.deliver for sink in self.targets)
+        # Only what the reader needs per message is copied; a row per subscribed name, so a
+        # tuple of the sinks or of None for each of them would cost every subscription.
+        reports = tuple(getattr(sink, "dropped", None) for sink in self.sinks)
+        self.drop_reports = reports if any(report is not None for report in reports) else ()
+        self.deliveries = tuple(sink.deliver for sink in self.sinks)
 
 
 @attrs.frozen(kw_only=True)
@@ -494,14 +496,14 @@ class SubscriptionTable:
         row.dropped += 1
         if row.deliveries is not deliveries:
             return  # the row changed while the message was being delivered
-        report = row.drop_reports[index]
+        sink = row.sinks[index]  # the sinks are as they were when ``deliveries`` was made
+        report = row.drop_reports[index] if row.drop_reports else None
         if report is not None:
             try:
                 report(error)
             except Exception:
                 logger.exception("the drop report of a sink of %r failed", row.name)
         if isinstance(error, trio.ClosedResourceError):
-            sink = row.targets[index]
             logger.debug("a sink of %s %r is closed; removing it", row.kind.value, row.name)
             if self.remove(row.kind, row.name, sink) and self._on_released is not None:
                 self._on_released(row.kind, row.name)

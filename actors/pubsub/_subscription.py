@@ -127,6 +127,8 @@ class SubscriptionObserver:
 class SubscriptionActor(Actor):
     """One subscription's actor: its mailbox is fed by the broker, it calls the handler."""
 
+    __slots__ = ("spec",)  # no instance dict: there is one of these per subscription
+
     def __init__(self, spec: SubscriptionSpec) -> None:
         self.spec = spec
 

@@ -49,6 +49,10 @@ class Actor:
                 return None
     """
 
+    # The runtime's one attribute on the instance, as a slot: a subclass that declares
+    # ``__slots__`` too has no instance dict (many subscription actors are idle at once).
+    __slots__ = ("_actor_cell",)
+
     _actor_cell: ActorCell  # set by the runtime before any hook runs
     _actor_behavior: ClassVar[ClassBehavior]  # set on each class by the runtime (behavior_for)
 

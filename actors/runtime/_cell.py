@@ -144,6 +144,38 @@ Behavior: TypeAlias = "BodyBehavior | ClassBehavior"
 """What an actor does: a body the cell runs, or an ``Actor`` class's behavior."""
 
 
+_Cells: TypeAlias = "ActorCell | list[ActorCell] | None"
+"""Some cells: none, one cell as it is, or a list of them for more than one.
+
+Most watched actors have one watcher, and most watchers watch one actor: a list for each would
+be one more object, and about 90 bytes, per actor (a subscription's, say, watched by its client).
+"""
+
+
+def _added(cells: _Cells, cell: ActorCell) -> _Cells:
+    if cells is None:
+        return cell
+    if isinstance(cells, list):
+        cells.append(cell)
+        return cells
+    return [cells, cell]
+
+
+def _removed(cells: _Cells, cell: ActorCell) -> _Cells:
+    """``cells`` without one occurrence of ``cell``, if it is there."""
+    if cells is cell:
+        return None
+    if isinstance(cells, list) and cell in cells:
+        cells.remove(cell)
+    return cells
+
+
+def _each(cells: _Cells) -> list[ActorCell] | tuple[ActorCell, ...]:
+    if cells is None:
+        return ()
+    return cells if isinstance(cells, list) else (cells,)
+
+
 class _Extras:
     """The part of a cell that most actors never use, made the first time one is.
 
@@ -157,8 +189,10 @@ class _Extras:
     def __init__(self) -> None:
         self.names: Names | None = None
         """The registry holding the actor's name, for a named actor."""
-        self.watchers: list[ActorCell] | None = None
-        self.watching: list[ActorCell] | None = None
+        self.watchers: _Cells = None
+        """Who gets a ``Down`` when the actor stops for good."""
+        self.watching: _Cells = None
+        """Whom the actor watches, so that a watcher that stops first leaves nothing behind."""
         self.links: set[ActorCell] | None = None
         self.pending_crash: BaseException | None = None
         self.stopped_event: trio.Event | None = None
@@ -614,9 +648,9 @@ class ActorCell(Mailbox):
         """Release the name, tell watchers and links, and stop watching (``finalize``)."""
         if extras.names is not None and self.name is not None:
             extras.names.release(self.name, self.ref)
-        if extras.watchers:
+        if extras.watchers is not None:
             down = Down(self.ref, reason)
-            for watcher in extras.watchers:
+            for watcher in _each(extras.watchers):
                 watcher.mailbox.put_control(down)
             extras.watchers = None
         if extras.links:
@@ -627,12 +661,11 @@ class ActorCell(Mailbox):
                 if is_abnormal(reason):
                     linked.crash(self._linked_crash(reason))
             extras.links = None
+        # Detached first: ``unwatch`` takes each one off this actor's own list too, and would
+        # otherwise shorten the list this loop walks, skipping every other one.
         watching, extras.watching = extras.watching, None
-        if watching:
-            # Detached first: ``unwatch`` takes each one off this actor's own list too, and
-            # would otherwise shorten the list this loop walks, skipping every other one.
-            for watched in watching:
-                watched.unwatch(self)
+        for watched in _each(watching):
+            watched.unwatch(self)
 
     # -- monitors and links ------------------------------------------------------------------
 
@@ -642,24 +675,20 @@ class ActorCell(Mailbox):
             watcher.mailbox.put_control(Down(self.ref, self._exit_reason))
             return
         extras = self._more()
-        if extras.watchers is None:
-            extras.watchers = []
-        extras.watchers.append(watcher)
+        extras.watchers = _added(extras.watchers, watcher)
         # The watcher remembers what it watches, so that a watcher that stops first leaves
         # nothing behind in a long-lived actor's list.
         theirs = watcher._more()
-        if theirs.watching is None:
-            theirs.watching = []
-        theirs.watching.append(self)
+        theirs.watching = _added(theirs.watching, self)
 
     def unwatch(self, watcher: ActorCell) -> None:
         """Stop sending ``watcher`` a ``Down``. One already queued stays queued."""
         extras = self._extras
-        if extras is not None and extras.watchers is not None and watcher in extras.watchers:
-            extras.watchers.remove(watcher)
+        if extras is not None:
+            extras.watchers = _removed(extras.watchers, watcher)
         theirs = watcher._extras
-        if theirs is not None and theirs.watching is not None and self in theirs.watching:
-            theirs.watching.remove(self)
+        if theirs is not None:
+            theirs.watching = _removed(theirs.watching, self)
 
     def link(self, other: ActorCell) -> None:
         """Link two actors both ways; see ``ActorContext.link``."""

@@ -84,6 +84,23 @@ async def test_unwatch_stops_notifications(system: ActorSystem) -> None:
     assert downs == []
 
 
+@pytest.mark.parametrize("watchers", [1, 2, 3])
+async def test_each_watcher_but_the_one_that_unwatched_gets_down(
+    system: ActorSystem, watchers: int
+) -> None:
+    """Whether a target has one watcher, kept as it is, or a list of them."""
+    target = await system.spawn(idle)
+    downs: list[list[Down]] = [[] for _ in range(watchers)]
+    refs = [await system.spawn(Watcher, each) for each in downs]
+    for ref in refs:
+        await ref.ask(("watch", target))
+    await refs[0].ask(("unwatch", target))
+    await target.stop("done")
+    for ref in refs:
+        await ref.ask("sync")
+    assert downs == [[], *[[Down(target, Shutdown("done"))]] * (watchers - 1)]
+
+
 async def test_function_actor_receives_down_ahead_of_user_messages(system: ActorSystem) -> None:
     received: list[object] = []
     target = await system.spawn(idle)
@@ -192,6 +209,7 @@ async def test_a_stopped_watcher_leaves_nothing_behind(system: ActorSystem, targ
     for target in watched:
         await watcher.ask(("watch", target))
     extras = [cell_of(target)._extras for target in watched]
-    assert all(each is not None and each.watchers == [cell_of(watcher)] for each in extras)
+    # One watcher is kept as it is, with no list around it.
+    assert all(each is not None and each.watchers is cell_of(watcher) for each in extras)
     await watcher.stop()
-    assert not any(each is not None and each.watchers for each in extras)
+    assert all(each is not None and each.watchers is None for each in extras)

@@ -260,8 +260,8 @@ class SubscriptionTable:
         rows = self._by_kind[kind]
         row = rows.get(name)
         if row is None:
-            row = rows[name] = Subscription(kind, name)
-            row.sinks.append(sink)
+            # The list made with its one sink: an empty one grows by four at its first append.
+            row = rows[name] = Subscription(kind, name, [sink])
             row.sinks_changed()
             return True
         row.sinks.append(sink)

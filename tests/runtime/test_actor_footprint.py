@@ -1,0 +1,82 @@
+"""What an idle actor keeps alive: objects the cyclic garbage collector tracks, and bytes.
+
+A process may hold 100,000 idle actors, and every full collection walks every tracked object of
+each. These are ceilings, counted over a few hundred actors against a count taken just before
+they were spawned, so that a change adding one object (or a few hundred bytes) to every idle
+actor fails here rather than in a benchmark. What an idle class actor keeps today: its ref, its
+cell (which is its mailbox), its instance, the one coroutine of its incarnation, the cancel
+scope of the incarnation (scope, status and the status's two sets), and trio's task, context,
+child-nursery list and the four objects of a wait in ``wait_task_rescheduled``.
+"""
+
+from __future__ import annotations
+
+import gc
+import tracemalloc
+from typing import TYPE_CHECKING
+
+import trio
+import trio.testing
+
+from actors import Actor, ActorContext, ActorRef, ActorSystem
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+IDLE_CLASS_ACTOR_OBJECTS = 15
+IDLE_FUNCTION_ACTOR_OBJECTS = 19
+IDLE_CLASS_ACTOR_BYTES = 3_300  # about 3,000 today (Python 3.11); 3,700 before 2026-12-06
+ACTORS = 400
+
+
+class Idle(Actor):
+    async def receive(self, message: object) -> None:
+        pass
+
+
+async def idle(context: ActorContext) -> None:
+    async for _ in context:
+        pass
+
+
+def tracked_objects() -> int:
+    gc.collect()
+    return len(gc.get_objects())
+
+
+async def spawn_idle(system: ActorSystem, target: object, measure: Callable[[], int]) -> float:
+    """What ``measure`` grows by per actor, for ``ACTORS`` idle actors spawned from ``target``."""
+    refs: list[ActorRef] = [await system.spawn(target)]  # made once: the class's behavior
+    refs.extend(refs * ACTORS)  # room for every ref, so that appending makes nothing
+    del refs[1:]
+    await trio.testing.wait_all_tasks_blocked()
+    before = measure()
+    for _ in range(ACTORS):
+        refs.append(await system.spawn(target))
+    await trio.testing.wait_all_tasks_blocked()
+    return (measure() - before) / ACTORS
+
+
+async def test_an_idle_class_actor_keeps_at_most_15_tracked_objects(system: ActorSystem) -> None:
+    assert await spawn_idle(system, Idle, tracked_objects) <= IDLE_CLASS_ACTOR_OBJECTS
+
+
+async def test_an_idle_function_actor_keeps_at_most_19_tracked_objects(
+    system: ActorSystem,
+) -> None:
+    assert await spawn_idle(system, idle, tracked_objects) <= IDLE_FUNCTION_ACTOR_OBJECTS
+
+
+async def test_an_idle_class_actor_keeps_at_most_3300_bytes(system: ActorSystem) -> None:
+    def traced_bytes() -> int:
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0]
+
+    started = not tracemalloc.is_tracing()
+    if started:
+        tracemalloc.start()
+    try:
+        assert await spawn_idle(system, Idle, traced_bytes) <= IDLE_CLASS_ACTOR_BYTES
+    finally:
+        if started:
+            tracemalloc.stop()

@@ -439,9 +439,10 @@ class ActorCell(Mailbox):
     def run_incarnation(
         self, behavior: Behavior, previous: ExitReason | None = None, record: object = None
     ) -> Coroutine[Any, Any, ExitReason]:
-        """Return the coroutine that runs one incarnation in the calling task, to its end.
+        """Return the coroutine that runs one incarnation to its end, in the task running it.
 
-        The coroutine returns why the incarnation ended. Exceptions raised by the actor become
+        Await it, or start it as a task (``nursery.start_soon(cell.run_incarnation, ...)``);
+        it returns why the incarnation ended. Exceptions raised by the actor become
         ``Crashed``; only cancellation from outside (and BaseExceptions such as
         KeyboardInterrupt) propagate. A cell with an owner tells it with
         ``incarnation_ended(record, ...)`` as the incarnation ends, so that the owner can run

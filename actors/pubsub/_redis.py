@@ -134,7 +134,7 @@ class RedisPubSub:
             RedisConnectionError: Still not connected after ``reconnect_wait``.
             RedisConfigurationError: The connection stopped for good (at once).
         """
-        if not self.hub.connected:  # the common case needs no cancel scope
+        if not self.hub.open_for_commands:  # the common case needs no cancel scope
             with trio.move_on_after(self.options.reconnect_wait):
                 await self.hub.wait_connected()
         else:

@@ -369,8 +369,16 @@ class PubSubHub:
 
     @property
     def connected(self) -> bool:
-        """Whether a connection is attached and every subscription replayed on it."""
+        """Whether a connection is attached and every subscription replayed on it (until the
+        connection actor detaches it: health and metrics report this)."""
         return self._ready
+
+    @property
+    def open_for_commands(self) -> bool:
+        """Whether ``connection()`` would hand out a connection now: attached, replayed and
+        still open. A connection that has just closed is not, although the connection actor
+        has not detached it yet: whoever waits for a connection waits for the next one."""
+        return self._ready and self._commands is not None and not self._commands.closed
 
     def _raise_if_failed(self) -> None:
         if self._failure is not None:
@@ -387,8 +395,10 @@ class PubSubHub:
                 does).
         """
         await trio.lowlevel.checkpoint_if_cancelled()
-        while not self._ready:
+        while not self.open_for_commands:
             self._raise_if_failed()
+            # A closed connection still attached is detached by the connection actor soon,
+            # which is a change: the wait goes on until the next connection is attached.
             await self._changed.wait()
         await trio.lowlevel.cancel_shielded_checkpoint()
 
@@ -667,11 +677,14 @@ class PubSubHub:
             RedisConnectionError: No connection is attached (a reconnect is in progress).
             RedisConfigurationError: The connection stopped for good.
         """
-        if self._commands is None:
+        commands = self._commands
+        if commands is None or commands.closed:
             self._raise_if_failed()
             cause = f": {self._last_error}" if self._last_error else ""
+            if commands is not None:
+                cause = f": {commands.close_cause or 'the connection closed'}"
             raise RedisConnectionError(f"not connected to Redis (reconnecting){cause}")
-        return self._commands
+        return commands
 
     async def publish(
         self, channel: bytes | str, payload: bytes | str, deadline: float = math.inf

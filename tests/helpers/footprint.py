@@ -16,12 +16,16 @@ import subprocess
 import sys
 import tracemalloc
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import trio
 import trio.testing
 
-from actors import Actor, ActorRef, open_actor_system
+from actors import Actor, ActorRef, ActorSystem, open_actor_system
 from actors.pubsub import SubscriptionHandle, open_pubsub
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 ACTORS = 400
 SUBSCRIPTIONS = 1_000
@@ -41,18 +45,24 @@ def traced_bytes() -> int:
     return tracemalloc.get_traced_memory()[0]
 
 
+async def spawn_idle(system: ActorSystem, target: object, measure: Callable[[], int]) -> float:
+    """What ``measure`` grows by per actor, for ``ACTORS`` idle actors spawned from ``target``
+    after a first one (which makes what they share, such as the class's behavior)."""
+    refs: list[ActorRef] = [await system.spawn(target)]
+    refs.extend(refs * ACTORS)  # room for every ref, so that appending makes nothing
+    del refs[1:]
+    await trio.testing.wait_all_tasks_blocked()
+    before = measure()
+    for _ in range(ACTORS):
+        refs.append(await system.spawn(target))
+    await trio.testing.wait_all_tasks_blocked()
+    return (measure() - before) / ACTORS
+
+
 async def class_actor_bytes() -> float:
-    """Bytes per idle class actor, over ``ACTORS`` spawned after a first one."""
+    """Bytes per idle class actor."""
     async with open_actor_system() as system:
-        refs: list[ActorRef] = [await system.spawn(Idle)]  # made once: the class's behavior
-        refs.extend(refs * ACTORS)  # room for every ref, so that appending makes nothing
-        del refs[1:]
-        await trio.testing.wait_all_tasks_blocked()
-        before = traced_bytes()
-        for _ in range(ACTORS):
-            refs.append(await system.spawn(Idle))
-        await trio.testing.wait_all_tasks_blocked()
-        return (traced_bytes() - before) / ACTORS
+        return await spawn_idle(system, Idle, traced_bytes)
 
 
 async def subscription_bytes() -> float:

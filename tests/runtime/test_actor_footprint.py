@@ -12,26 +12,14 @@ child-nursery list and the four objects of a wait in ``wait_task_rescheduled``.
 from __future__ import annotations
 
 import gc
-from typing import TYPE_CHECKING
 
-import trio
-import trio.testing
-from footprint import measured
+from footprint import Idle, measured, spawn_idle
 
-from actors import Actor, ActorContext, ActorRef, ActorSystem
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
+from actors import ActorContext, ActorSystem
 
 IDLE_CLASS_ACTOR_OBJECTS = 15
 IDLE_FUNCTION_ACTOR_OBJECTS = 19
 IDLE_CLASS_ACTOR_BYTES = 3_300  # about 3,000 today (Python 3.11); 3,700 before 2026-12-06
-ACTORS = 400
-
-
-class Idle(Actor):
-    async def receive(self, message: object) -> None:
-        pass
 
 
 async def idle(context: ActorContext) -> None:
@@ -42,19 +30,6 @@ async def idle(context: ActorContext) -> None:
 def tracked_objects() -> int:
     gc.collect()
     return len(gc.get_objects())
-
-
-async def spawn_idle(system: ActorSystem, target: object, measure: Callable[[], int]) -> float:
-    """What ``measure`` grows by per actor, for ``ACTORS`` idle actors spawned from ``target``."""
-    refs: list[ActorRef] = [await system.spawn(target)]  # made once: the class's behavior
-    refs.extend(refs * ACTORS)  # room for every ref, so that appending makes nothing
-    del refs[1:]
-    await trio.testing.wait_all_tasks_blocked()
-    before = measure()
-    for _ in range(ACTORS):
-        refs.append(await system.spawn(target))
-    await trio.testing.wait_all_tasks_blocked()
-    return (measure() - before) / ACTORS
 
 
 async def test_an_idle_class_actor_keeps_at_most_15_tracked_objects(system: ActorSystem) -> None:

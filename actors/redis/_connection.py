@@ -330,8 +330,8 @@ class RedisConnection(RedisCommands):
         else:
             logger.debug("Redis connection to %s closed", self._settings.describe())
         reason = "was closed" if cause is None else f"was lost ({cause})"
-        pending = self._pending
-        self._pending = deque()
+        pending = list(self._pending)
+        self._pending.clear()  # the same deque: the deadline watch holds it
         for waiter in pending:
             if waiter.abandoned:
                 continue
@@ -357,11 +357,8 @@ class RedisConnection(RedisCommands):
                 nursery.start_soon(self._write_loop, name=f"redis writer {description}")
                 nursery.start_soon(self._read_loop, name=f"redis reader {description}")
                 nursery.start_soon(
-                    self._deadlines.run, self._waiting, name=f"redis deadlines {description}"
+                    self._deadlines.run, self._pending, name=f"redis deadlines {description}"
                 )
-
-    def _waiting(self) -> deque[ReplySlot]:
-        return self._pending
 
     async def _write_loop(self) -> None:
         stream = self._transport.stream

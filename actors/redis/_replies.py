@@ -94,8 +94,8 @@ class DeadlineWatch:
             if self._scope is not None:
                 self._scope.deadline = deadline
 
-    async def run(self, waiting: Callable[[], Iterable[ReplySlot]]) -> None:
-        """Fail overdue slots until cancelled; ``waiting`` gives the slots in order."""
+    async def run(self, waiting: Iterable[ReplySlot]) -> None:
+        """Fail overdue slots until cancelled; ``waiting`` is the connection's queue of slots."""
         while True:
             with trio.CancelScope(deadline=self.earliest) as scope:
                 self._scope = scope
@@ -103,7 +103,7 @@ class DeadlineWatch:
             self._scope = None
             now = trio.current_time()
             earliest = math.inf
-            for slot in waiting():
+            for slot in waiting:
                 if slot.abandoned or slot.task is None:
                     continue
                 if slot.deadline <= now:

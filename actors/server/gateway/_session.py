@@ -118,6 +118,11 @@ class Session:
     def __repr__(self) -> str:
         return f"<Session {self.session_id} of {self.user_id!r}>"
 
+    @property
+    def queued(self) -> int:
+        """Frames waiting in the outbox for the client (at most ``send_queue_size``)."""
+        return len(self._outbox)
+
     # --- what other tasks call -----------------------------------------------------------
 
     def push(self, frame: str) -> None:

@@ -116,7 +116,7 @@ function render(state) {
   renderGateway(state.gateway);
 }
 
-function actorRow(node) {
+function actorRow(node, depth) {
   const label = node.child_id && node.child_id !== node.name ? `${node.child_id} · ${node.name}` : node.name;
   const name = element("span", { className: "actor-name", testId: "actor-name", text: label, title: label });
   if (node.supervisor) {
@@ -136,6 +136,7 @@ function actorRow(node) {
     {
       className: "actor-row",
       data: {
+        depth: String(depth),
         restarted: String(node.restarts > 0),
         crashed: String(lastExit.startsWith("crashed")),
       },
@@ -151,19 +152,23 @@ function actorRow(node) {
   );
 }
 
-function treeItem(node) {
-  const item = element("li", { testId: "actor", data: { actorId: String(node.actor_id), childId: node.child_id || "", name: node.name } }, [actorRow(node)]);
+function treeItem(node, depth = 0) {
+  const data = { actorId: String(node.actor_id), childId: node.child_id || "", name: node.name };
+  const item = element("li", { testId: "actor", data }, [actorRow(node, depth)]);
   if (node.children.length || node.more) {
     const list = element("ul");
-    for (const child of node.children) list.append(treeItem(child));
-    if (node.more) list.append(element("li", { className: "actor-more", text: `and ${number(node.more)} more children` }));
+    for (const child of node.children) list.append(treeItem(child, depth + 1));
+    if (node.more) {
+      const more = `and ${number(node.more)} more children`;
+      list.append(element("li", { className: "actor-more", text: more, data: { depth: String(depth + 1) } }));
+    }
     item.append(list);
   }
   return item;
 }
 
 function renderTree(state) {
-  $("tree").replaceChildren(...state.tree.map(treeItem));
+  $("tree").replaceChildren(...state.tree.map((node) => treeItem(node)));
   showMore("tree-more", state.tree_more, "top-level actors");
 }
 

@@ -6,14 +6,18 @@ import os
 import re
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import attrs
 import orjson
 import pytest
+from line_reader import LineReader
 from prometheus_client import CollectorRegistry
 from server_process import ROOT, server_process
 
@@ -26,6 +30,7 @@ from actors.server.admin import (
 )
 from actors.server.cli import main
 from actors.server.http import HttpRequest, HttpResponse
+from actors.testing import free_port
 
 TOKEN: Final = "an-admin-token-of-32-characters!"
 WAIT: Final = 15.0  # seconds for one HTTP request to a local server
@@ -209,3 +214,60 @@ def test_serve_with_a_short_token_in_the_environment_exits_with_one_line() -> No
     assert result.stderr.strip().splitlines() == [
         "error: the admin token must be at least 16 bytes long, not 5"
     ]
+
+
+@contextmanager
+def listening(redis_url: str, *extra: str) -> Iterator[int]:
+    """``serve`` on ``redis_url``, as soon as it listens (before the gateway is up): its port."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "actors", "serve", "--port", "0", "--redis-url", redis_url, *extra],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = LineReader(process.stdout).wait_for("listening on", WAIT * 2)
+        match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+        assert match is not None, line
+        yield int(match[1])
+    finally:
+        process.kill()
+        process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def test_the_observer_answers_while_redis_is_out_of_reach(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before the gateway is up, the state has the tree and the connection down, and no
+    gateway; without a token, /admin is 404 then too (not the 503 of the gateway's paths)."""
+    monkeypatch.delenv(ADMIN_TOKEN_ENVIRONMENT_VARIABLE, raising=False)
+    closed = f"redis://127.0.0.1:{free_port()}"
+    with listening(closed, "--admin-token", TOKEN) as port:
+        assert get(port, "/admin/state").status == 401
+        deadline = time.monotonic() + WAIT
+        while True:
+            answer = get(port, "/admin/state", TOKEN)
+            assert answer.status == 200
+            document = orjson.loads(answer.body)
+            [redis] = document["connections"]
+            if redis["last_error"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert document["gateway"] is None
+        assert redis["connected"] is False
+        assert "refused" in redis["last_error"]
+        assert any(node["child_id"] == "redis-connection" for node in walk(document["tree"]))
+        assert get(port, "/").status == 503  # the chat page waits for the broker
+    with listening(closed) as port:
+        assert get(port, "/admin/state", TOKEN).status == 404
+        assert get(port, "/admin").status == 404
+
+
+def walk(nodes: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for node in nodes:
+        yield node
+        yield from walk(node["children"])

@@ -14,7 +14,7 @@ from actors import ActorContext, ActorSystem, ChildSpec, Strategy, SupervisorSpe
 from actors.pubsub import PubSubSettings, open_pubsub
 from actors.server.admin import Limits, observer_state
 from actors.supervision import NO_BACKOFF, start_supervisor
-from actors.testing import RedisServer, wait_until
+from actors.testing import RedisCluster, RedisServer, wait_until
 
 
 class Boom(Exception):
@@ -231,3 +231,24 @@ async def test_a_lost_redis_shows_in_the_tree_and_the_connection(
         [redis] = state(system, pubsub, None)["connections"]
         assert redis["reconnects"] == 1
         assert redis["gap_age"] is None
+
+
+async def test_a_redis_cluster_shows_the_classic_node_and_a_row_per_master(
+    system: ActorSystem, redis_cluster: RedisCluster
+) -> None:
+    seeds = ",".join(f"{node.host}:{node.port}" for node in redis_cluster.nodes[:2])
+    async with open_pubsub(system, f"redis+cluster://{seeds}") as pubsub:
+        with trio.fail_after(30):
+            await pubsub.broker.wait_connected()
+        await pubsub.subscribe("plain", _ignore, message_type=str)
+        await pubsub.subscribe("{room}.chat", _ignore, message_type=str, sharded=True)
+        rows = state(system, pubsub, None)["connections"]
+        masters = {f"{master.host}:{master.port}" for master in redis_cluster.masters()}
+        classic, *shards = rows
+        assert classic["label"].startswith("classic (")
+        assert classic["label"][len("classic (") : -1] in masters
+        assert {row["label"] for row in shards} <= {f"shards {master}" for master in masters}
+        assert all(row["connected"] for row in rows)
+        assert [c["name"] for c in classic["channels"] if c["kind"] == "channel"] == ["plain"]
+        shard_rows = [c for row in shards for c in row["channels"] if c["kind"] == "shard"]
+        assert [c["name"] for c in shard_rows] == ["{room}.chat"]

@@ -145,7 +145,10 @@ class Serve:
 def serve(redis_url: str, *, environment: dict[str, str] | None = None) -> Iterator[Serve]:
     """``python -m actors serve --port 0 --redis-url redis_url``, killed at the end if it runs."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "actors", "serve", "--port", "0", "--redis-url", redis_url],
+        [
+            *(sys.executable, "-m", "actors", "serve", "--demo-login"),
+            *("--port", "0", "--redis-url", redis_url),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

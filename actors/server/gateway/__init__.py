@@ -22,33 +22,48 @@ from actors.server.gateway._rooms import (
     TypingNotice,
     typing_channel,
 )
-from actors.server.gateway._server import run_server, secret_from
+from actors.server.gateway._server import random_secret, run_server, secret_from
 from actors.server.gateway._session import Session
+from actors.server.gateway._token_keys import ALGORITHMS, KeyRing, TokenKeyError
 from actors.server.gateway._tokens import (
+    DEFAULT_LEEWAY,
+    DEFAULT_ROOMS_CLAIM,
     DEFAULT_TOKEN_TTL,
+    DemoLogin,
+    Identity,
     InvalidTokenError,
-    TokenSigner,
+    TokenRules,
+    TokenVerifier,
 )
 from actors.server.gateway._web import GatewayWeb, serve_gateway
 
 __all__ = [
+    "ALGORITHMS",
+    "DEFAULT_LEEWAY",
     "DEFAULT_ROOMS",
+    "DEFAULT_ROOMS_CLAIM",
     "DEFAULT_TOKEN_TTL",
     "GLOBAL_SCOPE",
     "TYPING_CHANNEL",
     "TYPING_SHARDED",
+    "DemoLogin",
     "Gateway",
     "GatewayMetrics",
     "GatewaySettings",
     "GatewayWeb",
+    "Identity",
     "InvalidTokenError",
+    "KeyRing",
     "ProtocolError",
     "Session",
-    "TokenSigner",
+    "TokenKeyError",
+    "TokenRules",
+    "TokenVerifier",
     "TypingNotice",
     "check_room",
     "open_gateway",
     "parse_client_frame",
+    "random_secret",
     "run_server",
     "secret_from",
     "serve_gateway",

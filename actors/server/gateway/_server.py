@@ -26,22 +26,24 @@ if TYPE_CHECKING:
     from actors.pubsub import PubSub
     from actors.runtime import ActorSystem
     from actors.server.gateway._gateway import Gateway
+    from actors.server.gateway._tokens import DemoLogin, TokenVerifier
 
 logger = logging.getLogger(__name__)
 
 SECRET_ENVIRONMENT_VARIABLE = "ACTORS_GATEWAY_SECRET"
-SECRET_BYTES: Final = 32  # a made-up token secret: 256 bits, as HMAC-SHA256's key
+SECRET_BYTES: Final = 32  # a made-up token secret: 256 bits, as HS256's key
 SESSIONS_CLOSE_GRACE: Final = 1.0  # seconds sessions get to close on a signal (stop within 2 s)
 
 
-def secret_from(value: str | None) -> bytes:
-    """The token secret: ``value``, else ``$ACTORS_GATEWAY_SECRET``, else a random one.
-
-    A random secret is fine for one process; processes sharing Redis must share a secret.
-    """
+def secret_from(value: str | None) -> bytes | None:
+    """The HS256 token secret: ``value``, else ``$ACTORS_GATEWAY_SECRET``; None if neither."""
     text = value or os.environ.get(SECRET_ENVIRONMENT_VARIABLE)
-    if text:
-        return text.encode()
+    return text.encode() if text else None
+
+
+def random_secret() -> bytes:
+    """A made-up HS256 secret: fine for one process with the demo login, which issues tokens
+    with it; processes sharing Redis must share a secret."""
     return secrets.token_bytes(SECRET_BYTES)
 
 
@@ -50,7 +52,8 @@ async def run_server(
     url: str = "memory://",
     host: str = "127.0.0.1",
     port: int = 8000,
-    secret: bytes,
+    tokens: TokenVerifier,
+    demo_login: DemoLogin | None = None,
     settings: GatewaySettings | None = None,
     announce: Callable[[str], object] = print,
     gc_threshold: int | None = DEFAULT_GC_THRESHOLD,
@@ -68,6 +71,8 @@ async def run_server(
     process), then the rooms, presence and the Redis connection stop.
 
     Args:
+        tokens: Verifies the token of each connection's ``hello``.
+        demo_login: Issues tokens for any name at ``POST /token``; None: ``/token`` is 404.
         gc_threshold: Once the server is up, ``tune_garbage_collector(gc_threshold)``: a
             session is a task, and a fan-out leaves a frame in flight in each of them, which
             Python's default collector setting turns into full collections (see
@@ -82,7 +87,7 @@ async def run_server(
     """
     try:
         await _serve_until_signalled(
-            url, host, port, secret, settings, announce, gc_threshold, admin_token
+            url, host, port, (tokens, demo_login), settings, announce, gc_threshold, admin_token
         )
     except BaseExceptionGroup as group:
         # One failure (a port in use, Redis refusing us) comes wrapped by the nurseries it
@@ -99,7 +104,7 @@ async def _serve_until_signalled(
     url: str,
     host: str,
     port: int,
-    secret: bytes,
+    identity: tuple[TokenVerifier, DemoLogin | None],
     settings: GatewaySettings | None,
     announce: Callable[[str], object],
     gc_threshold: int | None,
@@ -136,7 +141,7 @@ async def _serve_until_signalled(
                 announce(f"serving on {where}")
 
             nursery.start_soon(
-                _run_gateway, system, pubsub, secret, settings, site, gc_threshold, ready
+                _run_gateway, system, pubsub, identity, settings, site, gc_threshold, ready
             )
             async for received in signals:
                 logger.info("signal %d: stopping", received)
@@ -204,7 +209,7 @@ def _starting() -> HttpResponse:
 async def _run_gateway(
     system: ActorSystem,
     pubsub: PubSub,
-    secret: bytes,
+    identity: tuple[TokenVerifier, DemoLogin | None],
     settings: GatewaySettings | None,
     site: _Site,
     gc_threshold: int | None,
@@ -213,7 +218,10 @@ async def _run_gateway(
     """Start the gateway once the broker is connected (its subscriptions would otherwise wait
     for acknowledgements that cannot come), then run it until cancelled."""
     await pubsub.broker.wait_connected()
-    async with open_gateway(system, pubsub, secret=secret, settings=settings) as gateway:
+    tokens, demo_login = identity
+    async with open_gateway(
+        system, pubsub, tokens=tokens, demo_login=demo_login, settings=settings
+    ) as gateway:
         site.gateway_up(gateway)
         if gc_threshold is not None:
             tune_garbage_collector(gc_threshold)

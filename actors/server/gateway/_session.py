@@ -81,11 +81,14 @@ class Session:
         connection: trio_websocket.WebSocketConnection,
         user_id: str,
         agent: str = "",
+        allowed_rooms: frozenset[str] | None = None,
     ) -> None:
         self.gateway = gateway
         self.settings = gateway.settings
         self.connection = connection
         self.user_id = user_id
+        self.allowed_rooms = allowed_rooms
+        """The rooms the user's token lets them join; None: any room."""
         self.session_id = gateway.new_session_id()
         self.metadata = {
             "server": gateway.settings.server_name,
@@ -364,6 +367,8 @@ class Session:
     async def join(self, room: str, ref: str | None, since: Position | None = None) -> None:
         """Enter a room (again): ``joined`` with its history (what came after ``since``, the
         client's last position, or the newest), then its presence state."""
+        if self.allowed_rooms is not None and room not in self.allowed_rooms:
+            raise ProtocolError("room_not_allowed", f"your token does not allow {room!r}", ref)
         if room not in self.rooms and len(self.rooms) >= self.settings.max_rooms_per_session:
             raise ProtocolError(
                 "too_many_rooms", f"at most {self.settings.max_rooms_per_session} rooms", ref

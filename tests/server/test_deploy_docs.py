@@ -234,3 +234,13 @@ def test_the_cluster_variant_gives_the_server_a_cluster_url() -> None:
     # The server reads the URL from the Secret in both variants.
     _, container = gateway_deployment()
     assert "--redis-url=$(REDIS_URL)" in container["args"]
+
+
+def test_the_ingress_does_not_route_the_demo_login() -> None:
+    """``/token`` signs a token for any name: it is for trying the server, never public."""
+    (ingress,) = manifests("Ingress")
+    paths = {path["path"] for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]}
+    assert not any(path.startswith("/token") for path in paths)
+    for deployment in manifests("Deployment"):
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            assert "--demo-login" not in container.get("command", []) + container.get("args", [])

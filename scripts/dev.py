@@ -102,8 +102,10 @@ def ensure_environment(extras: str = DEV) -> Path:
         venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
     print(f"dev.py: installing actors {EXTRAS_SHOWN[extras]} into .venv", flush=True)
     target = str(ROOT) if extras == SERVER else f"{ROOT}[{extras}]"
-    pip = [str(python), "-m", "pip", "--disable-pip-version-check", "--progress-bar", "off"]
-    subprocess.run([*pip, "install", "--editable", target], check=True)
+    install = [str(python), "-m", "pip", "install", "--disable-pip-version-check"]
+    code = subprocess.run([*install, "--progress-bar", "off", "--editable", target]).returncode
+    if code != 0:
+        raise SystemExit(f"dev.py: pip could not install {target} (exit code {code}; see above)")
     STAMP.write_text(f"{requirements_digest()} {extras}\n")
     print(f"dev.py: .venv ready in {time.monotonic() - started:.0f} s", flush=True)
     return python

@@ -45,6 +45,11 @@ pytestmark = pytest.mark.skipif(os.name == "nt", reason="the stand-in python is 
 def test_demo_installs_the_project_without_extras(checkout: Path) -> None:
     dev.ensure_environment(dev.SERVER)
     assert installs(checkout) == [str(checkout)]
+    (command,) = (checkout / ".venv" / "commands").read_text().splitlines()
+    assert command.split() == [
+        *("-m", "pip", "install", "--disable-pip-version-check", "--progress-bar", "off"),
+        *("--editable", str(checkout)),
+    ]
     assert dev.installed_extras() == dev.SERVER
     assert dev.environment_is_ready(dev.SERVER)
     assert not dev.environment_is_ready(dev.DEV)
@@ -79,6 +84,17 @@ def test_a_stamp_of_the_digest_alone_means_the_dev_extras(checkout: Path) -> Non
     assert dev.installed_extras() == dev.DEV
     dev.ensure_environment(dev.DEV)
     assert installs(checkout) == []
+
+
+def test_a_failed_install_stops_with_a_line_and_no_stamp(checkout: Path) -> None:
+    python = checkout / ".venv" / "bin" / "python"
+    python.write_text("#!/bin/sh\nexit 3\n")
+    with pytest.raises(SystemExit) as exited:
+        dev.ensure_environment(dev.SERVER)
+    assert str(exited.value) == (
+        f"dev.py: pip could not install {checkout} (exit code 3; see above)"
+    )
+    assert dev.installed_extras() is None
 
 
 def test_the_first_run_says_what_it_does(

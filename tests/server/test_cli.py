@@ -485,3 +485,39 @@ def test_dev_demo_exits_with_the_code_of_its_server(child_source: str, expected:
     )
     assert result.returncode == expected, result.stderr
     assert result.stderr == ""
+
+
+def test_serve_builds_its_verifier_from_the_token_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A JWKS file, an audience, an issuer, a leeway and no rooms claim, as given; the help
+    states the verifier's own defaults."""
+    import json
+
+    from token_keys import ec_pair
+
+    from actors.server import cli
+    from actors.server.gateway import DEFAULT_LEEWAY, DEFAULT_ROOMS_CLAIM, TokenRules
+
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps({"keys": [ec_pair().jwk("ES256", "k1")]}))
+    options = [
+        *("--token-jwks", str(jwks), "--token-algorithm", "ES256"),
+        *("--token-audience", "chat", "--token-issuer", "https://login.example.com"),
+        *("--token-leeway", "0", "--token-rooms-claim", ""),
+    ]
+    tokens, demo_login = cli._token_setup(build_parser().parse_args(["serve", *options]))
+    assert (tokens.algorithm, demo_login) == ("ES256", None)
+    assert tokens.rules == TokenRules(
+        audience="chat", issuer="https://login.example.com", leeway=0, rooms_claim=None
+    )
+    arguments = build_parser().parse_args(["serve", "--demo-login", "--secret", "s" * 32])
+    tokens, demo_login = cli._token_setup(arguments)
+    assert tokens.rules == TokenRules()
+    assert demo_login is not None
+    assert tokens.verify(demo_login.issue("ada")[0]).user_id == "ada"
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    usage = " ".join(capsys.readouterr().out.split())
+    assert f"at most 300 (default: {DEFAULT_LEEWAY:g})" in usage
+    assert f"(default: {DEFAULT_ROOMS_CLAIM})" in usage

@@ -78,7 +78,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 GLOBAL_SCOPE: Final = "global"
-MIN_FRAME_BYTES: Final = 256  # the smallest frame limit: a hello with a token must fit
+MIN_FRAME_BYTES: Final = 256  # the smallest frame limit: a hello with a demo token must fit
 DEFAULT_ROOMS: Final = ("lobby", "random", "help")
 
 

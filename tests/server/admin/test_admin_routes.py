@@ -136,7 +136,7 @@ def test_the_token_comes_from_the_flag_or_the_environment(
 
 
 def test_serve_refuses_a_short_admin_token_at_once(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["serve", "--port", "0", "--admin-token", "too-short"]) == 2
+    assert main(["serve", "--port", "0", "--demo-login", "--admin-token", "too-short"]) == 2
     assert "admin token must be at least 16 bytes" in capsys.readouterr().err
 
 
@@ -202,7 +202,7 @@ def test_serve_answers_the_state_to_the_token_alone(
 
 def test_serve_with_a_short_token_in_the_environment_exits_with_one_line() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "actors", "serve", "--port", "0"],
+        [sys.executable, "-m", "actors", "serve", "--port", "0", "--demo-login"],
         cwd=ROOT,
         env={**os.environ, ADMIN_TOKEN_ENVIRONMENT_VARIABLE: "short"},
         capture_output=True,
@@ -220,7 +220,18 @@ def test_serve_with_a_short_token_in_the_environment_exits_with_one_line() -> No
 def listening(redis_url: str, *extra: str) -> Iterator[int]:
     """``serve`` on ``redis_url``, as soon as it listens (before the gateway is up): its port."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "actors", "serve", "--port", "0", "--redis-url", redis_url, *extra],
+        [
+            sys.executable,
+            "-m",
+            "actors",
+            "serve",
+            "--port",
+            "0",
+            "--demo-login",
+            "--redis-url",
+            redis_url,
+            *extra,
+        ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

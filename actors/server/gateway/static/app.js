@@ -793,6 +793,7 @@ function renderConn() {
   $("retry-now").hidden = secs === null;
   conn.title = `Connection: ${state.conn}${detail && detail !== "…" ? ` (${detail})` : ""}`;
   renderFooterStatus(secs);
+  renderListNotes(secs);
 }
 
 /** The footer's line under the user's name: connected, or how and when it comes back. */
@@ -806,6 +807,23 @@ function renderFooterStatus(secs) {
   else if (state.conn === "reconnecting") text = `Disconnected: reconnecting${attempt}…`;
   else if (state.conn === "connecting") text = `Connecting${attempt}…`;
   el.textContent = text;
+}
+
+/** How the connection comes back, in a few words: "retry 2 in 3 s", "reconnecting, attempt 2". */
+function comeback(secs) {
+  if (state.conn === "offline") return "offline";
+  if (secs !== null) return `retry ${state.attempt} in ${secs} s`;
+  return state.attempt ? `reconnecting, attempt ${state.attempt}` : "reconnecting";
+}
+
+/** The online list and the room's member list: marked while they no longer follow the server. */
+function renderListNotes(secs = secondsToRetry()) {
+  const lost = state.userId && state.conn !== "connected";
+  const stale = lost ? `Disconnected: last known (${comeback(secs)})` : "";
+  staleNote($("online-users"), $("online-note"), stale);
+  const r = state.active && state.rooms.get(state.active);
+  const wanted = Boolean(r && r.wanted);
+  staleNote($("room-members"), $("members-note"), wanted && lost ? stale : wanted && !r.joined ? "Joining…" : "");
 }
 
 /** The note over a member list that no longer follows the server, or "" when it does. */
@@ -887,8 +905,7 @@ function sortedPeople(set) {
 function renderOnline() {
   const users = sortedPeople(state.online);
   $("online-users").replaceChildren(...users.map((u) => personItem(u, "online-user")));
-  const disconnected = state.userId && state.conn !== "connected";
-  staleNote($("online-users"), $("online-note"), disconnected ? "Disconnected: last known" : "");
+  renderListNotes();
   $("online-count").textContent = String(users.length);
 }
 
@@ -896,10 +913,7 @@ function renderMembers() {
   const r = state.active && state.rooms.get(state.active);
   const users = r && r.wanted ? sortedPeople(r.members) : [];
   $("room-members").replaceChildren(...users.map((u) => personItem(u, "room-member")));
-  let note = "";
-  if (r && r.wanted && state.conn !== "connected") note = "Disconnected: last known";
-  else if (r && r.wanted && !r.joined) note = "Joining…";
-  staleNote($("room-members"), $("members-note"), note);
+  renderListNotes();
   $("member-count").textContent = String(users.length);
   const btn = $("members-btn");
   btn.hidden = !r || !r.wanted || !r.loaded;

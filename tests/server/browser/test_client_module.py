@@ -181,3 +181,55 @@ def test_the_docs_show_the_client_pages_script_as_it_is() -> None:
     assert marker in docs
     shown = docs.split(marker, 1)[1].split("\n```", 1)[0]
     assert shown == (CLIENT_PAGE / "page.js").read_text().rstrip("\n")
+
+
+TOKENS = """async () => {
+    const { ChatClient, fetchToken } = await import("/static/actors-client.js");
+    const outcome = (promise) => promise.then(
+        (value) => ({ value }),
+        (error) => ({ error: { name: error.name, fatal: error.fatal, status: error.status } }),
+    );
+    // The first token is refused (4001): the client asks for another, once, and gets in.
+    let asked = 0;
+    const once = new ChatClient({
+        token: async () => (++asked === 1 ? "not a token" : fetchToken("ada")),
+    });
+    const welcome = await once.connect({ timeout: 10000 });
+    once.close();
+    // Refused every time: the client gives up at the second refusal.
+    let calls = 0;
+    const never = new ChatClient({ token: async () => { calls += 1; return "not a token"; } });
+    let fatal = 0;
+    never.on("fatal", () => { fatal += 1; });
+    const refused = await outcome(never.connect({ timeout: 10000 }));
+    // A name the server refuses is refused for good (400), and so is the client's token function.
+    const badName = await outcome(fetchToken("not a name"));
+    // No server there: connect's wait ends at its bound; the client goes on trying.
+    const nobody = new ChatClient({ token: async () => "x", url: "ws://127.0.0.1:9/ws" });
+    const late = await outcome(nobody.connect({ timeout: 300 }));
+    const stillTrying = nobody.state;
+    nobody.close();
+    return {
+        asked, user: welcome.user_id, calls, fatal, refused: refused.error, state: never.state,
+        badName: badName.error, late: late.error, stillTrying,
+    };
+}"""
+
+
+def test_the_client_module_asks_for_a_new_token_once_then_gives_up(browser: Browser) -> None:
+    with server_process("memory://") as server:
+        page = browser.new_context().new_page()
+        page.goto(server.url)
+        answer = page.evaluate(TOKENS)
+        assert answer == {
+            "asked": 2,
+            "user": "ada",
+            "calls": 2,
+            "fatal": 1,
+            "refused": {"name": "TokenError", "fatal": True, "status": 0},
+            "state": "closed",
+            "badName": {"name": "TokenError", "fatal": True, "status": 400},
+            "late": {"name": "TimeoutError", "fatal": None, "status": None},
+            "stillTrying": "connecting",
+        }
+        page.context.close()

@@ -27,6 +27,8 @@ export const PING_TIMEOUT = 10000;
 export const REJOIN_DELAY = 1000;
 /** A `join` refused as `unavailable` is tried again after this long (milliseconds). */
 export const JOIN_RETRY_DELAY = 2000;
+/** By default `connect()` waits this long (milliseconds) for a `welcome`. */
+export const CONNECT_TIMEOUT = 30000;
 /** A token that expires within this long (milliseconds) is replaced before connecting. */
 const TOKEN_MARGIN = 30000;
 
@@ -171,11 +173,23 @@ export class ChatClient {
 
   /**
    * Start (or restart) connecting. Resolves with the `welcome` frame once connected; rejects
-   * with a TokenError if the client gives up (a token refused twice, a name refused). Without a
-   * server it keeps trying, so bound the wait yourself if it matters.
+   * with a TokenError if the client gives up (a token refused twice, a name refused), and with
+   * an Error named "TimeoutError" after `timeout` milliseconds without a welcome (null: no
+   * bound), while the client goes on trying.
    */
-  connect() {
-    const welcomed = new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+  connect({ timeout = CONNECT_TIMEOUT } = {}) {
+    const welcomed = new Promise((resolve, reject) => {
+      const waiter = { resolve, reject, timer: null };
+      if (timeout !== null) {
+        waiter.timer = setTimeout(() => {
+          this.waiters = this.waiters.filter((other) => other !== waiter);
+          const error = new Error(`no welcome within ${timeout} ms; the client goes on trying`);
+          error.name = "TimeoutError";
+          reject(error);
+        }, timeout);
+      }
+      this.waiters.push(waiter);
+    });
     if (this.state === "idle" || this.state === "closed") {
       this.attempt = 0;
       this.open();
@@ -200,7 +214,7 @@ export class ChatClient {
     if (socket) { try { socket.close(1000, "closed by the client"); } catch { /* closing */ } }
     this.setState("closed");
     const error = new Error("the client was closed");
-    for (const waiter of this.waiters.splice(0)) waiter.reject(error);
+    this.settleWaiters((waiter) => waiter.reject(error));
   }
 
   /** Join `room` now, or as soon as connected; kept across reconnects until `leave`. */
@@ -394,7 +408,14 @@ export class ChatClient {
     this.rooms.clear();
     this.setState("closed");
     this.emit("fatal", error);
-    for (const waiter of this.waiters.splice(0)) waiter.reject(error);
+    this.settleWaiters((waiter) => waiter.reject(error));
+  }
+
+  settleWaiters(settle) {
+    for (const waiter of this.waiters.splice(0)) {
+      clearTimeout(waiter.timer);
+      settle(waiter);
+    }
   }
 
   stopTimers() {
@@ -453,7 +474,7 @@ export class ChatClient {
     this.startPings(this.socket);
     this.emit("welcome", frame);
     for (const room of this.rooms.keys()) this.sendJoin(room);
-    for (const waiter of this.waiters.splice(0)) waiter.resolve(frame);
+    this.settleWaiters((waiter) => waiter.resolve(frame));
   }
 
   onJoined(frame) {
@@ -522,10 +543,13 @@ export class ChatClient {
   }
 }
 
-/** Make a client, add `handlers` ({event: handler}), connect; resolves once welcomed. */
+/**
+ * Make a client, add `handlers` ({event: handler}), connect; resolves with the client once
+ * welcomed, or rejects as `ChatClient.connect` does (`options.timeout`, 30 s by default).
+ */
 export async function connect(options) {
   const client = new ChatClient(options);
   for (const [event, handler] of Object.entries(options.handlers ?? {})) client.on(event, handler);
-  await client.connect();
+  await client.connect({ timeout: options.timeout === undefined ? CONNECT_TIMEOUT : options.timeout });
   return client;
 }

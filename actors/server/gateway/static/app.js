@@ -716,7 +716,8 @@ function start(name, token) {
   $("me-avatar").replaceWith(Object.assign(avatar(name, "avatar"), { id: "me-avatar" }));
   renderAll();
   client = makeClient(name, token);
-  client.connect().catch(() => { /* given up: its `fatal` event signs out */ });
+  // No bound: the page waits for the server as long as it takes, showing how it retries.
+  client.connect({ timeout: null }).catch(() => { /* given up: its `fatal` event signs out */ });
 }
 
 /** Close the connection (leaving every room first if `leaveRooms`) and forget the session. */

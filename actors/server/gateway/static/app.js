@@ -801,12 +801,10 @@ function renderConn() {
 function renderFooterStatus(secs) {
   const el = $("me-status");
   el.dataset.state = state.conn;
-  const attempt = state.attempt ? ` (attempt ${state.attempt})` : "";
+  el.dataset.attempt = String(state.attempt);
   let text = "Connected";
-  if (state.conn === "offline") text = "Disconnected: offline";
-  else if (state.conn !== "connected" && secs !== null) text = `Disconnected: retry${attempt} in ${secs} s`;
-  else if (state.conn === "reconnecting") text = `Disconnected: reconnecting${attempt}…`;
-  else if (state.conn === "connecting") text = `Connecting${attempt}…`;
+  if (state.conn === "connecting") text = state.attempt ? `Connecting · ${comeback(secs)}` : "Connecting…";
+  else if (state.conn !== "connected") text = `Disconnected · ${comeback(secs)}`;
   el.textContent = text;
 }
 

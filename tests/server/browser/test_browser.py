@@ -25,7 +25,7 @@ from server_process import (
 
 from actors.testing import RedisServer, free_port
 
-SCREENSHOT = Path(__file__).parents[2] / "docs" / "images" / "chat.png"
+SCREENSHOT = Path(__file__).parents[3] / "docs" / "images" / "chat.png"
 
 
 def test_two_people_chat_see_each_other_and_typing_then_one_leaves(browser: Browser) -> None:

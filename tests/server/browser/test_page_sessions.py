@@ -4,12 +4,13 @@ toasts keep clear of the controls, and avatars tell apart names with one initial
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
 import pytest
-from browser_pages import FAST_PRESENCE, TIMEOUT, sign_in
-from playwright.sync_api import Browser, Page, expect
+from browser_pages import FAST_PRESENCE, TIMEOUT, open_page, sign_in
+from playwright.sync_api import Browser, Page, WebSocket, expect
 from server_process import server_process
 
 from actors.testing import free_port
@@ -56,7 +57,9 @@ def test_the_footer_and_member_lists_show_a_lost_connection_until_it_is_back(
 ) -> None:
     port = str(free_port())
     with server_process("memory://", "--port", port, *FAST_PRESENCE) as first:
-        ada = sign_in(browser, first.url, "ada")
+        ada = open_page(browser, first.url)
+        sent = _record_sent_frames(ada)
+        sign_in(browser, first.url, "ada", ada)
         expect(ada.get_by_test_id("room-lobby")).to_have_attribute("data-joined", "true")
         footer = ada.get_by_test_id("footer-status")
         expect(footer).to_have_text("Connected")
@@ -81,7 +84,28 @@ def test_the_footer_and_member_lists_show_a_lost_connection_until_it_is_back(
         expect(footer).to_have_attribute("data-state", "connected")
         _expect_lists_live(ada)
         assert ada.evaluate(FOOTER_DOT) == connected_dot
+        expect(ada.get_by_test_id("room-lobby")).to_have_attribute("data-joined", "true")
         ada.context.close()
+    # Each connection that got in joined the lobby once: the first, and the one after the restart.
+    joins = [
+        [frame["room"] for frame in frames if frame["type"] == "join"]
+        for frames in sent
+        if any(frame["type"] == "hello" for frame in frames)
+    ]
+    assert [rooms for rooms in joins if rooms] == [["lobby"], ["lobby"]]
+
+
+def _record_sent_frames(page: Page) -> list[list[dict[str, Any]]]:
+    """The frames the page sends from now on, parsed, a list per WebSocket."""
+    sockets: list[list[dict[str, Any]]] = []
+
+    def on_websocket(socket: WebSocket) -> None:
+        frames: list[dict[str, Any]] = []
+        sockets.append(frames)
+        socket.on("framesent", lambda payload: frames.append(json.loads(payload)))
+
+    page.on("websocket", on_websocket)
+    return sockets
 
 
 def _expect_lists_live(page: Page) -> None:

@@ -217,9 +217,14 @@ export class ChatClient {
     this.settleWaiters((waiter) => waiter.reject(error));
   }
 
-  /** Join `room` now, or as soon as connected; kept across reconnects until `leave`. */
+  /**
+   * Join `room` now, or as soon as connected; kept across reconnects until `leave`. Returns the
+   * request's ref, or null when nothing was sent (not connected, or joined or joining already).
+   */
   join(room) {
-    if (!this.rooms.has(room)) this.rooms.set(room, { position: null, joined: false, joinRef: null });
+    const entry = this.rooms.get(room);
+    if (!entry) this.rooms.set(room, { position: null, joined: false, joinRef: null });
+    else if (entry.joined || entry.joinRef) return null;
     return this.sendJoin(room);
   }
 
@@ -472,8 +477,8 @@ export class ChatClient {
     this.sessionId = frame.session_id;
     this.setState("connected");
     this.startPings(this.socket);
+    for (const room of this.rooms.keys()) this.sendJoin(room); // before the handlers join more
     this.emit("welcome", frame);
-    for (const room of this.rooms.keys()) this.sendJoin(room);
     this.settleWaiters((waiter) => waiter.resolve(frame));
   }
 

@@ -196,6 +196,8 @@ TOKENS = """async () => {
     });
     const welcome = await once.connect({ timeout: 10000 });
     once.close();
+    const closed = once.state;
+    const again = await outcome(once.connect({ timeout: 10000 })); // closed for good
     // Refused every time: the client gives up at the second refusal.
     let calls = 0;
     const never = new ChatClient({ token: async () => { calls += 1; return "not a token"; } });
@@ -210,8 +212,9 @@ TOKENS = """async () => {
     const stillTrying = nobody.state;
     nobody.close();
     return {
-        asked, user: welcome.user_id, calls, fatal, refused: refused.error, state: never.state,
-        badName: badName.error, late: late.error, stillTrying,
+        asked, user: welcome.user_id, closed, again: again.error, calls, fatal,
+        refused: refused.error, state: never.state, badName: badName.error, late: late.error,
+        stillTrying,
     };
 }"""
 
@@ -224,6 +227,8 @@ def test_the_client_module_asks_for_a_new_token_once_then_gives_up(browser: Brow
         assert answer == {
             "asked": 2,
             "user": "ada",
+            "closed": "closed",
+            "again": {"name": "Error", "fatal": None, "status": None},
             "calls": 2,
             "fatal": 1,
             "refused": {"name": "TokenError", "fatal": True, "status": 0},

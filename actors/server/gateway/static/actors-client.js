@@ -146,14 +146,23 @@ export class ChatClient {
     this.pongDeadline = null;
     this.waiters = [];
     this.opening = false; // a token is being fetched for the next socket
+    this.unwatch = () => {};
     if (watchNetwork && typeof window !== "undefined") {
-      window.addEventListener("online", () => this.reconnectNow());
-      window.addEventListener("offline", () => {
+      const online = () => this.reconnectNow();
+      const offline = () => {
         if (!this.socket && this.state !== "closed" && this.state !== "idle") this.setState("offline");
-      });
-      document.addEventListener("visibilitychange", () => {
+      };
+      const visible = () => {
         if (!document.hidden) this.reconnectNow();
-      });
+      };
+      window.addEventListener("online", online);
+      window.addEventListener("offline", offline);
+      document.addEventListener("visibilitychange", visible);
+      this.unwatch = () => {
+        window.removeEventListener("online", online);
+        window.removeEventListener("offline", offline);
+        document.removeEventListener("visibilitychange", visible);
+      };
     }
   }
 
@@ -172,12 +181,13 @@ export class ChatClient {
   }
 
   /**
-   * Start (or restart) connecting. Resolves with the `welcome` frame once connected; rejects
+   * Start connecting (a closed client stays closed: make another). Resolves with the `welcome` frame once connected; rejects
    * with a TokenError if the client gives up (a token refused twice, a name refused), and with
    * an Error named "TimeoutError" after `timeout` milliseconds without a welcome (null: no
    * bound), while the client goes on trying.
    */
   connect({ timeout = CONNECT_TIMEOUT } = {}) {
+    if (this.state === "closed") return Promise.reject(new Error("the client is closed; make another"));
     const welcomed = new Promise((resolve, reject) => {
       const waiter = { resolve, reject, timer: null };
       if (timeout !== null) {
@@ -190,7 +200,7 @@ export class ChatClient {
       }
       this.waiters.push(waiter);
     });
-    if (this.state === "idle" || this.state === "closed") {
+    if (this.state === "idle") {
       this.attempt = 0;
       this.open();
     }
@@ -211,6 +221,7 @@ export class ChatClient {
     const socket = this.socket;
     this.socket = null;
     this.stopTimers();
+    this.unwatch();
     if (socket) { try { socket.close(1000, "closed by the client"); } catch { /* closing */ } }
     this.setState("closed");
     const error = new Error("the client was closed");
@@ -411,6 +422,7 @@ export class ChatClient {
 
   giveUp(error) {
     this.rooms.clear();
+    this.unwatch();
     this.setState("closed");
     this.emit("fatal", error);
     this.settleWaiters((waiter) => waiter.reject(error));

@@ -68,18 +68,25 @@ RULES = (
         layer="actors.server.gateway",
         may_import=(
             *FRAMEWORK,
+            "actors.server.admin",
             "actors.server.chat",
             "actors.server.notifications",
             "actors.server.http",
         ),
     ),
     Rule(layer="actors.server.demo", may_import=FRAMEWORK),
+    # The observer reads the framework's snapshots; the gateway hands itself in (GatewayFacts).
+    Rule(
+        layer="actors.server.admin",
+        may_import=(*FRAMEWORK, "actors.server.http", "actors.server.demo"),
+    ),
     Rule(
         layer="actors.server.cli",
         may_import=(
             "actors",
             "actors.cli",
             "actors.presence",
+            "actors.server.admin",
             "actors.server.demo",
             "actors.server.gateway",
             "actors.server.http",

@@ -181,6 +181,13 @@ def _configure_serve(parser: argparse.ArgumentParser) -> None:
         help="once up, freeze the startup heap and collect the young generation every N "
         "allocations; 0 leaves Python's collector as it is (default: %(default)s)",
     )
+    parser.add_argument(
+        "--admin-token",
+        default=None,
+        metavar="TOKEN",
+        help="serve the observer at /admin to whoever sends this token (16+ printable ASCII "
+        "characters; default: $ACTORS_ADMIN_TOKEN, else no /admin)",
+    )
     parser.set_defaults(handler=_run_serve)
 
 
@@ -188,6 +195,7 @@ def _run_serve(arguments: argparse.Namespace) -> int:
     import logging
 
     from actors.presence import PresenceSettings
+    from actors.server.admin import admin_token_from
     from actors.server.gateway import GatewaySettings, run_server, secret_from
 
     logging.basicConfig(
@@ -205,6 +213,7 @@ def _run_serve(arguments: argparse.Namespace) -> int:
             presence=presence,
             **({"server_name": arguments.server_name} if arguments.server_name else {}),
         )
+        admin_token = admin_token_from(arguments.admin_token)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -222,6 +231,7 @@ def _run_serve(arguments: argparse.Namespace) -> int:
                 settings=settings,
                 announce=announce,
                 gc_threshold=arguments.gc_threshold or None,
+                admin_token=admin_token,
             )
         except AddressInUseError as error:
             print(f"error: {error}; pick another port with --port", file=sys.stderr)

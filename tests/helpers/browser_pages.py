@@ -1,31 +1,12 @@
-"""Chromium (Playwright, the system's browser) and the chat page's steps, for the browser tests.
+"""The chat page's steps for the browser tests: a page per person, signing in, joining a room.
 
-The ``browser`` fixture of ``tests/server/browser/conftest.py`` launches it; the tests open a page
-per person with ``open_page`` and sign in with ``sign_in``.
+The browser is the ``browser`` fixture of ``tests/server/browser/conftest.py``.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from playwright.sync_api import Browser, Page, expect
 
-import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGUMENTS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 GRACE = 1.0
 FAST_PRESENCE = (
     "--presence-ttl",
@@ -38,19 +19,6 @@ FAST_PRESENCE = (
     str(GRACE),
 )
 TIMEOUT = 15_000  # milliseconds for anything the page should show
-
-
-@contextmanager
-def launched_chromium() -> Iterator[Browser]:
-    """The system's Chromium, headless; skipped without one (failed on CI, which installs it)."""
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"no Chromium at {CHROMIUM}: .ci/run installs Debian's chromium")
-        pytest.skip("no system Chromium (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGUMENTS)
-        yield browser
-        browser.close()
 
 
 def open_page(browser: Browser, url: str) -> Page:

@@ -15,6 +15,7 @@ from actors.observability import MetricsInstrument, PubSubMetrics
 from actors.pubsub import open_pubsub
 from actors.redis import redact_url
 from actors.runtime import DEFAULT_GC_THRESHOLD, open_actor_system, tune_garbage_collector
+from actors.server.admin import AdminRoutes, is_admin_path, observer_state
 from actors.server.gateway._gateway import GatewaySettings, open_gateway
 from actors.server.gateway._web import GatewayWeb
 from actors.server.http import HttpRequest, HttpResponse, ObservabilityRoutes, serve_http
@@ -53,6 +54,7 @@ async def run_server(
     settings: GatewaySettings | None = None,
     announce: Callable[[str], object] = print,
     gc_threshold: int | None = DEFAULT_GC_THRESHOLD,
+    admin_token: bytes | None = None,
 ) -> None:
     """Run the chat server until SIGINT or SIGTERM, then stop in order.
 
@@ -70,6 +72,8 @@ async def run_server(
             session is a task, and a fan-out leaves a frame in flight in each of them, which
             Python's default collector setting turns into full collections (see
             docs/performance.md); None leaves the collector as it is.
+        admin_token: Serve the observer (``/admin``, docs/observer.md) to whoever holds this
+            token (``admin_token_from``); None: ``/admin`` answers 404.
 
     Raises:
         AddressInUseError: Another socket holds ``host`` and ``port``; nothing was served.
@@ -77,7 +81,9 @@ async def run_server(
             credentials, a refused ``SELECT``, a certificate that does not verify).
     """
     try:
-        await _serve_until_signalled(url, host, port, secret, settings, announce, gc_threshold)
+        await _serve_until_signalled(
+            url, host, port, secret, settings, announce, gc_threshold, admin_token
+        )
     except BaseExceptionGroup as group:
         # One failure (a port in use, Redis refusing us) comes wrapped by the nurseries it
         # crossed: raise it as itself, for a plain error message.
@@ -97,6 +103,7 @@ async def _serve_until_signalled(
     settings: GatewaySettings | None,
     announce: Callable[[str], object],
     gc_threshold: int | None,
+    admin_token: bytes | None = None,
 ) -> None:
     metrics = PubSubMetrics()
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -109,6 +116,8 @@ async def _serve_until_signalled(
             # with the cause), the page and the WebSocket answer 503 until the gateway is up.
             # The pubsub block above starts at once, connected or not.
             site = _Site(pubsub)
+            if admin_token is not None:
+                site.admin = _admin_routes(admin_token, system, pubsub, site, settings)
             bound = await nursery.start(
                 partial(
                     serve_http,
@@ -148,12 +157,18 @@ class _Site:
         self.starting = ObservabilityRoutes(pubsub.metrics, pubsub.health)
         self.gateway: Gateway | None = None
         self.web: GatewayWeb | None = None
+        self.admin: AdminRoutes | None = None
+        """The observer, if an admin token is configured; else ``/admin`` answers 404."""
 
     def gateway_up(self, gateway: Gateway) -> None:
         self.gateway = gateway
         self.web = GatewayWeb(gateway, gateway.pubsub.health)
 
     async def respond(self, request: HttpRequest) -> HttpResponse:
+        if is_admin_path(request.path):
+            if self.admin is None:
+                return HttpResponse.text(404, "not found")
+            return await self.admin.respond(request)
         if self.web is not None:
             return await self.web.respond(request)
         answer = await self.starting.respond(request)
@@ -163,6 +178,23 @@ class _Site:
         if self.web is not None:
             return await self.web.upgrade(request, stream)
         return _starting()
+
+
+def _admin_routes(
+    token: bytes,
+    system: ActorSystem,
+    pubsub: PubSub,
+    site: _Site,
+    settings: GatewaySettings | None,
+) -> AdminRoutes:
+    """The observer of this process: it answers from the start, the gateway's part once up."""
+    server_name = (settings or GatewaySettings()).server_name
+
+    def state() -> dict[str, object]:
+        return observer_state(system, pubsub, site.gateway, server_name=server_name)
+
+    assert pubsub.metrics is not None
+    return AdminRoutes(token, state, registry=pubsub.metrics.registry)
 
 
 def _starting() -> HttpResponse:

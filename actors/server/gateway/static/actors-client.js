@@ -4,9 +4,9 @@
 //   import { ChatClient, fetchToken } from "/static/actors-client.js";
 //   const client = new ChatClient({ token: () => fetchToken("ada") });
 //   client.on("message", (message) => console.log(message.user_id, message.text));
+//   client.on("joined", ({ room }) => client.say(room, "hello"));
+//   client.join("lobby"); // kept until connected, and across reconnects
 //   await client.connect();
-//   client.join("lobby");
-//   client.say("lobby", "hello");
 //
 // The client keeps the connection up by itself: after any close but a refused token it
 // reconnects with exponential backoff and jitter (0.5 s doubling, never more than 10 s), joins
@@ -23,7 +23,7 @@ export const WELCOME_TIMEOUT = 15000;
 export const PING_EVERY = 25000;
 /** ... and drops a connection that has sent nothing for this long (milliseconds) after a ping. */
 export const PING_TIMEOUT = 10000;
-/** An unasked `left` (the server lost the room) is answered by a `join` after this long. */
+/** An unasked `left` (the server lost the room) is answered by a `join` this long (ms) after. */
 export const REJOIN_DELAY = 1000;
 /** A `join` refused as `unavailable` is tried again after this long (milliseconds). */
 export const JOIN_RETRY_DELAY = 2000;

@@ -145,13 +145,16 @@ async def _ignore(message: str) -> None:
 
 async def test_deliveries_and_drops_per_subscription_and_channel(system: ActorSystem) -> None:
     async with open_pubsub(system, settings=PubSubSettings(buffer_size=2)) as pubsub:
-        gate = trio.Event()
+        gate, holding = trio.Event(), trio.Event()
 
         async def stuck(message: str) -> None:
+            holding.set()
             await gate.wait()
 
         await pubsub.subscribe("busy", stuck, message_type=str)
-        for number in range(6):
+        await pubsub.publish("busy", "message 0")
+        await holding.wait()  # the handler holds the first: 2 of the next 5 fit in the buffer
+        for number in range(1, 6):
             await pubsub.publish("busy", f"message {number}")
         await trio.testing.wait_all_tasks_blocked()
         document = state(system, pubsub, None)

@@ -15,6 +15,7 @@ from actors.server.gateway._gateway import (
     GatewaySettings,
     open_gateway,
 )
+from actors.server.gateway._probes import broker_readiness, system_liveness
 from actors.server.gateway._protocol import ProtocolError, check_room, parse_client_frame
 from actors.server.gateway._rooms import (
     TYPING_CHANNEL,
@@ -22,7 +23,12 @@ from actors.server.gateway._rooms import (
     TypingNotice,
     typing_channel,
 )
-from actors.server.gateway._server import run_server, secret_from
+from actors.server.gateway._server import (
+    SECRET_ENVIRONMENT_VARIABLE,
+    SHUTDOWN_BOUND,
+    run_server,
+    secret_from,
+)
 from actors.server.gateway._session import Session
 from actors.server.gateway._tokens import (
     DEFAULT_TOKEN_TTL,
@@ -35,6 +41,8 @@ __all__ = [
     "DEFAULT_ROOMS",
     "DEFAULT_TOKEN_TTL",
     "GLOBAL_SCOPE",
+    "SECRET_ENVIRONMENT_VARIABLE",
+    "SHUTDOWN_BOUND",
     "TYPING_CHANNEL",
     "TYPING_SHARDED",
     "Gateway",
@@ -46,11 +54,13 @@ __all__ = [
     "Session",
     "TokenSigner",
     "TypingNotice",
+    "broker_readiness",
     "check_room",
     "open_gateway",
     "parse_client_frame",
     "run_server",
     "secret_from",
     "serve_gateway",
+    "system_liveness",
     "typing_channel",
 ]

@@ -74,12 +74,16 @@ RULES = (
         ),
     ),
     Rule(layer="actors.server.demo", may_import=FRAMEWORK),
+    # The command line configures the process's logging (observability) and checks the Redis
+    # client name it is given (redis) before anything starts.
     Rule(
         layer="actors.server.cli",
         may_import=(
             "actors",
             "actors.cli",
+            "actors.observability",
             "actors.presence",
+            "actors.redis",
             "actors.server.demo",
             "actors.server.gateway",
             "actors.server.http",

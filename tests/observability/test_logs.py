@@ -81,6 +81,8 @@ def test_configure_logging_sends_json_lines_or_text_lines() -> None:
     out = io.StringIO()
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
+    # configure_logging replaces (and closes) the root's handlers: keep pytest's out of reach.
+    root.handlers.clear()
     try:
         configure_logging("json", stream=out)
         logging.getLogger("actors.test").info("hello %s", "there", extra={"channel": "news"})

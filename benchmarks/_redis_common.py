@@ -175,6 +175,20 @@ def start_publisher(url: str, *args: str | int) -> subprocess.Popen[str]:
     return subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
 
 
+def backlog(publisher: subprocess.Popen[str]) -> subprocess.Popen[str]:
+    """Wait, blocking the caller's event loop on purpose, until a flooding publisher has sent
+    everything: the server then holds the whole flood, and what the fan-in benchmarks measure is
+    the subscriber draining it alone. A publisher running beside a subscriber that keeps up
+    measures its own pace, and both share the two cores."""
+    publisher.wait(timeout=300)
+    return publisher
+
+
+def flood_backlog(url: str, *args: str | int) -> subprocess.Popen[str]:
+    """``start_publisher(url, "flood", *args)``, waited for with ``backlog``."""
+    return backlog(start_publisher(url, "flood", *args))
+
+
 def finish_publisher(process: subprocess.Popen[str], timeout: float = 120.0) -> dict[str, Any]:
     """Wait for a publisher and return the JSON summary it printed."""
     output, _ = process.communicate(timeout=timeout)
@@ -273,9 +287,9 @@ def redis_asyncio_fanin(
 ) -> tuple[float, int]:
     """The peer of the fan-in benchmarks: redis.asyncio PubSub with default settings.
 
-    Subscribes to ``channels`` channels, starts the flooding publisher once every subscription is
-    acknowledged, decodes every message with ``decode``, and returns (messages/s from the first
-    decoded message to the last, messages decoded). Runs its own asyncio loop.
+    Subscribes to ``channels`` channels, floods them once every subscription is acknowledged
+    (``flood_backlog``), decodes every message with ``decode``, and returns (messages/s from
+    the first decoded message to the last, messages decoded). Runs its own asyncio loop.
     """
     import asyncio
 
@@ -301,7 +315,7 @@ def redis_asyncio_fanin(
             elif kind == "subscribe":
                 acks += 1
                 if acks == channels:
-                    publisher = start_publisher(url, "flood", channels, count, *publisher_args)
+                    publisher = flood_backlog(url, channels, count, *publisher_args)
         assert publisher is not None
         await asyncio.to_thread(finish_publisher, publisher)
         await pubsub.aclose()
@@ -361,9 +375,9 @@ def pubsub_fanin(
 ) -> float:
     """Ours in the fan-in benchmarks: ``open_pubsub`` with default settings and one
     ``pubsub.subscribe(channel, handler, message_type=...)`` per channel, a handler that
-    counts; the flooding publisher starts once all are subscribed. Returns messages/s from the
-    first handled to the last, and appends ``ours_dropped``, ``ours_decode_errors`` and
-    ``ours_handled`` to ``extra``."""
+    counts; the flood (``flood_backlog``) is sent once all are subscribed. Returns messages/s
+    from the first handled to the last, and appends ``ours_dropped``, ``ours_decode_errors``
+    and ``ours_handled`` to ``extra``."""
     import trio
 
     from actors import open_actor_system
@@ -380,7 +394,7 @@ def pubsub_fanin(
                 await pubsub.subscribe(name, handle, message_type=message_type)
                 for name in channel_names(channels)
             ]
-            publisher = start_publisher(url, "flood", channels, count, *publisher_args)
+            publisher = flood_backlog(url, channels, count, *publisher_args)
             await wait_for_tally(tally, publisher)
             await trio.to_thread.run_sync(finish_publisher, publisher)
             stats = [handle.statistics() for handle in handles]

@@ -33,7 +33,7 @@ from actors import open_actor_system
 from actors.pubsub import open_pubsub
 from actors.runtime import tune_garbage_collector
 from actors.server.chat import RateLimit
-from actors.server.gateway import GatewaySettings, open_gateway, serve_gateway
+from actors.server.gateway import GatewaySettings, TokenVerifier, open_gateway, serve_gateway
 
 UNLIMITED = 1_000_000_000
 LONG = 3600.0  # seconds: no keepalive ping, no stats update during a run
@@ -84,7 +84,9 @@ async def serve_ours(secret: bytes, send_queue_size: int, tune_gc: bool) -> None
     async with (
         open_actor_system() as system,
         open_pubsub(system, "memory://") as pubsub,
-        open_gateway(system, pubsub, secret=secret, settings=settings) as gateway,
+        open_gateway(
+            system, pubsub, tokens=TokenVerifier.from_secret(secret), settings=settings
+        ) as gateway,
         trio.open_nursery() as nursery,
     ):
         nursery.start_soon(until_signalled, nursery.cancel_scope)

@@ -58,10 +58,11 @@ from _redis_common import (
     HOST,
     RedisServer,
     Tally,
+    backlog,
     channel_names,
     finish_publisher,
+    flood_backlog,
     redis_version,
-    start_publisher,
     wait_for_tally,
 )
 from _typed_common import (
@@ -178,13 +179,6 @@ class WatchedTally(Tally):
             self.watch.start()
         elif self.count == self.expected:
             self.watch.stop()
-
-
-def backlog(publisher: subprocess.Popen[str]) -> subprocess.Popen[str]:
-    """Wait, blocking the caller's event loop on purpose, until the publisher has sent
-    everything: the servers then hold the whole flood for the subscriber to drain."""
-    publisher.wait(timeout=300)
-    return publisher
 
 
 def handler(tally: Tally) -> Callable[[BenchNotification], Awaitable[None]]:
@@ -450,7 +444,7 @@ def main() -> None:
             return backlog(start_cluster_publisher("flood", routes, count, path))
 
         def single_flood(count: int) -> subprocess.Popen[str]:
-            return backlog(start_publisher(server.url, "flood", CHANNELS, count, path))
+            return flood_backlog(server.url, CHANNELS, count, path)
 
         samples = interleave(
             {

@@ -59,7 +59,7 @@ import trio
 import trio_websocket
 from _common import emit, interleave, median, parse_args, progress, summary
 
-from actors.server.gateway import TokenSigner
+from actors.server.gateway import DemoLogin, TokenVerifier
 
 SERVER = Path(__file__).with_name("_websocket_server.py")
 ROOM = "bench"
@@ -309,7 +309,7 @@ async def fill_room(
 
     Client i is user ``u{i % users}``. A close by the server fails the run at once.
     """
-    signer = TokenSigner(SECRET)
+    signer = DemoLogin(TokenVerifier.from_secret(SECRET))
     limiter = trio.CapacityLimiter(CONNECTING)
 
     async def enter(client: RawClient) -> None:

@@ -18,13 +18,20 @@ from actors import open_actor_system
 from actors.observability import PubSubMetrics
 from actors.pubsub import open_pubsub
 from actors.server.chat import RateLimit
-from actors.server.gateway import GatewaySettings, open_gateway, serve_gateway
+from actors.server.gateway import (
+    DemoLogin,
+    GatewaySettings,
+    TokenVerifier,
+    open_gateway,
+    serve_gateway,
+)
 
 
 # docs: start embed
 async def main() -> None:
     url = os.environ.get("REDIS_URL", "memory://")
-    secret = os.environ.get("ACTORS_GATEWAY_SECRET", "change me: 16 bytes or more").encode()
+    secret = os.environ.get("ACTORS_GATEWAY_SECRET", "change me: a secret of 32 bytes or more")
+    tokens = TokenVerifier.from_secret(secret.encode())  # HS256; KeyRing has RS256 and ES256
     settings = GatewaySettings(
         rooms=("lobby", "support"),
         allowed_origins=("https://chat.example.com",),
@@ -33,12 +40,13 @@ async def main() -> None:
     async with (
         open_actor_system() as system,
         open_pubsub(system, url, metrics=PubSubMetrics()) as pubsub,
-        open_gateway(system, pubsub, secret=secret, settings=settings) as gateway,
+        open_gateway(system, pubsub, tokens=tokens, settings=settings) as gateway,
         trio.open_nursery() as nursery,
     ):
         port = await nursery.start(serve_gateway, gateway, 0)
         print(f"serving on http://127.0.0.1:{port}")
-        await talk(port, token=gateway.signer.issue("ada")[0])
+        # Tokens come from the identity provider; here one is signed with the secret.
+        await talk(port, token=DemoLogin(tokens).issue("ada")[0])
         nursery.cancel_scope.cancel()  # leaving open_gateway closes sessions first (1001)
 
 

@@ -2,7 +2,8 @@
 
 Usage:
     python3 scripts/dev.py test [pytest arguments...]
-    python3 scripts/dev.py demo [serve arguments...]   (the chat server on http://127.0.0.1:8000)
+    python3 scripts/dev.py demo [serve arguments...]   (the chat server on http://127.0.0.1:8000,
+                                                        with the demo login on)
     python3 scripts/dev.py bench NAME [--quick]
     python3 scripts/dev.py bench all [--only NAME,NAME...] [--quick] [benchmark arguments...]
 
@@ -12,6 +13,8 @@ a table of their results and their JSON lines. It exits non-zero if any of them 
 
 Only the standard library is used here, so a fresh machine with Python 3.11+ and pip needs nothing
 else. The virtual environment lives in .venv/ and is refreshed whenever pyproject.toml changes.
+demo installs only what the server needs; test and bench add the dev extras to it (once), and a
+demo after them installs nothing more.
 
 demo runs the server as a child and passes SIGINT (Ctrl-C) and SIGTERM on to it: the server stops in
 order; one still running SHUTDOWN_GRACE seconds later is killed. The exit code is the server's
@@ -27,6 +30,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import venv
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
@@ -41,6 +45,12 @@ STAMP = VENV / ".installed-from"
 PLUGIN_ENTRY = "_actors_pytest_plugin.py"  # the test kit's pytest11 entry point, beside actors/
 LINT_TARGETS = ["actors", PLUGIN_ENTRY, "tests", "examples", "benchmarks", "scripts"]
 TYPE_TARGETS = ["actors", PLUGIN_ENTRY, "tests", "examples"]
+SERVER: Final = "server"  # what `demo` installs: the project and its dependencies
+DEV: Final = "dev"  # what `test` and `bench` install: the dev extras too
+EXTRAS_SHOWN: Final = {
+    SERVER: "with what the server needs",
+    DEV: "with its dev extras (test kit, pytest, ruff, mypy, playwright, hypothesis)",
+}
 SHUTDOWN_GRACE: Final = 10.0  # seconds the server gets to stop after a signal before it is killed
 BENCHMARKS = ROOT / "benchmarks"
 BENCH_REQUIRED: Final = ("bench", "ours", "peer", "ratio", "unit")  # in every last line
@@ -56,28 +66,48 @@ def requirements_digest() -> str:
     return hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
 
 
-def environment_is_ready() -> bool:
-    """Whether .venv exists and holds the project installed from this very pyproject.toml."""
-    return (
-        venv_python().exists()
-        and STAMP.exists()
-        and STAMP.read_text().strip() == requirements_digest()
-    )
+def installed_extras() -> str | None:
+    """What .venv holds, by its stamp: SERVER or DEV; None if it is missing or out of date.
+
+    The stamp is the digest of the pyproject.toml installed from, then the extras (a stamp with
+    the digest alone, as older versions wrote it, had the dev extras).
+    """
+    if not venv_python().exists() or not STAMP.exists():
+        return None
+    digest, _, extras = STAMP.read_text().strip().partition(" ")
+    if digest != requirements_digest():
+        return None
+    return extras or DEV
 
 
-def ensure_environment() -> Path:
-    """Create .venv and install the project with its dev extras, unless that is already done."""
+def environment_is_ready(extras: str = SERVER) -> bool:
+    """Whether .venv holds the project, installed from this very pyproject.toml, with at least
+    ``extras`` (the dev extras include what the server needs)."""
+    installed = installed_extras()
+    return installed is not None and (installed == DEV or extras == SERVER)
+
+
+def ensure_environment(extras: str = DEV) -> Path:
+    """Create .venv and install the project with ``extras``, unless that is already done.
+
+    SERVER installs what the chat server needs and nothing else; DEV adds the test kit and the
+    tools of the test command. pip says what it fetches, so a first run is not silent.
+    """
     python = venv_python()
-    if environment_is_ready():
+    if environment_is_ready(extras):
         return python
+    started = time.monotonic()  # a progress figure for people, not program logic
     if not python.exists():
-        print(f"creating virtual environment in {VENV}", flush=True)
+        print(f"dev.py: creating a virtual environment in {VENV} (first run only)", flush=True)
         venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
-    print("installing actors with its dev extras into .venv", flush=True)
-    pip = [str(python), "-m", "pip", "--disable-pip-version-check", "--quiet"]
-    subprocess.run([*pip, "install", "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, "install", "--editable", f"{ROOT}[dev]"], check=True)
-    STAMP.write_text(requirements_digest() + "\n")
+    print(f"dev.py: installing actors {EXTRAS_SHOWN[extras]} into .venv", flush=True)
+    target = str(ROOT) if extras == SERVER else f"{ROOT}[{extras}]"
+    install = [str(python), "-m", "pip", "install", "--disable-pip-version-check"]
+    code = subprocess.run([*install, "--progress-bar", "off", "--editable", target]).returncode
+    if code != 0:
+        raise SystemExit(f"dev.py: pip could not install {target} (exit code {code}; see above)")
+    STAMP.write_text(f"{requirements_digest()} {extras}\n")
+    print(f"dev.py: .venv ready in {time.monotonic() - started:.0f} s", flush=True)
     return python
 
 
@@ -131,6 +161,14 @@ def run_forwarding_signals(command: list[str], grace: float = SHUTDOWN_GRACE) ->
     code = child.wait()
     killer.cancel()
     return 128 - code if code < 0 else code
+
+
+def demo(python: Path, extra: list[str]) -> int:
+    """Run the chat server with the demo login on (``POST /token`` for any name)."""
+    arguments = ["serve", "--demo-login", *extra]
+    print("$ actors", *arguments, flush=True)
+    print("dev.py: starting the chat server; open the address it is serving on", flush=True)
+    return run_forwarding_signals([str(python), "-m", "actors", *arguments])
 
 
 def test(python: Path, extra: list[str]) -> int:
@@ -350,12 +388,11 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 2
     command, extra = argv[0], argv[1:]
-    python = ensure_environment()
+    python = ensure_environment(SERVER if command == "demo" else DEV)
     if command == "test":
         return test(python, extra)
     if command == "demo":
-        print("$ actors serve", *extra, flush=True)
-        return run_forwarding_signals([str(python), "-m", "actors", "serve", *extra])
+        return demo(python, extra)
     if not extra:
         print("bench needs a benchmark name or all, for example: bench mailbox --quick")
         return 2

@@ -68,12 +68,18 @@ RULES = (
         layer="actors.server.gateway",
         may_import=(
             *FRAMEWORK,
+            "actors.server.admin",
             "actors.server.chat",
             "actors.server.notifications",
             "actors.server.http",
         ),
     ),
     Rule(layer="actors.server.demo", may_import=FRAMEWORK),
+    # The observer reads the framework's snapshots; the gateway hands itself in (GatewayFacts).
+    Rule(
+        layer="actors.server.admin",
+        may_import=(*FRAMEWORK, "actors.server.http", "actors.server.demo"),
+    ),
     # The command line configures the process's logging (observability) and checks the Redis
     # client name it is given (redis) before anything starts.
     Rule(
@@ -84,6 +90,7 @@ RULES = (
             "actors.observability",
             "actors.presence",
             "actors.redis",
+            "actors.server.admin",
             "actors.server.demo",
             "actors.server.gateway",
             "actors.server.http",

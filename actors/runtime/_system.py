@@ -147,6 +147,11 @@ class ActorSystem:
         """Return the live actor registered under ``name``, or None."""
         return self._names.lookup(name)
 
+    def top_level_actors(self) -> list[ActorRef]:
+        """The live top-level actors (supervisors included), in start order: where an observer
+        starts walking the supervision tree."""
+        return list(self._top_level)
+
     def statistics(self) -> SystemStatistics:
         """Return counts of top-level actors and registered names."""
         return SystemStatistics(

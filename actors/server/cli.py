@@ -11,12 +11,16 @@ import argparse
 import os
 import random
 import sys
-from typing import Final
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
 
 from actors import __version__
 from actors.cli import EXIT_INTERRUPTED, add_operator_commands, run_command, run_operator
 from actors.server.demo import DemoOptions, run_demo
 from actors.server.http import AddressInUseError
+
+if TYPE_CHECKING:
+    from actors.server.gateway import DemoLogin, TokenVerifier
 
 MAX_PORT: Final = 65_535
 # actors.observability.LOG_FORMATS, written out: importing it here would load prometheus_client
@@ -174,12 +178,6 @@ def _configure_serve(parser: argparse.ArgumentParser) -> None:
         "URL's client_name option (default: that option, else actors:HOST:PID)",
     )
     parser.add_argument(
-        "--secret",
-        default=None,
-        help="token secret, the same for every process (default: $ACTORS_GATEWAY_SECRET, "
-        "else a random one)",
-    )
-    parser.add_argument(
         "--allowed-origin",
         action="append",
         default=None,
@@ -213,14 +211,134 @@ def _configure_serve(parser: argparse.ArgumentParser) -> None:
         help="once up, freeze the startup heap and collect the young generation every N "
         "allocations; 0 leaves Python's collector as it is (default: %(default)s)",
     )
+    parser.add_argument(
+        "--admin-token",
+        default=None,
+        metavar="TOKEN",
+        help="serve the observer at /admin to whoever sends this token (16+ printable ASCII "
+        "characters; default: $ACTORS_ADMIN_TOKEN, else no /admin)",
+    )
+    _configure_tokens(parser)
     parser.set_defaults(handler=_run_serve)
+
+
+def _configure_tokens(parser: argparse.ArgumentParser) -> None:
+    # The gateway is imported only to serve (as in _run_serve): the defaults are its own,
+    # filled in by _token_setup, and the help says them.
+    group = parser.add_argument_group("identity (JWTs; see docs/gateway.md)")
+    keys = group.add_mutually_exclusive_group()
+    keys.add_argument(
+        "--secret",
+        default=None,
+        help="HS256 token secret, 32 bytes or more, the same for every process (default: "
+        "$ACTORS_GATEWAY_SECRET; with neither, --demo-login makes up one)",
+    )
+    keys.add_argument(
+        "--token-public-key",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the identity provider's PEM public key, for RS256 or ES256 tokens",
+    )
+    keys.add_argument(
+        "--token-jwks",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the identity provider's JSON Web Key Set, keys chosen by kid (RS256 or ES256)",
+    )
+    group.add_argument(
+        "--token-algorithm",
+        default=None,
+        metavar="{HS256,RS256,ES256}",
+        help="the one algorithm accepted (default: RS256 with a key file, else HS256)",
+    )
+    group.add_argument("--token-audience", default=None, metavar="AUD", help="the aud required")
+    group.add_argument("--token-issuer", default=None, metavar="ISS", help="the iss required")
+    group.add_argument(
+        "--token-leeway",
+        type=_non_negative_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="clock skew allowed on exp, nbf and iat, at most 300 (default: 10)",
+    )
+    group.add_argument(
+        "--token-rooms-claim",
+        default=None,
+        metavar="NAME",
+        help="the claim listing the rooms a user may join, if a token has it; '' for none "
+        "(default: rooms)",
+    )
+    group.add_argument(
+        "--demo-login",
+        action="store_true",
+        help="serve POST /token, which signs an HS256 token for any name: for trying the "
+        "server, never for a real deployment (default: off, /token answers 404)",
+    )
+
+
+def _token_setup(arguments: argparse.Namespace) -> tuple[TokenVerifier, DemoLogin | None]:
+    """The verifier and the demo login (if on) that the arguments describe.
+
+    Raises:
+        TokenKeyError: A key file or the secret cannot work, or the arguments do not fit.
+        ValueError: A rule is out of range (the leeway).
+    """
+    from actors.server.gateway import (
+        ALGORITHMS,
+        DEFAULT_LEEWAY,
+        DEFAULT_ROOMS_CLAIM,
+        DemoLogin,
+        KeyRing,
+        TokenKeyError,
+        TokenRules,
+        TokenVerifier,
+        random_secret,
+        secret_from,
+    )
+
+    key_file = arguments.token_public_key or arguments.token_jwks
+    algorithm = arguments.token_algorithm or ("RS256" if key_file else "HS256")
+    if algorithm not in ALGORITHMS:
+        raise TokenKeyError(f"--token-algorithm must be one of {', '.join(ALGORITHMS)}")
+    if key_file is not None and algorithm == "HS256":
+        raise TokenKeyError("a key file is for RS256 or ES256 tokens: HS256 takes --secret")
+    if key_file is None and algorithm != "HS256":
+        raise TokenKeyError(f"{algorithm} needs --token-public-key or --token-jwks")
+    if arguments.demo_login and algorithm != "HS256":
+        raise TokenKeyError("--demo-login signs HS256 tokens: it needs --secret, not a key file")
+    if arguments.token_public_key is not None:
+        keys = KeyRing.from_public_key_file(arguments.token_public_key, algorithm)
+    elif arguments.token_jwks is not None:
+        keys = KeyRing.from_jwks_file(arguments.token_jwks, algorithm)
+    else:
+        secret = secret_from(arguments.secret)
+        if secret is None and not arguments.demo_login:
+            raise TokenKeyError(
+                "no token key: give --secret (or $ACTORS_GATEWAY_SECRET), --token-public-key "
+                "or --token-jwks; --demo-login lets anybody sign in, to try the server"
+            )
+        keys = KeyRing.from_secret(secret or random_secret())
+    rules = TokenRules(
+        audience=arguments.token_audience,
+        issuer=arguments.token_issuer,
+        leeway=DEFAULT_LEEWAY if arguments.token_leeway is None else arguments.token_leeway,
+        rooms_claim=(
+            DEFAULT_ROOMS_CLAIM
+            if arguments.token_rooms_claim is None
+            else arguments.token_rooms_claim or None
+        ),
+    )
+    verifier = TokenVerifier(keys, rules)
+    return verifier, DemoLogin(verifier) if arguments.demo_login else None
 
 
 def _run_serve(arguments: argparse.Namespace) -> int:
     from actors.observability import configure_logging
     from actors.presence import PresenceSettings
     from actors.redis import with_client_name
-    from actors.server.gateway import GatewaySettings, run_server, secret_from
+    from actors.server.admin import admin_token_from
+    from actors.server.gateway import GatewaySettings, run_server
 
     configure_logging(arguments.log_format)
     url = arguments.redis_url
@@ -238,6 +356,8 @@ def _run_serve(arguments: argparse.Namespace) -> int:
             presence=presence,
             **({"server_name": arguments.server_name} if arguments.server_name else {}),
         )
+        tokens, demo_login = _token_setup(arguments)
+        admin_token = admin_token_from(arguments.admin_token)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -251,10 +371,12 @@ def _run_serve(arguments: argparse.Namespace) -> int:
                 url=url,
                 host=arguments.host,
                 port=arguments.port,
-                secret=secret_from(arguments.secret),
+                tokens=tokens,
+                demo_login=demo_login,
                 settings=settings,
                 announce=announce,
                 gc_threshold=arguments.gc_threshold or None,
+                admin_token=admin_token,
             )
         except AddressInUseError as error:
             print(f"error: {error}; pick another port with --port", file=sys.stderr)

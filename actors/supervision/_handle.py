@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
@@ -35,6 +36,8 @@ class ChildInfo:
     """The child's restart type."""
     is_supervisor: bool
     """Whether the child is a supervisor itself."""
+    last_exit: ExitReason | None = None
+    """How its last incarnation ended, kept across restarts; None while its first runs."""
 
 
 @attrs.frozen(kw_only=True)
@@ -125,8 +128,10 @@ class Supervisor:
         """The ref of the child with this id."""
         return self._core().find(child_id).ref
 
-    def which_children(self) -> list[ChildInfo]:
-        """Every child, in start order."""
+    def which_children(self, *, limit: int | None = None) -> list[ChildInfo]:
+        """Every child, in start order; only the first ``limit`` if given (an observer's
+        bounded look at a supervisor of many dynamic children)."""
+        children = itertools.islice(self._core().children.values(), limit)
         return [
             ChildInfo(
                 id=child.spec.id,
@@ -134,8 +139,9 @@ class Supervisor:
                 status=child.status,
                 restart=child.spec.restart,
                 is_supervisor=child.spec.is_supervisor,
+                last_exit=child.last_exit,
             )
-            for child in self._core().children.values()
+            for child in children
         ]
 
     def count_children(self) -> ChildCounts:

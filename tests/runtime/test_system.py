@@ -141,3 +141,12 @@ async def test_top_level_actor_cancelled_from_outside_reports_shutdown() -> None
         await trio.testing.wait_all_tasks_blocked()
         nursery.cancel_scope.cancel()
     assert isinstance(refs[0].exit_reason, Shutdown)
+
+
+async def test_top_level_actors_are_the_live_ones_in_start_order() -> None:
+    events: list[str] = []
+    async with open_actor_system() as system:
+        refs = [await system.spawn(Named, label, events) for label in "abc"]
+        assert system.top_level_actors() == refs
+        await refs[1].stop()
+        assert system.top_level_actors() == [refs[0], refs[2]]

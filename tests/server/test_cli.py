@@ -215,6 +215,53 @@ def test_serve_logs_as_text_unless_told_json() -> None:
         build_parser().parse_args(["serve", "--log-format", "xml"])
 
 
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (
+            [],
+            "no token key: give --secret (or $ACTORS_GATEWAY_SECRET), --token-public-key or "
+            "--token-jwks; --demo-login lets anybody sign in, to try the server",
+        ),
+        (["--secret", "too short"], "the token secret has 9 bytes; HS256 needs 32 or more"),
+        (
+            ["--token-public-key", "/nonexistent/idp.pem"],
+            "the public key file /nonexistent/idp.pem cannot be read: No such file or directory",
+        ),
+        (
+            ["--token-jwks", "/nonexistent/jwks.json", "--token-algorithm", "ES256"],
+            "the JWKS file /nonexistent/jwks.json cannot be read: No such file or directory",
+        ),
+        (
+            ["--token-public-key", "idp.pem", "--demo-login"],
+            "--demo-login signs HS256 tokens: it needs --secret, not a key file",
+        ),
+        (
+            ["--token-public-key", "idp.pem", "--token-algorithm", "HS256"],
+            "a key file is for RS256 or ES256 tokens: HS256 takes --secret",
+        ),
+        (["--token-algorithm", "ES256"], "ES256 needs --token-public-key or --token-jwks"),
+        (["--token-algorithm", "none"], "--token-algorithm must be one of HS256, RS256, ES256"),
+        (
+            ["--demo-login", "--token-leeway", "600"],
+            "the token leeway must be from 0 to 300 seconds: 600.0",
+        ),
+    ],
+)
+def test_serve_fails_at_once_on_token_settings_that_cannot_work(
+    arguments: list[str],
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Nothing is served: the error names what is wrong, before any port is bound."""
+    monkeypatch.delenv("ACTORS_GATEWAY_SECRET", raising=False)
+    assert main(["serve", "--port", "0", *arguments]) == 2
+    output = capsys.readouterr()
+    assert output.err.splitlines() == [f"error: {message}"]
+    assert "listening" not in output.out
+
+
 def test_serve_takes_no_presence_grace_and_no_collector_setting() -> None:
     """0 is meaningful for both: leave at once, and leave Python's collector alone."""
     arguments = build_parser().parse_args(["serve", "--presence-grace", "0", "--gc-threshold", "0"])
@@ -229,7 +276,7 @@ def test_serve_reports_a_port_in_use_in_one_line() -> None:
         taken.listen()
         port = taken.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, "-m", "actors", "serve", "--port", str(port)],
+            [sys.executable, "-m", "actors", "serve", "--demo-login", "--port", str(port)],
             capture_output=True,
             text=True,
             timeout=TIMEOUT,
@@ -462,3 +509,39 @@ def test_dev_demo_exits_with_the_code_of_its_server(child_source: str, expected:
     )
     assert result.returncode == expected, result.stderr
     assert result.stderr == ""
+
+
+def test_serve_builds_its_verifier_from_the_token_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A JWKS file, an audience, an issuer, a leeway and no rooms claim, as given; the help
+    states the verifier's own defaults."""
+    import json
+
+    from token_keys import ec_pair
+
+    from actors.server import cli
+    from actors.server.gateway import DEFAULT_LEEWAY, DEFAULT_ROOMS_CLAIM, TokenRules
+
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps({"keys": [ec_pair().jwk("ES256", "k1")]}))
+    options = [
+        *("--token-jwks", str(jwks), "--token-algorithm", "ES256"),
+        *("--token-audience", "chat", "--token-issuer", "https://login.example.com"),
+        *("--token-leeway", "0", "--token-rooms-claim", ""),
+    ]
+    tokens, demo_login = cli._token_setup(build_parser().parse_args(["serve", *options]))
+    assert (tokens.algorithm, demo_login) == ("ES256", None)
+    assert tokens.rules == TokenRules(
+        audience="chat", issuer="https://login.example.com", leeway=0, rooms_claim=None
+    )
+    arguments = build_parser().parse_args(["serve", "--demo-login", "--secret", "s" * 32])
+    tokens, demo_login = cli._token_setup(arguments)
+    assert tokens.rules == TokenRules()
+    assert demo_login is not None
+    assert tokens.verify(demo_login.issue("ada")[0]).user_id == "ada"
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    usage = " ".join(capsys.readouterr().out.split())
+    assert f"at most 300 (default: {DEFAULT_LEEWAY:g})" in usage
+    assert f"(default: {DEFAULT_ROOMS_CLAIM})" in usage

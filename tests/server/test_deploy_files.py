@@ -28,7 +28,12 @@ from gateway_helpers import http_request, running_gateway
 from actors import ActorSystem
 from actors.redis import ClusterSettings, RedisSettings, is_cluster_url
 from actors.server.cli import build_parser
-from actors.server.gateway import SECRET_ENVIRONMENT_VARIABLE, SHUTDOWN_BOUND, secret_from
+from actors.server.gateway import (
+    SECRET_ENVIRONMENT_VARIABLE,
+    SHUTDOWN_BOUND,
+    KeyRing,
+    secret_from,
+)
 from actors.testing import RedisServerFactory, free_port
 
 ROOT: Final = Path(__file__).resolve().parents[2]
@@ -275,6 +280,7 @@ def test_the_server_reads_its_secret_and_its_redis_url_from_the_variants_secret(
     assert "--secret" not in " ".join(container["args"])  # kept out of the pod's spec
     monkeypatch.setenv(SECRET_ENVIRONMENT_VARIABLE, secret)
     assert secret_from(None) == secret.encode()
+    assert KeyRing.from_secret(secret.encode()).algorithm == "HS256"  # long enough for serve
     arguments = build_parser().parse_args(
         ["serve", *(substituted(word, environment) for word in container["args"])]
     )
@@ -316,7 +322,9 @@ def test_the_container_arguments_are_accepted_by_serve() -> None:
     assert arguments.server_name == POD_NAME
     assert arguments.allowed_origin == ["https://chat.example.com"]
     # The demo login stays off: no flag turns it on, and nothing routes /token.
+    assert arguments.demo_login is False
     assert not [word for word in words if "token" in word or "login" in word], words
+    assert arguments.admin_token is None
     ingress = the(documents, "Ingress", GATEWAY)
     paths = {path["path"] for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]}
     assert paths == {"/", "/static", "/ws"}

@@ -150,12 +150,12 @@ def serve(
     environment: dict[str, str] | None = None,
     arguments: Sequence[str] = (),
 ) -> Iterator[Serve]:
-    """``python -m actors serve --port 0 --redis-url redis_url [arguments]``, killed at the end
-    if it runs."""
+    """``python -m actors serve --demo-login --port 0 --redis-url redis_url [arguments]``,
+    killed at the end if it runs."""
     process = subprocess.Popen(
         [
-            sys.executable,
-            *("-m", "actors", "serve", "--port", "0", "--redis-url", redis_url),
+            *(sys.executable, "-m", "actors", "serve", "--demo-login"),
+            *("--port", "0", "--redis-url", redis_url),
             *arguments,
         ],
         stdout=subprocess.PIPE,

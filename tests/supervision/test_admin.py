@@ -513,3 +513,24 @@ async def test_child_terminated_during_a_group_restart_stays_terminated(
         "a": ChildStatus.STOPPED,
         "b": ChildStatus.RUNNING,
     }
+
+
+async def test_which_children_keeps_the_last_exit_across_a_restart_and_takes_a_limit(
+    system: ActorSystem,
+) -> None:
+    """An observer reads how each child last ended, and may ask for the first few alone."""
+    log = EventLog()
+    supervisor = await start_supervisor(
+        system, SupervisorSpec(children=[worker(log, key) for key in "abc"])
+    )
+    assert [row.last_exit for row in supervisor.which_children()] == [None, None, None]
+    supervisor.child("b").tell_nowait("crash")
+    await settle()
+    rows = supervisor.which_children()
+    assert [row.status for row in rows] == [ChildStatus.RUNNING] * 3
+    [crashed] = [row.last_exit for row in rows if row.id == "b"]
+    assert isinstance(crashed, Crashed)
+    assert isinstance(crashed.exception, Boom)
+    assert supervisor.child("b").statistics().restarts == 1
+    assert [row.id for row in supervisor.which_children(limit=2)] == ["a", "b"]
+    assert [row.id for row in supervisor.which_children(limit=0)] == []

@@ -87,6 +87,7 @@ def describe_error(error: BaseException) -> str:
 
 
 def describe_reason(reason: ExitReason) -> str:
+    """One short line for an exit reason: ``crashed: ValueError('x')``, ``shutdown``, ..."""
     match reason:
         case Crashed(exception=error):
             return f"crashed: {describe_error(error)}"

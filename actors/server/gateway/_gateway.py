@@ -52,7 +52,6 @@ from actors.server.gateway._session import (
     Session,
     run_session,
 )
-from actors.server.gateway._tokens import DEFAULT_TOKEN_TTL, TokenSigner
 from actors.server.notifications import Notifier, ServerStats, UpdateDispatcher, publish_update
 from actors.supervision import (
     ChildSpec,
@@ -73,12 +72,13 @@ if TYPE_CHECKING:
     from actors.pubsub import Position, PubSub
     from actors.runtime import ActorContext, ActorSystem
     from actors.server.chat import ChatService
+    from actors.server.gateway._tokens import DemoLogin, TokenVerifier
     from actors.server.notifications import LiveUpdate, Notification
 
 logger = logging.getLogger(__name__)
 
 GLOBAL_SCOPE: Final = "global"
-MIN_FRAME_BYTES: Final = 256  # the smallest frame limit: a hello with a token must fit
+MIN_FRAME_BYTES: Final = 256  # the smallest frame limit: a hello with a demo token must fit
 DEFAULT_ROOMS: Final = ("lobby", "random", "help")
 
 
@@ -112,7 +112,6 @@ class GatewaySettings:
     """Seconds over which presence changes are gathered into one frame per scope."""
     stats_interval: float = 5.0
     server_name: str = attrs.field(factory=_default_server_name)
-    token_ttl: float = DEFAULT_TOKEN_TTL
     presence: PresenceSettings = attrs.field(factory=PresenceSettings)
 
     def __attrs_post_init__(self) -> None:
@@ -172,7 +171,8 @@ class Gateway:
         chat: ChatService,
         presence: PresenceTracker,
         settings: GatewaySettings,
-        signer: TokenSigner,
+        tokens: TokenVerifier,
+        demo_login: DemoLogin | None,
         registry: CollectorRegistry,
     ) -> None:
         self.system = system
@@ -180,7 +180,10 @@ class Gateway:
         self.chat = chat
         self.presence = presence
         self.settings = settings
-        self.signer = signer
+        self.tokens = tokens
+        """Verifies the token of each ``hello``."""
+        self.demo_login = demo_login
+        """Issues tokens at ``POST /token`` for any name; None: no ``/token`` (404)."""
         self.notifier = Notifier(pubsub)
         self.metrics = GatewayMetrics(registry)
         self.registry = registry
@@ -228,15 +231,17 @@ class Gateway:
         user_id: str,
         agent: str = "",
         notifications_since: Position | None = None,
+        allowed_rooms: frozenset[str] | None = None,
     ) -> int:
         """Run a session for an authenticated connection until it ends; returns the close code.
 
         ``agent`` (the client's ``User-Agent``) goes into the connection's presence metadata;
         ``notifications_since`` is the position of the last notification a reconnecting client
-        got (its ``hello`` says): what was sent since comes first.
+        got (its ``hello`` says): what was sent since comes first. ``allowed_rooms`` are the
+        rooms the user's token lets them join (None: any).
         """
         assert self.sessions_supervisor is not None
-        session = Session(self, connection, user_id, agent)
+        session = Session(self, connection, user_id, agent, allowed_rooms)
         session.notifications_since = notifications_since
         ref = await self.sessions_supervisor.spawn(session)
         await ref.wait_stopped()
@@ -251,7 +256,7 @@ class Gateway:
                     "type": "welcome",
                     "user_id": session.user_id,
                     "session_id": session.session_id,
-                    "rooms": list(settings.rooms),
+                    "rooms": _suggested_rooms(settings.rooms, session.allowed_rooms),
                     "max_text_length": settings.max_text_length,
                     "max_frame_bytes": settings.max_frame_bytes,
                 }
@@ -342,6 +347,14 @@ class Gateway:
         )
 
 
+def _suggested_rooms(rooms: tuple[str, ...], allowed: frozenset[str] | None) -> list[str]:
+    """The rooms a ``welcome`` suggests: the server's, or those of them the user's token
+    allows, then the token's others (sorted)."""
+    if allowed is None:
+        return list(rooms)
+    return [room for room in rooms if room in allowed] + sorted(allowed.difference(rooms))
+
+
 async def _publish_stats(context: ActorContext, gateway: Gateway) -> None:
     """The stats actor: a ``ServerStats`` update every ``settings.stats_interval`` seconds."""
     while True:
@@ -357,7 +370,8 @@ async def open_gateway(
     system: ActorSystem,
     pubsub: PubSub,
     *,
-    secret: bytes,
+    tokens: TokenVerifier,
+    demo_login: DemoLogin | None = None,
     settings: GatewaySettings | None = None,
     registry: CollectorRegistry | None = None,
 ) -> AsyncIterator[Gateway]:
@@ -368,13 +382,14 @@ async def open_gateway(
     Args:
         system: The actor system everything runs in.
         pubsub: Where rooms, presence, notifications and updates travel (``memory://`` or Redis).
-        secret: The token secret, at least 16 bytes, the same in every process.
+        tokens: Verifies the token each connection's ``hello`` carries.
+        demo_login: Issues tokens for any name at ``POST /token`` (the demo's sign-in);
+            None (the default): ``/token`` answers 404.
         settings: Limits and timings; the defaults are those of docs/protocol.md.
         registry: Where the gateway's metrics go; default: the PubSub's metrics' registry if it
             has metrics, else a new one.
     """
     settings = settings or GatewaySettings()
-    signer = TokenSigner(secret, ttl=settings.token_ttl)
     if registry is None:
         registry = pubsub.metrics.registry if pubsub.metrics is not None else CollectorRegistry()
     async with AsyncExitStack() as stack:
@@ -386,7 +401,7 @@ async def open_gateway(
         presence = await stack.enter_async_context(
             open_presence_tracker(pubsub, GLOBAL_SCOPE, settings=settings.presence)
         )
-        gateway = Gateway(system, pubsub, chat, presence, settings, signer, registry)
+        gateway = Gateway(system, pubsub, chat, presence, settings, tokens, demo_login, registry)
         await presence.watch(gateway._on_global_presence)
         broadcasts = await gateway.notifier.subscribe_broadcast(gateway._on_broadcast)
         stack.push_async_callback(broadcasts.close)

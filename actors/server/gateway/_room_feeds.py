@@ -9,17 +9,19 @@ has, and holds the live frames that come while a join reads the history: they fo
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 if TYPE_CHECKING:
     from actors.pubsub import Position
+
+Frame = TypeVar("Frame")
 
 
 class JoinBacklogFullError(Exception):
     """More live frames came during a join than a session holds: the client is too slow."""
 
 
-class RoomFeeds:
+class RoomFeeds(Generic[Frame]):
     """A session's position in each room, and the live frames held while it joins one.
 
     Args:
@@ -29,7 +31,7 @@ class RoomFeeds:
     def __init__(self, backlog: int) -> None:
         self.backlog = backlog
         self._positions: dict[str, Position | None] = {}
-        self._joining: dict[str, list[tuple[Position | None, str]]] = {}
+        self._joining: dict[str, list[tuple[Position | None, Frame]]] = {}
 
     def position(self, room: str) -> Position | None:
         """The position of the last message the client got from ``room``."""
@@ -39,7 +41,7 @@ class RoomFeeds:
         """A join begins: live frames are held until ``joined``."""
         self._joining[room] = []
 
-    def live(self, room: str, position: Position | None, frame: str) -> list[str]:
+    def live(self, room: str, position: Position | None, frame: Frame) -> list[Frame]:
         """A live message's frame: the frames to send now (none while joining, or for a
         message the client has).
 
@@ -54,7 +56,7 @@ class RoomFeeds:
             return []
         return [frame] if self._advance(room, position) else []
 
-    def joined(self, room: str, position: Position | None) -> list[str]:
+    def joined(self, room: str, position: Position | None) -> list[Frame]:
         """The ``joined`` frame is out, leaving the client at ``position``: the held frames it
         did not include, to send now."""
         held = self._joining.pop(room, [])

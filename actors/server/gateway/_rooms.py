@@ -24,6 +24,7 @@ from actors.presence import open_presence_tracker
 from actors.pubsub import Recovered
 from actors.runtime import Ask
 from actors.server.gateway import _protocol as protocol
+from actors.server.gateway._wire import text_frame
 
 if TYPE_CHECKING:
     from actors.presence import PresenceChange, PresenceTracker
@@ -101,7 +102,8 @@ class RoomHub:
     async def on_message(
         self, message: ChatMessage, channel: str, position: Position | None
     ) -> None:
-        frame = protocol.message_frame(message, position)
+        # Made ready for the wire once, for every session of the room.
+        frame = text_frame(protocol.message_frame(message, position))
         for session in list(self.sessions):
             session.push_room_message(self.room, position, frame)
         # Let the sessions' send loops drain before the next message of a burst: a batch

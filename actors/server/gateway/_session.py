@@ -35,6 +35,7 @@ from actors.server.gateway._protocol import (
     Typing,
 )
 from actors.server.gateway._room_feeds import JoinBacklogFullError, RoomFeeds
+from actors.server.gateway._wire import MAX_BATCH_BYTES, FrameWriter, text_frame
 
 T = TypeVar("T")
 
@@ -80,11 +81,14 @@ class Session:
         connection: trio_websocket.WebSocketConnection,
         user_id: str,
         agent: str = "",
+        allowed_rooms: frozenset[str] | None = None,
     ) -> None:
         self.gateway = gateway
         self.settings = gateway.settings
         self.connection = connection
         self.user_id = user_id
+        self.allowed_rooms = allowed_rooms
+        """The rooms the user's token lets them join; None: any room."""
         self.session_id = gateway.new_session_id()
         self.metadata = {
             "server": gateway.settings.server_name,
@@ -94,16 +98,17 @@ class Session:
         """This connection's presence metadata: each tab or device has its own."""
         self.rooms: set[str] = set()
         """The rooms this session is in (attached to their hubs)."""
-        self.feeds = RoomFeeds(backlog=self.settings.send_queue_size)
+        self.feeds = RoomFeeds[bytes](backlog=self.settings.send_queue_size)
         """Where the client stands in each room's history."""
         self.close_code: int | None = None
         self.notifications: SubscriptionHandle | None = None
         """This user's notification subscription, while the session runs."""
         self.notifications_since: Position | None = None
         """The last notification's position the client had when it connected (a reconnect)."""
-        # The outbox: a deque and the one task that drains it (parked when it is empty). It is
-        # on every frame's path, so it is lighter than a memory channel.
-        self._outbox: deque[str | _Close] = deque()
+        # The outbox: frames ready for the wire, and the one task that drains it (parked when it
+        # is empty). It is on every frame's path, so it is lighter than a memory channel.
+        self._outbox: deque[bytes | _Close] = deque()
+        self._writer = FrameWriter(connection)
         self._sender = WaitSlot()
         self._closing = trio.Event()
         self.stopped = trio.Event()
@@ -116,10 +121,20 @@ class Session:
     def __repr__(self) -> str:
         return f"<Session {self.session_id} of {self.user_id!r}>"
 
+    @property
+    def queued(self) -> int:
+        """Frames waiting in the outbox for the client (at most ``send_queue_size``)."""
+        return len(self._outbox)
+
     # --- what other tasks call -----------------------------------------------------------
 
     def push(self, frame: str) -> None:
         """Queue a frame for the client without blocking; a full outbox closes with 4002."""
+        self.push_wire(text_frame(frame))
+
+    def push_wire(self, frame: bytes) -> None:
+        """``push`` for a frame made ready for the wire (``text_frame``), as a room's hub makes
+        each message's once for all its sessions."""
         if self.close_code is not None:
             return
         if len(self._outbox) >= self.settings.send_queue_size:
@@ -129,15 +144,28 @@ class Session:
             return
         self._enqueue(frame)
 
-    def _enqueue(self, item: str | _Close) -> None:
+    def _enqueue(self, item: bytes | _Close) -> None:
         self._outbox.append(item)
         self._sender.wake()
 
-    async def _next_item(self) -> str | _Close:
-        """The next item of the outbox, waiting (parked) while it is empty."""
-        if not self._outbox:
+    async def _next_item(self) -> bytes | _Close:
+        """The next item of the outbox, waiting (parked) while it is empty: the frames queued
+        behind each other joined into one write (up to ``MAX_BATCH_BYTES``), or the close."""
+        outbox = self._outbox
+        if not outbox:
             await self._sender.wait()
-        return self._outbox.popleft()
+        item = outbox.popleft()
+        if isinstance(item, _Close) or not outbox or not self._writer.direct:
+            return item
+        batch, size = [item], len(item)
+        while outbox and size < MAX_BATCH_BYTES:
+            following = outbox[0]
+            if isinstance(following, _Close):
+                break
+            outbox.popleft()
+            batch.append(following)
+            size += len(following)
+        return b"".join(batch)
 
     def close(self, code: int, reason: str) -> None:
         """Close the session: queued frames are dropped, then the socket is closed with ``code``.
@@ -152,8 +180,9 @@ class Session:
         self._enqueue(_Close(code, reason))
         self._closing.set()
 
-    def push_room_message(self, room: str, position: Position | None, frame: str) -> None:
-        """Queue a room's live message, unless the client has it (or a join holds it back)."""
+    def push_room_message(self, room: str, position: Position | None, frame: bytes) -> None:
+        """Queue a room's live message (made ready for the wire), unless the client has it (or
+        a join holds it back)."""
         try:
             frames = self.feeds.live(room, position, frame)
         except JoinBacklogFullError:
@@ -162,7 +191,7 @@ class Session:
             self.close(CLOSE_TOO_SLOW, "too slow")
             return
         for ready in frames:
-            self.push(ready)
+            self.push_wire(ready)
 
     def room_reset(self, room: str, history: RoomHistory) -> None:
         """The room's hub lost messages its history could not give back: the client gets the
@@ -181,13 +210,14 @@ class Session:
 
     async def send_loop(self, done: trio.CancelScope) -> None:
         """Write queued frames in order until the close frame is sent, then cancel ``done``."""
+        writer = self._writer
         try:
             while True:
                 item = await self._next_item()
                 if isinstance(item, _Close):
                     await self.connection.aclose(item.code, item.reason)
                     break
-                await self.connection.send_message(item)
+                await writer.write(item)
         except trio_websocket.ConnectionClosed:
             # The client closed. The receive loop ends the session once it has handled the
             # frames the client sent before its close (the leaves of a sign-out, say):
@@ -337,6 +367,8 @@ class Session:
     async def join(self, room: str, ref: str | None, since: Position | None = None) -> None:
         """Enter a room (again): ``joined`` with its history (what came after ``since``, the
         client's last position, or the newest), then its presence state."""
+        if self.allowed_rooms is not None and room not in self.allowed_rooms:
+            raise ProtocolError("room_not_allowed", f"your token does not allow {room!r}", ref)
         if room not in self.rooms and len(self.rooms) >= self.settings.max_rooms_per_session:
             raise ProtocolError(
                 "too_many_rooms", f"at most {self.settings.max_rooms_per_session} rooms", ref
@@ -356,7 +388,7 @@ class Session:
             raise ProtocolError("unavailable", f"could not join {room!r}; try again", ref) from None
         self.push(protocol.joined_frame(room, history))
         for frame in self.feeds.joined(room, history.position):
-            self.push(frame)
+            self.push_wire(frame)
         self.push(protocol.presence_state_frame(room, online))
 
     async def leave(self, room: str, *, asked: bool = False) -> None:

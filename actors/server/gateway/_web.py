@@ -24,13 +24,8 @@ from actors.pubsub import Position
 from actors.server.gateway._probes import broker_readiness, system_liveness
 from actors.server.gateway._protocol import Hello, ProtocolError, parse_client_frame
 from actors.server.gateway._session import CLOSE_UNAUTHORIZED
-from actors.server.gateway._tokens import InvalidTokenError
-from actors.server.http import (
-    HttpRequest,
-    HttpResponse,
-    ObservabilityRoutes,
-    serve_http,
-)
+from actors.server.gateway._tokens import Identity, InvalidTokenError
+from actors.server.http import HttpRequest, HttpResponse, ObservabilityRoutes, serve_http
 
 if TYPE_CHECKING:
     from actors.observability import HealthReport
@@ -125,12 +120,16 @@ class GatewayWeb:
         return HttpResponse(200, body, content_type, _PAGE_HEADERS)
 
     def _token(self, request: HttpRequest) -> HttpResponse:
+        """The demo login: a token for any name, or 404 when it is off."""
+        demo_login = self.gateway.demo_login
+        if demo_login is None:
+            return HttpResponse.text(404, "not found")
         if request.method != "POST":
             return HttpResponse(405, b"method not allowed\n", headers=(("allow", "POST"),))
         try:
             document = orjson.loads(request.body)
             name = document.get("name") if isinstance(document, dict) else None
-            token, expires_at = self.gateway.signer.issue(check_user_id(name))
+            token, expires_at = demo_login.issue(check_user_id(name))
         except orjson.JSONDecodeError:
             return _json(400, {"error": 'the body must be JSON: {"name": "..."}'})
         except InvalidIdentifierError as error:
@@ -160,7 +159,7 @@ class GatewayWeb:
             return HttpResponse.text(403, "origin not allowed")
         settings = self.gateway.settings
         connection: trio_websocket.WebSocketConnection | None = None
-        hello: tuple[str, Hello] | None = None
+        hello: tuple[Identity, Hello] | None = None
         async with trio.open_nursery() as nursery:
             with trio.move_on_after(settings.hello_timeout):
                 handshake = await trio_websocket.wrap_server_stream(
@@ -172,9 +171,11 @@ class GatewayWeb:
                 pass
             elif hello is not None:
                 agent = request.headers.get("user-agent", "")
-                user_id, frame = hello
+                identity, frame = hello
                 since = _notifications_since(frame)
-                await self.gateway.serve_connection(connection, user_id, agent, since)
+                await self.gateway.serve_connection(
+                    connection, identity.user_id, agent, since, identity.rooms
+                )
             else:
                 refused.labels("hello").inc()
                 with trio.move_on_after(settings.close_timeout):
@@ -184,8 +185,8 @@ class GatewayWeb:
 
     async def _hello(
         self, connection: trio_websocket.WebSocketConnection
-    ) -> tuple[str, Hello] | None:
-        """The user id and the frame of a valid ``hello``; anything else closes with 4001."""
+    ) -> tuple[Identity, Hello] | None:
+        """The identity and the frame of a valid ``hello``; anything else closes with 4001."""
         try:
             data = await connection.get_message()
         except trio_websocket.ConnectionClosed:
@@ -194,9 +195,10 @@ class GatewayWeb:
             frame = parse_client_frame(data)
             if not isinstance(frame, Hello):
                 raise ProtocolError("bad_frame", "say hello first")
-            return self.gateway.signer.verify(frame.token), frame
+            return self.gateway.tokens.verify(frame.token), frame
         except (ProtocolError, InvalidTokenError) as error:
             self.gateway.metrics.handshakes_refused.labels("token").inc()
+            logger.info("a hello was refused: %s", error)
             with trio.move_on_after(self.gateway.settings.close_timeout):
                 await connection.aclose(CLOSE_UNAUTHORIZED, str(error)[:MAX_CLOSE_REASON])
             return None

@@ -16,9 +16,17 @@ from actors import ActorSystem
 from actors.observability import PubSubMetrics
 from actors.presence import PresenceSettings
 from actors.pubsub import open_pubsub
-from actors.server.gateway import Gateway, GatewaySettings, open_gateway, serve_gateway
+from actors.server.gateway import (
+    DemoLogin,
+    Gateway,
+    GatewaySettings,
+    TokenVerifier,
+    open_gateway,
+    serve_gateway,
+)
 
 SECRET = b"a test secret of 32 bytes length"
+TOKENS = TokenVerifier.from_secret(SECRET)
 WAIT = 10.0  # seconds a test waits for something that should come at once
 FAST_PRESENCE = PresenceSettings(ttl=6.0, heartbeat=2.0, sweep_interval=0.2, grace=0.0)
 
@@ -32,7 +40,8 @@ class Server:
         return f"ws://127.0.0.1:{self.port}{path}"
 
     def token(self, name: str) -> str:
-        return self.gateway.signer.issue(name)[0]
+        """A valid HS256 token for ``name`` (signed with the secret, demo login on or off)."""
+        return DemoLogin(self.gateway.tokens).issue(name)[0]
 
 
 @asynccontextmanager
@@ -40,12 +49,17 @@ async def running_gateway(
     system: ActorSystem,
     url: str = "memory://",
     settings: GatewaySettings | None = None,
+    *,
+    tokens: TokenVerifier = TOKENS,
+    demo_login: bool = True,
 ) -> AsyncIterator[Server]:
-    """A gateway served on a free port of the loopback interface."""
+    """A gateway served on a free port of the loopback interface, with the demo login unless
+    ``demo_login`` is False."""
     settings = settings or GatewaySettings(presence=FAST_PRESENCE, stats_interval=3600)
+    login = DemoLogin(tokens) if demo_login else None
     async with (
         open_pubsub(system, url, metrics=PubSubMetrics()) as pubsub,
-        open_gateway(system, pubsub, secret=SECRET, settings=settings) as gateway,
+        open_gateway(system, pubsub, tokens=tokens, demo_login=login, settings=settings) as gateway,
         trio.open_nursery() as nursery,
     ):
         port = await nursery.start(serve_gateway, gateway, 0)

@@ -48,6 +48,7 @@ def server_arguments(redis_url: str = "memory://", *extra: str) -> list[str]:
         redis_url,
         "--secret",
         SECRET,
+        "--demo-login",  # the page signs in with POST /token
         *extra,
     ]
 

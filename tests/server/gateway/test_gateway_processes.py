@@ -10,7 +10,7 @@ import trio_websocket
 from gateway_helpers import Client
 from server_process import SECRET, ServerProcess, server_process
 
-from actors.server.gateway import TokenSigner
+from actors.server.gateway import DemoLogin, TokenVerifier
 
 TTL = 3.0
 SWEEP = 0.5
@@ -24,7 +24,7 @@ PRESENCE = (
     "--presence-grace",
     "0.5",
 )
-SIGNER = TokenSigner(SECRET.encode())
+SIGNER = DemoLogin(TokenVerifier.from_secret(SECRET.encode()))
 
 
 async def _client(server: ServerProcess, name: str, nursery: trio.Nursery) -> Client:

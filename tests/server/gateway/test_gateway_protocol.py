@@ -164,11 +164,12 @@ async def test_a_bad_hello_closes_with_4001(server: Server, first: str) -> None:
 
 
 async def test_tokens_of_another_secret_or_expired_close_with_4001(server: Server) -> None:
-    from actors.server.gateway import TokenSigner
+    from actors.server.gateway import DemoLogin, TokenVerifier
 
-    others = TokenSigner(b"another secret of the same size!").issue("ada")[0]
-    expired = server.gateway.signer.issue("ada", now=0.0)[0]
-    for token in [others, expired]:
+    others = TokenVerifier.from_secret(b"another secret of the same size!")
+    other = DemoLogin(others).issue("ada")[0]
+    expired = DemoLogin(server.gateway.tokens, clock=lambda: 1e9).issue("ada")[0]
+    for token in [other, expired]:
         async with connected(server, "ada", hello=False) as ada:
             await ada.send(type="hello", token=token)
             assert await ada.closed() == 4001

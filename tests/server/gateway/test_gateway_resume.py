@@ -116,7 +116,7 @@ async def test_notifications_sent_while_away_come_when_the_client_says_hello_aga
 
 
 def test_live_frames_wait_for_the_join_and_each_goes_out_once() -> None:
-    feeds = RoomFeeds(backlog=3)
+    feeds = RoomFeeds[str](backlog=3)
     at = [Position("e", offset) for offset in range(6)]
     assert feeds.live("r", at[1], "m1") == ["m1"]  # not joining: through, and remembered
     assert feeds.live("r", at[1], "m1 again") == []

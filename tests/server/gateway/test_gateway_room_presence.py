@@ -15,7 +15,7 @@ import pytest
 import trio
 import trio.testing
 import trio_websocket
-from gateway_helpers import SECRET, Client, connected, connected_in_memory, running_gateway
+from gateway_helpers import TOKENS, Client, connected, connected_in_memory, running_gateway
 
 from actors import ActorSystem
 from actors.presence import PresenceDiff, PresenceLeave, PresenceSettings, presence_channel
@@ -32,7 +32,7 @@ SETTINGS = GatewaySettings(presence=PRESENCE, stats_interval=3600)
 async def gateway_on(system: ActorSystem, url: str) -> AsyncIterator[Gateway]:
     async with (
         open_pubsub(system, url) as pubsub,
-        open_gateway(system, pubsub, secret=SECRET, settings=SETTINGS) as gateway,
+        open_gateway(system, pubsub, tokens=TOKENS, settings=SETTINGS) as gateway,
     ):
         yield gateway
 

@@ -2,7 +2,8 @@
 
 Playwright's sync API cannot run inside trio, so these are plain ``def`` tests and the server
 runs in a child process (``python -m actors serve --port 0``). The browser is the system's
-Chromium (Debian's ``chromium`` package, installed by ``.ci/run``); nothing is downloaded.
+Chromium (Debian's ``chromium`` package, installed by ``.ci/run``); nothing is downloaded. The
+``browser`` fixture is ``conftest.py``'s, the page's steps ``tests/helpers/browser_pages.py``'s.
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from browser_pages import FAST_PRESENCE, TIMEOUT
+from browser_pages import join as _join
+from browser_pages import open_page as _open
+from browser_pages import sign_in as _sign_in
 from playwright.sync_api import Browser, Locator, Page, WebSocket, expect
 from server_process import (
     server_process,  # tests/server/gateway, on the path from the root conftest
@@ -20,40 +25,7 @@ from server_process import (
 
 from actors.testing import RedisServer, free_port
 
-SCREENSHOT = Path(__file__).parents[2] / "docs" / "images" / "chat.png"
-GRACE = 1.0
-FAST_PRESENCE = (
-    "--presence-ttl",
-    "6",
-    "--presence-heartbeat",
-    "2",
-    "--presence-sweep",
-    "0.5",
-    "--presence-grace",
-    str(GRACE),
-)
-TIMEOUT = 15_000  # milliseconds for anything the page should show
-
-
-def _open(browser: Browser, url: str) -> Page:
-    """The page in a browser context of its own (its own storage, as another person's)."""
-    page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
-    page.goto(url)
-    return page
-
-
-def _sign_in(browser: Browser, url: str, name: str, page: Page | None = None) -> Page:
-    page = page or _open(browser, url)
-    page.get_by_test_id("name-input").fill(name)
-    page.get_by_test_id("sign-in").click()
-    expect(page.get_by_test_id("connection-state")).to_have_text("connected", timeout=TIMEOUT)
-    return page
-
-
-def _join(page: Page, room: str) -> None:
-    page.get_by_test_id("room-input").fill(room)
-    page.get_by_test_id("room-join").click()
-    expect(page.get_by_test_id(f"room-{room}")).to_be_visible(timeout=TIMEOUT)
+SCREENSHOT = Path(__file__).parents[3] / "docs" / "images" / "chat.png"
 
 
 def test_two_people_chat_see_each_other_and_typing_then_one_leaves(browser: Browser) -> None:

@@ -21,7 +21,12 @@ async def test_the_page_and_its_files(system: ActorSystem) -> None:
         assert b"<html" in body.lower()
         assert "connect-src 'self'" in headers["content-security-policy"]
         assert headers["x-content-type-options"] == "nosniff"
-        for path, kind in [("/static/app.js", "text/javascript"), ("/static/app.css", "text/css")]:
+        files = [
+            ("/static/app.js", "text/javascript"),
+            ("/static/actors-client.js", "text/javascript"),  # the client other pages import
+            ("/static/app.css", "text/css"),
+        ]
+        for path, kind in files:
             status, headers, body = await http_request(server.port, "GET", path)
             assert status == 200
             assert headers["content-type"].startswith(kind)

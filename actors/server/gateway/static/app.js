@@ -1,7 +1,10 @@
 // The chat page: sign-in, rooms, messages, presence, typing and live updates over the
-// gateway's WebSocket protocol (docs/protocol.md). Plain ES module, no dependencies.
+// gateway's WebSocket protocol (docs/protocol.md), spoken by actors-client.js (docs/client.md).
+// Plain ES modules, no dependencies.
 //
 // Every piece of user data reaches the DOM as text (textContent / text nodes), never as HTML.
+
+import { ChatClient, fetchToken } from "./actors-client.js";
 
 // The one rule of user ids and room names (actors.messages.IDENTIFIER_PATTERN); a test checks
 // that both say the same.
@@ -14,26 +17,23 @@ const URL_RE = /\bhttps?:\/\/[^\s<>"']+/g;
 
 const TYPING_SEND_INTERVAL = 2000; // send `typing` at most this often
 const TYPING_SHOW_FOR = 4000; // a user's indicator lasts this long after their last frame
-const BACKOFF_FIRST = 500;
-const BACKOFF_MAX = 10000;
 const STATS_STALE = 15000;
 const GROUP_WINDOW = 5 * 60; // seconds: messages of one author this close share a header
 const MAX_MESSAGES_PER_ROOM = 500;
-const PING_EVERY = 25000;
-const PING_TIMEOUT = 10000;
-const WELCOME_TIMEOUT = 15000;
 const TOAST_MS = 6000;
 
+// Per tab: sessionStorage, not localStorage, so that each tab (or window) is a session of its
+// own, with its own user: two windows of one browser can be two people. A reload keeps it.
 const STORE = "actors-chat";
 const store = {
   get(key) {
-    try { return localStorage.getItem(`${STORE}.${key}`); } catch { return null; }
+    try { return sessionStorage.getItem(`${STORE}.${key}`); } catch { return null; }
   },
   set(key, value) {
-    try { localStorage.setItem(`${STORE}.${key}`, value); } catch { /* private mode */ }
+    try { sessionStorage.setItem(`${STORE}.${key}`, value); } catch { /* private mode */ }
   },
   remove(key) {
-    try { localStorage.removeItem(`${STORE}.${key}`); } catch { /* private mode */ }
+    try { sessionStorage.removeItem(`${STORE}.${key}`); } catch { /* private mode */ }
   },
 };
 
@@ -72,14 +72,28 @@ function icon(name, cls) {
   return svg;
 }
 
+/**
+ * An avatar's hue (0-359) from the whole name: FNV-1a over its UTF-16 code units, so that
+ * names sharing a first letter ("alice", "adam") get colours of their own.
+ */
 function hueOf(name) {
-  let hash = 0;
-  for (let i = 0; i < name.length; i++) hash = (hash * 31 + name.charCodeAt(i)) >>> 0;
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) {
+    hash ^= name.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
   return hash % 360;
 }
 
+/** Two letters for an avatar: the first of two parts ("ada.lovelace": AL), or the first two. */
+function initialsOf(name) {
+  const parts = name.split(/[._-]+/).filter(Boolean);
+  const letters = parts.length >= 2 ? [...parts[0]][0] + [...parts[1]][0] : [...(parts[0] || name || "?")].slice(0, 2).join("");
+  return letters.toUpperCase();
+}
+
 function avatar(name, cls = "avatar") {
-  const el = h("span", { class: cls, "aria-hidden": "true" }, (name[0] || "?").toUpperCase());
+  const el = h("span", { class: cls, "aria-hidden": "true", "data-testid": "avatar", "data-name": name }, initialsOf(name));
   el.style.setProperty("--hue", String(hueOf(name)));
   return el;
 }
@@ -117,19 +131,13 @@ function listNames(names) {
 
 const state = {
   userId: null, // the signed-in name
-  token: null,
-  tokenExpiresAt: 0,
-  ws: null,
-  conn: "offline", // connected | connecting | reconnecting | offline
+  conn: "offline", // connected | connecting | reconnecting | offline (the client's state)
   everConnected: false, // a welcome was seen since sign-in
   attempt: 0, // reconnect attempts since the last welcome
-  reconnectAt: 0,
-  reconnectTimer: null,
-  freshTokenTried: false,
+  retryAt: null, // when the client tries again (Date.now() milliseconds), while it waits
   sessionId: null,
   suggested: [], // welcome.rooms
   maxTextLength: 2000,
-  maxFrameBytes: 16384,
   rooms: new Map(), // name -> Room
   order: [], // room names as listed in the sidebar
   active: null,
@@ -138,8 +146,6 @@ const state = {
   stats: new Map(), // server -> {event, at}
   refs: new Map(), // ref -> {kind, room, pendingId?}
   pending: [], // own messages on their way: {id, ref, room, text, status, error}
-  notificationsAt: null, // {epoch, offset} of the last notification: said in hello on a reconnect
-  nextRef: 1,
   lastTypingSent: new Map(), // room -> ms
   hiddenUnread: 0,
 };
@@ -169,8 +175,6 @@ function room(name) {
   return r;
 }
 
-const newRef = (prefix) => `${prefix}-${state.nextRef++}`;
-
 function persistRooms() {
   if (!state.userId) return;
   const wanted = state.order.filter((n) => state.rooms.get(n)?.wanted);
@@ -187,130 +191,57 @@ function savedRooms(user) {
   }
 }
 
-// --- the socket --------------------------------------------------------------------------
+// --- the connection ------------------------------------------------------------------------
+// The protocol's client (actors-client.js) keeps the connection up, rejoins the rooms with
+// their positions and drops what it had already; the page draws what it reports.
 
-let pingTimer = null;
-let pongDeadline = null;
-let welcomeTimer = null;
+let client = null;
 
-function socketUrl() {
-  return `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/ws`;
-}
-
-function send(frame) {
-  const ws = state.ws;
-  if (!ws || ws.readyState !== WebSocket.OPEN) return false;
-  const text = JSON.stringify(frame);
-  if (new TextEncoder().encode(text).length > state.maxFrameBytes) return "too_big";
-  ws.send(text);
-  return true;
-}
-
-async function fetchToken(name) {
-  // Returns {ok, token...} | {ok: false, status, error}
-  let response;
-  try {
-    response = await fetch("/token", {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ name }),
-      cache: "no-store",
-    });
-  } catch {
-    return { ok: false, status: 0, error: "The server can't be reached. Check your connection and try again." };
-  }
-  let body = null;
-  try { body = await response.json(); } catch { /* not JSON */ }
-  if (response.ok && body && typeof body.token === "string") {
-    return { ok: true, token: body.token, userId: body.user_id, expiresAt: Number(body.expires_at) || 0 };
-  }
-  const error = body && typeof body.error === "string" ? body.error : `The server answered ${response.status}.`;
-  return { ok: false, status: response.status, error };
-}
-
-function tokenUsable() {
-  return state.token && (!state.tokenExpiresAt || state.tokenExpiresAt * 1000 - Date.now() > 30000);
-}
-
-async function connect() {
-  clearTimeout(state.reconnectTimer);
-  state.reconnectTimer = null;
-  if (!state.userId || state.ws) return;
-  if (navigator.onLine === false) {
-    setConn("offline");
-    return;
-  }
-  setConn(state.everConnected ? "reconnecting" : "connecting");
-  const user = state.userId;
-  if (!tokenUsable()) {
-    const answer = await fetchToken(user);
-    if (state.userId !== user || state.ws) return; // signed out meanwhile
-    if (!answer.ok) {
-      if (answer.status >= 400 && answer.status < 500) {
-        backToSignIn(answer.error);
-      } else {
-        scheduleReconnect();
+/** A client for `name`; `first` is the token signing in fetched, used for the first connect. */
+function makeClient(name, first) {
+  let fresh = first;
+  const made = new ChatClient({
+    token: async () => {
+      if (fresh) {
+        const token = fresh;
+        fresh = null;
+        return token;
       }
-      return;
-    }
-    state.token = answer.token;
-    state.tokenExpiresAt = answer.expiresAt;
-  }
-  openSocket();
+      return fetchToken(name);
+    },
+  });
+  // A client replaced by another (signed out, signed in again) reports to nobody.
+  const on = (event, handler) => made.on(event, (detail) => { if (client === made) handler(detail); });
+  on("state", onConnectionState);
+  on("fatal", (error) => backToSignIn(error.message));
+  on("welcome", onWelcome);
+  on("joined", (frame) => onJoined(frame.room, frame.history, false, frame));
+  on("history", (frame) => onJoined(frame.room, frame.messages, true));
+  on("left", onLeft);
+  on("message", onMessage);
+  on("ack", onAck);
+  on("typing", (frame) => onTyping(frame.room, frame.user_id));
+  on("presence_state", (frame) => onPresence(frame.scope, frame.users, null, true));
+  on("presence_diff", (frame) => onPresence(frame.scope, frame.joined, frame.left, false));
+  on("notification", onNotification);
+  on("update", (frame) => onUpdate(frame.event));
+  on("error", onError);
+  return made;
 }
 
-function openSocket() {
-  let ws;
-  try {
-    ws = new WebSocket(socketUrl());
-  } catch {
-    scheduleReconnect();
-    return;
-  }
-  state.ws = ws;
-  window.__chat.socket = ws;
-  clearTimeout(welcomeTimer);
-  welcomeTimer = setTimeout(() => {
-    if (state.ws === ws && state.conn !== "connected") dropSocket(ws, 4000);
-  }, WELCOME_TIMEOUT);
-  ws.addEventListener("open", () => {
-    if (state.ws !== ws) return;
-    const hello = { type: "hello", token: state.token };
-    // Back after a drop: the notifications sent meanwhile come first.
-    if (state.notificationsAt) {
-      hello.notifications_epoch = state.notificationsAt.epoch;
-      hello.notifications_offset = state.notificationsAt.offset;
-    }
-    ws.send(JSON.stringify(hello));
-  });
-  ws.addEventListener("message", (event) => {
-    if (state.ws !== ws) return;
-    pongDeadline = null;
-    let frame;
-    try { frame = JSON.parse(event.data); } catch { return; }
-    if (frame && typeof frame === "object") handleFrame(frame);
-  });
-  ws.addEventListener("close", (event) => {
-    if (state.ws !== ws) return;
-    onSocketClosed(event.code, event.reason);
-  });
+function onConnectionState({ state: value, attempt, retryAt }) {
+  if (value === "closed" || value === "idle") return; // signing out: the page is reset already
+  state.attempt = attempt;
+  state.retryAt = retryAt;
+  if (value !== "connected" && state.conn === "connected") connectionLost();
+  setConn(value);
 }
 
-/** Give up on a socket now (a dead one may take long to report its close). */
-function dropSocket(ws, code) {
-  if (state.ws !== ws) return;
-  try { ws.close(); } catch { /* already closing */ }
-  onSocketClosed(code, "");
-}
-
-function onSocketClosed(code, reason) {
-  state.ws = null;
-  clearTimeout(welcomeTimer);
-  clearInterval(pingTimer);
-  pingTimer = null;
+/** What a lost connection undoes: joins, typing notices, messages on their way. */
+function connectionLost() {
   for (const r of state.rooms.values()) {
     r.joined = false;
-    r.joining = false;
+    r.joining = r.wanted && !r.leaving; // the client joins it again once back
     for (const timer of r.typing.values()) clearTimeout(timer);
     r.typing.clear();
   }
@@ -323,92 +254,20 @@ function onSocketClosed(code, reason) {
   state.refs.clear();
   for (const r of [...state.rooms.values()]) if (r.leaving) forgetRoom(r.name); // left with the socket
   renderAll();
-  if (!state.userId) return; // signed out
-  if (code === 4001) {
-    // The token was refused: get a new one, once.
-    state.token = null;
-    if (!state.freshTokenTried) {
-      state.freshTokenTried = true;
-      connect();
-    } else {
-      backToSignIn(reason ? `The server refused the session: ${reason}` : "The server refused the session. Please sign in again.");
-    }
-    return;
-  }
-  scheduleReconnect();
-}
-
-function scheduleReconnect() {
-  clearTimeout(state.reconnectTimer);
-  if (!state.userId) return;
-  if (navigator.onLine === false) {
-    setConn("offline");
-    return;
-  }
-  const base = Math.min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** state.attempt);
-  const delay = Math.min(BACKOFF_MAX, base * (0.75 + Math.random() * 0.5));
-  state.attempt += 1;
-  state.reconnectAt = Date.now() + delay;
-  state.reconnectTimer = setTimeout(connect, delay);
-  setConn(state.everConnected ? "reconnecting" : "connecting");
 }
 
 function reconnectNow() {
-  if (!state.userId || state.ws) return;
-  state.attempt = 0;
-  connect();
-}
-
-function startPings() {
-  clearInterval(pingTimer);
-  pingTimer = setInterval(() => {
-    const ws = state.ws;
-    if (!ws || state.conn !== "connected") return;
-    if (pongDeadline && Date.now() > pongDeadline) {
-      dropSocket(ws, 4004);
-      return;
-    }
-    if (!pongDeadline) {
-      send({ type: "ping", ref: newRef("p") });
-      pongDeadline = Date.now() + PING_TIMEOUT;
-      setTimeout(() => {
-        if (state.ws === ws && pongDeadline && Date.now() > pongDeadline) dropSocket(ws, 4004);
-      }, PING_TIMEOUT + 50);
-    }
-  }, PING_EVERY);
+  if (client) client.reconnectNow();
 }
 
 // --- frames from the server --------------------------------------------------------------
 
-function handleFrame(frame) {
-  switch (frame.type) {
-    case "welcome": return onWelcome(frame);
-    case "joined": return onJoined(frame.room, frame.history, false, frame);
-    case "history": return onJoined(frame.room, frame.messages, true);
-    case "left": return onLeft(frame.room);
-    case "message": return onMessage(frame);
-    case "ack": return onAck(frame);
-    case "typing": return onTyping(frame.room, frame.user_id);
-    case "presence_state": return onPresence(frame.scope, frame.users, null, true);
-    case "presence_diff": return onPresence(frame.scope, frame.joined, frame.left, false);
-    case "notification": return onNotification(frame);
-    case "update": return onUpdate(frame.event);
-    case "error": return onError(frame);
-    case "pong": return undefined;
-    default: return undefined;
-  }
-}
-
 function onWelcome(frame) {
-  clearTimeout(welcomeTimer);
   const first = !state.everConnected;
   state.everConnected = true;
-  state.attempt = 0;
-  state.freshTokenTried = false;
   state.sessionId = frame.session_id;
   if (typeof frame.user_id === "string") state.userId = frame.user_id;
   if (Number.isInteger(frame.max_text_length)) state.maxTextLength = frame.max_text_length;
-  if (Number.isInteger(frame.max_frame_bytes)) state.maxFrameBytes = frame.max_frame_bytes;
   state.suggested = Array.isArray(frame.rooms) ? frame.rooms.filter((n) => ROOM_RULE.test(n)) : [];
   for (const name of state.suggested) room(name);
   // Suggested rooms first, in the server's order, then the others as they came.
@@ -420,13 +279,9 @@ function onWelcome(frame) {
     for (const name of wanted) room(name).wanted = true;
     const active = store.get(`active.${state.userId}`);
     state.active = wanted.includes(active) ? active : (wanted[0] ?? null);
+    for (const name of state.order) if (state.rooms.get(name).wanted) sendJoin(name);
   }
-  setConn("connected");
-  startPings();
-  for (const name of state.order) {
-    const r = state.rooms.get(name);
-    if (r.wanted) sendJoin(name);
-  }
+  // Later welcomes: the client is joining its rooms again by itself.
   persistRooms();
   renderAll();
 }
@@ -436,24 +291,7 @@ function sendJoin(name) {
   r.wanted = true;
   r.leaving = false;
   r.joining = true;
-  const ref = newRef("j");
-  state.refs.set(ref, { kind: "join", room: name });
-  const frame = { type: "join", room: name, ref };
-  // Rejoining: say where we are, and the server sends exactly what came since.
-  if (r.loaded && r.position) Object.assign(frame, r.position);
-  if (!send(frame)) r.joining = false;
-}
-
-/** A position from a frame ({epoch, offset}), or null. */
-function positionOf(frame) {
-  return frame && typeof frame.epoch === "string" && Number.isInteger(frame.offset)
-    ? { epoch: frame.epoch, offset: frame.offset }
-    : null;
-}
-
-/** Whether a message at `at` is one the room holds already (same epoch, not past it). */
-function heldAlready(r, at) {
-  return Boolean(at && r.position && r.position.epoch === at.epoch && at.offset <= r.position.offset);
+  client.join(name);
 }
 
 function onJoined(name, history, isHistoryAnswer = false, frame = null) {
@@ -475,17 +313,11 @@ function onJoined(name, history, isHistoryAnswer = false, frame = null) {
   const messages = Array.isArray(history) ? history.filter(validMessage) : [];
   const hadLoaded = r.loaded;
   if (frame && frame.resumed === true && hadLoaded) {
-    // What came while we were away, after what we hold: appended, each once.
-    for (const m of messages) {
-      const at = positionOf(m);
-      if (heldAlready(r, at)) continue;
-      insertMessage(r, { room: name, user_id: m.user_id, text: m.text, sent_at: m.sent_at });
-      if (at) r.position = at;
-    }
+    // What came while we were away, after what we hold (the client dropped any we had).
+    for (const m of messages) insertMessage(r, { room: name, user_id: m.user_id, text: m.text, sent_at: m.sent_at });
   } else {
     r.messages = messages.slice(-MAX_MESSAGES_PER_ROOM);
   }
-  if (frame) r.position = positionOf(frame) ?? r.position;
   r.loaded = true;
   const last = r.messages[r.messages.length - 1];
   if (!hadLoaded || name === state.active) {
@@ -508,17 +340,13 @@ function validMessage(m) {
   return m && typeof m.user_id === "string" && typeof m.text === "string" && typeof m.sent_at === "number";
 }
 
-function onLeft(name) {
-  const r = state.rooms.get(name);
+function onLeft(frame) {
+  const r = state.rooms.get(frame.room);
   if (!r) return;
   r.joined = false;
-  r.joining = false;
-  if (r.leaving || !r.wanted) {
-    forgetRoom(name);
-  } else if (state.conn === "connected") {
-    // The server dropped us from the room (its hub ended): we still want it.
-    setTimeout(() => { if (r.wanted && !r.joined && !r.joining && state.conn === "connected") sendJoin(name); }, 1000);
-  }
+  // Unasked, the server lost the room (its hub ended): the client joins it again.
+  r.joining = !frame.asked && r.wanted;
+  if (r.leaving || !r.wanted) forgetRoom(frame.room);
   renderAll();
 }
 
@@ -551,9 +379,6 @@ function onMessage(m) {
   if (!validMessage(m) || typeof m.room !== "string") return;
   const r = state.rooms.get(m.room);
   if (!r || !r.wanted) return;
-  const at = positionOf(m);
-  if (heldAlready(r, at)) return;
-  if (at) r.position = at;
   // Already there (an ack may have put it in first)?
   const tail = r.messages.slice(-30);
   if (tail.some((x) => x.sent_at === m.sent_at && x.user_id === m.user_id && x.text === m.text)) return;
@@ -653,12 +478,6 @@ function onPresence(scope, joined, left, isState) {
 }
 
 function onNotification(n) {
-  const at = positionOf(n);
-  if (at) {
-    const last = state.notificationsAt;
-    if (last && last.epoch === at.epoch && at.offset <= last.offset) return; // had it
-    state.notificationsAt = at;
-  }
   const mention = n.kind === "mention";
   const data = n.data && typeof n.data === "object" ? n.data : null;
   const target = data && typeof data.room === "string" ? data.room : null;
@@ -691,8 +510,9 @@ const ERROR_TEXT = {
 function onError(frame) {
   const code = String(frame.code || "error");
   const message = typeof frame.message === "string" ? frame.message : "";
-  const entry = frame.ref ? state.refs.get(frame.ref) : null;
-  if (entry) state.refs.delete(frame.ref);
+  // A `say` is the page's (its pending message); a join or leave is the client's request.
+  const entry = (frame.ref ? state.refs.get(frame.ref) : null) ?? frame.request;
+  if (frame.ref) state.refs.delete(frame.ref);
   if (entry?.kind === "say") {
     const p = state.pending.find((x) => x.id === entry.pendingId);
     const why = code === "rate_limited" || code === "unavailable" ? ERROR_TEXT[code] : (message || ERROR_TEXT[code] || code);
@@ -708,12 +528,9 @@ function onError(frame) {
   if (entry?.kind === "join") {
     const r = state.rooms.get(entry.room);
     if (r) {
-      r.joining = false;
-      if (code === "unavailable" && r.wanted) {
-        setTimeout(() => { if (r.wanted && !r.joined && state.conn === "connected") sendJoin(r.name); }, 2000);
-      } else if (!r.joined) {
-        forgetRoom(entry.room);
-      }
+      // `unavailable`: the client tries again shortly; anything else refuses the room.
+      r.joining = code === "unavailable" && r.wanted;
+      if (!r.joining && !r.joined) forgetRoom(entry.room);
     }
     toast({ kind: "error", title: `Couldn't join #${entry.room}`, body: ERROR_TEXT[code] || message, code });
     renderAll();
@@ -777,9 +594,7 @@ function leaveRoom(name) {
   if (!r || !r.wanted) return;
   r.leaving = true;
   if ((r.joined || r.joining) && state.conn === "connected") {
-    const ref = newRef("l");
-    state.refs.set(ref, { kind: "leave", room: name });
-    send({ type: "leave", room: name, ref });
+    client.leave(name);
     // Stop showing it right away; `left` finishes the job.
     r.wanted = false;
     if (state.active === name) state.active = state.order.find((n) => state.rooms.get(n)?.wanted) ?? null;
@@ -797,19 +612,18 @@ function sendMessage(textArg, existing) {
   if (!r || !r.joined || state.conn !== "connected") return false;
   const text = textArg.replace(/^\s*\n/, "").replace(/\s+$/, "");
   if (!text.trim() || chars(text) > state.maxTextLength) return false;
-  const ref = newRef("m");
   const p = existing || { id: pendingSeq++, room: name, text };
-  p.ref = ref;
   p.status = "sending";
   p.error = null;
   p.detail = null;
   if (!existing) state.pending.push(p);
-  state.refs.set(ref, { kind: "say", room: name, pendingId: p.id });
-  const sent = send({ type: "say", room: name, text, ref });
-  if (sent !== true) {
+  const sent = client.say(name, text);
+  p.ref = sent.ref ?? null;
+  if (sent.sent) {
+    state.refs.set(sent.ref, { kind: "say", room: name, pendingId: p.id });
+  } else {
     p.status = "failed";
-    p.error = sent === "too_big" ? "Too long to send in one frame." : "Not sent: not connected.";
-    state.refs.delete(ref);
+    p.error = sent.reason === "too_big" ? "Too long to send in one frame." : "Not sent: not connected.";
   }
   clearTimeout(typingTrail);
   typingTrail = null;
@@ -831,7 +645,7 @@ function maybeSendTyping() {
   const elapsed = now - (state.lastTypingSent.get(name) || 0);
   if (elapsed >= TYPING_SEND_INTERVAL) {
     state.lastTypingSent.set(name, now);
-    send({ type: "typing", room: name });
+    client.typing(name);
   } else if (!typingTrail) {
     typingTrail = setTimeout(() => {
       typingTrail = null;
@@ -846,7 +660,6 @@ function showSignIn(error) {
   $("app").hidden = true;
   $("signin").hidden = false;
   const input = $("name-input");
-  if (!input.value) input.value = store.get("last-name") || "";
   showNameError(error || "");
   setConn("offline");
   document.title = "Chat — sign in";
@@ -878,61 +691,54 @@ async function signIn(name) {
   const button = $("sign-in");
   button.disabled = true;
   button.textContent = "Signing in…";
-  const answer = await fetchToken(name);
-  button.disabled = false;
-  button.textContent = "Sign in";
-  if (!answer.ok) {
-    showNameError(answer.error);
+  let answer;
+  try {
+    answer = await fetchToken(name);
+  } catch (error) {
+    showNameError(error.message);
     $("name-input").focus();
     return;
+  } finally {
+    button.disabled = false;
+    button.textContent = "Sign in";
   }
-  start(answer.userId || name, answer);
+  start(answer.userId, answer);
 }
 
 /** Enter the chat as `name` (with a token if we have one) and connect. */
 function start(name, token) {
   resetSession();
   state.userId = name;
-  if (token) {
-    state.token = token.token;
-    state.tokenExpiresAt = token.expiresAt;
-  }
   store.set("name", name);
-  store.set("last-name", name);
   $("signin").hidden = true;
   $("app").hidden = false;
   $("me-name").textContent = name;
   $("me-avatar").replaceWith(Object.assign(avatar(name, "avatar"), { id: "me-avatar" }));
   renderAll();
-  connect();
+  client = makeClient(name, token);
+  // No bound: the page waits for the server as long as it takes, showing how it retries.
+  client.connect({ timeout: null }).catch(() => { /* given up: its `fatal` event signs out */ });
 }
 
-function resetSession() {
-  const ws = state.ws;
-  state.ws = null;
-  if (ws) { try { ws.close(1000, "signed out"); } catch { /* closing */ } }
-  clearTimeout(state.reconnectTimer);
-  clearTimeout(welcomeTimer);
-  clearInterval(pingTimer);
+/** Close the connection (leaving every room first if `leaveRooms`) and forget the session. */
+function resetSession({ leaveRooms = false } = {}) {
+  const closing = client;
+  client = null;
+  if (closing) closing.close({ leaveRooms });
   for (const r of state.rooms.values()) for (const t of r.typing.values()) clearTimeout(t);
   Object.assign(state, {
-    userId: null, token: null, tokenExpiresAt: 0, everConnected: false, attempt: 0,
-    reconnectTimer: null, freshTokenTried: false, sessionId: null, suggested: [],
-    rooms: new Map(), order: [], active: null, online: new Set(), onlineKnown: false,
-    refs: new Map(), pending: [], lastTypingSent: new Map(), hiddenUnread: 0,
-    notificationsAt: null,
+    userId: null, everConnected: false, attempt: 0, retryAt: null, sessionId: null,
+    suggested: [], rooms: new Map(), order: [], active: null, online: new Set(),
+    onlineKnown: false, refs: new Map(), pending: [], lastTypingSent: new Map(), hiddenUnread: 0,
   });
   state.stats.clear();
 }
 
 function signOut() {
   // Signing out is a leave the user asks for: every room drops us at once, with no grace
-  // window (a closed tab keeps one, in case it comes back). The socket sends these frames
+  // window (a closed tab keeps one, in case it comes back). The socket sends the leaves
   // before its close frame.
-  for (const [name, r] of state.rooms) {
-    if (r.joined || r.joining) send({ type: "leave", room: name });
-  }
-  resetSession();
+  resetSession({ leaveRooms: true });
   store.remove("name");
   $("composer").value = "";
   showSignIn("");
@@ -946,29 +752,31 @@ function backToSignIn(error) {
 
 // --- rendering ---------------------------------------------------------------------------
 
-const CONN_TEXT = {
-  connected: "",
-  connecting: "",
-  reconnecting: "",
-  offline: "",
-};
-
 function setConn(value) {
   state.conn = value;
   renderConn();
   renderComposer();
+  renderOnline();
+  renderMembers();
+  renderStats();
+}
+
+/** Whole seconds (at least 1) until the client tries again, or null when it is not waiting. */
+function secondsToRetry() {
+  if (!state.retryAt || state.retryAt <= Date.now()) return null;
+  return Math.max(1, Math.ceil((state.retryAt - Date.now()) / 1000));
 }
 
 function renderConn() {
   const conn = $("conn");
   conn.dataset.state = state.conn;
+  $("app").dataset.conn = state.conn;
   $("connection-state").textContent = state.conn;
-  let detail = CONN_TEXT[state.conn];
+  const secs = secondsToRetry();
+  let detail = "";
   let banner = "";
-  const waiting = state.reconnectTimer && state.reconnectAt > Date.now();
-  const secs = Math.max(1, Math.ceil((state.reconnectAt - Date.now()) / 1000));
   if (state.conn === "reconnecting" || state.conn === "connecting") {
-    if (waiting) {
+    if (secs !== null) {
       detail = `in ${secs} s`;
       banner = state.everConnected
         ? `Connection lost. Reconnecting in ${secs} s…`
@@ -978,14 +786,51 @@ function renderConn() {
       banner = state.everConnected ? "Connection lost. Reconnecting…" : "";
     }
   } else if (state.conn === "offline" && state.userId) {
-    detail = "";
     banner = "You're offline. We'll reconnect when the network is back.";
   }
   $("conn-detail").textContent = detail;
   $("banner").hidden = !banner;
   $("banner-text").textContent = banner;
-  $("retry-now").hidden = !waiting;
+  $("retry-now").hidden = secs === null;
   conn.title = `Connection: ${state.conn}${detail && detail !== "…" ? ` (${detail})` : ""}`;
+  renderFooterStatus(secs);
+  renderListNotes(secs);
+}
+
+/** The footer's line under the user's name: connected, or how and when it comes back. */
+function renderFooterStatus(secs) {
+  const el = $("me-status");
+  el.dataset.state = state.conn;
+  el.dataset.attempt = String(state.attempt);
+  let text = "Connected";
+  if (state.conn === "connecting") text = state.attempt ? `Connecting · ${comeback(secs)}` : "Connecting…";
+  else if (state.conn !== "connected") text = `Disconnected · ${comeback(secs)}`;
+  el.textContent = text;
+}
+
+/** How the connection comes back, in a few words: "retry 2 in 3 s", "reconnecting, attempt 2". */
+function comeback(secs) {
+  if (state.conn === "offline") return "offline";
+  if (secs !== null) return `retry ${state.attempt} in ${secs} s`;
+  return state.attempt ? `reconnecting, attempt ${state.attempt}` : "reconnecting";
+}
+
+/** The online list and the room's member list: marked while they no longer follow the server. */
+function renderListNotes(secs = secondsToRetry()) {
+  const lost = state.userId && state.conn !== "connected";
+  const stale = lost ? `Disconnected: last known (${comeback(secs)})` : "";
+  staleNote($("online-users"), $("online-note"), stale);
+  const r = state.active && state.rooms.get(state.active);
+  const wanted = Boolean(r && r.wanted);
+  staleNote($("room-members"), $("members-note"), wanted && lost ? stale : wanted && !r.joined ? "Joining…" : "");
+}
+
+/** The note over a member list that no longer follows the server, or "" when it does. */
+function staleNote(list, note, text) {
+  list.dataset.state = text ? "stale" : "live";
+  list.classList.toggle("is-stale", Boolean(text));
+  note.textContent = text;
+  note.hidden = !text;
 }
 
 function renderAll() {
@@ -1059,7 +904,7 @@ function sortedPeople(set) {
 function renderOnline() {
   const users = sortedPeople(state.online);
   $("online-users").replaceChildren(...users.map((u) => personItem(u, "online-user")));
-  $("online-users").classList.toggle("is-stale", state.conn !== "connected");
+  renderListNotes();
   $("online-count").textContent = String(users.length);
 }
 
@@ -1067,7 +912,7 @@ function renderMembers() {
   const r = state.active && state.rooms.get(state.active);
   const users = r && r.wanted ? sortedPeople(r.members) : [];
   $("room-members").replaceChildren(...users.map((u) => personItem(u, "room-member")));
-  $("room-members").classList.toggle("is-stale", Boolean(r && !r.joined));
+  renderListNotes();
   $("member-count").textContent = String(users.length);
   const btn = $("members-btn");
   btn.hidden = !r || !r.wanted || !r.loaded;
@@ -1118,7 +963,7 @@ function renderStats() {
   const now = Date.now();
   for (const [server, entry] of state.stats) if (now - entry.at > STATS_STALE) state.stats.delete(server);
   const el = $("server-stats");
-  if (!state.stats.size) {
+  if (!state.stats.size || state.conn !== "connected") { // figures from before a drop are stale
     el.hidden = true;
     return;
   }
@@ -1435,14 +1280,6 @@ function wire() {
     composer.focus();
   });
 
-  window.addEventListener("online", () => { if (state.userId && !state.ws) reconnectNow(); });
-  window.addEventListener("offline", () => {
-    if (state.userId && !state.ws) {
-      clearTimeout(state.reconnectTimer);
-      state.reconnectTimer = null;
-      setConn("offline");
-    }
-  });
   document.addEventListener("visibilitychange", () => {
     if (!document.hidden) {
       state.hiddenUnread = 0;
@@ -1450,7 +1287,6 @@ function wire() {
       const last = r && r.messages[r.messages.length - 1];
       if (last) r.lastReadAt = Math.max(r.lastReadAt, last.sent_at);
       renderTitle();
-      if (state.userId && !state.ws && state.conn !== "connected") reconnectNow();
     }
   });
   document.addEventListener("keydown", (e) => {
@@ -1458,7 +1294,7 @@ function wire() {
   });
   // Once a second: the reconnect countdown and stale server stats.
   setInterval(() => {
-    if (state.conn === "reconnecting" || state.conn === "connecting") renderConn();
+    if (state.conn === "reconnecting" || state.conn === "connecting") renderConn(); // the countdown
     if (state.stats.size) renderStats();
   }, 1000);
 }
@@ -1474,7 +1310,8 @@ window.__chat = {
     online: [...state.online],
     pending: state.pending.map((p) => ({ room: p.room, text: p.text, status: p.status, error: p.detail || p.error })),
   }),
-  socket: null,
+  get socket() { return client?.socket ?? null; },
+  get client() { return client; },
 };
 
 wire();

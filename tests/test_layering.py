@@ -80,12 +80,16 @@ RULES = (
         layer="actors.server.admin",
         may_import=(*FRAMEWORK, "actors.server.http", "actors.server.demo"),
     ),
+    # The command line configures the process's logging (observability) and checks the Redis
+    # client name it is given (redis) before anything starts.
     Rule(
         layer="actors.server.cli",
         may_import=(
             "actors",
             "actors.cli",
+            "actors.observability",
             "actors.presence",
+            "actors.redis",
             "actors.server.admin",
             "actors.server.demo",
             "actors.server.gateway",

@@ -22,7 +22,7 @@ NEEDED_FILES: Final = (
     "tests/kotlin/build_peer.py",
 )
 # Folders whose every file goes in: the test command lints and runs all of them.
-WHOLE_FOLDERS: Final = ("actors", "tests", "examples", "docs", "benchmarks", "scripts")
+WHOLE_FOLDERS: Final = ("actors", "tests", "examples", "docs", "benchmarks", "scripts", "deploy")
 
 
 def source_files(folder: str) -> set[str]:

@@ -15,6 +15,13 @@ from actors.observability._health import (
     combine_checks,
     worst_status,
 )
+from actors.observability._logs import (
+    LOG_FORMATS,
+    RECORD_CONTEXT_KEYS,
+    JsonLogFormatter,
+    LogFormat,
+    configure_logging,
+)
 from actors.observability._metrics import (
     OVERFLOW_LABEL,
     GaugeReadings,
@@ -24,14 +31,19 @@ from actors.observability._metrics import (
 )
 
 __all__ = [
+    "LOG_FORMATS",
     "OVERFLOW_LABEL",
+    "RECORD_CONTEXT_KEYS",
     "GaugeReadings",
     "GuardedMetric",
     "HealthCheck",
     "HealthReport",
     "HealthStatus",
+    "JsonLogFormatter",
+    "LogFormat",
     "MetricsInstrument",
     "PubSubMetrics",
     "combine_checks",
+    "configure_logging",
     "worst_status",
 ]

@@ -93,11 +93,19 @@ def dead_letters_to_list(
                 await PUSH_SCRIPT.run(await connect(), [key], [record, cap])
                 pushed = True
         except RedisError as error:
-            logger.warning("dead letter for %r dropped: %s", letter.channel, error)
+            logger.warning(
+                "dead letter for %r dropped: %s",
+                letter.channel,
+                error,
+                extra={"channel": letter.channel},
+            )
             return
         if not pushed:
             logger.warning(
-                "dead letter for %r dropped: no answer within %s s", letter.channel, wait
+                "dead letter for %r dropped: no answer within %s s",
+                letter.channel,
+                wait,
+                extra={"channel": letter.channel},
             )
 
     return sink
@@ -112,6 +120,11 @@ def dead_letters_to_channel(
         try:
             await broker.publish(channel, dead_letter_record(letter))
         except RedisError as error:
-            logger.warning("dead letter for %r dropped: %s", letter.channel, error)
+            logger.warning(
+                "dead letter for %r dropped: %s",
+                letter.channel,
+                error,
+                extra={"channel": letter.channel},
+            )
 
     return sink

@@ -353,12 +353,19 @@ class ChannelRecovery:
         state.epoch, state.last = resume.epoch, resume.offset
         state.held_since = None
         state.unrecoverable += 1
-        logger.warning("recovery of channel %r: %s", self.channel, reason)
+        logger.warning(
+            "recovery of channel %r: %s", self.channel, reason, extra={"channel": self.channel}
+        )
         return [Unrecoverable(self.channel, reason, resume, cause)]
 
     def _failed(self, error: RedisError) -> None:
         self.state.failures += 1
-        logger.warning("recovery of channel %r could not read its history: %s", self.channel, error)
+        logger.warning(
+            "recovery of channel %r could not read its history: %s",
+            self.channel,
+            error,
+            extra={"channel": self.channel},
+        )
 
 
 def _top(window: HistoryWindow) -> Position:

@@ -133,7 +133,12 @@ class SubscriptionActor(Actor):
         self.spec = spec
 
     async def restarted(self, reason: ExitReason) -> None:
-        logger.warning("subscription to %s restarted after %r", self.spec.label, reason)
+        logger.warning(
+            "subscription to %s restarted after %r",
+            self.spec.label,
+            reason,
+            extra={"channel": self.spec.name},
+        )
         if self.spec.observer is not None:
             self.spec.observer.restarted(self.spec)
 
@@ -310,13 +315,18 @@ class SubscriptionActor(Actor):
             message.channel,
             type_name,
             reason,
+            extra={"channel": message.channel},
         )
         if spec.policy.dead_letters is not None:
             letter = DeadLetter(message.channel, spec.name, message.payload, reason, error)
             try:
                 await spec.policy.dead_letters(letter)
             except Exception:
-                logger.exception("the dead-letter sink of %s failed", spec.label)
+                logger.exception(
+                    "the dead-letter sink of %s failed",
+                    spec.label,
+                    extra={"channel": message.channel},
+                )
         if action is ErrorAction.SKIP:
             spec.counters.skipped += 1
             if spec.observer is not None:

@@ -30,7 +30,15 @@ from actors.redis._cluster_config import (
 )
 from actors.redis._cluster_map import ClusterNode, NodeRole, Shard, SlotMap
 from actors.redis._commands import RedisCommands, Script, parse_info
-from actors.redis._config import DEFAULT_CONNECT_TIMEOUT, DEFAULT_PORT, RedisSettings, redact_url
+from actors.redis._config import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_PORT,
+    RedisSettings,
+    check_client_name,
+    default_client_name,
+    redact_url,
+    with_client_name,
+)
 from actors.redis._connection import (
     PushHandler,
     RedisConnection,
@@ -121,7 +129,9 @@ __all__ = [
     "SubscriptionStatistics",
     "SubscriptionTable",
     "Transport",
+    "check_client_name",
     "command_key",
+    "default_client_name",
     "encode_command",
     "failure_cause",
     "hash_tag",
@@ -135,4 +145,5 @@ __all__ = [
     "redact_url",
     "reply_error",
     "unique_probe_channel",
+    "with_client_name",
 ]

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import math
+import os
+import socket
 from typing import Final, Literal
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import attrs
 
 from actors._errors import RedisUrlError
 
-__all__ = ["DEFAULT_CONNECT_TIMEOUT", "DEFAULT_PORT", "RedisSettings", "redact_url"]
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_PORT",
+    "RedisSettings",
+    "check_client_name",
+    "default_client_name",
+    "redact_url",
+    "with_client_name",
+]
 
 DEFAULT_PORT: Final = 6379
 DEFAULT_CONNECT_TIMEOUT: Final = 5.0  # seconds
@@ -18,6 +28,49 @@ DEFAULT_CONNECT_TIMEOUT: Final = 5.0  # seconds
 _SCHEMES: Final = ("redis", "rediss", "unix")
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off"})
+
+
+# Redis accepts a client name made of the printable ASCII characters from "!" to "~" (no spaces,
+# no newlines, nothing else): CLIENT SETNAME and HELLO ... SETNAME refuse anything more.
+_NAME_CHARACTERS: Final = frozenset(chr(code) for code in range(ord("!"), ord("~") + 1))
+
+
+def check_client_name(name: str) -> str:
+    """``name`` if Redis accepts it as a client name (``CLIENT SETNAME``).
+
+    Args:
+        name: The name to check.
+
+    Returns:
+        The name, unchanged.
+
+    Raises:
+        ValueError: The name is empty or holds a character other than the printable ASCII
+            ones from ``!`` to ``~`` (a space, a newline, a letter outside ASCII).
+    """
+    if not name or not _NAME_CHARACTERS.issuperset(name):
+        raise ValueError(
+            f"Redis client names must be non-empty and made of the printable ASCII characters "
+            f"from '!' to '~', without spaces: {name!r}"
+        )
+    return name
+
+
+def default_client_name() -> str:
+    """``actors:<host>:<pid>``: the name every connection gets unless told otherwise.
+
+    It tells in ``CLIENT LIST`` which process holds a connection. A character of the host name
+    that Redis would refuse becomes ``-``.
+    """
+    host = "".join(c if c in _NAME_CHARACTERS else "-" for c in socket.gethostname())
+    return f"actors:{host or 'unknown'}:{os.getpid()}"
+
+
+def _check_client_name(
+    instance: RedisSettings, attribute: attrs.Attribute[str | None], value: str | None
+) -> None:
+    if value is not None:
+        check_client_name(value)
 
 
 def _hide_secret(value: str | None) -> str:
@@ -76,8 +129,10 @@ class RedisSettings:
     """Password of the user (``requirepass`` or an ACL user's)."""
     db: int = attrs.field(default=0, validator=_check_db)
     """Database number selected on each connection."""
-    client_name: str | None = None
-    """Name given to each connection with ``CLIENT SETNAME`` (shows in ``CLIENT LIST``)."""
+    client_name: str | None = attrs.field(factory=default_client_name, validator=_check_client_name)
+    """Name given to each connection in its handshake (``HELLO ... SETNAME`` or ``CLIENT
+    SETNAME``), shown by ``CLIENT LIST``: ``actors:<host>:<pid>`` by default; None sends none.
+    Printable ASCII from ``!`` to ``~`` only, as Redis requires."""
     protocol: Literal[2, 3] = attrs.field(default=3, validator=_check_protocol)
     """RESP version to ask for: 3 (one connection for everything) or 2."""
     connect_timeout: float = attrs.field(default=DEFAULT_CONNECT_TIMEOUT, validator=_check_timeout)
@@ -92,12 +147,6 @@ class RedisSettings:
             raise ValueError("tls_key_file needs tls_cert_file")
         if self.username is not None and self.password is None:
             raise ValueError("a Redis username needs a password")
-        if self.client_name is not None and (
-            not self.client_name or any(c.isspace() for c in self.client_name)
-        ):
-            raise ValueError(
-                f"Redis client names cannot be empty or hold spaces: {self.client_name!r}"
-            )
 
     @classmethod
     def from_url(cls, url: str) -> RedisSettings:
@@ -205,6 +254,32 @@ def redact_url(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{password}@", ":***@", 1)
     return parts._replace(netloc=netloc).geturl()
+
+
+def with_client_name(url: str, name: str) -> str:
+    """``url`` with its ``client_name`` option set to ``name``, replacing any it had.
+
+    For a ``redis://``, ``rediss://`` or ``unix://`` URL and for the cluster URLs, whose nodes
+    take the same option; the rest of the URL (the password included) is kept as written.
+
+    Args:
+        url: A Redis URL.
+        name: The client name; see ``check_client_name``.
+
+    Returns:
+        The URL with ``client_name=name`` in its query.
+
+    Raises:
+        ValueError: ``name`` is no name Redis accepts.
+    """
+    check_client_name(name)
+    base, _, query = url.partition("?")
+    options = [
+        (key, value)
+        for key, value in parse_qsl(query, keep_blank_values=True)
+        if key.lower() != "client_name"
+    ]
+    return f"{base}?{urlencode([*options, ('client_name', name)])}"
 
 
 def _parse_int(url: str, key: str, value: str) -> int:

@@ -623,6 +623,7 @@ class PubSubHub:
                     kind.value,
                     names[0],
                     error,
+                    extra={"channel": names[0]},
                 )
                 return
             subscriber = self._subscriber
@@ -637,12 +638,16 @@ class PubSubHub:
                             on_error=self._refusal_handler(kind, [name]),
                         )
                 return
+            # One name by now, as a field of its own for structured logs (JsonLogFormatter).
+            about = {"channel": names[0] if len(names) == 1 else None}
             if error.code in _NOT_SERVED_HERE and self._not_served is not None:
                 # A cluster's topology event (the caller refreshes and subscribes at the new
                 # owner), not a refusal of the name.
-                logger.info("subscribing to %s %r met %s", kind.value, names, error)
+                logger.info("subscribing to %s %r met %s", kind.value, names, error, extra=about)
             else:
-                logger.error("Redis refused subscribing to %s %r: %s", kind.value, names, error)
+                logger.error(
+                    "Redis refused subscribing to %s %r: %s", kind.value, names, error, extra=about
+                )
             for name in names:
                 self._refusals[(kind, name)] = error
                 row = self.table.get(kind, name)

@@ -428,7 +428,7 @@ class SubscriptionTable:
             reason = "the server ended the shard subscription (its hash slot moved)"
         else:
             reason = f"the server ended the {row.kind.value} subscription"
-        logger.warning("%s: %s %r", reason, row.kind.value, row.name)
+        logger.warning("%s: %s %r", reason, row.kind.value, row.name, extra={"channel": row.name})
         if row.gap_start is None:
             at = self.last_frame if self.last_frame is not None else self._clock()
             row.gap_start = at
@@ -442,7 +442,11 @@ class SubscriptionTable:
         gap = Resubscribed(gap_start=row.gap_start, gap_end=end, kind=row.kind, name=row.name)
         row.gap_start = None
         logger.info(
-            "resubscribed to %s %r after a gap of %.3f s", row.kind.value, row.name, gap.duration
+            "resubscribed to %s %r after a gap of %.3f s",
+            row.kind.value,
+            row.name,
+            gap.duration,
+            extra={"channel": row.name},
         )
         _tell_once([row], gap)
 

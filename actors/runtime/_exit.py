@@ -97,12 +97,26 @@ def log_exit(
             its label.
     """
     name = context or label
+    # Which actor, as a field of its own for structured logs (JsonLogFormatter).
+    about = {"actor": name}
     if isinstance(reason, Crashed):
         error = reason.exception
         if level >= logging.ERROR:
-            logger.log(level, "%s crashed: %r; %s", name, error, what_next, exc_info=error)
+            logger.log(
+                level, "%s crashed: %r; %s", name, error, what_next, exc_info=error, extra=about
+            )
         else:
-            logger.log(level, "%s failed: %s: %s; %s", name, type(error).__name__, error, what_next)
-            logger.debug("%s failed", name, exc_info=error)
+            logger.log(
+                level,
+                "%s failed: %s: %s; %s",
+                name,
+                type(error).__name__,
+                error,
+                what_next,
+                extra=about,
+            )
+            logger.debug("%s failed", name, exc_info=error, extra=about)
     elif isinstance(reason, Killed):
-        logger.warning("%s did not stop within its grace period and was cancelled", label)
+        logger.warning(
+            "%s did not stop within its grace period and was cancelled", label, extra=about
+        )

@@ -13,7 +13,7 @@ import trio
 from actors._errors import ActorStoppedError, NameTakenError
 from actors.runtime._actor import behavior_for
 from actors.runtime._cell import DEFAULT_SHUTDOWN_GRACE, ActorCell
-from actors.runtime._exit import log_exit
+from actors.runtime._exit import is_abnormal, log_exit
 from actors.runtime._mailbox import DEFAULT_MAILBOX, MailboxConfig
 from actors.runtime._ref import ActorRef
 
@@ -33,6 +33,11 @@ class SystemStatistics:
     """Actors spawned directly on the system that are still alive (supervisors included)."""
     registered_names: int
     """Names held by live actors."""
+    failed_top_level_actors: int = 0
+    """Top-level actors that ended crashed or killed, such as a supervisor that gave up: the
+    tree under it no longer stands (a liveness probe reports it)."""
+    closing: bool = False
+    """Whether the system is shutting down (``open_actor_system``'s block is being left)."""
 
 
 class Names:
@@ -99,6 +104,7 @@ class ActorSystem:
         self._top_level: dict[ActorRef, None] = {}
         self._owner = _TopLevelOwner(self)
         self._closing = False
+        self._failed_top_level = 0  # fed by _TopLevelOwner as each one ends, never recounted
 
     async def spawn(
         self,
@@ -149,7 +155,10 @@ class ActorSystem:
     def statistics(self) -> SystemStatistics:
         """Return counts of top-level actors and registered names."""
         return SystemStatistics(
-            top_level_actors=len(self._top_level), registered_names=len(self._names)
+            top_level_actors=len(self._top_level),
+            registered_names=len(self._names),
+            failed_top_level_actors=self._failed_top_level,
+            closing=self._closing,
         )
 
     async def _shutdown(self) -> None:
@@ -187,6 +196,8 @@ class _TopLevelOwner:
         cell = record
         assert isinstance(cell, ActorCell)
         log_exit(cell.label, reason, "it is not supervised, so it stays stopped")
+        if is_abnormal(reason):
+            self._system._failed_top_level += 1
         cell.finalize(reason)
         self._system._top_level.pop(cell.ref, None)
 

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from actors.server.gateway import DemoLogin, TokenVerifier
 
 MAX_PORT: Final = 65_535
+# actors.observability.LOG_FORMATS, written out: importing it here would load prometheus_client
+# before any command runs (a test checks that the two agree).
+LOG_FORMATS: Final = ("text", "json")
 
 
 def _seconds(text: str, *, zero: bool) -> float:
@@ -53,6 +56,26 @@ def _non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
     return value
+
+
+def _client_name(text: str) -> str:
+    from actors.redis import check_client_name
+
+    try:
+        return check_client_name(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def add_log_format_argument(parser: argparse.ArgumentParser) -> None:
+    """``--log-format text|json``, for the commands that configure logging."""
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="text",
+        help="text: one line per record for people; json: one JSON object per line with "
+        "time, level, logger, event, actor, channel and error (default: %(default)s)",
+    )
 
 
 def _port(text: str) -> int:
@@ -147,6 +170,14 @@ def _configure_serve(parser: argparse.ArgumentParser) -> None:
         "(default: $REDIS_URL or memory://)",
     )
     parser.add_argument(
+        "--client-name",
+        type=_client_name,
+        default=None,
+        metavar="NAME",
+        help="the name of this process's Redis connections in CLIENT LIST, instead of the "
+        "URL's client_name option (default: that option, else actors:HOST:PID)",
+    )
+    parser.add_argument(
         "--allowed-origin",
         action="append",
         default=None,
@@ -171,6 +202,7 @@ def _configure_serve(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="reconnect grace window before a user goes offline (default: %(default)s)",
     )
+    add_log_format_argument(parser)
     parser.add_argument(
         "--gc-threshold",
         type=_non_negative_int,
@@ -302,15 +334,16 @@ def _token_setup(arguments: argparse.Namespace) -> tuple[TokenVerifier, DemoLogi
 
 
 def _run_serve(arguments: argparse.Namespace) -> int:
-    import logging
-
+    from actors.observability import configure_logging
     from actors.presence import PresenceSettings
+    from actors.redis import with_client_name
     from actors.server.admin import admin_token_from
     from actors.server.gateway import GatewaySettings, run_server
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(arguments.log_format)
+    url = arguments.redis_url
+    if arguments.client_name is not None and not url.startswith("memory:"):
+        url = with_client_name(url, arguments.client_name)
     try:
         presence = PresenceSettings(
             ttl=arguments.presence_ttl,
@@ -335,7 +368,7 @@ def _run_serve(arguments: argparse.Namespace) -> int:
     async def serve() -> int:
         try:
             await run_server(
-                url=arguments.redis_url,
+                url=url,
                 host=arguments.host,
                 port=arguments.port,
                 tokens=tokens,

@@ -105,7 +105,13 @@ class SupervisorCore:
         except ActorStartError as error:
             self._forget(child)
             child.cell.finalize(child.last_exit or Shutdown("failed to start"))
-            logger.error("%s: child %s failed to start: %r", self.label, spec.id, error.__cause__)
+            logger.error(
+                "%s: child %s failed to start: %r",
+                self.label,
+                spec.id,
+                error.__cause__,
+                extra={"actor": child.cell.label},
+            )
             raise
         return child
 
@@ -175,7 +181,12 @@ class SupervisorCore:
             if type(message) is Ask:
                 message.fail(error)
             else:
-                logger.warning("%s dropped a message it cannot handle: %r", self.label, message)
+                logger.warning(
+                    "%s dropped a message it cannot handle: %r",
+                    self.label,
+                    message,
+                    extra={"actor": self.label},
+                )
 
     async def _child_exited(self, event: ChildExited) -> None:
         child = event.child

@@ -359,3 +359,42 @@ def test_an_address_in_use_error_shows_an_ipv6_address_in_brackets() -> None:
     assert (
         str(AddressInUseError("::1", 8000)) == "cannot listen on [::1]:8000: address already in use"
     )
+
+
+@deadline
+async def test_the_probes_answer_from_their_own_sources_apart_from_health(
+    nursery: trio.Nursery, connect: Connect
+) -> None:
+    """/livez and /readyz call their sources, not /health's, and change no metric."""
+    health = Health(combine_checks({"redis": HealthCheck.down()}))
+    alive, ready = Health(), Health(combine_checks({"broker": HealthCheck.down(connected=False)}))
+    metrics = PubSubMetrics()
+    port = await start(nursery, health, metrics, liveness=alive, readiness=ready)
+    client = await connect(port)
+    before = (await client.request(GET_METRICS)).body
+    livez = await client.request(b"GET /livez HTTP/1.1\r\nHost: test\r\n\r\n")
+    assert (livez.status, livez.headers["cache-control"]) == (200, "no-store")
+    readyz = await client.request(b"GET /readyz HTTP/1.1\r\nHost: test\r\n\r\n")
+    assert readyz.status == 503
+    assert json.loads(readyz.body) == {
+        "status": "down",
+        "checks": {"broker": {"status": "down", "detail": {"connected": False}}},
+    }
+    ready.report = combine_checks({"broker": HealthCheck.up(connected=True)})
+    alive.report = combine_checks({"supervision": HealthCheck.down(failed_top_level_actors=1)})
+    assert (await client.request(b"GET /readyz HTTP/1.1\r\nHost: test\r\n\r\n")).status == 200
+    assert (await client.request(b"GET /livez HTTP/1.1\r\nHost: test\r\n\r\n")).status == 503
+    assert (await client.request(b"POST /livez HTTP/1.1\r\nHost: test\r\n\r\n")).status == 405
+    assert (await client.request(GET_METRICS)).body == before
+
+
+@deadline
+async def test_without_sources_the_probes_are_up(nursery: trio.Nursery, connect: Connect) -> None:
+    health = Health(combine_checks({"redis": HealthCheck.down()}))
+    client = await connect(await start(nursery, health))
+    for path in (b"/livez", b"/readyz"):
+        response = await client.request(b"GET " + path + b" HTTP/1.1\r\nHost: test\r\n\r\n")
+        assert (response.status, json.loads(response.body)) == (
+            200,
+            {"status": "up", "checks": {}},
+        )

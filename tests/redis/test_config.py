@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import socket
+
 import pytest
 
-from actors.redis import RedisSettings
+from actors.redis import (
+    ClusterSettings,
+    RedisSettings,
+    check_client_name,
+    default_client_name,
+    with_client_name,
+)
 
 
 def test_defaults() -> None:
@@ -90,7 +99,9 @@ def test_from_url_ipv6_host() -> None:
         ("redis://localhost?keepalive=maybe", "keepalive must be true or false"),
         ("redis://localhost?ssl=true", "unknown option 'ssl'"),
         ("redis://localhost?client_name=", "client_name is empty"),
-        ("redis://localhost?client_name=a%20b", "cannot be empty or hold spaces"),
+        ("redis://localhost?client_name=a%20b", "without spaces: 'a b'"),
+        ("redis://localhost?client_name=caf%C3%A9", "printable ASCII"),
+        ("redis://localhost?client_name=a%0Ab", "printable ASCII"),
         ("redis://localhost#frag", "fragments are not allowed"),
         ("redis://bob@localhost", "username needs a password"),
         ("unix://", "no socket path"),
@@ -138,3 +149,46 @@ def test_describe_unix_and_tls() -> None:
 def test_settings_validate_their_fields(options: dict[str, object]) -> None:
     with pytest.raises(ValueError):  # noqa: PT011
         RedisSettings(**options)  # type: ignore[arg-type]
+
+
+def test_every_connection_is_named_after_its_host_and_process_by_default() -> None:
+    name = f"actors:{socket.gethostname()}:{os.getpid()}"
+    assert default_client_name() == name
+    assert RedisSettings().client_name == name
+    assert RedisSettings.from_url("redis://localhost").client_name == name
+    assert RedisSettings.from_url("redis://localhost?client_name=worker-1").client_name == (
+        "worker-1"
+    )
+    assert RedisSettings(client_name=None).client_name is None
+    cluster = ClusterSettings.from_url("redis+cluster://a:7000,b:7001?client_name=edge-1")
+    assert cluster.for_node("c", 7002).client_name == "edge-1"
+    assert ClusterSettings.from_url("redis+cluster://a:7000").for_node("c", 1).client_name == name
+
+
+def test_a_host_name_redis_would_refuse_is_made_acceptable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(socket, "gethostname", lambda: "bad host\nname\u00e9")
+    assert default_client_name() == f"actors:bad-host-name-:{os.getpid()}"
+    assert check_client_name(default_client_name()) == default_client_name()
+
+
+@pytest.mark.parametrize("name", ["", "two words", "tab\there", "line\nbreak", "naïve", "\x7f"])
+def test_client_names_redis_refuses_fail_fast(name: str) -> None:
+    with pytest.raises(ValueError, match="printable ASCII characters from '!' to '~'"):
+        check_client_name(name)
+    with pytest.raises(ValueError, match="without spaces"):
+        RedisSettings(client_name=name)
+
+
+def test_with_client_name_sets_or_replaces_the_option_and_keeps_the_rest() -> None:
+    assert with_client_name("redis://:p%40ss@h:1/2", "edge-1") == (
+        "redis://:p%40ss@h:1/2?client_name=edge-1"
+    )
+    replaced = with_client_name("redis://h?protocol=2&client_name=old", "new")
+    assert replaced == "redis://h?protocol=2&client_name=new"
+    assert RedisSettings.from_url(replaced).client_name == "new"
+    cluster = with_client_name("redis+cluster://a:1,b:2?refresh_interval=5", "n")
+    assert ClusterSettings.from_url(cluster).node.client_name == "n"
+    with pytest.raises(ValueError, match="without spaces"):
+        with_client_name("redis://h", "a b")

@@ -88,6 +88,22 @@ async def test_top_level_crash_is_logged_and_does_not_stop_the_system(
     assert "stays stopped" in caplog.text
 
 
+async def test_the_system_counts_top_level_actors_that_failed_and_says_when_it_closes() -> None:
+    """What a liveness probe reads: a top-level actor that stopped in order is no failure."""
+    events: list[str] = []
+    async with open_actor_system() as system:
+        assert system.statistics().failed_top_level_actors == 0
+        calm = await system.spawn(Named, "calm", events)
+        await calm.stop()
+        assert system.statistics().failed_top_level_actors == 0
+        fragile = await system.spawn(Named, "fragile", events)
+        await fragile.tell("crash")
+        await fragile.wait_stopped()
+        statistics = system.statistics()
+        assert (statistics.failed_top_level_actors, statistics.closing) == (1, False)
+    assert system.statistics().closing is True
+
+
 async def test_instrument_sees_the_life_cycle() -> None:
     seen: list[tuple[str, object]] = []
 

@@ -24,6 +24,8 @@ import dev
 import pytest
 from line_reader import LineReader
 
+from actors.observability import LOG_FORMATS
+from actors.server.cli import LOG_FORMATS as CLI_LOG_FORMATS
 from actors.server.cli import build_parser, main
 from actors.testing import RedisServer, free_port
 from actors.testing.pytest_plugin import require_redis_server
@@ -189,6 +191,28 @@ def test_serve_refuses_nonsense_timings_and_thresholds(
         main(["serve", f"{option}={value}"])
     assert exit_info.value.code == 2
     assert f"argument {option}: " in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["two words", "tab\there", "naïve", ""])
+def test_serve_refuses_a_client_name_redis_would_refuse(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", "--client-name", name])
+    assert exit_info.value.code == 2
+    message = capsys.readouterr().err.splitlines()[-1]
+    assert message == (
+        "actors serve: error: argument --client-name: Redis client names must be non-empty and "
+        f"made of the printable ASCII characters from '!' to '~', without spaces: {name!r}"
+    )
+
+
+def test_serve_logs_as_text_unless_told_json() -> None:
+    assert build_parser().parse_args(["serve"]).log_format == "text"
+    assert build_parser().parse_args(["serve", "--log-format", "json"]).log_format == "json"
+    assert LOG_FORMATS == CLI_LOG_FORMATS
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--log-format", "xml"])
 
 
 @pytest.mark.parametrize(

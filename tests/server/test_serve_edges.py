@@ -19,16 +19,18 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Final
 
 import attrs
 import pytest
+import redis
 from line_reader import LineReader
 
 from actors.cli import EXIT_INTERRUPTED
+from actors.server.gateway import SHUTDOWN_BOUND
 from actors.testing import RedisServer, free_port
 from actors.testing.pytest_plugin import require_redis_server
 
@@ -39,7 +41,7 @@ pytestmark = pytest.mark.skipif(
 ROOT: Final = Path(__file__).resolve().parents[2]
 STARTUP: Final = 30.0  # seconds a child gets to print a line; far above what it needs
 WAIT: Final = 15.0  # seconds for something the server does by itself (a retry, a reconnect)
-STOP_BOUND: Final = 2.0  # seconds from SIGINT or SIGTERM to exit: the promise
+STOP_BOUND: Final = SHUTDOWN_BOUND  # seconds from SIGINT or SIGTERM to exit: the promise
 FATAL_BOUND: Final = 10.0  # seconds from start to exit when Redis refuses us for good: the promise
 POLL: Final = 0.05  # seconds between two HTTP requests while polling
 PASSWORD: Final = "correct-horse-4f1d"  # the private server's
@@ -142,12 +144,19 @@ class Serve:
 
 
 @contextmanager
-def serve(redis_url: str, *, environment: dict[str, str] | None = None) -> Iterator[Serve]:
-    """``python -m actors serve --port 0 --redis-url redis_url``, killed at the end if it runs."""
+def serve(
+    redis_url: str,
+    *,
+    environment: dict[str, str] | None = None,
+    arguments: Sequence[str] = (),
+) -> Iterator[Serve]:
+    """``python -m actors serve --demo-login --port 0 --redis-url redis_url [arguments]``,
+    killed at the end if it runs."""
     process = subprocess.Popen(
         [
             *(sys.executable, "-m", "actors", "serve", "--demo-login"),
             *("--port", "0", "--redis-url", redis_url),
+            *arguments,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -374,3 +383,76 @@ def test_serve_starts_the_gateway_once_redis_comes_up(
     assert code == 0, errors
     assert "Traceback" not in errors, errors
     assert PASSWORD not in output + errors
+
+
+JSON_TIME: Final = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+
+
+def client_names(server: RedisServer) -> list[str]:
+    """The names of the clients the private server lists."""
+    with redis.Redis(port=server.port, password=PASSWORD, socket_timeout=WAIT) as client:
+        return [str(entry["name"]) for entry in client.client_list()]
+
+
+def test_without_redis_livez_stays_200_and_readyz_is_503_until_it_is_back(
+    private_redis: RedisServer,
+) -> None:
+    """Liveness is the process and its supervision tree, readiness the Redis connection with
+    its subscriptions restored; the connection keeps its --client-name across the restart, and
+    --log-format json makes every line of stderr a JSON object."""
+    private_redis.start()
+    arguments = ("--log-format", "json", "--client-name", "edge-probe")
+    with serve(authenticated(private_redis), arguments=arguments) as server:
+        port = server.wait_listening()
+        server.out.wait_for("serving on", STARTUP)
+        ready = server.poll(port, "/readyz", lambda answer: answer.status == 200)
+        assert ready.json() == {
+            "status": "up",
+            "checks": {
+                "broker": {"status": "up", "detail": {"connected": True}},
+                "gateway": {"status": "up", "detail": {}},
+            },
+        }
+        assert get(port, "/livez").status == 200
+        assert "edge-probe" in client_names(private_redis)
+        private_redis.kill()
+        unready = server.poll(port, "/readyz", lambda answer: answer.status == 503)
+        assert unready.json()["checks"] == {
+            "broker": {
+                "status": "down",
+                "detail": {
+                    "connected": False,
+                    "reason": "not connected, or restoring subscriptions",
+                },
+            },
+            "gateway": {"status": "up", "detail": {}},
+        }
+        live = get(port, "/livez")
+        assert (live.status, live.json()["status"]) == (200, "up")
+        assert get(port, "/health").status == 503
+        private_redis.restart()
+        server.poll(port, "/readyz", lambda answer: answer.status == 200)
+        assert get(port, "/livez").status == 200
+        assert "edge-probe" in client_names(private_redis)
+        code, _ = server.stop(signal.SIGTERM)
+        _, errors = server.output()
+    assert code == 0, errors
+    records = [json.loads(line) for line in errors.splitlines()]
+    for record in records:
+        assert {"time", "level", "logger", "event"} <= set(record), record
+        assert JSON_TIME.match(record["time"]), record
+    lost = [record for record in records if record["event"].startswith("Redis connection to")]
+    assert lost, errors
+    assert lost[0]["level"] == "WARNING"
+    restarts = [record for record in records if "restarting in" in record["event"]]
+    assert restarts, errors
+    assert re.match(r"^redis-connection \(actor#\d+\)$", restarts[0]["actor"]), restarts[0]
+    assert PASSWORD not in errors
+
+
+def test_a_client_name_redis_would_refuse_is_refused_before_anything_starts() -> None:
+    with serve("redis://127.0.0.1:1", arguments=("--client-name", "two words")) as server:
+        code = server.process.wait(STARTUP)
+        _, errors = server.output()
+    assert code == 2, errors
+    assert "--client-name: Redis client names must be non-empty" in errors, errors

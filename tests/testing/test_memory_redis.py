@@ -384,7 +384,8 @@ async def test_password_refusals_are_redis_s_own(autojump_clock: trio.testing.Mo
             RedisSettings(password="s3cret", protocol=2), connector=server.connect
         ) as redis:
             assert await redis.ping() == b"PONG"
-            assert server.connections[-1].command_names() == ["AUTH", "PING"]
+            # CLIENT SETNAME: the default name, actors:<host>:<pid>.
+            assert server.connections[-1].command_names() == ["AUTH", "CLIENT", "PING"]
 
 
 async def test_an_acl_user_authenticates_with_its_name(

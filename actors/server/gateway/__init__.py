@@ -15,6 +15,7 @@ from actors.server.gateway._gateway import (
     GatewaySettings,
     open_gateway,
 )
+from actors.server.gateway._probes import broker_readiness, system_liveness
 from actors.server.gateway._protocol import ProtocolError, check_room, parse_client_frame
 from actors.server.gateway._rooms import (
     TYPING_CHANNEL,
@@ -22,7 +23,13 @@ from actors.server.gateway._rooms import (
     TypingNotice,
     typing_channel,
 )
-from actors.server.gateway._server import random_secret, run_server, secret_from
+from actors.server.gateway._server import (
+    SECRET_ENVIRONMENT_VARIABLE,
+    SHUTDOWN_BOUND,
+    random_secret,
+    run_server,
+    secret_from,
+)
 from actors.server.gateway._session import Session
 from actors.server.gateway._token_keys import ALGORITHMS, KeyRing, TokenKeyError
 from actors.server.gateway._tokens import (
@@ -44,6 +51,8 @@ __all__ = [
     "DEFAULT_ROOMS_CLAIM",
     "DEFAULT_TOKEN_TTL",
     "GLOBAL_SCOPE",
+    "SECRET_ENVIRONMENT_VARIABLE",
+    "SHUTDOWN_BOUND",
     "TYPING_CHANNEL",
     "TYPING_SHARDED",
     "DemoLogin",
@@ -60,6 +69,7 @@ __all__ = [
     "TokenRules",
     "TokenVerifier",
     "TypingNotice",
+    "broker_readiness",
     "check_room",
     "open_gateway",
     "parse_client_frame",
@@ -67,5 +77,6 @@ __all__ = [
     "run_server",
     "secret_from",
     "serve_gateway",
+    "system_liveness",
     "typing_channel",
 ]

@@ -11,14 +11,26 @@ from typing import TYPE_CHECKING, Final
 
 import trio
 
-from actors.observability import MetricsInstrument, PubSubMetrics
+from actors.observability import (
+    HealthCheck,
+    HealthReport,
+    MetricsInstrument,
+    PubSubMetrics,
+    combine_checks,
+)
 from actors.pubsub import open_pubsub
 from actors.redis import redact_url
 from actors.runtime import DEFAULT_GC_THRESHOLD, open_actor_system, tune_garbage_collector
 from actors.server.admin import AdminRoutes, is_admin_path, observer_state
 from actors.server.gateway._gateway import GatewaySettings, open_gateway
+from actors.server.gateway._probes import broker_readiness, system_liveness
 from actors.server.gateway._web import GatewayWeb
-from actors.server.http import HttpRequest, HttpResponse, ObservabilityRoutes, serve_http
+from actors.server.http import (
+    HttpRequest,
+    HttpResponse,
+    ObservabilityRoutes,
+    serve_http,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -30,9 +42,14 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-SECRET_ENVIRONMENT_VARIABLE = "ACTORS_GATEWAY_SECRET"
+SECRET_ENVIRONMENT_VARIABLE: Final = "ACTORS_GATEWAY_SECRET"
+"""Where ``serve`` reads the HS256 token secret when ``--secret`` is not given."""
 SECRET_BYTES: Final = 32  # a made-up token secret: 256 bits, as HS256's key
-SESSIONS_CLOSE_GRACE: Final = 1.0  # seconds sessions get to close on a signal (stop within 2 s)
+SESSIONS_CLOSE_GRACE: Final = 1.0  # seconds sessions get to close on a signal
+SHUTDOWN_BOUND: Final = 2.0
+"""Seconds from SIGINT or SIGTERM to the end of ``run_server``, at any moment: the sessions'
+``SESSIONS_CLOSE_GRACE``, then the rooms, presence and the Redis connection (a deployment's
+grace period after its stop signal must be longer)."""
 
 
 def secret_from(value: str | None) -> bytes | None:
@@ -120,7 +137,7 @@ async def _serve_until_signalled(
             # HTTP first: /health and /metrics answer while the broker is out of reach (503
             # with the cause), the page and the WebSocket answer 503 until the gateway is up.
             # The pubsub block above starts at once, connected or not.
-            site = _Site(pubsub)
+            site = _Site(system, pubsub)
             if admin_token is not None:
                 site.admin = _admin_routes(admin_token, system, pubsub, site, settings)
             bound = await nursery.start(
@@ -155,19 +172,31 @@ async def _serve_until_signalled(
 
 
 class _Site:
-    """The server's HTTP face: health and metrics from the start, the gateway once it is up."""
+    """The server's HTTP face: health, probes and metrics from the start, the gateway once it
+    is up. ``/livez`` answers 200 from the start (Redis or not); ``/readyz`` once the gateway is
+    up and the broker connected with its subscriptions restored."""
 
-    def __init__(self, pubsub: PubSub) -> None:
+    def __init__(self, system: ActorSystem, pubsub: PubSub) -> None:
         assert pubsub.metrics is not None
-        self.starting = ObservabilityRoutes(pubsub.metrics, pubsub.health)
+        self.pubsub = pubsub
+        self.liveness = system_liveness(system)
+        self.starting = ObservabilityRoutes(
+            pubsub.metrics, pubsub.health, liveness=self.liveness, readiness=self.readiness
+        )
         self.gateway: Gateway | None = None
         self.web: GatewayWeb | None = None
         self.admin: AdminRoutes | None = None
         """The observer, if an admin token is configured; else ``/admin`` answers 404."""
 
+    def readiness(self) -> HealthReport:
+        gateway = HealthCheck.up() if self.web is not None else HealthCheck.down(reason="starting")
+        return combine_checks({"broker": broker_readiness(self.pubsub), "gateway": gateway})
+
     def gateway_up(self, gateway: Gateway) -> None:
         self.gateway = gateway
-        self.web = GatewayWeb(gateway, gateway.pubsub.health)
+        self.web = GatewayWeb(
+            gateway, gateway.pubsub.health, liveness=self.liveness, readiness=self.readiness
+        )
 
     async def respond(self, request: HttpRequest) -> HttpResponse:
         if is_admin_path(request.path):

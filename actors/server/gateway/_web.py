@@ -1,4 +1,5 @@
-"""The gateway's one port: the page, ``POST /token``, ``/metrics``, ``/health`` and ``/ws``.
+"""The gateway's one port: the page, ``POST /token``, ``/metrics``, ``/health``, the probes
+``/livez`` and ``/readyz``, and ``/ws``.
 
 Plain HTTP is served by the h11 server of ``actors.observability``; a request to upgrade is
 checked here (path, origin) and handed, bytes and all, to ``trio_websocket.wrap_server_stream``.
@@ -18,15 +19,18 @@ import trio_websocket
 
 from actors._errors import InvalidIdentifierError
 from actors.messages import check_user_id
+from actors.observability import combine_checks
 from actors.pubsub import Position
+from actors.server.gateway._probes import broker_readiness, system_liveness
 from actors.server.gateway._protocol import Hello, ProtocolError, parse_client_frame
 from actors.server.gateway._session import CLOSE_UNAUTHORIZED
 from actors.server.gateway._tokens import Identity, InvalidTokenError
 from actors.server.http import HttpRequest, HttpResponse, ObservabilityRoutes, serve_http
 
 if TYPE_CHECKING:
+    from actors.observability import HealthReport
     from actors.server.gateway._gateway import Gateway
-    from actors.server.http import HealthSource
+    from actors.server.http import HealthSource, ProbeSource
 
 logger = logging.getLogger(__name__)
 
@@ -69,12 +73,36 @@ def _static_files() -> dict[str, tuple[bytes, str]]:
 
 
 class GatewayWeb:
-    """Answers the gateway's HTTP requests and takes over its WebSocket upgrades."""
+    """Answers the gateway's HTTP requests and takes over its WebSocket upgrades.
 
-    def __init__(self, gateway: Gateway, health: HealthSource) -> None:
+    Args:
+        gateway: What the sessions run in.
+        health: The ``/health`` source.
+        liveness: The ``/livez`` source; default: the gateway's actor system
+            (``system_liveness``).
+        readiness: The ``/readyz`` source; default: the broker's connection
+            (``broker_readiness``).
+    """
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        health: HealthSource,
+        *,
+        liveness: ProbeSource | None = None,
+        readiness: ProbeSource | None = None,
+    ) -> None:
         self.gateway = gateway
-        self.observability = ObservabilityRoutes(gateway.registry, health)
+        self.observability = ObservabilityRoutes(
+            gateway.registry,
+            health,
+            liveness=liveness or system_liveness(gateway.system),
+            readiness=readiness or self._broker_ready,
+        )
         self.files = _static_files()
+
+    def _broker_ready(self) -> HealthReport:
+        return combine_checks({"broker": broker_readiness(self.gateway.pubsub)})
 
     async def respond(self, request: HttpRequest) -> HttpResponse:
         """Answer a plain HTTP request: the page, its files, tokens, ``/metrics``, ``/health``."""
@@ -197,7 +225,8 @@ async def serve_gateway(
     health: HealthSource | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve the gateway's page, token endpoint, metrics, health and WebSocket on one port.
+    """Serve the gateway's page, token endpoint, metrics, health, probes and WebSocket on one
+    port.
 
     Start it with ``port = await nursery.start(serve_gateway, gateway, 0)``.
 

@@ -404,6 +404,7 @@ class RedisConnection(RedisCommands):
         while self._state is not RedisConnectionState.CLOSED:
             await trio.lowlevel.wait_readable(raw)
             budget = READ_BUDGET
+            backlog = False
             while budget > 0:
                 try:
                     count = raw.recv_into(buffer)
@@ -414,10 +415,15 @@ class RedisConnection(RedisCommands):
                     return
                 self._bytes_read += count
                 self._dispatch(self._parser.feed(view[:count]))
-                if count < RECEIVE_SIZE:
-                    # A short read took all that was waiting: yield now, so that the actors
-                    # it fed run before the reader goes after what arrived meanwhile.
+                if count < RECEIVE_SIZE and not backlog:
+                    # A short first read took all that was waiting: yield now, so that the
+                    # actors it fed run before the reader goes after what arrived meanwhile
+                    # (the latency of a steady stream).
                     break
+                # A full read: more was waiting than one buffer holds, a backlog. Read on
+                # while the server keeps sending, up to the budget, so that each actor wakes
+                # once for many messages (the throughput of a flood).
+                backlog = True
                 budget -= count
 
     async def _read_stream(self) -> None:

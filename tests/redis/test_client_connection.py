@@ -189,6 +189,57 @@ async def test_the_reader_yields_after_reading_what_was_waiting(
     assert second_step > first_step
 
 
+async def test_the_reader_reads_a_backlog_on_in_one_step(redis_server: RedisServer) -> None:
+    """A read that fills the buffer found a backlog: the reader reads on while the server keeps
+    sending, up to its budget, so that a flood wakes each actor once for many messages."""
+    routed: list[int] = []
+    steps = ReaderSteps()
+    everything = trio.Event()
+    count, payload = 300, b"x" * 1000  # 300 KB: several full reads of RECEIVE_SIZE
+
+    def flood() -> None:
+        with socket.create_connection(("127.0.0.1", redis_server.port)) as plain:
+            command = b"*3\r\n$7\r\nPUBLISH\r\n$4\r\nnews\r\n$%d\r\n%s\r\n" % (
+                len(payload),
+                payload,
+            )
+            plain.sendall(command * count)
+            received = b""
+            while received.count(b"\r\n") < count:
+                received += plain.recv(65536)
+
+    def on_push(frame: list[Any]) -> None:
+        if frame[0] != b"message":
+            return
+        if not routed:
+            # The loop is held while the whole flood is published: what waits is a backlog.
+            flood()
+            time.sleep(0.2)
+        routed.append(steps.steps)
+        time.sleep(0.0005)  # routing is slower than the server's writes: it keeps up
+        if len(routed) == count + 1:
+            everything.set()
+
+    def publish_one() -> None:
+        with socket.create_connection(("127.0.0.1", redis_server.port)) as plain:
+            plain.sendall(b"*3\r\n$7\r\nPUBLISH\r\n$4\r\nnews\r\n$5\r\nfirst\r\n")
+            assert plain.recv(64).startswith(b":")
+
+    with trio.fail_after(TIMEOUT):
+        async with open_redis_connection(redis_server.url, push_handler=on_push) as subscriber:
+            subscriber.send_subscription_command("SUBSCRIBE", "news")
+            assert await subscriber.ping() == b"PONG"
+            trio.lowlevel.add_instrument(steps)
+            try:
+                await trio.to_thread.run_sync(publish_one)
+                await everything.wait()
+            finally:
+                trio.lowlevel.remove_instrument(steps)
+    # The first message came alone, in a short read: a step of its own, then the backlog.
+    assert len(set(routed[1:])) == 1
+    assert routed[1] > routed[0]
+
+
 async def test_pubsub_helpers_see_subscriptions_and_pushes_reach_the_handler(
     redis_server: RedisServer,
 ) -> None:

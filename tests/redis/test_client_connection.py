@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable
 from typing import Any, Literal
 
 import pytest
@@ -145,6 +146,38 @@ class ReaderSteps(trio.abc.Instrument):
             self.steps += 1
 
 
+def publish_command(payload: bytes) -> bytes:
+    """``PUBLISH news <payload>`` as RESP."""
+    return b"*3\r\n$7\r\nPUBLISH\r\n$4\r\nnews\r\n$%d\r\n%s\r\n" % (len(payload), payload)
+
+
+def publish_blocking(port: int, payload: bytes) -> None:
+    """Publish to ``news`` from a socket of its own, blocking until Redis has answered."""
+    with socket.create_connection(("127.0.0.1", port)) as plain:
+        plain.sendall(publish_command(payload))
+        assert plain.recv(64).startswith(b":")
+
+
+async def publish_first_and_route(
+    redis_server: RedisServer,
+    on_push: Callable[[list[Any]], None],
+    steps: ReaderSteps,
+    done: trio.Event,
+) -> None:
+    """Subscribe to ``news`` with ``on_push``, then publish ``first`` and count the reader's
+    steps until ``done``."""
+    with trio.fail_after(TIMEOUT):
+        async with open_redis_connection(redis_server.url, push_handler=on_push) as subscriber:
+            subscriber.send_subscription_command("SUBSCRIBE", "news")
+            assert await subscriber.ping() == b"PONG"
+            trio.lowlevel.add_instrument(steps)
+            try:
+                await trio.to_thread.run_sync(publish_blocking, redis_server.port, b"first")
+                await done.wait()
+            finally:
+                trio.lowlevel.remove_instrument(steps)
+
+
 async def test_the_reader_yields_after_reading_what_was_waiting(
     redis_server: RedisServer,
 ) -> None:
@@ -156,34 +189,18 @@ async def test_the_reader_yields_after_reading_what_was_waiting(
     steps = ReaderSteps()
     second_routed = trio.Event()
 
-    def publish_blocking(payload: bytes) -> None:
-        with socket.create_connection(("127.0.0.1", redis_server.port)) as plain:
-            plain.sendall(
-                b"*3\r\n$7\r\nPUBLISH\r\n$4\r\nnews\r\n$%d\r\n%s\r\n" % (len(payload), payload)
-            )
-            assert plain.recv(64).startswith(b":")
-
     def on_push(frame: list[Any]) -> None:
         if frame[0] != b"message":
             return
         routed.append((frame[2], steps.steps))
         if frame[2] == b"first":
             # The second message reaches the socket while this one is being routed.
-            publish_blocking(b"second")
+            publish_blocking(redis_server.port, b"second")
             time.sleep(0.2)
         else:
             second_routed.set()
 
-    with trio.fail_after(TIMEOUT):
-        async with open_redis_connection(redis_server.url, push_handler=on_push) as subscriber:
-            subscriber.send_subscription_command("SUBSCRIBE", "news")
-            assert await subscriber.ping() == b"PONG"
-            trio.lowlevel.add_instrument(steps)
-            try:
-                await trio.to_thread.run_sync(publish_blocking, b"first")
-                await second_routed.wait()
-            finally:
-                trio.lowlevel.remove_instrument(steps)
+    await publish_first_and_route(redis_server, on_push, steps, second_routed)
     [(first, first_step), (second, second_step)] = routed
     assert (first, second) == (b"first", b"second")
     assert second_step > first_step
@@ -199,11 +216,7 @@ async def test_the_reader_reads_a_backlog_on_in_one_step(redis_server: RedisServ
 
     def flood() -> None:
         with socket.create_connection(("127.0.0.1", redis_server.port)) as plain:
-            command = b"*3\r\n$7\r\nPUBLISH\r\n$4\r\nnews\r\n$%d\r\n%s\r\n" % (
-                len(payload),
-                payload,
-            )
-            plain.sendall(command * count)
+            plain.sendall(publish_command(payload) * count)
             received = b""
             while received.count(b"\r\n") < count:
                 received += plain.recv(65536)
@@ -220,21 +233,7 @@ async def test_the_reader_reads_a_backlog_on_in_one_step(redis_server: RedisServ
         if len(routed) == count + 1:
             everything.set()
 
-    def publish_one() -> None:
-        with socket.create_connection(("127.0.0.1", redis_server.port)) as plain:
-            plain.sendall(b"*3\r\n$7\r\nPUBLISH\r\n$4\r\nnews\r\n$5\r\nfirst\r\n")
-            assert plain.recv(64).startswith(b":")
-
-    with trio.fail_after(TIMEOUT):
-        async with open_redis_connection(redis_server.url, push_handler=on_push) as subscriber:
-            subscriber.send_subscription_command("SUBSCRIBE", "news")
-            assert await subscriber.ping() == b"PONG"
-            trio.lowlevel.add_instrument(steps)
-            try:
-                await trio.to_thread.run_sync(publish_one)
-                await everything.wait()
-            finally:
-                trio.lowlevel.remove_instrument(steps)
+    await publish_first_and_route(redis_server, on_push, steps, everything)
     # The first message came alone, in a short read: a step of its own, then the backlog.
     assert len(set(routed[1:])) == 1
     assert routed[1] > routed[0]

@@ -19,7 +19,7 @@ import orjson
 import pytest
 from line_reader import LineReader
 from prometheus_client import CollectorRegistry
-from server_process import ROOT, server_process
+from server_process import ROOT, server_arguments, server_process
 
 import actors.server.admin
 from actors.server.admin import (
@@ -220,18 +220,7 @@ def test_serve_with_a_short_token_in_the_environment_exits_with_one_line() -> No
 def listening(redis_url: str, *extra: str) -> Iterator[int]:
     """``serve`` on ``redis_url``, as soon as it listens (before the gateway is up): its port."""
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "actors",
-            "serve",
-            "--port",
-            "0",
-            "--demo-login",
-            "--redis-url",
-            redis_url,
-            *extra,
-        ],
+        server_arguments(redis_url, *extra),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

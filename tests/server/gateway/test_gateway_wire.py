@@ -43,17 +43,23 @@ async def test_the_writer_writes_a_connection_directly(server: Server) -> None:
         assert FrameWriter(session.connection).direct
 
 
-async def test_frames_queued_together_go_out_in_one_write_and_in_order(
-    server: Server, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    writes: list[int] = []
+@pytest.fixture
+def writes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of every ``FrameWriter.write``, in order."""
+    sizes: list[int] = []
     write = FrameWriter.write
 
     async def counted(self: FrameWriter, frames: bytes) -> None:
-        writes.append(len(frames))
+        sizes.append(len(frames))
         await write(self, frames)
 
     monkeypatch.setattr(FrameWriter, "write", counted)
+    return sizes
+
+
+async def test_frames_queued_together_go_out_in_one_write_and_in_order(
+    server: Server, writes: list[int]
+) -> None:
     async with connected(server, "ada", message_queue_size=200) as ada:
         await ada.receive()  # the global presence
         (session,) = server.gateway.sessions
@@ -69,18 +75,10 @@ async def test_frames_queued_together_go_out_in_one_write_and_in_order(
 
 
 async def test_a_batch_stops_at_its_byte_bound(
-    server: Server, monkeypatch: pytest.MonkeyPatch
+    server: Server, writes: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(_wire, "MAX_BATCH_BYTES", 1_000)
     monkeypatch.setattr("actors.server.gateway._session.MAX_BATCH_BYTES", 1_000)
-    writes: list[int] = []
-    write = FrameWriter.write
-
-    async def counted(self: FrameWriter, frames: bytes) -> None:
-        writes.append(len(frames))
-        await write(self, frames)
-
-    monkeypatch.setattr(FrameWriter, "write", counted)
     async with connected(server, "ada") as ada:
         await ada.receive()
         (session,) = server.gateway.sessions

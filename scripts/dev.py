@@ -262,7 +262,17 @@ def _figure(value: object) -> str:
 
 
 def _goal(record: dict[str, Any]) -> str:
-    """The benchmark's main goal in words; the JSON line has the others (such as cost goals)."""
+    """The benchmark's goals in words: its main one, then any other ``NAME_goal`` the line has
+    (such as a cost goal), which ``all_goals_met`` covers too."""
+    others = [
+        f"{key.removesuffix('_goal')} goal {_figure(value)}"
+        for key, value in record.items()
+        if key.endswith("_goal") and isinstance(value, int | float) and not isinstance(value, bool)
+    ]
+    return ", ".join(filter(None, [_main_goal(record), *others]))
+
+
+def _main_goal(record: dict[str, Any]) -> str:
     if isinstance(record.get("goals"), dict):  # bench_latency: one named goal per rate
         return ", ".join(record["goals"])
     if "goal_ratio" in record:

@@ -36,6 +36,7 @@ HISTORY = line(
     ratio_definition=INVERTED,
     goal=0.5,
     goal_met=True,
+    history_cost_goal=2.0,
     history_cost_goal_met=False,
     all_goals_met=False,
 )
@@ -96,7 +97,7 @@ def test_report_reads_each_benchmarks_goal_and_met() -> None:
     assert rows(text) == {
         "fanin": ["378,275", "149,896", "2.524", "msg/s", "ratio >= 3", "no"],
         # all_goals_met wins over goal_met; the unit's note stays in the JSON line.
-        "history": ["0.0921", "0.046", "0.4995", "s", "ours <= 0.5", "no"],
+        "history": ["0.0921", "0.046", "0.4995", "s", "ours <= 0.5, history_cost goal 2", "no"],
         "latency": [
             "0.329",
             "0.348",

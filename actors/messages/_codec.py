@@ -344,10 +344,24 @@ class Codec:
                 "invalid fields", expected=describe(expected), errors=errors
             ) from exc
 
+    def _object_within_limits(self, payload: bytes) -> dict[str, Any] | None:
+        """``dict``'s compiled path: the JSON object, or None for ``_decode`` to say what is
+        wrong (too large, not JSON, not an object) or to walk a payload that may be too deep."""
+        if len(payload) > self.max_payload_size:
+            return None
+        try:
+            value = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return None
+        if type(value) is not dict or payload.count(b"[") + payload.count(b"{") > self.max_depth:
+            return None
+        return value
+
     def _decoder(self, expected: object) -> _Decoder:
         self.prepare(expected)
         key = expected  # the compiled path is kept under what decode() is given
         if expected is dict:
+            self._fast[dict] = self._object_within_limits
             return None, {}, None
         if isinstance(expected, Untagged) or is_plain_attrs(expected):
             cls = expected.cls if isinstance(expected, Untagged) else cast("type", expected)

@@ -313,3 +313,28 @@ def test_both_paths_agree_on_a_union_and_on_its_tagged_union(data: st.DataObject
     payload = orjson.dumps(value)
     for expected in (Reading | Sample, tagged_union(Reading | Sample, discriminator="kind")):
         assert_same_outcome(payload, expected)
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b'{"a": 1, "b": {"c": [1, 2]}}', None),
+        (b"x" * 65, "payload too large"),
+        (b"{not json", "invalid JSON"),
+        (b"[1, 2]", "not a JSON object"),
+        (b'{"a": [[[[1]]]]}', "nested deeper than 4 levels"),
+        (b'{"a": "[[[[[[[[", "b": {}}', None),  # brackets in a string: walked, not too deep
+    ],
+)
+def test_a_dict_takes_its_compiled_path_and_the_full_one_says_why_not(
+    payload: bytes, reason: str | None
+) -> None:
+    codec = Codec(max_payload_size=64, max_depth=4)
+    if reason is None:
+        assert codec.decode(payload, dict) == orjson.loads(payload)
+    else:
+        with pytest.raises(MessageDecodeError, match=re.escape(reason)):
+            codec.decode(payload, dict)
+    # Whatever the compiled path did not take went to the full path, counted.
+    walked = payload.count(b"[") + payload.count(b"{") > 4
+    assert codec.statistics().handed_to_cattrs == int(reason is not None or walked)

@@ -56,16 +56,10 @@ def decode_cached(message: Decodable, expected: object, codec: Codec = CODEC) ->
     elif type(cache) is dict and expected in cache:
         result = cache[expected]
     else:
-        # The compiled path first, called here rather than through Codec.decode (a frame less
-        # per message); what it does not take goes to Codec.decode, which tries it again and
-        # then gives it to cattrs, counting the hand-over.
-        fast = codec.compiled_paths.get(expected)
-        result = fast(message.payload) if fast is not None else None
-        if result is None:
-            try:
-                result = codec.decode(message.payload, expected)
-            except MessageDecodeError as exc:
-                result = exc
+        try:
+            result = codec.decode(message.payload, expected)
+        except MessageDecodeError as exc:
+            result = exc
         if cache is None:
             direct = type(result) is expected and expected is not dict
             message.decoded = result if direct else (expected, result)

@@ -59,7 +59,7 @@ from actors.messages._wire import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable
 
 __all__ = ["CODEC", "DEFAULT_MAX_DEPTH", "DEFAULT_MAX_PAYLOAD_SIZE", "Codec"]
 
@@ -148,10 +148,6 @@ class Codec:
         )
         # Per expected type with a compiled path: it, with every check it needs built in.
         self._fast = self._compiled_paths.by_expected
-        self.compiled_paths: Mapping[object, Callable[[bytes], Any]] = self._fast
-        """The compiled path of each expected type that has one, once ``decode`` has met the
-        type: a function of the payload that returns the message, or None for "ask cattrs"
-        (``decode`` does). Read-only."""
         self._tagged_bodies: dict[tuple[type, str], Callable[[dict[str, Any]], Any]] = {}
         self._unstructure_bodies: dict[type, Callable[[Any], dict[str, Any]]] = {}
         self._encoders: dict[object, Callable[[Any], dict[str, Any]]] = {}

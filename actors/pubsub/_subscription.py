@@ -176,26 +176,14 @@ class SubscriptionActor(Actor):
         counters = spec.counters
         counters.received += 1
         counters.last_message_at = message.received_at
-        expected = spec.message_type
-        fast = spec.codec.compiled_paths.get(expected) if message.decoded is None else None
-        decoded = fast(message.payload) if fast is not None else None
-        if decoded is not None:
-            # decode_cached's first decoding, written out: kept for the other subscriptions
-            # of the type as decode_cached keeps it.
-            message.decoded = (
-                decoded
-                if type(decoded) is expected and expected is not dict
-                else (expected, decoded)
-            )
-        else:
-            try:
-                decoded = decode_cached(message, expected, spec.codec)
-            except MessageDecodeError as error:
-                counters.decode_errors += 1
-                if spec.observer is not None:
-                    spec.observer.failed(spec, "decode")
-                await self._give_up(message, error, spec.policy.decode_errors, f"decode: {error}")
-                return
+        try:
+            decoded = decode_cached(message, spec.message_type, spec.codec)
+        except MessageDecodeError as error:
+            counters.decode_errors += 1
+            if spec.observer is not None:
+                spec.observer.failed(spec, "decode")
+            await self._give_up(message, error, spec.policy.decode_errors, f"decode: {error}")
+            return
         if spec.observer is not None or spec.takes_channel:
             await self._handle(message, decoded, None)
             return

@@ -24,7 +24,16 @@ from actors.runtime._ask import Ask
 from actors.runtime._cell import DEFAULT_SHUTDOWN_GRACE, ActorState, ActorStatistics
 from actors.runtime._collector import DEFAULT_GC_THRESHOLD, tune_garbage_collector
 from actors.runtime._context import ActorContext
-from actors.runtime._exit import Crashed, Down, ExitReason, Killed, Normal, Shutdown, is_abnormal
+from actors.runtime._exit import (
+    Crashed,
+    Down,
+    ExitReason,
+    Killed,
+    Normal,
+    Shutdown,
+    describe_exit,
+    is_abnormal,
+)
 from actors.runtime._instrument import Instrument
 from actors.runtime._mailbox import (
     DEFAULT_BATCH_SIZE,
@@ -72,6 +81,7 @@ __all__ = [
     "SelfAskError",
     "Shutdown",
     "SystemStatistics",
+    "describe_exit",
     "is_abnormal",
     "open_actor_system",
     "tune_garbage_collector",

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Final, TypeAlias
 import attrs
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from actors.runtime._ref import ActorRef
 
 logger = logging.getLogger("actors.runtime")
@@ -64,6 +66,26 @@ SELF_STOP: Final = StopRequest("self")
 def is_abnormal(reason: ExitReason) -> bool:
     """Whether a transient child would be restarted after this exit (crashed or killed)."""
     return isinstance(reason, Crashed | Killed)
+
+
+def describe_exit(reason: ExitReason, describe_error: Callable[[BaseException], str] = repr) -> str:
+    """One short line for an exit reason: ``crashed: ValueError('x')``, ``shutdown``, ...
+
+    Args:
+        reason: How an incarnation ended.
+        describe_error: How a crash's exception is written (its ``repr`` by default).
+    """
+    match reason:
+        case Crashed(exception=error):
+            return f"crashed: {describe_error(error)}"
+        case Shutdown(detail=None):
+            return "shutdown"
+        case Shutdown(detail=detail):
+            return f"shutdown: {detail}"
+        case Normal():
+            return "normal"
+        case Killed():
+            return "killed after its grace period"
 
 
 @attrs.frozen

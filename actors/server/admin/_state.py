@@ -21,7 +21,7 @@ import attrs
 
 from actors._errors import ActorsError
 from actors.pubsub import ClusterPubSub, MemoryBroker, RedisPubSub
-from actors.server.demo import describe_reason
+from actors.runtime import describe_exit
 from actors.supervision import Supervisor
 
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ def _cut(text: str, limits: Limits) -> str:
 
 
 def _exit(reason: ExitReason | None, limits: Limits) -> str | None:
-    return None if reason is None else _cut(describe_reason(reason), limits)
+    return None if reason is None else _cut(describe_exit(reason), limits)
 
 
 def _mailbox(mailbox: MailboxStatistics) -> Document:

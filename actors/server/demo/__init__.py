@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from actors.server.demo._dashboard import describe_reason
 from actors.server.demo._run import DemoOptions, run_demo
 
-__all__ = ["DemoOptions", "describe_reason", "run_demo"]
+__all__ = ["DemoOptions", "run_demo"]

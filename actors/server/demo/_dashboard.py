@@ -13,7 +13,7 @@ import attrs
 import trio
 
 from actors._errors import ActorsError, RestartIntensityError
-from actors.runtime import Crashed, Instrument, Killed, Normal, Shutdown
+from actors.runtime import Crashed, Instrument, Killed, describe_exit
 from actors.supervision import Supervisor, SupervisorSpec
 
 if TYPE_CHECKING:
@@ -84,21 +84,6 @@ class ActorRow:
 def describe_error(error: BaseException) -> str:
     text = repr(error)
     return text if len(text) <= ERROR_WIDTH else text[: ERROR_WIDTH - 3] + "..."
-
-
-def describe_reason(reason: ExitReason) -> str:
-    """One short line for an exit reason: ``crashed: ValueError('x')``, ``shutdown``, ..."""
-    match reason:
-        case Crashed(exception=error):
-            return f"crashed: {describe_error(error)}"
-        case Shutdown(detail=None):
-            return "shutdown"
-        case Shutdown(detail=detail):
-            return f"shutdown: {detail}"
-        case Normal():
-            return "normal"
-        case Killed():
-            return "killed after its grace period"
 
 
 class Dashboard(Instrument):
@@ -209,7 +194,7 @@ class Dashboard(Instrument):
                 self._report_unrestarted_crash(sibling)
         if row.crash_reported_for is ref and isinstance(reason, Crashed):
             return  # just reported, as the crash that was not restarted
-        row.last_exit = describe_reason(reason)
+        row.last_exit = describe_exit(reason, describe_error)
         self.emit("stop", f"{row.name} stopped ({row.last_exit})")
 
     def _report_unrestarted_crash(self, row: ActorRow) -> None:

@@ -33,6 +33,7 @@ from actors.redis import (
     Script,
     open_redis_connection,
 )
+from actors.redis._connection import RECEIVE_SIZE
 from actors.testing import AclRedisServer, RedisServer, TlsRedisServer, UnixRedisServer, free_port
 
 TIMEOUT = 10.0  # seconds: guard against hangs in every test
@@ -158,6 +159,22 @@ def publish_blocking(port: int, payload: bytes) -> None:
         assert plain.recv(64).startswith(b":")
 
 
+def wait_until_delivered(port: int) -> None:
+    """Block until Redis has written everything it holds for our connections (named
+    ``actors:...``) to their sockets: what was published waits there to be read."""
+    deadline = time.monotonic() + TIMEOUT
+    with socket.create_connection(("127.0.0.1", port)) as plain:
+        while True:
+            plain.sendall(b"CLIENT LIST\r\n")
+            reply = b""
+            while not reply.endswith(b"\r\n") or reply.count(b"\r\n") < 2:
+                reply += plain.recv(65536)
+            ours = [line for line in reply.split(b"\n") if b" name=actors:" in line]
+            if ours and all(b" obl=0 " in line and b" oll=0 " in line for line in ours):
+                return
+            assert time.monotonic() < deadline, "Redis kept our messages in its buffers"
+
+
 async def publish_first_and_route(
     redis_server: RedisServer,
     on_push: Callable[[list[Any]], None],
@@ -196,7 +213,7 @@ async def test_the_reader_yields_after_reading_what_was_waiting(
         if frame[2] == b"first":
             # The second message reaches the socket while this one is being routed.
             publish_blocking(redis_server.port, b"second")
-            time.sleep(0.2)
+            wait_until_delivered(redis_server.port)
         else:
             second_routed.set()
 
@@ -207,34 +224,38 @@ async def test_the_reader_yields_after_reading_what_was_waiting(
 
 
 async def test_the_reader_reads_a_backlog_on_in_one_step(redis_server: RedisServer) -> None:
-    """A read that fills the buffer found a backlog: the reader reads on while the server keeps
-    sending, up to its budget, so that a flood wakes each actor once for many messages."""
+    """A read that fills the buffer found a backlog: the reader reads on, past a short read,
+    while the server keeps sending, so that a flood wakes each actor once for many messages.
+    Here the backlog is one full read and a short one, and more arrives while the short one is
+    routed: a reader that stopped at the short read would route that in a later step."""
     routed: list[int] = []
     steps = ReaderSteps()
     everything = trio.Event()
-    count, payload = 300, b"x" * 1000  # 300 KB: several full reads of RECEIVE_SIZE
+    payload = b"x" * 1000
+    backlog = RECEIVE_SIZE // len(payload) + 8  # a full read and a short one
+    more = 5
 
-    def flood() -> None:
+    def flood(count: int) -> None:
         with socket.create_connection(("127.0.0.1", redis_server.port)) as plain:
             plain.sendall(publish_command(payload) * count)
             received = b""
             while received.count(b"\r\n") < count:
                 received += plain.recv(65536)
+        wait_until_delivered(redis_server.port)
 
     def on_push(frame: list[Any]) -> None:
         if frame[0] != b"message":
             return
-        if not routed:
-            # The loop is held while the whole flood is published: what waits is a backlog.
-            flood()
-            time.sleep(0.2)
         routed.append(steps.steps)
-        time.sleep(0.0005)  # routing is slower than the server's writes: it keeps up
-        if len(routed) == count + 1:
+        if len(routed) == 1:
+            flood(backlog)  # the loop is held: the whole backlog waits in the socket
+        elif len(routed) == 1 + backlog:
+            flood(more)  # the backlog's last message, from the short read
+        elif len(routed) == 1 + backlog + more:
             everything.set()
 
     await publish_first_and_route(redis_server, on_push, steps, everything)
-    # The first message came alone, in a short read: a step of its own, then the backlog.
+    # The first message came alone, in a short read: a step of its own, then all the rest.
     assert len(set(routed[1:])) == 1
     assert routed[1] > routed[0]
 

@@ -328,9 +328,20 @@ class RedisCluster:
                 self.start()
             for master in self.masters():
                 master.command("FLUSHALL")
-                replicas = len(self.replicas(master))
-                if replicas:
-                    master.command("WAIT", replicas, _FLUSH_WAIT)
+                self._wait_for_replicas(master)
+
+    def _wait_for_replicas(self, master: RedisClusterNode) -> None:
+        """Wait until every replica of ``master`` has acknowledged what it was sent, up to
+        ``ready_timeout``: ``WAIT`` gives up after ``_FLUSH_WAIT`` with fewer acknowledgements
+        (a replica that has just restarted may still be loading), so it is asked again."""
+        replicas = len(self.replicas(master))
+        deadline = time.monotonic() + self.ready_timeout
+        while replicas and _acknowledged(master.command("WAIT", replicas, _FLUSH_WAIT)) < replicas:
+            if time.monotonic() >= deadline:
+                raise RedisServerError(
+                    f"the replicas of the master on port {master.port} did not acknowledge "
+                    f"its writes within {self.ready_timeout} s"
+                )
 
     async def reset_async(self) -> None:
         """``reset()`` in a worker thread, so that the trio loop keeps running meanwhile."""
@@ -550,3 +561,10 @@ class RedisCluster:
     async def stop_async(self) -> None:
         """``stop()`` in a worker thread, so that the trio loop keeps running meanwhile."""
         await trio.to_thread.run_sync(self.stop)
+
+
+def _acknowledged(reply: object) -> int:
+    """``WAIT``'s reply: how many replicas acknowledged."""
+    if not isinstance(reply, int):
+        raise RedisServerError(f"WAIT answered {reply!r}")
+    return reply

@@ -3,10 +3,13 @@ share it."""
 
 from __future__ import annotations
 
-from typing import Any, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
 from actors._errors import MessageDecodeError
 from actors.messages._codec import CODEC, Codec
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["Decodable", "decode_cached"]
 
@@ -21,10 +24,28 @@ class Decodable(Protocol):
 
 
 @overload
-def decode_cached(message: Decodable, expected: type[T], codec: Codec = ...) -> T: ...
+def decode_cached(
+    message: Decodable,
+    expected: type[T],
+    codec: Codec = ...,
+    *,
+    decoder: Callable[[bytes], Any] | None = ...,
+) -> T: ...
 @overload
-def decode_cached(message: Decodable, expected: object, codec: Codec = ...) -> Any: ...
-def decode_cached(message: Decodable, expected: object, codec: Codec = CODEC) -> Any:
+def decode_cached(
+    message: Decodable,
+    expected: object,
+    codec: Codec = ...,
+    *,
+    decoder: Callable[[bytes], Any] | None = ...,
+) -> Any: ...
+def decode_cached(
+    message: Decodable,
+    expected: object,
+    codec: Codec = CODEC,
+    *,
+    decoder: Callable[[bytes], Any] | None = None,
+) -> Any:
     """Decode a received message's payload at most once per expected type.
 
     The result, or the ``MessageDecodeError``, is kept in ``message.decoded`` (the message
@@ -38,6 +59,8 @@ def decode_cached(message: Decodable, expected: object, codec: Codec = CODEC) ->
         message: An object with ``payload`` bytes and a ``decoded`` attribute (None at first).
         expected: As for ``Codec.decode``.
         codec: The codec to decode with.
+        decoder: ``codec.decoder(expected)``, kept by a caller that decodes many payloads of
+            one type (a subscription): it saves looking the type up for each payload.
 
     Returns:
         The decoded message.
@@ -57,7 +80,9 @@ def decode_cached(message: Decodable, expected: object, codec: Codec = CODEC) ->
         result = cache[expected]
     else:
         try:
-            result = codec.decode(message.payload, expected)
+            if decoder is None:
+                decoder = codec.decoder(expected)
+            result = decoder(message.payload)
         except MessageDecodeError as exc:
             result = exc
         if cache is None:

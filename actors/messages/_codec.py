@@ -13,6 +13,7 @@ object.
 from __future__ import annotations
 
 import enum
+import functools
 import typing
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast, overload
@@ -28,7 +29,12 @@ from cattrs.v import format_exception
 from actors._errors import MessageDecodeError
 from actors.messages._base import TYPE_FIELD, _names
 from actors.messages._collections import collection_structure_hook, is_collection
-from actors.messages._compiled import CodecStatistics, CompiledPaths, compile_decoder
+from actors.messages._compiled import (
+    CodecStatistics,
+    CompiledPaths,
+    compile_decoder,
+    opening_brackets,
+)
 from actors.messages._scalars import (
     json_kind,
     max_depth_exceeded,
@@ -148,6 +154,9 @@ class Codec:
         )
         # Per expected type with a compiled path: it, with every check it needs built in.
         self._fast = self._compiled_paths.by_expected
+        # Per expected type: what decode() calls, the compiled path or the cattrs one.
+        self._entries: dict[Any, Callable[[bytes], Any]] = {}
+        self._dict_handed_over: Callable[[bytes], dict[str, Any]]  # set with dict's path
         self._tagged_bodies: dict[tuple[type, str], Callable[[dict[str, Any]], Any]] = {}
         self._unstructure_bodies: dict[type, Callable[[Any], dict[str, Any]]] = {}
         self._encoders: dict[object, Callable[[Any], dict[str, Any]]] = {}
@@ -274,18 +283,33 @@ class Codec:
             MessageDecodeError: The payload is not a valid ``expected``, for any reason.
             TypeError: ``expected`` is not something the codec can decode into.
         """
-        fast = self._fast.get(expected)
-        if fast is None and expected not in self._decoders and expected not in (bytes, str):
-            # A type's first decoding builds both paths, so that every payload of it, the
-            # first included, meets the same path.
+        entry = self._entries.get(expected)
+        if entry is None:
+            entry = self.decoder(expected)
+        return entry(payload)
+
+    def decoder(self, expected: object) -> Callable[[bytes], Any]:
+        """The function that ``decode(payload, expected)`` calls for ``expected``.
+
+        Keep it to decode many payloads of one type without looking the type up each time:
+        ``decoder(expected)(payload)`` is ``decode(payload, expected)``, with the same results,
+        errors and statistics.
+
+        Raises:
+            TypeError: ``expected`` is not something the codec can decode into.
+        """
+        entry = self._entries.get(expected)
+        if entry is not None:
+            return entry
+        if expected in (bytes, str):
+            entry = functools.partial(self._decode, expected=expected)
+        else:
+            # Both paths are built at once, so that every payload of the type, the first
+            # included, meets the same path.
             self._decoders[expected] = self._decoder(expected)
-            fast = self._fast.get(expected)
-        if fast is not None:
-            result = fast(payload)
-            if result is not None:
-                return result
-            self._compiled_paths.handed_to_cattrs += 1
-        return self._decode(payload, expected)
+            entry = self._fast.get(expected) or functools.partial(self._decode, expected=expected)
+        self._entries[expected] = entry
+        return entry
 
     def _decode(self, payload: bytes, expected: object) -> Any:
         """The cattrs path: types without a compiled path, and payloads it did not take."""
@@ -316,9 +340,7 @@ class Codec:
                 f"not a JSON object but {json_kind(value)}", expected=describe(expected)
             )
         # Count brackets first (fast, in C): only payloads that could be too deep are walked.
-        if payload.count(b"[") + payload.count(b"{") > self.max_depth and max_depth_exceeded(
-            value, self.max_depth
-        ):
+        if opening_brackets(payload) > self.max_depth and max_depth_exceeded(value, self.max_depth):
             raise MessageDecodeError(
                 f"nested deeper than {self.max_depth} levels", expected=describe(expected)
             )
@@ -340,29 +362,31 @@ class Codec:
                 "invalid fields", expected=describe(expected), errors=errors
             ) from exc
 
-    def _object_within_limits(self, payload: bytes) -> dict[str, Any] | None:
-        """``dict``'s compiled path: the JSON object, or None for ``_decode`` to say what is
-        wrong (too large, not JSON, not an object) or to walk a payload that may be too deep."""
-        if len(payload) > self.max_payload_size:
-            return None
-        try:
-            value = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            return None
-        if type(value) is not dict or payload.count(b"[") + payload.count(b"{") > self.max_depth:
-            return None
-        return value
+    def _object_within_limits(self, payload: bytes) -> dict[str, Any]:
+        """``dict``'s compiled path: the JSON object; ``_decode`` says what is wrong (too
+        large, not JSON, not an object) or walks a payload that may be too deep."""
+        if len(payload) <= self.max_payload_size:
+            try:
+                value = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                pass
+            else:
+                if type(value) is dict and opening_brackets(payload) <= self.max_depth:
+                    return value
+        return self._dict_handed_over(payload)
 
     def _decoder(self, expected: object) -> _Decoder:
         self.prepare(expected)
         key = expected  # the compiled path is kept under what decode() is given
+        cattrs_path = functools.partial(self._decode, expected=expected)
         if expected is dict:
+            self._dict_handed_over = self._compiled_paths.handing_over(cattrs_path)
             self._fast[dict] = self._object_within_limits
             return None, {}, None
         if isinstance(expected, Untagged) or is_plain_attrs(expected):
             cls = expected.cls if isinstance(expected, Untagged) else cast("type", expected)
             body = self._body_structure(cls)
-            self._compiled_paths.add(expected, None, {None: cls})
+            self._compiled_paths.add(expected, None, {None: cls}, cattrs_path)
             return None, {}, lambda value: body(value, cls)
         if isinstance(expected, TaggedUnion):
             discriminator, expected = expected.discriminator, expected.union
@@ -370,7 +394,9 @@ class Codec:
             discriminator = self.discriminator
         members = registered_members(expected)
         assert members is not None  # prepare() checked it
-        self._compiled_paths.add(key, discriminator, {_names[cls]: cls for cls in members})
+        self._compiled_paths.add(
+            key, discriminator, {_names[cls]: cls for cls in members}, cattrs_path
+        )
         return (
             discriminator,
             {_names[cls]: self._tagged_body(cls, discriminator) for cls in members},

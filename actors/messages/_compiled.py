@@ -19,6 +19,7 @@ top-level fields and only when a first pass finds them in the form both read ali
 from __future__ import annotations
 
 import enum
+import operator
 import typing
 from datetime import datetime
 from typing import Any, Final
@@ -32,12 +33,21 @@ from actors.messages._wire import FieldNaming
 if typing.TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-__all__ = ["ClassDecoder", "CodecStatistics", "CompiledPaths", "compile_decoder", "fast_decode"]
+__all__ = [
+    "ClassDecoder",
+    "CodecStatistics",
+    "CompiledPaths",
+    "compile_decoder",
+    "fast_decode",
+    "opening_brackets",
+]
 
 # The longest timestamp the compiled path reads: YYYY-MM-DDTHH:MM:SS.ffffffZ, microseconds.
 _LONGEST_TIMESTAMP: Final = 27  # characters
 
 _SCALARS: Final = (str, int, float, bool)
+
+_OPENING_BRACKET: Final = ord("[")
 
 # Hooks whose module is one of these are the codec's or cattrs' own; any other is a user's.
 _OWN_HOOK_MODULES: Final = ("actors.messages", "cattrs")
@@ -106,9 +116,15 @@ class CompiledPaths:
         self.handed_to_cattrs = 0
         """Payloads an entry point did not accept; the codec counts them."""
 
-    def add(self, expected: object, discriminator: str | None, classes: dict[Any, type]) -> None:
+    def add(
+        self,
+        expected: object,
+        discriminator: str | None,
+        classes: dict[Any, type],
+        cattrs_path: Callable[[bytes], Any],
+    ) -> None:
         """Give ``expected`` an entry point over its classes (by tag; by None when untagged),
-        if any of them compiles."""
+        if any of them compiles; a payload it does not accept goes on to ``cattrs_path``."""
         decoders = {}
         for tag, cls in classes.items():
             decoder = self._decoder(cls)
@@ -119,9 +135,19 @@ class CompiledPaths:
             decoders,
             max_payload_size=self._max_payload_size,
             max_depth=self._max_depth,
+            fallback=self.handing_over(cattrs_path),
         )
         if entry is not None:
             self.by_expected[expected] = entry
+
+    def handing_over(self, cattrs_path: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+        """``cattrs_path``, counting each payload it is handed in ``handed_to_cattrs``."""
+
+        def hand_over(payload: bytes) -> Any:
+            self.handed_to_cattrs += 1
+            return cattrs_path(payload)
+
+        return hand_over
 
     def _decoder(self, cls: type) -> ClassDecoder | None:
         found = self._classes.get(cls)
@@ -181,6 +207,7 @@ def fast_decode(
     *,
     max_payload_size: int,
     max_depth: int,
+    fallback: Callable[[bytes], Any],
 ) -> Callable[[bytes], Any] | None:
     """One function that decodes a payload into whichever class its tag names, or None.
 
@@ -189,7 +216,8 @@ def fast_decode(
     (so the codec's limits hold whatever keys the class ignores and msgspec skips). A light
     first pass (a msgspec struct of the tag and the timestamp strings, skipping everything
     else) finds the class and checks the timestamps' spelling; then the class's decoder reads
-    the payload. None from the returned function, or no function at all, means: ask cattrs.
+    the payload. A payload the returned function does not take goes to ``fallback`` (the
+    cattrs path), whose answer or error it passes on; no function at all means: ask cattrs.
     """
     if not decoders:
         return None
@@ -211,8 +239,16 @@ def fast_decode(
         view = msgspec.json.Decoder(
             msgspec.defstruct("View", fields, rename=rename, forbid_unknown_fields=False)
         ).decode
+    # Per tag: the class's decoder and what reads its timestamps' texts off the first pass
+    # (one text, or a tuple of them for several; None for none).
     checks = {
-        tag: (decoder.decode, tuple(slots[name] for name in decoder.timestamps))
+        tag: (
+            decoder.decode,
+            operator.attrgetter(*(slots[name] for name in decoder.timestamps))
+            if decoder.timestamps
+            else None,
+            len(decoder.timestamps) > 1,
+        )
         for tag, decoder in decoders.items()
     }
     only = decoders[None].decode if view is None else None
@@ -221,34 +257,31 @@ def fast_decode(
         if (
             len(payload) > max_payload_size
             or not (payload.isascii() or _is_utf8(payload))
-            or (
-                # Counting a byte walks the whole payload; looking for one stops at the first.
-                payload.count(b"{") + payload.count(b"[")
-                if b"[" in payload
-                else payload.count(b"{")
-            )
-            > max_depth
+            or opening_brackets(payload) > max_depth
         ):
-            return None
+            return fallback(payload)
         try:
             if only is not None:
                 return only(payload)
             assert view is not None
             seen: Any = view(payload)
-            decode, timestamps = checks[seen.tag if discriminator is not None else None]
-            for slot in timestamps:
-                text = getattr(seen, slot)
-                # UTC as Z, T between date and time, at most 6 fractional digits: msgspec and
-                # datetime.fromisoformat read this to the same instant with the same tzinfo.
-                # msgspec rounds more digits (Python truncates), keeps another offset (the
-                # codec converts to UTC) and takes a lowercase t or z: those go to cattrs.
-                if text is not None and not (
-                    text[-1] == "Z" and text[10] == "T" and len(text) <= _LONGEST_TIMESTAMP
-                ):
-                    return None
+            decode, read_timestamps, several = checks[
+                seen.tag if discriminator is not None else None
+            ]
+            if read_timestamps is not None:
+                for text in read_timestamps(seen) if several else (read_timestamps(seen),):
+                    # The same instant and tzinfo for msgspec and datetime.fromisoformat: UTC as
+                    # Z, T between date and time, at most 6 fractional digits. msgspec rounds
+                    # more digits (Python truncates), keeps another offset (the codec converts
+                    # to UTC) and takes a lowercase t or z: those go to cattrs.
+                    if text is not None and not (
+                        text[-1] == "Z" and text[10] == "T" and len(text) <= _LONGEST_TIMESTAMP
+                    ):
+                        raise ValueError(text)
             return decode(payload)
-        except Exception:  # the cattrs path gives the documented reason
-            return None
+        except Exception:  # the cattrs path gives the documented reason (or reads it alike)
+            pass
+        return fallback(payload)
 
     return decode_viewed
 
@@ -332,6 +365,15 @@ def _user_hook(tp: Any, rules: _Rules) -> str | None:
     if module.startswith(_OWN_HOOK_MODULES):
         return None
     return f"a structure hook is registered for {tp!r}"
+
+
+def opening_brackets(payload: bytes) -> int:
+    """How many ``{`` and ``[`` a payload holds: a bound on its JSON nesting, found in C."""
+    # Counting a byte walks the whole payload, and the second count is needed only if there
+    # is a bracket at all: testing for one (as an int, which is memchr) stops at the first.
+    if _OPENING_BRACKET in payload:
+        return payload.count(b"{") + payload.count(b"[")
+    return payload.count(b"{")
 
 
 def _is_utf8(payload: bytes) -> bool:

@@ -87,6 +87,12 @@ class SubscriptionSpec:
     """Which channels' payloads come in a history envelope; None when none does."""
     recovery: ChannelRecovery | None = None
     """The channel's recovery, for a subscription with ``recover=True``."""
+    decoder: Callable[[bytes], Any] = attrs.field(init=False)
+    """``codec.decoder(message_type)``, looked up once for every payload."""
+
+    @decoder.default
+    def _look_up_decoder(self) -> Callable[[bytes], Any]:
+        return self.codec.decoder(self.message_type)
 
     @property
     def label(self) -> str:
@@ -177,7 +183,7 @@ class SubscriptionActor(Actor):
         counters.received += 1
         counters.last_message_at = message.received_at
         try:
-            decoded = decode_cached(message, spec.message_type, spec.codec)
+            decoded = decode_cached(message, spec.message_type, decoder=spec.decoder)
         except MessageDecodeError as error:
             counters.decode_errors += 1
             if spec.observer is not None:

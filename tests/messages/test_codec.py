@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import orjson
@@ -14,6 +14,9 @@ from hypothesis import strategies as st
 
 from actors import Codec, Message, MessageDecodeError, message_type, tagged_union, untagged
 from actors.messages import CODEC, decode_cached, message_class, message_type_name
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 class PresenceStatus(enum.Enum):
@@ -503,11 +506,18 @@ class Received:
 
 
 class CountingCodec(Codec):
+    """Counts the payloads its decoders decode."""
+
     calls = 0
 
-    def decode(self, payload: bytes, expected: object) -> Any:
-        self.calls += 1
-        return super().decode(payload, expected)
+    def decoder(self, expected: object) -> Callable[[bytes], Any]:
+        decode = super().decoder(expected)
+
+        def counted(payload: bytes) -> Any:
+            self.calls += 1
+            return decode(payload)
+
+        return counted
 
 
 def test_decode_cached_decodes_once_per_expected_type() -> None:

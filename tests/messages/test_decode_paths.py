@@ -323,6 +323,7 @@ def test_both_paths_agree_on_a_union_and_on_its_tagged_union(data: st.DataObject
         (b"{not json", "invalid JSON"),
         (b"[1, 2]", "not a JSON object"),
         (b'{"a": [[[[1]]]]}', "nested deeper than 4 levels"),
+        (b'{"a": {"b": {"c": {"d": {}}}}}', "nested deeper than 4 levels"),  # no [ at all
         (b'{"a": "[[[[[[[[", "b": {}}', None),  # brackets in a string: walked, not too deep
     ],
 )
@@ -338,3 +339,23 @@ def test_a_dict_takes_its_compiled_path_and_the_full_one_says_why_not(
     # Whatever the compiled path did not take went to the full path, counted.
     walked = payload.count(b"[") + payload.count(b"{") > 4
     assert codec.statistics().handed_to_cattrs == int(reason is not None or walked)
+
+
+def test_a_kept_decoder_is_decode_for_its_type() -> None:
+    codec = Codec(max_depth=4)
+    decode = codec.decoder(Reading)
+    assert codec.decoder(Reading) is decode
+    good = codec.encode(Reading(sensor="s", value=1.0))
+    assert decode(good) == codec.decode(good, Reading) == codec.decode(good, Reading)
+    for bad, reason in (
+        (b'{"type": "decode-paths.reading", "sensor": [[[[1]]]]}', "nested deeper than 4"),
+        (b'{"type": "decode-paths.sample"}', "decode-paths.sample"),
+        (b"[]", "not a JSON object"),
+    ):
+        with pytest.raises(MessageDecodeError, match=re.escape(reason)):
+            decode(bad)
+    assert codec.statistics().handed_to_cattrs == 3
+    assert codec.decoder(str)(b"caf\xc3\xa9") == "caf\u00e9"
+    assert codec.decoder(bytes)(b"x") == b"x"
+    with pytest.raises(TypeError):
+        codec.decoder(list[int])

@@ -22,7 +22,7 @@ import enum
 import operator
 import typing
 from datetime import datetime
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import attrs
 import msgspec
@@ -49,6 +49,10 @@ _LONGEST_TIMESTAMP: Final = 27  # characters
 _SCALARS: Final = (str, int, float, bool)
 
 _OPENING_BRACKET: Final = ord("[")
+
+# A timestamp's text as the first pass reads it: longer than the longest timestamp the compiled
+# path takes is refused there, in C.
+_TimestampText = Annotated[str, msgspec.Meta(max_length=_LONGEST_TIMESTAMP)]
 
 # Hooks whose module is one of these are the codec's or cattrs' own; any other is a user's.
 _OWN_HOOK_MODULES: Final = ("actors.messages", "cattrs")
@@ -232,7 +236,7 @@ def fast_decode(
         for name in decoder.timestamps:
             if name not in slots:
                 slots[name] = f"timestamp_{len(slots)}"
-                fields.append((slots[name], str | None, None))
+                fields.append((slots[name], _TimestampText | None, None))
                 rename[slots[name]] = name
     # Untagged and without timestamps, a class needs no first pass: msgspec reads it at once.
     view: Callable[[bytes], Any] | None = None
@@ -240,19 +244,12 @@ def fast_decode(
         view = msgspec.json.Decoder(
             msgspec.defstruct("View", fields, rename=rename, forbid_unknown_fields=False)
         ).decode
-    # Per tag: the class's decoder and what reads its timestamps' texts off the first pass
-    # (one text, or a tuple of them for several; None for none).
-    checks = {
-        tag: (
-            decoder.decode,
-            operator.attrgetter(*(slots[name] for name in decoder.timestamps))
-            if decoder.timestamps
-            else None,
-            len(decoder.timestamps) > 1,
-        )
-        for tag, decoder in decoders.items()
-    }
-    only = decoders[None].decode if view is None else None
+    by_tag = {tag: decoder.decode for tag, decoder in decoders.items()}
+    only = by_tag[None] if view is None else None
+    # Every timestamp text the first pass read is checked, whichever class the tag names: a
+    # key that class ignores is checked too, and at worst sends its payload to cattrs.
+    one_timestamp = len(slots) == 1
+    texts_of = operator.attrgetter(*slots.values()) if len(slots) > 1 else None
 
     def decode_viewed(payload: bytes) -> Any:
         if (
@@ -266,18 +263,18 @@ def fast_decode(
                 return only(payload)
             assert view is not None
             seen: Any = view(payload)
-            decode, read_timestamps, several = checks[
-                seen.tag if discriminator is not None else None
-            ]
-            if read_timestamps is not None:
-                for text in read_timestamps(seen) if several else (read_timestamps(seen),):
-                    # The same instant and tzinfo for msgspec and datetime.fromisoformat: UTC as
-                    # Z, T between date and time, at most 6 fractional digits. msgspec rounds
-                    # more digits (Python truncates), keeps another offset (the codec converts
-                    # to UTC) and takes a lowercase t or z: those go to cattrs.
-                    if text is not None and not (
-                        text[-1] == "Z" and text[10] == "T" and len(text) <= _LONGEST_TIMESTAMP
-                    ):
+            decode = by_tag[seen.tag if discriminator is not None else None]
+            # The same instant and tzinfo for msgspec and datetime.fromisoformat: UTC as Z, T
+            # between date and time, at most 6 fractional digits (the first pass checked the
+            # length). msgspec rounds more digits (Python truncates), keeps another offset (the
+            # codec converts to UTC) and takes a lowercase t or z: those go to cattrs.
+            if one_timestamp:
+                text = seen.timestamp_0
+                if text is not None and not (text[-1] == "Z" and text[10] == "T"):
+                    raise ValueError(text)
+            elif texts_of is not None:
+                for text in texts_of(seen):
+                    if text is not None and not (text[-1] == "Z" and text[10] == "T"):
                         raise ValueError(text)
             return decode(payload)
         except Exception:  # the cattrs path gives the documented reason (or reads it alike)

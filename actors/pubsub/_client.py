@@ -218,7 +218,7 @@ def _check_name(name: str, *, pattern: bool) -> bytes:
 
 def _handler_shape(handler: Callable[..., Awaitable[object]]) -> tuple[int, object | None]:
     """How many arguments the handler takes (the message, the channel, the position), and the
-    message type its annotation says."""
+    message type its annotation says (None for ``object`` or ``Any``, which say nothing)."""
     signature = inspect.signature(handler)
     parameters = [
         parameter
@@ -234,7 +234,8 @@ def _handler_shape(handler: Callable[..., Awaitable[object]]) -> tuple[int, obje
         hints = typing.get_type_hints(handler)
     except Exception:
         hints = {}
-    return len(parameters), hints.get(parameters[0].name)
+    annotated = hints.get(parameters[0].name)
+    return len(parameters), None if annotated in (object, typing.Any) else annotated
 
 
 class PubSub:

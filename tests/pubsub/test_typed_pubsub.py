@@ -8,6 +8,7 @@ channel, the presence map fed by ``UserOnline | UserOffline``, the chat service 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import attrs
 import orjson
@@ -142,6 +143,33 @@ async def test_notification_publisher_and_subscriber(pubsub: PubSub) -> None:
     assert await pubsub.publish("notifications", sent) == 1
     assert (await inbox.wait_for(1))[0] == sent
     assert (await user_inbox.wait_for(1))[0] == sent
+
+
+async def test_a_handler_annotated_object_or_any_gets_the_bytes(pubsub: PubSub) -> None:
+    inbox = Inbox()
+
+    async def anything(message: object) -> None:
+        inbox.add(message)
+
+    async def anything_at_all(message: Any) -> None:
+        inbox.add(message)
+
+    await pubsub.subscribe("loose", anything)
+    await pubsub.subscribe("loose", anything_at_all)
+    await pubsub.publish("loose", b"raw")
+    assert await inbox.wait_for(2) == [b"raw", b"raw"]
+
+
+async def test_a_type_the_codec_cannot_decode_into_is_refused_by_subscribe(
+    pubsub: PubSub,
+) -> None:
+    async def numbers(message: list[int]) -> None:
+        pass
+
+    with pytest.raises(TypeError, match="cannot decode into"):
+        await pubsub.subscribe("numbers", numbers)
+    with pytest.raises(TypeError, match="cannot decode into"):
+        await pubsub.subscribe("numbers", numbers, message_type=set)
 
 
 async def test_events_pattern_handler_strips_the_prefix_from_the_channel(pubsub: PubSub) -> None:

@@ -327,20 +327,24 @@ class RedisCluster:
                 self._nodes = self._new_nodes()
                 self.start()
             for master in self.masters():
-                master.command("FLUSHALL")
-                self._wait_for_replicas(master)
+                self._flush(master)
 
-    def _wait_for_replicas(self, master: RedisClusterNode) -> None:
-        """Wait until every replica of ``master`` has acknowledged what it was sent, up to
-        ``ready_timeout``: ``WAIT`` gives up after ``_FLUSH_WAIT`` with fewer acknowledgements
-        (a replica that has just restarted may still be loading), so it is asked again."""
+    def _flush(self, master: RedisClusterNode) -> None:
+        """Flush ``master`` and wait until every replica of it has acknowledged the flush, up
+        to ``ready_timeout``. ``WAIT`` goes on the flush's own connection (it waits for that
+        connection's writes only) and gives up after ``_FLUSH_WAIT`` with fewer
+        acknowledgements (a replica that has just restarted may still be syncing), so the
+        flush and the wait are sent again until they succeed."""
         replicas = len(self.replicas(master))
         deadline = time.monotonic() + self.ready_timeout
-        while replicas and _acknowledged(master.command("WAIT", replicas, _FLUSH_WAIT)) < replicas:
+        while True:
+            _, acknowledged = master.commands(("FLUSHALL",), ("WAIT", replicas, _FLUSH_WAIT))
+            if _acknowledged(acknowledged) >= replicas:
+                return
             if time.monotonic() >= deadline:
                 raise RedisServerError(
                     f"the replicas of the master on port {master.port} did not acknowledge "
-                    f"its writes within {self.ready_timeout} s"
+                    f"its FLUSHALL within {self.ready_timeout} s"
                 )
 
     async def reset_async(self) -> None:

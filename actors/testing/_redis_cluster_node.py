@@ -31,18 +31,27 @@ COMMAND_TIMEOUT: Final = 5.0  # seconds
 
 def _command(host: str, port: int, args: Sequence[Argument], timeout: float) -> object:
     """Send one command on a new connection and return the reply (RESP2, blocking)."""
+    return _commands(host, port, [args], timeout)[0]
+
+
+def _commands(
+    host: str, port: int, commands: Sequence[Sequence[Argument]], timeout: float
+) -> list[object]:
+    """Send commands on one new connection and return their replies, in order (RESP2,
+    blocking); the first error reply is raised."""
     parser = RespParser()
+    replies: list[object] = []
     with socket.create_connection((host, port), timeout=timeout) as connection:
-        connection.sendall(encode_command(*args))
-        while True:
+        connection.sendall(b"".join(encode_command(*args) for args in commands))
+        while len(replies) < len(commands):
             data = connection.recv(65536)
             if not data:
                 raise ConnectionError(f"{host}:{port} closed the connection before replying")
-            frames = parser.feed(data)
-            if frames:
-                if isinstance(frames[0], RedisReplyError):
-                    raise frames[0]
-                return frames[0]
+            replies.extend(parser.feed(data))
+    for reply in replies:
+        if isinstance(reply, RedisReplyError):
+            raise reply
+    return replies
 
 
 def parse_info(text: str) -> dict[str, str]:
@@ -182,6 +191,20 @@ class RedisClusterNode(RedisServer):
             OSError: The node could not be reached, or did not answer in time.
         """
         return _command(HOST, self.port, args, timeout)
+
+    def commands(
+        self, *commands: Sequence[Argument], timeout: float = COMMAND_TIMEOUT
+    ) -> list[object]:
+        """Send several commands to this node on one new connection and return their replies.
+
+        What ``command`` does, for commands that must share a connection: ``WAIT`` waits for
+        the replicas to acknowledge the writes made on its own connection only.
+
+        Raises:
+            RedisReplyError: The node answered one of them with an error (the first one).
+            OSError: The node could not be reached, or did not answer in time.
+        """
+        return _commands(HOST, self.port, commands, timeout)
 
     def text(self, *args: Argument) -> str:
         """Send a command whose reply is text (``CLUSTER INFO``, ``INFO``) and decode the reply."""

@@ -326,3 +326,12 @@ def test_without_redis_cli_the_cluster_tests_are_skipped_or_under_the_variable_f
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*redis-cli is not on PATH*turns this skip into a failure*"])
+
+
+def test_commands_share_one_connection(redis_cluster: RedisCluster) -> None:
+    node = redis_cluster.masters()[0]
+    first, second = node.commands(("CLIENT", "ID"), ("CLIENT", "ID"))
+    assert first == second  # WAIT after a write relies on it (see RedisCluster.reset)
+    assert first != node.command("CLIENT", "ID")
+    with pytest.raises(RedisReplyError, match="unknown command"):
+        node.commands(("PING",), ("NO-SUCH-COMMAND",))

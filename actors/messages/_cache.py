@@ -69,9 +69,23 @@ def decode_cached(
         MessageDecodeError: The payload is not a valid ``expected`` (the same error each time).
         TypeError: ``expected`` is not something the codec can decode into.
     """
-    # One expected class per payload is the common case: the decoded message itself is kept
-    # (no pair to allocate per message); then a pair (a union, an error), then a dict.
     cache = message.decoded
+    if cache is None:
+        # The first decoding of this payload: the common case, so it comes first. One expected
+        # class per payload is the common case too: the decoded message itself is kept (no pair
+        # to allocate per message); then a pair (a union, a dict, an error), then a dict.
+        if decoder is None:
+            decoder = codec.decoder(expected)
+        try:
+            result = decoder(message.payload)
+        except MessageDecodeError as exc:
+            result = exc
+        else:
+            direct = type(result) is expected and expected is not dict
+            message.decoded = result if direct else (expected, result)
+            return result
+        message.decoded = (expected, result)
+        raise result.with_traceback(None)
     if type(cache) is expected and expected is not dict:
         return cache
     if type(cache) is tuple and (cache[0] is expected or cache[0] == expected):
@@ -79,16 +93,13 @@ def decode_cached(
     elif type(cache) is dict and expected in cache:
         result = cache[expected]
     else:
+        if decoder is None:
+            decoder = codec.decoder(expected)
         try:
-            if decoder is None:
-                decoder = codec.decoder(expected)
             result = decoder(message.payload)
         except MessageDecodeError as exc:
             result = exc
-        if cache is None:
-            direct = type(result) is expected and expected is not dict
-            message.decoded = result if direct else (expected, result)
-        elif type(cache) is dict:
+        if type(cache) is dict:
             cache[expected] = result
         elif type(cache) is tuple:
             message.decoded = {cache[0]: cache[1], expected: result}

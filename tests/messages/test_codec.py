@@ -545,3 +545,21 @@ def test_decode_cached_remembers_the_error() -> None:
         with pytest.raises(MessageDecodeError, match="invalid JSON"):
             decode_cached(received, UserOffline, codec)
     assert codec.calls == 1
+
+
+def test_decode_cached_raises_the_same_error_with_its_cause_each_time() -> None:
+    codec = CountingCodec()
+    received = Received(orjson.dumps({"type": "test.user-offline", "user_id": 7}))
+    raised = []
+    for _ in range(3):
+        with pytest.raises(MessageDecodeError, match="invalid fields") as error:
+            decode_cached(received, UserOffline, codec)
+        raised.append(error.value)
+    assert codec.calls == 1
+    assert raised[0] is raised[1] is raised[2]
+    assert raised[0].__cause__ is not None  # the cattrs error behind "invalid fields"
+    # A second type is decoded on its own; the first one's error stays.
+    assert decode_cached(received, dict, codec)["user_id"] == 7
+    with pytest.raises(MessageDecodeError, match="invalid fields"):
+        decode_cached(received, UserOffline, codec)
+    assert codec.calls == 2

@@ -30,7 +30,7 @@ from actors.redis import ConnectionLost, Kind, RedisMessage, Resubscribed
 from actors.runtime import Actor
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Coroutine
+    from collections.abc import Awaitable, Callable, Iterable, Iterator
 
     from actors.pubsub._recovery import ChannelRecovery, Delivery
     from actors.runtime import ExitReason
@@ -148,14 +148,23 @@ class SubscriptionActor(Actor):
         if self.spec.observer is not None:
             self.spec.observer.restarted(self.spec)
 
-    def receive(self, message: object) -> Coroutine[Any, Any, object]:
-        # Not a coroutine itself: it hands back the one that handles the message, so that the
-        # hot path (a message decoded and handed to the handler) makes one coroutine, not two.
-        if type(message) is RedisMessage and self.spec.envelopes is None:
-            return self._process(message)
-        return self._receive_other(message)
+    async def receive_many(self, messages: Iterator[object]) -> None:
+        # The runtime hands over a whole batch: the messages of a channel without history go
+        # through one loop, without a call or a coroutine of their own.
+        if self.spec.envelopes is None:
+            await self._process_all(messages)
+        else:
+            for message in messages:
+                await self.receive_one(message)
 
-    async def _receive_other(self, message: object) -> object:
+    async def receive(self, message: object) -> object:
+        if type(message) is RedisMessage and self.spec.envelopes is None:
+            await self._process(message)
+        else:
+            await self._receive_other(message)
+        return None
+
+    async def _receive_other(self, message: object) -> None:
         """A message on a channel with history, a gap, or a recovery's tick."""
         if type(message) is RedisMessage:
             await self._open_envelope(message)
@@ -173,32 +182,43 @@ class SubscriptionActor(Actor):
             await self._deliver(
                 await self.spec.recovery.catch_up(message.gap, report=message.report)
             )
-        return None
 
     async def _process(self, message: RedisMessage) -> None:
-        # The hot path, written out: one message decoded (once for every local subscription
-        # of its type) and handed to the handler, which succeeds.
+        await self._process_all((message,))
+
+    async def _process_all(self, messages: Iterable[object]) -> None:
+        # The hot path, written out: each message decoded (once for every local subscription
+        # of its type) and handed to the handler, which succeeds. Anything else in the batch
+        # (a gap, an ask) goes to receive_one, in its place.
         spec = self.spec
         counters = spec.counters
-        counters.received += 1
-        counters.last_message_at = message.received_at
-        try:
-            decoded = decode_cached(message, spec.message_type, decoder=spec.decoder)
-        except MessageDecodeError as error:
-            counters.decode_errors += 1
-            if spec.observer is not None:
-                spec.observer.failed(spec, "decode")
-            await self._give_up(message, error, spec.policy.decode_errors, f"decode: {error}")
-            return
-        if spec.observer is not None or spec.takes_channel:
-            await self._handle(message, decoded, None)
-            return
-        try:
-            await spec.handler(decoded)
-        except Exception as error:
-            await self._handle(message, decoded, error)
-            return
-        counters.handled += 1
+        expected = spec.message_type
+        decoder = spec.decoder
+        handler = spec.handler
+        plain = spec.observer is None and not spec.takes_channel
+        for message in messages:
+            if type(message) is not RedisMessage and type(message) is not HistoryMessage:
+                await self.receive_one(message)
+                continue
+            counters.received += 1
+            counters.last_message_at = message.received_at
+            try:
+                decoded = decode_cached(message, expected, decoder=decoder)
+            except MessageDecodeError as error:
+                counters.decode_errors += 1
+                if spec.observer is not None:
+                    spec.observer.failed(spec, "decode")
+                await self._give_up(message, error, spec.policy.decode_errors, f"decode: {error}")
+                continue
+            if not plain:
+                await self._handle(message, decoded, None)
+                continue
+            try:
+                await handler(decoded)
+            except Exception as error:
+                await self._handle(message, decoded, error)
+                continue
+            counters.handled += 1
 
     async def _open_envelope(self, message: RedisMessage) -> None:
         """A message on a channel with history: its payload is an envelope with a position."""

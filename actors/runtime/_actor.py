@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
 import trio
@@ -71,6 +71,27 @@ class Actor:
         """Handle one message; the return value answers an ``ask``."""
         raise NotImplementedError(f"{type(self).__name__} must implement receive()")
 
+    async def receive_many(self, messages: Iterator[Any]) -> None:
+        """Handle one batch of user messages, in order, in one call.
+
+        By default the runtime calls ``receive_one`` for each message itself, and this method is
+        never called. A subclass that handles a flood of one kind of message may override it to
+        save a call and a coroutine per message: it must take every message from ``messages``,
+        in order, and pass each one it does not handle itself (an ask, say) to
+        ``receive_one``. If it raises, the message it was handling is lost and the ones it had
+        not taken yet go back to the front of the mailbox, as with ``receive``.
+        """
+        for message in messages:
+            await self.receive_one(message)
+
+    async def receive_one(self, message: Any) -> None:
+        """Handle one user message as the runtime does: ``receive`` it, or, for an ``ask``,
+        ``receive`` its request and answer with what ``receive`` returns (or its exception)."""
+        if type(message) is Ask:
+            await _answer(self.receive, message, self._actor_cell)
+        else:
+            await self.receive(message)
+
     async def stopping(self, reason: ExitReason) -> None:
         """Called when the actor stops on request, stops itself, or crashes."""
 
@@ -130,6 +151,7 @@ class ClassBehavior:
                 mailbox = cell.mailbox
                 batch_size = mailbox.batch_size
                 wait = trio.lowlevel.wait_task_rescheduled
+                many = type(actor).receive_many is not Actor.receive_many
                 try:
                     while True:
                         control = mailbox.take_control()
@@ -143,23 +165,35 @@ class ClassBehavior:
                             await wait(mailbox.park())
                             continue
                         batch = mailbox.take_batch(batch_size)
-                        receive = actor.receive
-                        done = 0
-                        try:
-                            for message in batch:
-                                done += 1
-                                if type(message) is Ask:
-                                    await _answer(receive, message, cell)
-                                else:
-                                    await receive(message)
-                        finally:
-                            if done < len(batch):
-                                # Crashed or cancelled mid-batch: the messages not yet handled
-                                # go back to the front of the mailbox for the next incarnation.
-                                # Only the failing one is lost.
-                                mailbox.return_unhandled(batch[done:])
-                        # An idle actor keeps neither its last batch nor a bound method.
-                        del batch, receive
+                        if many:
+                            messages = iter(batch)
+                            del batch
+                            try:
+                                await actor.receive_many(messages)
+                            finally:
+                                # What the actor did not take goes back, as below.
+                                unhandled = list(messages)
+                                if unhandled:
+                                    mailbox.return_unhandled(unhandled)
+                            del messages, unhandled
+                        else:
+                            receive = actor.receive
+                            done = 0
+                            try:
+                                for message in batch:
+                                    done += 1
+                                    if type(message) is Ask:
+                                        await _answer(receive, message, cell)
+                                    else:
+                                        await receive(message)
+                            finally:
+                                if done < len(batch):
+                                    # Crashed or cancelled mid-batch: the messages not yet
+                                    # handled go back to the front of the mailbox for the next
+                                    # incarnation. Only the failing one is lost.
+                                    mailbox.return_unhandled(batch[done:])
+                            # An idle actor keeps neither its last batch nor a bound method.
+                            del batch, receive
                         # One checkpoint per batch, not per message, and only when more is
                         # waiting: fair to other tasks under load. An emptied mailbox parks at
                         # the top of the loop, which is a checkpoint already; a second one

@@ -22,6 +22,7 @@ from actors.runtime._exit import (
 if TYPE_CHECKING:
     from actors.runtime._cell import ActorCell, Behavior
     from actors.runtime._context import ActorContext
+    from actors.runtime._mailbox import Mailbox
 
 
 class Actor:
@@ -151,7 +152,6 @@ class ClassBehavior:
                 mailbox = cell.mailbox
                 batch_size = mailbox.batch_size
                 wait = trio.lowlevel.wait_task_rescheduled
-                many = type(actor).receive_many is not Actor.receive_many
                 try:
                     while True:
                         control = mailbox.take_control()
@@ -165,17 +165,11 @@ class ClassBehavior:
                             await wait(mailbox.park())
                             continue
                         batch = mailbox.take_batch(batch_size)
-                        if many:
-                            messages = iter(batch)
+                        # Looked up per batch, not kept: a local more is a slot more in the
+                        # frame of every idle actor.
+                        if type(actor).receive_many is not Actor.receive_many:
+                            await _receive_many(actor, batch, mailbox)
                             del batch
-                            try:
-                                await actor.receive_many(messages)
-                            finally:
-                                # What the actor did not take goes back, as below.
-                                unhandled = list(messages)
-                                if unhandled:
-                                    mailbox.return_unhandled(unhandled)
-                            del messages, unhandled
                         else:
                             receive = actor.receive
                             done = 0
@@ -214,6 +208,19 @@ class ClassBehavior:
             return reason
         finally:
             cell.end_incarnation(record, incarnation, reason)
+
+
+async def _receive_many(actor: Actor, batch: list[object], mailbox: Mailbox) -> None:
+    """Hand a batch to ``actor.receive_many``; what it did not take goes back to the front of
+    the mailbox, as in the loop of ``run_incarnation``. A coroutine of its own, so that its
+    locals are not kept in the frame of every idle actor."""
+    messages = iter(batch)
+    try:
+        await actor.receive_many(messages)
+    finally:
+        unhandled = list(messages)
+        if unhandled:
+            mailbox.return_unhandled(unhandled)
 
 
 async def _answer(receive: Callable[[Any], Awaitable[Any]], request: Ask, cell: ActorCell) -> None:

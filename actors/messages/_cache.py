@@ -69,42 +69,39 @@ def decode_cached(
         MessageDecodeError: The payload is not a valid ``expected`` (the same error each time).
         TypeError: ``expected`` is not something the codec can decode into.
     """
+    # One expected class per payload is the common case: the decoded message itself is kept
+    # (no pair to allocate per message); then a pair (a union, a dict, an error), then a dict.
+    # A payload's first decoding, the commonest case, passes one test before it decodes.
     cache = message.decoded
+    if cache is not None:
+        if type(cache) is expected and expected is not dict:
+            return cache
+        if type(cache) is tuple and (cache[0] is expected or cache[0] == expected):
+            return _kept(cache[1])
+        if type(cache) is dict and expected in cache:
+            return _kept(cache[expected])
+    if decoder is None:
+        decoder = codec.decoder(expected)
+    try:
+        result = decoder(message.payload)
+    except MessageDecodeError as exc:
+        result = exc
     if cache is None:
-        # The first decoding of this payload: the common case, so it comes first. One expected
-        # class per payload is the common case too: the decoded message itself is kept (no pair
-        # to allocate per message); then a pair (a union, a dict, an error), then a dict.
-        if decoder is None:
-            decoder = codec.decoder(expected)
-        try:
-            result = decoder(message.payload)
-        except MessageDecodeError as exc:
-            result = exc
-        else:
-            direct = type(result) is expected and expected is not dict
-            message.decoded = result if direct else (expected, result)
-            return result
-        message.decoded = (expected, result)
-        raise result.with_traceback(None)
-    if type(cache) is expected and expected is not dict:
-        return cache
-    if type(cache) is tuple and (cache[0] is expected or cache[0] == expected):
-        result = cache[1]
-    elif type(cache) is dict and expected in cache:
-        result = cache[expected]
+        direct = type(result) is expected and expected is not dict
+        message.decoded = result if direct else (expected, result)
+    elif type(cache) is dict:
+        cache[expected] = result
+    elif type(cache) is tuple:
+        message.decoded = {cache[0]: cache[1], expected: result}
     else:
-        if decoder is None:
-            decoder = codec.decoder(expected)
-        try:
-            result = decoder(message.payload)
-        except MessageDecodeError as exc:
-            result = exc
-        if type(cache) is dict:
-            cache[expected] = result
-        elif type(cache) is tuple:
-            message.decoded = {cache[0]: cache[1], expected: result}
-        else:
-            message.decoded = {type(cache): cache, expected: result}
+        message.decoded = {type(cache): cache, expected: result}
+    if isinstance(result, MessageDecodeError):
+        raise result.with_traceback(None)
+    return result
+
+
+def _kept(result: object) -> Any:
+    """A kept decoding: the message, or its error raised again."""
     if isinstance(result, MessageDecodeError):
         raise result.with_traceback(None)
     return result

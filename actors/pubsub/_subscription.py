@@ -157,17 +157,14 @@ class SubscriptionActor(Actor):
             for message in messages:
                 await self.receive_one(message)
 
-    async def receive(self, message: object) -> object:
-        if type(message) is RedisMessage and self.spec.envelopes is None:
-            await self._process(message)
-        else:
-            await self._receive_other(message)
-        return None
-
-    async def _receive_other(self, message: object) -> None:
-        """A message on a channel with history, a gap, or a recovery's tick."""
+    async def receive(self, message: object) -> None:
+        """What ``receive_many`` does not take itself: a message on a channel with history, a
+        gap, or a recovery's tick."""
         if type(message) is RedisMessage:
-            await self._open_envelope(message)
+            if self.spec.envelopes is None:
+                await self._process(message)
+            else:
+                await self._open_envelope(message)
         elif isinstance(message, (ConnectionLost, Resubscribed)):
             spec = self.spec
             if isinstance(message, ConnectionLost):

@@ -336,16 +336,18 @@ class RedisCluster:
         acknowledgements (a replica that has just restarted may still be syncing), so the
         flush and the wait are sent again until they succeed."""
         replicas = len(self.replicas(master))
-        deadline = time.monotonic() + self.ready_timeout
-        while True:
-            _, acknowledged = master.commands(("FLUSHALL",), ("WAIT", replicas, _FLUSH_WAIT))
-            if _acknowledged(acknowledged) >= replicas:
-                return
-            if time.monotonic() >= deadline:
-                raise RedisServerError(
-                    f"the replicas of the master on port {master.port} did not acknowledge "
-                    f"its FLUSHALL within {self.ready_timeout} s"
-                )
+
+        def unacknowledged() -> str | None:
+            _, answer = master.commands(("FLUSHALL",), ("WAIT", replicas, _FLUSH_WAIT))
+            acknowledged = _acknowledged(answer)
+            if acknowledged >= replicas:
+                return None
+            return (
+                f"{acknowledged} of the {replicas} replicas of the master on port "
+                f"{master.port} acknowledged its FLUSHALL"
+            )
+
+        self._wait(unacknowledged, None)
 
     async def reset_async(self) -> None:
         """``reset()`` in a worker thread, so that the trio loop keeps running meanwhile."""

@@ -6,7 +6,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -217,21 +216,23 @@ def test_serve_with_a_short_token_in_the_environment_exits_with_one_line() -> No
 
 
 @contextmanager
-def listening(redis_url: str, *extra: str) -> Iterator[int]:
-    """``serve`` on ``redis_url``, as soon as it listens (before the gateway is up): its port."""
+def listening(redis_url: str, *extra: str) -> Iterator[tuple[int, LineReader]]:
+    """``serve`` on ``redis_url``, as soon as it listens (before the gateway is up): its port,
+    and the reader of what it writes (its log included) from then on."""
     process = subprocess.Popen(
         server_arguments(redis_url, *extra),
         cwd=ROOT,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
         text=True,
     )
     try:
         assert process.stdout is not None
-        line = LineReader(process.stdout).wait_for("listening on", WAIT * 2)
-        match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
-        assert match is not None, line
-        yield int(match[1])
+        output = LineReader(process.stdout)
+        address = re.compile(r"listening on http://127\.0\.0\.1:(\d+)")
+        match = address.search(output.wait_for(address, WAIT * 2))
+        assert match is not None
+        yield int(match[1]), output
     finally:
         process.kill()
         process.wait()
@@ -246,23 +247,20 @@ def test_the_observer_answers_while_redis_is_out_of_reach(
     gateway; without a token, /admin is 404 then too (not the 503 of the gateway's paths)."""
     monkeypatch.delenv(ADMIN_TOKEN_ENVIRONMENT_VARIABLE, raising=False)
     closed = f"redis://127.0.0.1:{free_port()}"
-    with listening(closed, "--admin-token", TOKEN) as port:
+    with listening(closed, "--admin-token", TOKEN) as (port, output):
         assert get(port, "/admin/state").status == 401
-        deadline = time.monotonic() + WAIT
-        while True:
-            answer = get(port, "/admin/state", TOKEN)
-            assert answer.status == 200
-            document = orjson.loads(answer.body)
-            [redis] = document["connections"]
-            if redis["last_error"] or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
+        # The connection's supervisor logs its failure once the hub has recorded why.
+        output.wait_for(re.compile(r"redis-connection .* failed: .*connection refused"), WAIT)
+        answer = get(port, "/admin/state", TOKEN)
+        assert answer.status == 200
+        document = orjson.loads(answer.body)
+        [redis] = document["connections"]
         assert document["gateway"] is None
         assert redis["connected"] is False
         assert "refused" in redis["last_error"]
         assert any(node["child_id"] == "redis-connection" for node in walk(document["tree"]))
         assert get(port, "/").status == 503  # the chat page waits for the broker
-    with listening(closed) as port:
+    with listening(closed) as (port, _):
         assert get(port, "/admin/state", TOKEN).status == 404
         assert get(port, "/admin").status == 404
 
